@@ -1,0 +1,232 @@
+"""What flows between the layout and a backend: a `Snapshot` read, a `Plan` applied.
+
+A backend knows its storage (an ``.xlsx`` file, the Sheets API) and nothing of models; the
+layout knows sheet geometry and nothing of storage. These dataclasses are the whole contract
+between them, so the same plan lands identically in a local workbook and in a Google sheet.
+
+Coordinates are 0-based (row, col) inside a tab; ranges are half-open, like the Sheets API's
+``GridRange``. Helpers convert to A1 notation for messages and formulas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class CellError:
+    """A spreadsheet error value such as ``#DIV/0!``, ``#REF!`` or ``#N/A``."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class DateCell:
+    """A cell formatted as a date or time (its serial number kept for messages)."""
+
+    serial: float
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Uncomputed:
+    """A formula cell whose computed value the file does not hold (never recalculated)."""
+
+    formula: str
+
+
+# What a cell reads as: number, text, bool, empty, or one of the markers above.
+CellValue = float | int | str | bool | None | CellError | DateCell | Uncomputed
+
+
+@dataclass
+class TabInfo:
+    title: str
+    index: int
+    owned: bool  # carries sheetsync's mark (created by sheetsync)
+    rows: int = 0  # used extent (xlsx) or grid size (Google)
+    cols: int = 0
+    sheet_id: int | None = None  # Google only
+
+
+@dataclass
+class Snapshot:
+    """One read round: every tab's metadata plus the values of the tabs asked for."""
+
+    target: str
+    tabs: list[TabInfo]
+    values: dict[str, list[list[CellValue]]]  # tab title -> rows (ragged; trailing empties may be cut)
+
+    def tab(self, title: str) -> TabInfo | None:
+        for info in self.tabs:
+            if info.title == title:
+                return info
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+@dataclass
+class Column:
+    """One column of a table: a header and its values (numbers, text or None for blank).
+
+    ``values`` may be a numpy array (fast path for big step tables); NaN and infinities are
+    written as blanks with the text of `nan_text` (never sent as numbers). In formula mode
+    `formulas` holds one formula per value (``"=B2*C2"``) or None where the value stands.
+    """
+
+    header: str
+    values: Sequence[Any]
+    number_format: str | None = None  # Excel/Sheets pattern, e.g. "0.000000" or "General"
+    width: float | None = None  # in characters
+    formulas: Sequence[str | None] | None = None
+    note: str | None = None  # a comment on the header cell
+
+
+@dataclass
+class Table:
+    """A header row at (row, col) with its columns below it, all of the same length."""
+
+    columns: list[Column]
+    row: int = 0
+    col: int = 0
+    bold_header: bool = True
+
+    @property
+    def n_rows(self) -> int:  # data rows, header excluded
+        return len(self.columns[0].values) if self.columns else 0
+
+
+@dataclass
+class Text:
+    """A single cell of text or a number, optionally bold or with a note."""
+
+    row: int
+    col: int
+    value: Any
+    bold: bool = False
+    note: str | None = None
+    number_format: str | None = None
+    formula: str | None = None
+
+
+@dataclass
+class Highlight:
+    """A fill colour over a block, with an optional note on its first cell."""
+
+    row: int
+    col: int
+    n_rows: int = 1
+    n_cols: int = 1
+    color: str = "FFC7CE"  # RRGGBB
+    note: str | None = None
+
+
+@dataclass
+class RangeRef:
+    tab: str
+    row0: int
+    col0: int
+    row1: int  # exclusive
+    col1: int  # exclusive
+
+
+@dataclass
+class Series:
+    name: str
+    y: RangeRef
+    x: RangeRef | None = None  # None: the chart's shared domain
+
+
+@dataclass
+class Chart:
+    kind: str  # "line" or "scatter"
+    title: str
+    series: list[Series]
+    x_title: str = ""
+    y_title: str = ""
+    domain: RangeRef | None = None  # x values shared by all series (line charts)
+    anchor: tuple[int, int] = (0, 0)  # (row, col) of the top-left corner
+    width_px: int = 600
+    height_px: int = 371
+
+
+@dataclass
+class TabPlan:
+    """A tab sheetsync owns, written whole (replacing its previous version)."""
+
+    name: str
+    tables: list[Table] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+    highlights: list[Highlight] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    frozen_rows: int = 0
+    frozen_cols: int = 0
+    hidden: bool = False
+    kind: str = ""  # "steps", "epochs", "map", "compare", "runs", "state": for the owner mark
+
+    def extent(self) -> tuple[int, int]:
+        """(rows, cols) the tab needs."""
+        rows = cols = 0
+        for t in self.tables:
+            rows = max(rows, t.row + 1 + t.n_rows)
+            cols = max(cols, t.col + len(t.columns))
+        for x in self.texts:
+            rows, cols = max(rows, x.row + 1), max(cols, x.col + 1)
+        return rows, cols
+
+
+@dataclass
+class Plan:
+    """Everything one run writes. Applied as one atomic change.
+
+    `tabs` are created or replaced (owned tabs only); `remove` names owned tabs to delete.
+    Tabs appear after the user's tabs, in the order given. A backend must refuse (with
+    `OwnershipError`) to touch any tab that exists and is not owned.
+    """
+
+    tabs: list[TabPlan] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+
+class Backend(Protocol):
+    """A place sheets live: a local workbook or a Google spreadsheet."""
+
+    def read(self, tabs: Sequence[str]) -> Snapshot:
+        """Metadata of every tab and the values of `tabs` (those that exist), in one round."""
+
+    def apply(self, plan: Plan) -> None:
+        """Write the plan atomically: all of it lands, or nothing changes."""
+
+
+# ---------------------------------------------------------------------------------------------
+# A1 helpers
+
+
+def col_letter(col: int) -> str:
+    """0 -> 'A', 25 -> 'Z', 26 -> 'AA'."""
+    letters = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def quote_tab(name: str) -> str:
+    """A tab name as it must appear in a reference: quoted when it is not a plain word."""
+    if name.replace("_", "").isalnum() and not name[0].isdigit():
+        return name
+    return "'" + name.replace("'", "''") + "'"
+
+
+def a1(row: int, col: int, tab: str | None = None) -> str:
+    """(0, 1, 'data') -> 'data!B1'. The tab is not quoted: this is for messages."""
+    ref = f"{col_letter(col)}{row + 1}"
+    return f"{tab}!{ref}" if tab else ref
