@@ -1,0 +1,80 @@
+"""What training returns: the steps and epochs tables, final parameters, state to continue from,
+and diagnostics. Plain data; the layout renders it, the engine never looks at it again except
+to continue from `state`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..settings import Experiment
+
+
+@dataclass
+class State:
+    """Where a run stopped, so the next Run continues exactly there (JSON-safe via to_dict).
+
+    `params` are the parameters carried into the next epoch (in graddesc: C1/C2), `opt` the
+    optimizer state per state name and parameter (`{"m": {"a": ..., "b": ...}}`), `t` the number
+    of optimizer steps taken, `epoch` the number of epochs run, `extra` flavour bookkeeping (the
+    workbook's annealing memory, eve's feedback term, the lr an annealing macro settled on).
+    """
+
+    params: dict[str, float]
+    opt: dict[str, dict[str, float]] = field(default_factory=dict)
+    t: int = 0
+    epoch: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    signature: dict[str, Any] = field(default_factory=dict)  # model/optimizer/flavour it belongs to
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "State":
+        return cls(
+            params={k: float(v) for k, v in d["params"].items()},
+            opt={s: {k: float(v) for k, v in per.items()} for s, per in d.get("opt", {}).items()},
+            t=int(d.get("t", 0)),
+            epoch=int(d.get("epoch", 0)),
+            extra=dict(d.get("extra", {})),
+            signature=dict(d.get("signature", {})),
+        )
+
+
+@dataclass
+class Divergence:
+    """The first step at which training blew up, and why."""
+
+    epoch: int
+    step: int
+    row: int  # 1-based data row
+    param: str | None  # the parameter whose update blew up (None: the loss itself)
+    reason: str  # plain language
+    lr_bound: float | None = None  # stable per-row SGD learning rate on this data, where known
+
+
+@dataclass
+class Diagnostics:
+    divergence: Divergence | None = None
+    dead: dict[str, int] = field(default_factory=dict)  # parameter -> first epoch with all-zero gradient
+    grad_gap: dict[str, float] = field(default_factory=dict)  # parameter -> max |numeric - analytic|
+    grad_gap_theory: dict[str, float] = field(default_factory=dict)  # h*L''/2 bias, where known
+    collapsed_line: tuple[float, float] | None = None  # two_linear: (slope a*c, intercept c*b + d)
+    notes: list[str] = field(default_factory=list)  # plain-language sentences for the sheet
+
+
+@dataclass
+class Result:
+    experiment: Experiment
+    steps: pd.DataFrame
+    epochs: pd.DataFrame
+    params: dict[str, float]
+    state: State
+    diagnostics: Diagnostics
+    details: dict[str, Any]  # flavour details: variant, eps placement, bias correction, ...
+    param_names: list[str]
+    input_names: list[str]
+    state_names: list[str]  # optimizer state column stems, e.g. ["m", "v"]
