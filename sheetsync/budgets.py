@@ -1,0 +1,31 @@
+"""The documented limits of one run, in one place.
+
+Parsing refuses a run that would exceed the compute or history budgets before anything is
+trained (a billion epochs is refused at once, never attempted); the layout samples step rows to
+stay inside the cell budget. The README's "Limits" section quotes these numbers.
+"""
+
+from __future__ import annotations
+
+MIN_DATA_ROWS = 2  # one row gives no SGD update at all in the workbook's scheme
+MAX_DATA_ROWS = 1_000_000  # a spreadsheet tab holds 1,048,576 rows
+
+# Row-steps x parameters, summed over the experiments of one run. About a minute of engine time
+# on a laptop; larger runs belong in the Python API.
+COMPUTE_BUDGET = 500_000_000
+
+# Cells written by one run (all tabs together). A Google spreadsheet holds 10 million cells in
+# all, so one run never takes more than a fifth of that. Step rows above this are sampled.
+CELL_BUDGET = 2_000_000
+
+# `NAME epochs` is never sampled: its history (all runs so far plus this one), over all
+# experiments, must fit here or the run is refused.
+EPOCHS_CELL_BUDGET = 1_000_000
+
+# Cells of one `NAME epochs` row besides the parameters: epoch, loss, lr and diagnostics.
+EPOCHS_FIXED_COLS = 6
+
+# A tab name is at most 31 characters in Excel; the longest suffix sheetsync adds is " epochs".
+TAB_SUFFIXES = (" steps", " epochs", " map")
+MAX_TAB_NAME = 31
+MAX_EXPERIMENT_NAME = MAX_TAB_NAME - max(len(s) for s in TAB_SUFFIXES)

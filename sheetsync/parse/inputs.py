@@ -1,0 +1,449 @@
+"""Read the `data` and `experiments` tabs of a `Snapshot` into a `Dataset` and `Experiment`s.
+
+Layout (DESIGN.md §3.1):
+
+- ``data``: row 1 holds the headers ``x`` and ``y`` (or ``x1``, ``x2``, … and ``y``); data
+  rows run from row 2 down to the first empty row. At least `MIN_DATA_ROWS` rows.
+- ``experiments``: column A holds setting names (case-insensitive; ``init a`` gives a starting
+  value), row 1 holds experiment names, each further column is one experiment.
+
+Every problem found in one pass is collected and raised together as one `InputError`, each
+with the cell it sits in, so a learner fixes the sheet once rather than once per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import budgets
+from ..backends.base import Snapshot, a1
+from ..errors import InputError, Problem, SettingError, closest
+from ..settings import SETTING_NAMES, SETTINGS, Experiment
+from .cells import describe_non_number, is_blank, number_or_problem
+
+DATA_TAB = "data"
+EXPERIMENTS_TAB = "experiments"
+BAD_TAB_CHARS = set("[]:*?/\\")
+
+
+@dataclass
+class Dataset:
+    """The training data: x (n, k), y (n,), and where each value sits in the sheet."""
+
+    x: np.ndarray
+    y: np.ndarray
+    input_names: list[str]  # ["x"] or ["x1", "x2", ...]
+    tab: str = DATA_TAB
+    columns: dict[str, int] = field(default_factory=dict)  # header -> 0-based sheet column
+    first_row: int = 1  # 0-based sheet row of the first data row
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.y)
+
+    def cell(self, i: int, name: str) -> str:
+        """A1 address of data row `i` (0-based) in column `name`: ``data!B7``."""
+        return a1(self.first_row + i, self.columns[name], self.tab)
+
+    def fingerprint(self) -> str:
+        """A short hash of the numbers (not of formatting): equal data, equal hash."""
+        h = hashlib.sha256()
+        h.update(",".join(self.input_names).encode())
+        h.update(np.ascontiguousarray(self.x, dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(self.y, dtype=np.float64).tobytes())
+        return h.hexdigest()[:12]
+
+    def train_x(self) -> np.ndarray:
+        """x as the engine takes it: (n,) for one input, (n, k) for several."""
+        return self.x[:, 0] if self.x.shape[1] == 1 else self.x
+
+
+@dataclass
+class Inputs:
+    dataset: Dataset
+    experiments: list[Experiment]
+    warnings: list[str] = field(default_factory=list)
+    setting_cells: dict[str, dict[str, str]] = field(default_factory=dict)  # exp -> setting -> A1
+
+
+def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
+                 experiments_tab: str = EXPERIMENTS_TAB, only: list[str] | None = None,
+                 previous_epochs: dict[str, int] | None = None) -> Inputs:
+    """Parse both tabs; raise one `InputError` listing every problem found.
+
+    `only` restricts the run to some experiments (all are still validated: a broken column is
+    worth knowing about). `previous_epochs` (experiment -> epochs already in its history) lets
+    the history budget count what the run will add to.
+    """
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    dataset = _parse_data(snapshot, data_tab, problems, warnings)
+    n_inputs = dataset.x.shape[1] if dataset is not None else 1
+    experiments, cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems, warnings)
+    if only:
+        experiments = _select(experiments, only, experiments_tab, problems)
+    if dataset is not None and not problems:
+        problems += budget_problems(experiments, dataset, previous_epochs or {}, experiments_tab)
+    if problems:
+        raise InputError(problems)
+    return Inputs(dataset, experiments, warnings, cells)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
+                warnings: list[str]) -> Dataset | None:
+    rows = _tab_values(snapshot, tab, problems, "headers x and y (or x1, x2, … and y) in row 1")
+    if rows is None:
+        return None
+    columns = _data_headers(rows[0] if rows else [], tab, problems)
+    if columns is None:
+        return None
+    inputs = [name for name in columns if name != "y"]
+    last = _last_data_row(rows, columns.values())
+    n = last - 1 + 1 if last >= 1 else 0
+    if n < budgets.MIN_DATA_ROWS:
+        problems.append(Problem(a1(1, 0, tab), f"expected at least {budgets.MIN_DATA_ROWS} data rows "
+                                f"below the headers, found {n}"))
+        return None
+    if n > budgets.MAX_DATA_ROWS:
+        problems.append(Problem(tab, f"{n:,} data rows; the limit is {budgets.MAX_DATA_ROWS:,}"))
+        return None
+    _warn_rows_after_gap(rows, last, columns.values(), tab, warnings)
+
+    values = np.zeros((n, len(columns)))
+    order = inputs + ["y"]
+    found = 0
+    for i in range(n):
+        row = rows[1 + i]
+        for j, name in enumerate(order):
+            col = columns[name]
+            cell = row[col] if col < len(row) else None
+            v, problem = number_or_problem(cell)
+            if problem:
+                if found < 200:  # a whole column of text says the same thing 100,000 times
+                    problems.append(Problem(a1(1 + i, col, tab), problem))
+                found += 1
+            else:
+                values[i, j] = v
+    if found > 200:
+        problems.append(Problem(tab, f"… and {found - 200:,} more cells that are not numbers"))
+    return Dataset(values[:, :-1], values[:, -1].copy(), inputs, tab, columns, 1)
+
+
+def _data_headers(header_row: list, tab: str, problems: list[Problem]) -> dict[str, int] | None:
+    """header -> column, for x/x1../y; problems for anything else."""
+    columns: dict[str, int] = {}
+    bad = False
+    width = _row_width(header_row)
+    for col in range(width):
+        raw = header_row[col]
+        where = a1(0, col, tab)
+        if is_blank(raw):
+            problems.append(Problem(where, "empty header between headers; expected x, x1, x2, … or y"))
+            bad = True
+            continue
+        name = str(raw).strip().lower()
+        if name in columns:
+            problems.append(Problem(where, f"duplicate header {name!r} (also in "
+                                    f"{a1(0, columns[name], tab)})"))
+            bad = True
+        elif not re.fullmatch(r"x|y|x[1-9]\d*", name):
+            problems.append(Problem(where, f"unexpected header {str(raw)!r}; expected x, x1, x2, … "
+                                    f"or y{closest(name, ['x', 'y', 'x1', 'x2'])}"))
+            bad = True
+        else:
+            columns[name] = col
+    if bad:
+        return None
+    xs = [c for c in columns if c != "y"]
+    if "y" not in columns:
+        problems.append(Problem(a1(0, width, tab), "missing header y (the value to predict)"))
+    if not xs:
+        problems.append(Problem(a1(0, width, tab), "missing header x (or x1, x2, …)"))
+    if "y" not in columns or not xs:
+        return None
+    if "x" in xs and len(xs) > 1:
+        problems.append(Problem(a1(0, columns["x"], tab), "use either one input x or x1, x2, …, not both"))
+        return None
+    if "x" not in xs:
+        expected = [f"x{i}" for i in range(1, len(xs) + 1)]
+        if sorted(xs, key=lambda s: int(s[1:])) != expected:
+            missing = [e for e in expected if e not in xs]
+            problems.append(Problem(a1(0, width, tab), f"inputs must be numbered x1, x2, … without gaps; "
+                                    f"missing {', '.join(missing)}"))
+            return None
+        xs = expected
+    return {name: columns[name] for name in xs + ["y"]}
+
+
+def _last_data_row(rows: list[list], cols) -> int:
+    """0-based index of the last row before the first row empty in every data column."""
+    cols = list(cols)
+    last = 0
+    for r in range(1, len(rows)):
+        if all(is_blank(rows[r][c] if c < len(rows[r]) else None) for c in cols):
+            break
+        last = r
+    return last
+
+
+def _warn_rows_after_gap(rows, last, cols, tab, warnings) -> None:
+    cols = list(cols)
+    for r in range(last + 2, len(rows)):
+        if any(not is_blank(rows[r][c] if c < len(rows[r]) else None) for c in cols):
+            warnings.append(f"{tab}: data stops at the empty row {last + 2}; "
+                            f"rows from {r + 1} on are ignored")
+            return
+
+
+# ---------------------------------------------------------------------------------------------
+# experiments
+
+
+def _parse_experiments(snapshot: Snapshot, tab: str, n_inputs: int, problems: list[Problem],
+                       warnings: list[str]) -> tuple[list[Experiment], dict[str, dict[str, str]]]:
+    rows = _tab_values(snapshot, tab, problems,
+                       "setting names in column A and experiment names in row 1")
+    if rows is None:
+        return [], {}
+    setting_rows = _setting_rows(rows, tab, problems)
+    names = _experiment_names(rows, tab, problems)
+    experiments, cells = [], {}
+    for col, name in names:
+        exp_cells = {key: a1(r, col, tab) for key, r in setting_rows.items()}
+        values = {key: _cell(rows, r, col) for key, r in setting_rows.items()}
+        exp = _build_experiment(name, values, exp_cells, n_inputs, problems)
+        if exp is not None:
+            experiments.append(exp)
+            cells[name] = exp_cells
+            warnings += [f"{exp_cells[k]}: {name}: {k} is ignored by {exp.flavour} {exp.optimizer}"
+                         for k in exp.unused()]
+    return experiments, cells
+
+
+def _setting_rows(rows: list[list], tab: str, problems: list[Problem]) -> dict[str, int]:
+    """Normalised setting name ('lr', 'init a') -> 0-based row."""
+    found: dict[str, int] = {}
+    for r in range(1, len(rows)):
+        raw = _cell(rows, r, 0)
+        if is_blank(raw):
+            if any(not is_blank(v) for v in rows[r][1:]):
+                problems.append(Problem(a1(r, 0, tab), "values without a setting name in column A"))
+            continue
+        key = _setting_key(raw)
+        where = a1(r, 0, tab)
+        if key in found:
+            problems.append(Problem(where, f"duplicate setting {key!r} (also in {a1(found[key], 0, tab)})"))
+            continue
+        if key.startswith("init "):
+            if not re.fullmatch(r"init [a-z][a-z0-9_]*", key):
+                problems.append(Problem(where, f"expected 'init <parameter>' such as 'init a', found {raw!r}"))
+                continue
+        elif key.replace(" ", "_") not in SETTINGS:
+            problems.append(Problem(where, f"unknown setting {str(raw).strip()!r}"
+                                    f"{closest(key.replace(' ', '_'), SETTING_NAMES)}"))
+            continue
+        found[key] = r
+    return found
+
+
+def _setting_key(raw) -> str:
+    """'Init A' -> 'init a'; 'Batch Size' -> 'batch size' (underscores become spaces here)."""
+    key = " ".join(str(raw).strip().lower().split())
+    if key == "init" or key.startswith("init "):
+        return key + " " if key == "init" else key
+    return key.replace("_", " ")
+
+
+def _experiment_names(rows: list[list], tab: str, problems: list[Problem]) -> list[tuple[int, str]]:
+    header = rows[0] if rows else []
+    width = max((_row_width(r) for r in rows), default=0)
+    names: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    before = len(problems)
+    for col in range(1, width):
+        raw = _cell(rows, 0, col)
+        where = a1(0, col, tab)
+        if is_blank(raw):
+            if any(not is_blank(_cell(rows, r, col)) for r in range(1, len(rows))):
+                problems.append(Problem(where, "settings without an experiment name in row 1"))
+            continue
+        name = str(raw).strip()
+        problem = tab_name_problem(name)
+        if problem:
+            problems.append(Problem(where, problem))
+            continue
+        if name.lower() in seen:
+            problems.append(Problem(where, f"duplicate experiment name {name!r} (also in "
+                                    f"{a1(0, seen[name.lower()], tab)}; tab names ignore case)"))
+            continue
+        seen[name.lower()] = col
+        names.append((col, name))
+    if not names and len(problems) == before:
+        problems.append(Problem(a1(0, 1, tab), "no experiment: put an experiment name in B1 and its "
+                                "settings below it"))
+    return names
+
+
+def tab_name_problem(name: str) -> str | None:
+    """Why `name` cannot prefix sheetsync's tab names (``NAME steps``), or None."""
+    if len(name) > budgets.MAX_EXPERIMENT_NAME:
+        return (f"experiment name {name!r} is {len(name)} characters; at most "
+                f"{budgets.MAX_EXPERIMENT_NAME} fit in a tab name such as '{name[:8]}… epochs'")
+    bad = sorted(set(name) & BAD_TAB_CHARS)
+    if bad:
+        return f"experiment name {name!r} contains {' '.join(bad)}, which tab names cannot hold"
+    if name.startswith("'") or name.endswith("'"):
+        return f"experiment name {name!r} cannot start or end with an apostrophe (a tab name rule)"
+    if any(ord(c) < 32 for c in name):
+        return f"experiment name {name!r} contains a control character"
+    return None
+
+
+def _build_experiment(name: str, values: dict[str, object], cells: dict[str, str], n_inputs: int,
+                      problems: list[Problem]) -> Experiment | None:
+    """Validate one column, reporting every bad setting (not just the first)."""
+    settings = {k.replace(" ", "_"): v for k, v in values.items() if not k.startswith("init ")}
+    init_raw = {k[5:]: v for k, v in values.items() if k.startswith("init ") and not is_blank(v)}
+    before = len(problems)
+    for key, v in list(settings.items()):
+        marker = _marker_problem(v)
+        if marker:
+            problems.append(Problem(cells[key.replace("_", " ")], f"{name}: {key}: {marker}"))
+            del settings[key]
+    init: dict[str, float] = {}
+    for param, v in init_raw.items():
+        number, problem = number_or_problem(v)
+        if problem:
+            problems.append(Problem(cells[f"init {param}"], f"{name}: init {param}: {problem}"))
+        else:
+            init[param] = number
+    exp = None
+    for _ in range(len(SETTINGS) + 1):  # drop each bad setting and retry, to find them all
+        try:
+            exp = Experiment(name, init=init, **settings)
+            break
+        except SettingError as e:
+            key = str(e.setting).strip().lower().replace(" ", "_")
+            problems.append(Problem(cells.get(key.replace("_", " "), cells.get(key, name)),
+                                    f"{name}: {e.setting}: {e.problem}"))
+            if key not in settings:
+                break
+            del settings[key]
+    if exp is not None:
+        _check_init_names(exp, init, cells, n_inputs, problems)
+    return exp if len(problems) == before else None
+
+
+def _marker_problem(value) -> str | None:
+    """Dates, error values and uncomputed formulas are never valid settings."""
+    from ..backends.base import CellError, DateCell, Uncomputed
+
+    if isinstance(value, (CellError, DateCell, Uncomputed)):
+        return describe_non_number(value)
+    return None
+
+
+def _check_init_names(exp: Experiment, init: dict[str, float], cells: dict[str, str], n_inputs: int,
+                      problems: list[Problem]) -> None:
+    try:
+        params = model_params(exp, n_inputs)
+    except ValueError as e:  # e.g. two_relu with several inputs
+        problems.append(Problem(cells.get("model", exp.name), f"{exp.name}: model: {e}"))
+        return
+    for p in init:
+        if p not in params:
+            problems.append(Problem(cells[f"init {p}"], f"{exp.name}: the {exp.model} model has no "
+                                    f"parameter {p!r}; its parameters are {', '.join(params[:12])}"
+                                    f"{closest(p, params)}"))
+
+
+def model_params(exp: Experiment, n_inputs: int) -> list[str]:
+    try:  # the engine owns the model definitions
+        from ..engine import param_names
+    except ImportError:
+        from ..engine.models import param_names
+
+    return list(param_names(exp.model, n_inputs, exp.hidden))
+
+
+def _select(experiments: list[Experiment], only: list[str], tab: str,
+            problems: list[Problem]) -> list[Experiment]:
+    by_name = {e.name.lower(): e for e in experiments}
+    chosen = []
+    for name in only:
+        exp = by_name.get(name.strip().lower())
+        if exp is None:
+            problems.append(Problem(tab, f"no experiment named {name!r}; the sheet has "
+                                    f"{', '.join(e.name for e in experiments) or 'none'}"
+                                    f"{closest(name, [e.name for e in experiments])}"))
+        else:
+            chosen.append(exp)
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# budgets
+
+
+def steps_per_epoch(exp: Experiment, n_rows: int) -> int:
+    batch = exp.batch_size or n_rows
+    return -(-n_rows // batch)
+
+
+def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_epochs: dict[str, int],
+                    tab: str = EXPERIMENTS_TAB) -> list[Problem]:
+    """Refuse, before training, a run that would not fit the documented budgets."""
+    problems = []
+    work = 0
+    history_cells = 0
+    for exp in experiments:
+        n_params = len(model_params(exp, dataset.x.shape[1]))
+        work += exp.epochs * dataset.n_rows * n_params * (2 if exp.gradient != "analytic" else 1)
+        history = previous_epochs.get(exp.name, 0) + exp.epochs
+        history_cells += history * (n_params + budgets.EPOCHS_FIXED_COLS)
+    if work > budgets.COMPUTE_BUDGET:
+        problems.append(Problem(tab, f"this run would take {work:,.0f} row-steps × parameters, over "
+                                f"the budget of {budgets.COMPUTE_BUDGET:,}; lower epochs or run fewer "
+                                "experiments at once (--experiment NAME)"))
+    if history_cells > budgets.EPOCHS_CELL_BUDGET:
+        problems.append(Problem(tab, f"the epochs history would need {history_cells:,} cells, over the "
+                                f"budget of {budgets.EPOCHS_CELL_BUDGET:,}; lower epochs or reset"))
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _tab_values(snapshot: Snapshot, tab: str, problems: list[Problem], expected: str):
+    if snapshot.tab(tab) is None:
+        titles = [t.title for t in snapshot.tabs]
+        problems.append(Problem(tab, f"missing tab {tab!r}; expected {expected}{closest(tab, titles)}"))
+        return None
+    rows = snapshot.values.get(tab) or []
+    if not rows or _row_width(rows[0]) == 0:
+        problems.append(Problem(a1(0, 0, tab), f"the tab is empty; expected {expected}"))
+        return None
+    return rows
+
+
+def _row_width(row: list) -> int:
+    """Number of cells up to the last non-blank one."""
+    for i in range(len(row) - 1, -1, -1):
+        if not is_blank(row[i]):
+            return i + 1
+    return 0
+
+
+def _cell(rows: list[list], r: int, c: int):
+    if r < len(rows) and c < len(rows[r]):
+        return rows[r][c]
+    return None

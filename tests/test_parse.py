@@ -1,0 +1,159 @@
+"""Parsing the input tabs: what a learner's sheet may hold, and the message for each mistake."""
+
+import time
+
+import numpy as np
+import pytest
+
+from sheetsync.backends.base import CellError, DateCell, Snapshot, TabInfo, Uncomputed
+from sheetsync.errors import InputError
+from sheetsync.parse.inputs import parse_inputs
+
+X = [14, 86, 28, 51]
+
+
+def snapshot(data=None, experiments=None, **extra):
+    values = {}
+    if data is not None:
+        values["data"] = data
+    if experiments is not None:
+        values["experiments"] = experiments
+    values.update(extra)
+    tabs = [TabInfo(title, i, owned=False) for i, title in enumerate(values)]
+    return Snapshot("test.xlsx", tabs, values)
+
+
+def good_data():
+    return [["x", "y"]] + [[x, 2 * x + 30] for x in X]
+
+
+def good_experiments():
+    return [["setting", "basic", "fast"],
+            ["optimizer", "sgd", "momentum"],
+            ["LR", None, 0.001],
+            ["Init A", 1, 2],
+            ["init b", 1, None]]
+
+
+def problems_of(snap, **kw):
+    with pytest.raises(InputError) as info:
+        parse_inputs(snap, **kw)
+    return {p.cell: p.message for p in info.value.problems}
+
+
+def test_good_sheet_gives_dataset_and_experiments_with_defaults():
+    inputs = parse_inputs(snapshot(good_data(), good_experiments()))
+    assert inputs.dataset.input_names == ["x"]
+    np.testing.assert_array_equal(inputs.dataset.train_x(), X)
+    np.testing.assert_array_equal(inputs.dataset.y, [2 * x + 30 for x in X])
+    assert inputs.dataset.cell(2, "y") == "data!B4"
+    basic, fast = inputs.experiments
+    assert (basic.name, basic.optimizer, basic.lr, basic.init) == ("basic", "sgd", 1e-4, {"a": 1.0, "b": 1.0})
+    assert (fast.optimizer, fast.lr, fast.init) == ("momentum", 0.001, {"a": 2.0})
+    assert inputs.setting_cells["fast"]["lr"] == "experiments!C3"
+
+
+def test_several_inputs_and_data_ending_at_the_first_empty_row():
+    data = [["x1", "x2", "y"], [1, 2, 3], [4, 5, 6], [7, 8, 9], [None, None, None], [1, 1, 1]]
+    inputs = parse_inputs(snapshot(data, [["", "e"], ["model", "linear"]]))
+    assert inputs.dataset.x.shape == (3, 2)
+    assert inputs.dataset.input_names == ["x1", "x2"]
+    assert any("rows from 6 on are ignored" in w for w in inputs.warnings)
+
+
+def test_every_bad_data_cell_is_reported_with_its_address_in_one_pass():
+    data = [["x", "y"], [1, "abc"], ["1,5", 2], [" 3 ", 4], ["12%", 5], [DateCell(45000, "2023-03-15"), 6],
+            [CellError("#DIV/0!"), 7], [Uncomputed("=A1*2"), 8], [9, None], [True, 10]]
+    found = problems_of(snapshot(data, good_experiments()))
+    assert found["data!B2"] == "expected a number, found 'abc'"
+    assert "a number stored as text ('1,5')" in found["data!A3"] and "1.5" in found["data!A3"]
+    assert "a number stored as text (' 3 ')" in found["data!A4"]
+    assert "0.12" in found["data!A5"]
+    assert "date (2023-03-15)" in found["data!A6"]
+    assert "#DIV/0!" in found["data!A7"]
+    assert "=A1*2" in found["data!A8"] and "no computed value" in found["data!A8"]
+    assert found["data!B9"] == "expected a number, found an empty cell"
+    assert "TRUE" in found["data!A10"]
+    assert len(found) == 9
+
+
+@pytest.mark.parametrize("headers, cell, words", [
+    (["x", "x"], "data!B1", "duplicate header 'x'"),
+    (["x", "z"], "data!B1", "unexpected header 'z'"),
+    (["x", None, "y"], "data!B1", "empty header"),
+    (["x"], "data!B1", "missing header y"),
+    (["y"], "data!B1", "missing header x"),
+    (["x1", "x3", "y"], "data!D1", "missing x2"),
+    (["x", "x1", "y"], "data!A1", "not both"),
+])
+def test_header_problems(headers, cell, words):
+    data = [headers] + [[1] * len(headers)] * 3
+    found = problems_of(snapshot(data, good_experiments()))
+    assert words in found[cell]
+
+
+def test_missing_tabs_and_too_few_rows():
+    found = problems_of(snapshot(None, None, Data=[["x"]]))
+    assert "missing tab 'data'" in found["data"] and "did you mean 'Data'" in found["data"]
+    assert "missing tab 'experiments'" in found["experiments"]
+    found = problems_of(snapshot([["x", "y"], [1, 2]], good_experiments()))
+    assert "at least 2 data rows" in found["data!A2"]
+
+
+def test_setting_problems_name_their_cell_and_suggest_the_closest():
+    experiments = [["", "a", "b"],
+                   ["optimiser", "sgd", "sgd"],
+                   ["lr", "fast", -1],
+                   ["lr", 1, 1],
+                   ["model", "linaer", "two_relu"],
+                   ["flavour", "graddesc", "pytroch"],
+                   ["epochs", 1e9, 5],
+                   ["init c", 1, 1],
+                   ["init q", None, 2]]
+    found = problems_of(snapshot(good_data(), experiments))
+    assert "unknown setting 'optimiser'" in found["experiments!A2"] and "'optimizer'" in found["experiments!A2"]
+    assert "duplicate setting 'lr'" in found["experiments!A4"]
+    assert "expected a number" in found["experiments!B3"]
+    assert "> 0" in found["experiments!C3"]
+    assert "did you mean 'linear'" in found["experiments!B5"]
+    assert "did you mean 'pytorch'" in found["experiments!C6"]
+    assert "1 to 10,000,000" in found["experiments!B7"]
+    assert "no parameter 'q'" in found["experiments!C9"]
+
+
+@pytest.mark.parametrize("name, words", [
+    ("a" * 25, "at most 24"),
+    ("what?", "contains ?"),
+    ("a/b", "contains /"),
+    ("'quoted'", "apostrophe"),
+])
+def test_experiment_names_must_make_valid_tab_names(name, words):
+    found = problems_of(snapshot(good_data(), [["", name], ["lr", 0.1]]))
+    assert words in found["experiments!B1"]
+
+
+def test_duplicate_experiment_names_ignore_case():
+    found = problems_of(snapshot(good_data(), [["", "Basic", "basic"], ["lr", 0.1, 0.2]]))
+    assert "duplicate experiment name 'basic'" in found["experiments!C1"]
+
+
+def test_a_huge_run_is_refused_at_once():
+    start = time.perf_counter()
+    data = [["x", "y"]] + [[i, i] for i in range(1000)]
+    found = problems_of(snapshot(data, [["", "big"], ["epochs", 10_000_000]]))
+    assert "over the budget" in found["experiments"]
+    found = problems_of(snapshot(data, [["", "huge"], ["epochs", 1_000_000_000]]))
+    assert "1 to 10,000,000" in found["experiments!B2"]
+    assert time.perf_counter() - start < 1.0
+
+
+def test_only_selects_experiments_and_names_a_missing_one():
+    inputs = parse_inputs(snapshot(good_data(), good_experiments()), only=["FAST"])
+    assert [e.name for e in inputs.experiments] == ["fast"]
+    found = problems_of(snapshot(good_data(), good_experiments()), only=["basik"])
+    assert "did you mean 'basic'" in found["experiments"]
+
+
+def test_ignored_settings_become_warnings():
+    inputs = parse_inputs(snapshot(good_data(), [["", "e"], ["beta2", 0.5]]))
+    assert inputs.warnings == ["experiments!B2: e: beta2 is ignored by graddesc sgd"]
