@@ -1,0 +1,315 @@
+"""The training loop, generated from a model's and an optimizer's expressions and compiled.
+
+Per-row steps are sequential, so the loop itself must be compiled to be fast. This module
+renders the row cells (`models`) and the update cells (`optimizers`) into the source of one
+numba function, specialised to the structure of an experiment (model, loss, optimizer options,
+batch size), with the numeric settings (lr, betas, ...) passed in per experiment: a sweep of
+1,000 learning rates is one call. numba compiles without fast-math and with numpy's error
+model, so every operation is the IEEE operation the expression names (no FMA contraction, no
+reordering; 1/0 gives inf rather than an exception).
+
+Generated sources are written to a cache folder and compiled with ``cache=True``, so a kernel
+is compiled once per machine, not once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .expr import Expr, symbols, to_python
+from .models import Model
+from .optimizers import Update
+
+# Epoch accumulator layout (per experiment, per epoch): see `Layout.epoch_cols`.
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}
+
+
+def _ident(prefix: str, name: str) -> str:
+    return prefix + re.sub(r"[^0-9a-zA-Z_]", lambda m: f"_{ord(m.group()):x}_", name)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything that shapes the compiled loop (numbers that don't are passed in `H`)."""
+
+    model: Model
+    update: Update
+    loss: str
+    gradient: str  # analytic | numeric | both
+    grad_method: str  # forward | central
+    batch_size: int  # 0 = whole data set
+    carry_inputs: bool  # graddesc: an epoch hands on the last row's inputs, not its update
+
+    @property
+    def params(self) -> list[str]:
+        return self.model.params
+
+    @property
+    def hyper(self) -> list[str]:
+        return self.update.hyper + ["grad_step", "divergence_bound"]
+
+    @property
+    def state_cols(self) -> list[str]:
+        return [f"{s}_{q}" for s in self.update.state for q in self.params]
+
+    @property
+    def has_estimates(self) -> bool:
+        return self.gradient in ("numeric", "both")
+
+    def step_columns(self) -> list[str]:
+        cols = ["epoch", "step", "row", *self.model.inputs, "y", *self.params, "pred", "err", "loss"]
+        cols += [f"de/d{q}" for q in self.params]
+        if self.has_estimates:
+            cols += [f"de/d{q} est" for q in self.params]
+        return cols + self.state_cols + [f"new {q}" for q in self.params]
+
+    def epoch_columns(self) -> list[str]:
+        q = self.params
+        return (["loss_sum", "err2_sum", "lines"] + [f"param {x}" for x in q] + [f"gsq {x}" for x in q]
+                + [f"nonzero {x}" for x in q] + [f"gap {x}" for x in q])
+
+
+# ---------------------------------------------------------------------------------------------
+# Source generation
+
+
+def _row_name(model: Model, name: str) -> str:
+    if name in model.params:
+        return _ident("p_", name)
+    if name in model.inputs or name == "y":
+        return _ident("in_", name)
+    return _ident("r_", name)
+
+
+def _estimate_cells(spec: Spec) -> list[tuple[str, Expr]]:
+    """Numeric gradients as the workbook writes them: (loss(p+h) - loss)/h, or central."""
+    from .expr import sym
+
+    cells = []
+    hstep = sym("grad_step")
+    for q in spec.params:
+        up = spec.model.loss_with(spec.loss, {q: sym(q) + hstep})
+        if spec.grad_method == "forward":
+            est = (up - sym("loss")) / hstep
+        else:
+            down = spec.model.loss_with(spec.loss, {q: sym(q) - hstep})
+            est = (up - down) / (2.0 * hstep)
+        cells.append((f"de/d{q} est", est))
+    return cells
+
+
+def generate_source(spec: Spec) -> str:
+    model, upd, params = spec.model, spec.update, spec.params
+    hyper = spec.hyper
+    rn = lambda n: _ident("hy_", n) if n in hyper else _row_name(model, n)  # noqa: E731
+    step_cols = spec.step_columns()
+    col = {c: i for i, c in enumerate(step_cols)}
+    n_state = len(upd.state)
+    L: list[str] = []
+    w = L.append
+
+    w("import math")
+    w("import numpy as np")
+    w("from numba import njit")
+    w("")
+    w("@njit(cache=True, error_model='numpy', nogil=True)")
+    w("def kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV):")
+    w("    n = X.shape[0]")
+    w("    for e in range(P.shape[0]):")
+    for k, name in enumerate(hyper):
+        w(f"        {_ident('hy_', name)} = H[e, {k}]")
+    for j, q in enumerate(params):
+        w(f"        {_ident('p_', q)} = P[e, {j}]")
+    for si, s in enumerate(upd.state):
+        for j, q in enumerate(params):
+            w(f"        {_ident('prev_', s + '__' + q)} = S[e, {si * len(params) + j}]")
+    w("        t = T[e]")
+    w("        line = 0")
+    w("        stopped = False")
+    w("        epochs_done = 0")
+    w("        for ep in range(n_epochs):")
+    w("            if stopped:")
+    w("                break")
+    w("            first_line = line")
+    w("            loss_sum = 0.0")
+    w("            err2_sum = 0.0")
+    w("            batch_loss = 0.0")
+    w("            nb = 0")
+    for q in params:
+        w(f"            {_ident('gsq_', q)} = 0.0")
+        w(f"            {_ident('nz_', q)} = 0.0")
+        w(f"            {_ident('gap_', q)} = 0.0")
+        w(f"            {_ident('bs_', q)} = 0.0")
+    w("            for i in range(n):")
+    w("                r = ORDER[ep % ORDER.shape[0], i]")
+    for k, x in enumerate(model.inputs):
+        w(f"                {_ident('in_', x)} = X[r, {k}]")
+    w(f"                {_ident('in_', 'y')} = Y[r]")
+    row_cells = model.row_cells(spec.loss)
+    if spec.has_estimates:
+        row_cells = row_cells + _estimate_cells(spec)
+    for name, e in row_cells:
+        w(f"                {_ident('r_', name)} = {to_python(e, rn)}")
+    for q in params:
+        src = f"de/d{q} est" if spec.gradient == "numeric" else f"de/d{q}"
+        w(f"                {_ident('u_', q)} = {_ident('r_', src)}")
+    w(f"                loss_sum += {_ident('r_', 'loss')}")
+    w(f"                batch_loss += {_ident('r_', 'loss')}")
+    w(f"                err2_sum += {_ident('r_', 'err')} * {_ident('r_', 'err')}")
+    for q in params:
+        u = _ident("u_", q)
+        w(f"                {_ident('gsq_', q)} += {u} * {u}")
+        w(f"                if {u} != 0.0:")
+        w(f"                    {_ident('nz_', q)} += 1.0")
+        if spec.gradient == "both":
+            w(f"                gap = abs({_ident('r_', f'de/d{q} est')} - {_ident('r_', f'de/d{q}')})")
+            w(f"                if gap > {_ident('gap_', q)}:")
+            w(f"                    {_ident('gap_', q)} = gap")
+        w(f"                {_ident('bs_', q)} += {u}")
+    w("                nb += 1")
+    # record the row
+    w("                if rec:")
+    w("                    R[e, line, 0] = ep")
+    w("                    R[e, line, 1] = t + 1.0")
+    w("                    R[e, line, 2] = r + 1")
+    for c in step_cols[3:]:
+        if c.startswith("new ") or c in spec.state_cols:
+            w(f"                    R[e, line, {col[c]}] = np.nan")
+        else:
+            w(f"                    R[e, line, {col[c]}] = {_row_name(model, c)}")
+    end = "True" if spec.batch_size == 1 else f"nb == {spec.batch_size} or i == n - 1"
+    w(f"                if {end}:")
+    w("                    t += 1.0")
+    for q in params:
+        mean = _ident("u_", q) if spec.batch_size == 1 else f"{_ident('bs_', q)} / nb"
+        w(f"                    {_ident('g_', q)} = {mean}")
+    for q in params:
+        local = {"g": _ident("g_", q), "p": _ident("p_", q), "t": "t"}
+        for s in upd.state:
+            local[f"prev_{s}"] = _ident("prev_", s + "__" + q)
+        for name, _ in upd.cells:
+            local[name] = _ident("o_", name + "__" + q)
+        name_of = lambda n, local=local: local.get(n) or _ident("hy_", n)  # noqa: E731
+        for name, e in upd.cells:
+            w(f"                    {local[name]} = {to_python(e, name_of)}")
+    w("                    if rec:")
+    for s in upd.state:
+        for q in params:
+            w(f"                        R[e, line, {col[f'{s}_{q}']}] = {_ident('o_', s + '__' + q)}")
+    for q in params:
+        w(f"                        R[e, line, {col[f'new {q}']}] = {_ident('o_', 'new__' + q)}")
+    w("                    bad = -2")
+    for j, q in enumerate(params):
+        kw = "if" if j == 0 else "elif"
+        w(f"                    {kw} not (abs({_ident('o_', 'new__' + q)}) <= hy_divergence_bound):")
+        w(f"                        bad = {j}")
+    w("                    if bad == -2 and not math.isfinite(batch_loss):")
+    w("                        bad = -1")
+    for s in upd.state:
+        for q in params:
+            w(f"                    {_ident('prev_', s + '__' + q)} = {_ident('o_', s + '__' + q)}")
+    keep = "not (i == n - 1)" if spec.carry_inputs else "True"
+    w(f"                    if {keep}:")
+    for q in params:
+        w(f"                        {_ident('p_', q)} = {_ident('o_', 'new__' + q)}")
+    w("                    nb = 0")
+    w("                    batch_loss = 0.0")
+    for q in params:
+        w(f"                    {_ident('bs_', q)} = 0.0")
+    w("                    if bad != -2:")
+    w("                        DIV[e, 0] = 1")
+    w("                        DIV[e, 1] = line")
+    w("                        DIV[e, 2] = bad")
+    w("                        stopped = True")
+    w("                line += 1")
+    w("                if stopped:")
+    w("                    break")
+    ecol = spec.epoch_columns()
+    ec = {c: i for i, c in enumerate(ecol)}
+    w("            EPO[e, ep, 0] = loss_sum")
+    w("            EPO[e, ep, 1] = err2_sum")
+    w("            EPO[e, ep, 2] = line - first_line")
+    for q in params:
+        w(f"            EPO[e, ep, {ec[f'param {q}']}] = {_ident('p_', q)}")
+        w(f"            EPO[e, ep, {ec[f'gsq {q}']}] = {_ident('gsq_', q)}")
+        w(f"            EPO[e, ep, {ec[f'nonzero {q}']}] = {_ident('nz_', q)}")
+        w(f"            EPO[e, ep, {ec[f'gap {q}']}] = {_ident('gap_', q)}")
+    w("            epochs_done += 1")
+    for j, q in enumerate(params):
+        w(f"        P[e, {j}] = {_ident('p_', q)}")
+    for si, s in enumerate(upd.state):
+        for j, q in enumerate(params):
+            w(f"        S[e, {si * len(params) + j}] = {_ident('prev_', s + '__' + q)}")
+    w("        T[e] = t")
+    w("        DIV[e, 3] = epochs_done")
+    w("        DIV[e, 4] = line")
+    return "\n".join(L) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation with an on-disk cache
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("SHEETSYNC_CACHE_DIR")
+    base = Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sheetsync"
+    folder = base / "kernels"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".writable"
+        probe.touch()
+        return folder
+    except OSError:  # read-only home (a server account): fall back to the temp folder
+        folder = Path(tempfile.gettempdir()) / "sheetsync-kernels"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def load_kernel(spec: Spec):
+    source = generate_source(spec)
+    key = hashlib.sha256(source.encode()).hexdigest()[:24]
+    with _lock:
+        fn = _loaded.get(key)
+        if fn is not None:
+            return fn
+        path = cache_dir() / f"sheetsync_kernel_{key}.py"
+        if not path.exists() or path.read_text() != source:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(source)
+            os.replace(tmp, path)  # atomic: concurrent processes never see half a file
+        module_spec = importlib.util.spec_from_file_location(f"sheetsync_kernel_{key}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_spec.name] = module  # numba's on-disk cache re-imports it by name
+        module_spec.loader.exec_module(module)
+        _loaded[key] = module.kernel
+        return module.kernel
+
+
+def run_kernel(spec: Spec, X, Y, order, P, S, H, T, n_epochs: int, record: bool):
+    """Run `n_epochs` epochs for every experiment row of P/S/H/T (updated in place).
+
+    Returns (R, EPO, DIV): recorded lines (E, n_epochs*rows, columns) or an empty array,
+    epoch accumulators (E, n_epochs, k), and per experiment [diverged, line, param, epochs, lines].
+    """
+    kernel = load_kernel(spec)
+    E, n = P.shape[0], X.shape[0]
+    ncols = len(spec.step_columns())
+    R = np.empty((E, n_epochs * n if record else 0, ncols))
+    EPO = np.zeros((E, n_epochs, len(spec.epoch_columns())))
+    DIV = np.zeros((E, 5), dtype=np.int64)
+    kernel(X, Y, order, P, S, H, T, n_epochs, record, R, EPO, DIV)
+    return R, EPO, DIV
+
+
+_ = symbols

@@ -1,0 +1,237 @@
+"""Optimizers: one parameter's update, written once per flavour as expressions.
+
+Like fastai's optimizer (a short list of small steps), an update here is a list of cells
+computed in order for each parameter. Cells read:
+
+- ``g``: the gradient this step uses (the batch mean of the rows' gradients), ``p``: the
+  parameter before the step, ``t``: this step's 1-based count (a float, as torch's ``step``);
+- ``prev_<s>``: the state ``<s>`` as it was before this step (the row above, in sheet terms),
+  and ``<s>`` once this step has computed it;
+- hyperparameters by their setting names (``lr``, ``beta1``, ...), plus flavour bookkeeping
+  that a macro changes between epochs (graddesc's ``eve_d``).
+
+Each flavour spells the arithmetic in the order its original evaluates it, because float
+arithmetic is not associative: torch's ``exp_avg.lerp_(grad, 1 - beta1)``, ``addcmul_``,
+``addcdiv_`` and ``bias_correction2 ** 0.5``; fastai's ``debias``; the workbook's
+``(g*lr)/SQRT(v)`` and its ``1-beta`` computed by subtraction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..settings import Experiment
+from .expr import Expr, const, maximum, sqrt, sym, where
+
+g, p, t = sym("g"), sym("p"), sym("t")
+
+
+def prev(state: str) -> Expr:
+    return sym(f"prev_{state}")
+
+
+def h(name: str) -> Expr:  # a hyperparameter
+    return sym(name)
+
+
+@dataclass
+class Update:
+    """How one parameter steps: ordered cells, which of them are state, and where it starts."""
+
+    cells: list[tuple[str, Expr]]  # in order; the last is "new"
+    state: list[str]  # cell names carried to the next step (output columns <s>_<param>)
+    hyper: list[str]  # hyperparameters read
+    init: dict[str, float]  # state values after Reset
+    details: dict[str, Any] = field(default_factory=dict)
+    carry: str = "update"  # "update": the next epoch starts from the last update; "inputs": graddesc
+    epoch_macro: str | None = None  # graddesc macros that run between epochs
+
+
+def _lerp(start: Expr, end: Expr, weight: Expr) -> Expr:
+    """torch.lerp as ATen computes it (two formulas, switched at |weight| < 0.5)."""
+    return where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1.0 - weight))
+
+
+# ---------------------------------------------------------------------------------------------
+# graddesc: the fast.ai workbook's tabs
+
+
+def _graddesc(exp: Experiment) -> Update:
+    o = exp.optimizer
+    lr = h("lr")
+    details = {"variant": f"graddesc {o}", "eps_placement": "none", "bias_correction": False,
+               "weight_decay_mode": "none"}
+    if o == "sgd":
+        return Update([("new", p - lr * g)], [], ["lr"], {}, details | {"state_init": "none"}, "inputs")
+    if o == "momentum":
+        beta = h("momentum")
+        m = prev("m") * beta + (1.0 - beta) * g
+        return Update([("m", m), ("new", p - sym("m") * lr)], ["m"], ["lr", "momentum"], {"m": 0.0},
+                      details | {"state_init": "carried (Reset: one pass from zero)"}, "inputs")
+    if o == "rmsprop":
+        beta = h("alpha")
+        v = prev("v") * beta + (1.0 - beta) * (g * g)
+        new = p - (g * lr) / sqrt(prev("v"))  # the workbook divides by the previous row's average
+        return Update([("v", v), ("new", new)], ["v"], ["lr", "alpha"], {"v": 10000.0},
+                      details | {"state_init": "carried (Reset: 10000, two warm-up passes)",
+                                 "uses": "previous row's average"}, "inputs")
+    if o in ("adam", "adam_ann", "eve"):
+        b1, b2 = h("beta1"), h("beta2")
+        m = prev("m") * b1 + (1.0 - b1) * g
+        v = prev("v") * b2 + (1.0 - b2) * (g * g)
+        step = (sym("m") * lr) / sqrt(sym("v"))
+        new = p - (step / h("eve_d") if o == "eve" else step)
+        hyper = ["lr", "beta1", "beta2"] + (["eve_d"] if o == "eve" else [])
+        macro = {"adam": None, "adam_ann": "adam_ann", "eve": "eve"}[o]
+        return Update([("m", m), ("v", v), ("new", new)], ["m", "v"], hyper, {"m": 0.0, "v": 10000.0},
+                      details | {"state_init": "carried (Reset: m 0, v 10000, warm-up passes)"},
+                      "inputs", macro)
+    if o in ("adagrad", "adagrad_ann"):
+        # A per-epoch normaliser sqrt(sum g^2)/rows, pasted by the macro; constant within an epoch.
+        new = p - (g * lr) / prev("n")
+        return Update([("n", prev("n")), ("new", new)], ["n"], ["lr"], {"n": 1e6},
+                      details | {"state_init": "normaliser 1e6 (Reset)",
+                                 "normaliser": "sqrt(sum of g^2)/rows of the previous epoch"},
+                      "update" if o == "adagrad" else "inputs", o)
+    raise ValueError(o)
+
+
+# ---------------------------------------------------------------------------------------------
+# pytorch: torch.optim, single-tensor (CPU) code paths
+
+
+def _pytorch(exp: Experiment) -> Update:
+    o = exp.optimizer
+    lr, wd = h("lr"), h("weight_decay")
+    l2 = exp.weight_decay != 0 and o != "adamw"
+    gw = g + wd * p if l2 else g  # grad.add(param, alpha=weight_decay)
+    cells: list[tuple[str, Expr]] = [("gw", gw)] if l2 else []
+    G = sym("gw") if l2 else g
+    hyper = ["lr"] + (["weight_decay"] if exp.weight_decay != 0 else [])
+    details: dict[str, Any] = {"variant": f"torch.optim {o}", "weight_decay_mode": "l2" if l2 else "none"}
+
+    if o in ("sgd", "momentum", "nesterov"):
+        mom = exp.momentum
+        if mom == 0:
+            return Update(cells + [("new", p + (-lr) * G)], [], hyper, {},
+                          details | {"variant": "torch.optim SGD", "state_init": "none"})
+        buf = where(t.eq(1.0), G, prev("buf") * h("momentum") + (1.0 - h("dampening")) * G)
+        cells.append(("buf", buf))
+        direction = G + h("momentum") * sym("buf") if exp.nesterov else sym("buf")
+        cells.append(("new", p + (-lr) * direction))
+        return Update(cells, ["buf"], hyper + ["momentum", "dampening"], {"buf": 0.0},
+                      details | {"variant": "torch.optim SGD" + (" (nesterov)" if exp.nesterov else " (momentum)"),
+                                 "state_init": "first gradient (b1 = g1, no dampening)"})
+    if o == "adagrad":
+        clr = lr / (1.0 + (t - 1.0) * h("lr_decay"))
+        cells += [("sum", prev("sum") + G * G), ("new", p + (-clr) * (G / (sqrt(sym("sum")) + h("eps"))))]
+        return Update(cells, ["sum"], hyper + ["lr_decay", "eps"], {"sum": exp.initial_accumulator_value},
+                      details | {"eps_placement": "outside sqrt", "state_init": "initial_accumulator_value"})
+    if o == "rmsprop":
+        alpha = h("alpha")
+        cells.append(("v", prev("v") * alpha + ((1.0 - alpha) * G) * G))
+        state = ["v"]
+        if exp.centered:
+            cells.append(("gavg", _lerp(prev("gavg"), G, 1.0 - alpha)))
+            avg = sqrt(sym("v") + (-1.0 * sym("gavg")) * sym("gavg")) + h("eps")
+            state.append("gavg")
+        else:
+            avg = sqrt(sym("v")) + h("eps")
+        cells.append(("avg", avg))
+        hyper += ["alpha", "eps"]
+        if exp.momentum > 0:
+            cells += [("buf", prev("buf") * h("momentum") + G / sym("avg")), ("new", p + (-lr) * sym("buf"))]
+            state.append("buf")
+            hyper.append("momentum")
+        else:
+            cells.append(("new", p + (-lr) * (G / sym("avg"))))
+        return Update(cells, state, hyper, {s: 0.0 for s in state},
+                      details | {"eps_placement": "outside sqrt", "bias_correction": False,
+                                 "centered": exp.centered, "state_init": "zero"})
+    if o in ("adam", "adamw"):
+        b1, b2 = h("beta1"), h("beta2")
+        P = p
+        if o == "adamw" and exp.weight_decay != 0:
+            cells.append(("pd", p * (1.0 - lr * wd)))  # param.mul_(1 - lr * weight_decay)
+            P = sym("pd")
+        cells.append(("m", _lerp(prev("m"), G, 1.0 - b1)))
+        cells.append(("v", prev("v") * b2 + ((1.0 - b2) * G) * G))
+        state = ["m", "v"]
+        bc1, bc2_sqrt = 1.0 - b1 ** t, (1.0 - b2 ** t) ** 0.5
+        second = sym("v")
+        if exp.amsgrad:
+            cells.append(("vmax", maximum(prev("vmax"), sym("v"))))
+            state.append("vmax")
+            second = sym("vmax")
+        cells.append(("denom", sqrt(second) / bc2_sqrt + h("eps")))
+        cells.append(("new", P + (-(lr / bc1)) * (sym("m") / sym("denom"))))
+        return Update(cells, state, hyper + ["beta1", "beta2", "eps"], {s: 0.0 for s in state},
+                      details | {"eps_placement": "after bias correction", "bias_correction": True,
+                                 "amsgrad": exp.amsgrad, "state_init": "zero",
+                                 "weight_decay_mode": "decoupled" if o == "adamw" else details["weight_decay_mode"]})
+    raise ValueError(o)
+
+
+# ---------------------------------------------------------------------------------------------
+# fastai: fastai.optimizer's steppers, composed as its SGD / RMSProp / Adam compose them
+
+
+def _fastai(exp: Experiment) -> Update:
+    o = exp.optimizer
+    lr, wd = h("lr"), h("weight_decay")
+    cells: list[tuple[str, Expr]] = []
+    P, G = p, g
+    hyper = ["lr"]
+    decoupled = exp.decouple_wd
+    if exp.weight_decay != 0:
+        hyper.append("weight_decay")
+        if decoupled:  # weight_decay: p.data.mul_(1 - lr*wd)
+            cells.append(("pd", p * (1.0 - lr * wd)))
+            P = sym("pd")
+        else:  # l2_reg: p.grad.data.add_(p.data, alpha=wd)
+            cells.append(("gw", g + wd * p))
+            G = sym("gw")
+    details: dict[str, Any] = {"variant": f"fastai {o}", "state_init": "zero",
+                               "weight_decay_mode": ("decoupled" if decoupled else "l2") if exp.weight_decay else "none"}
+    state: list[str] = []
+    mom = exp.momentum
+    if o in ("sgd", "momentum"):
+        if mom != 0:  # average_grad, undamped: grad_avg.mul_(mom).add_(grad)
+            cells.append(("avg", prev("avg") * h("momentum") + 1.0 * G))
+            state.append("avg")
+            hyper.append("momentum")
+            cells.append(("new", P + (-lr) * sym("avg")))
+        else:
+            cells.append(("new", P + (-lr) * G))
+        return Update(cells, state, hyper, {s: 0.0 for s in state}, details)
+    if o == "rmsprop":
+        if mom != 0:
+            cells.append(("avg", prev("avg") * h("momentum") + 1.0 * G))
+            state.append("avg")
+            hyper.append("momentum")
+        sqr_mom = h("alpha")  # average_sqr_grad: sqr_avg.mul_(sqr_mom).addcmul_(g, g, value=1-sqr_mom)
+        cells.append(("v", prev("v") * sqr_mom + ((1.0 - sqr_mom) * G) * G))
+        state.append("v")
+        top = sym("avg") if mom != 0 else G
+        cells.append(("new", P + (-lr) * (top / (sqrt(sym("v")) + h("eps")))))
+        return Update(cells, state, hyper + ["alpha", "eps"], {s: 0.0 for s in state},
+                      details | {"eps_placement": "outside sqrt", "bias_correction": False})
+    if o == "adam":
+        b1, b2 = h("beta1"), h("beta2")
+        cells.append(("m", prev("m") * b1 + (1.0 - b1) * G))  # average_grad(dampening=True)
+        cells.append(("v", prev("v") * b2 + ((1.0 - b2) * G) * G))
+        # debias(mom, damp, step) = damp * (1 - mom**step) / (1 - mom)
+        debias1 = ((1.0 - b1) * (1.0 - b1 ** t)) / (1.0 - b1)
+        debias2 = ((1.0 - b2) * (1.0 - b2 ** t)) / (1.0 - b2)
+        cells.append(("new", P + (-lr / debias1) * (sym("m") / (sqrt(sym("v") / debias2) + h("eps")))))
+        return Update(cells, ["m", "v"], hyper + ["beta1", "beta2", "eps"], {"m": 0.0, "v": 0.0},
+                      details | {"eps_placement": "after bias correction", "bias_correction": True})
+    raise ValueError(o)
+
+
+def build_update(exp: Experiment) -> Update:
+    return {"graddesc": _graddesc, "pytorch": _pytorch, "fastai": _fastai}[exp.flavour](exp)
+
+
+_ = const

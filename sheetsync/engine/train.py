@@ -1,0 +1,369 @@
+"""`train` and `sweep`: run experiments on data, Reset or continue, and build the Result.
+
+The compiled loop (`kernel`) does the per-row work; this module decides what a Run and a Reset
+mean for each flavour (the workbook's macros live in `graddesc`), turns the loop's arrays into
+the steps and epochs tables, and derives the diagnostics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SettingError, SheetsyncError
+from ..settings import Experiment
+from . import graddesc
+from .kernel import Spec, run_kernel
+from .models import build_model, default_init, input_names
+from .optimizers import build_update
+from .result import Diagnostics, Divergence, Result, State
+
+# A kernel call covers at most this many row steps, so long runs report progress.
+CHUNK_STEPS = 2_000_000
+
+
+@dataclass
+class Job:
+    """One experiment, prepared: its compiled structure and its numbers."""
+
+    experiment: Experiment
+    spec: Spec
+    X: np.ndarray
+    Y: np.ndarray
+
+    @property
+    def flavour(self) -> str:
+        return self.experiment.flavour
+
+    def hyper_row(self, state: State) -> np.ndarray:
+        values = dict(self.experiment.values)
+        values["lr"] = current_lr(self.experiment, state)
+        values["eve_d"] = state.extra.get("eve_d", 1.0)
+        return np.array([float(values[name]) for name in self.spec.hyper])
+
+    def order(self, first_epoch: int, n_epochs: int) -> np.ndarray:
+        n = self.X.shape[0]
+        if not self.experiment.shuffle:
+            return np.arange(n, dtype=np.int64)[None, :]
+        # Epoch k's order depends only on (seed, k): Runs in pieces shuffle as one long Run.
+        seed = self.experiment.seed
+        return np.stack([np.random.default_rng([seed, k]).permutation(n)
+                         for k in range(first_epoch, first_epoch + n_epochs)]).astype(np.int64)
+
+
+def current_lr(exp: Experiment, state: State) -> float:
+    """The lr a Run uses: an annealing macro's lr, unless the user changed the setting since."""
+    if "lr" in state.extra and state.extra.get("lr_setting") == exp.lr:
+        return float(state.extra["lr"])
+    return exp.lr
+
+
+def prepare(experiment: Experiment, x, y) -> Job:
+    X, Y = as_data(x, y)
+    if not isinstance(experiment, Experiment):
+        raise SettingError("experiment", f"expected an Experiment, found {type(experiment).__name__}")
+    try:
+        model = build_model(experiment.model, X.shape[1], experiment.hidden)
+    except ValueError as e:
+        raise SettingError("model", str(e)) from None
+    unknown = sorted(set(experiment.init) - set(model.params))
+    if unknown:
+        raise SettingError(f"init {unknown[0]}", f"{experiment.model} has no parameter {unknown[0]!r}; "
+                           f"its parameters are {', '.join(model.params)}")
+    update = build_update(experiment)
+    spec = Spec(model, update, experiment.loss, experiment.gradient, experiment.grad_method,
+                experiment.batch_size if experiment.batch_size else 0, update.carry == "inputs")
+    if spec.batch_size == 0 or spec.batch_size >= X.shape[0]:
+        spec = Spec(model, update, spec.loss, spec.gradient, spec.grad_method, X.shape[0], spec.carry_inputs)
+    return Job(experiment, spec, X, Y)
+
+
+def as_data(x, y) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(x, dtype=np.float64)
+    Y = np.asarray(y, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or Y.ndim != 1 or X.shape[0] != Y.shape[0]:
+        raise SettingError("data", f"expected x of shape (rows,) or (rows, inputs) and y of shape (rows,), "
+                           f"found {X.shape} and {Y.shape}")
+    if X.shape[0] < 1:
+        raise SettingError("data", "expected at least one data row")
+    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+        raise SettingError("data", "expected finite numbers in x and y")
+    return np.ascontiguousarray(X), np.ascontiguousarray(Y)
+
+
+def signature(job: Job) -> dict:
+    e = job.experiment
+    return {"model": e.model, "optimizer": e.optimizer, "flavour": e.flavour,
+            "params": job.spec.params, "state": job.spec.update.state}
+
+
+def reset_state(job: Job) -> State:
+    """Parameters from `init` (or the documented defaults) and the optimizer's starting state."""
+    e, params = job.experiment, job.spec.params
+    start = default_init(e.model, params, e.seed)
+    start.update(e.init)
+    opt = {s: {q: float(job.spec.update.init[s]) for q in params} for s in job.spec.update.state}
+    return State(params=start, opt=opt, t=0, epoch=0, extra={}, signature=signature(job))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running epochs
+
+
+@dataclass
+class Chunk:
+    """What one kernel call produced for one experiment."""
+
+    lines: np.ndarray  # recorded step lines (rows x step columns), possibly empty
+    epochs: np.ndarray  # epoch accumulators (epochs x k)
+    lr: float
+    diverged: tuple[int, int] | None  # (line within chunk, param index or -1)
+
+
+def pack(job: Job, state: State) -> tuple[np.ndarray, ...]:
+    params = job.spec.params
+    P = np.array([[state.params[q] for q in params]])
+    S = np.array([[state.opt[s][q] for s in job.spec.update.state for q in params]]).reshape(1, -1)
+    H = job.hyper_row(state)[None, :]
+    T = np.array([float(state.t)])
+    return P, S, H, T
+
+
+def unpack(job: Job, state: State, P, S, T, epochs_done: int) -> State:
+    params, stems = job.spec.params, job.spec.update.state
+    opt = {s: {q: float(S[si * len(params) + j]) for j, q in enumerate(params)} for si, s in enumerate(stems)}
+    return State(params={q: float(P[j]) for j, q in enumerate(params)}, opt=opt, t=int(T),
+                 epoch=state.epoch + epochs_done, extra=dict(state.extra), signature=state.signature)
+
+
+def run_epochs(job: Job, state: State, n_epochs: int, record: bool) -> tuple[State, Chunk]:
+    """Run epochs with the loop alone (no macros between them)."""
+    P, S, H, T = pack(job, state)
+    R, EPO, DIV = run_kernel(job.spec, job.X, job.Y, job.order(state.epoch, n_epochs), P, S, H, T,
+                             n_epochs, record)
+    done = int(DIV[0, 3])
+    new_state = unpack(job, state, P[0], S[0], T[0], done + (1 if DIV[0, 0] else 0))
+    lines = R[0, : DIV[0, 4]] if record else R[0]
+    diverged = (int(DIV[0, 1]), int(DIV[0, 2])) if DIV[0, 0] else None
+    epochs = EPO[0, : done + (1 if diverged else 0)]
+    return new_state, Chunk(lines, epochs, float(H[0, job.spec.hyper.index("lr")]), diverged)
+
+
+def train(experiment: Experiment, x, y, state: State | None = None, *, keep_steps: bool = True,
+          progress: Callable[[int, int], None] | None = None) -> Result:
+    """Train `experiment` on (x, y): Reset when `state` is None, else continue from it (Run).
+
+    Runs `experiment.epochs` epochs. Returns a `Result` whose `state` continues the next Run.
+    """
+    job = prepare(experiment, x, y)
+    if state is None:
+        state = graddesc.reset(job) if job.flavour == "graddesc" else reset_state(job)
+    else:
+        check_state(job, state)
+    chunks: list[Chunk] = []
+    total = experiment.epochs * job.X.shape[0]
+    done_steps = 0
+    remaining = experiment.epochs
+    while remaining > 0:
+        if job.spec.update.epoch_macro:
+            state, chunk = graddesc.run_macro_epoch(job, state, keep_steps)
+            n = 1
+        else:
+            n = max(1, min(remaining, CHUNK_STEPS // max(1, job.X.shape[0])))
+            state, chunk = run_epochs(job, state, n, keep_steps)
+        chunks.append(chunk)
+        remaining -= n
+        done_steps += n * job.X.shape[0]
+        if progress:
+            progress(min(done_steps, total), total)
+        if chunk.diverged:
+            break
+    return build_result(job, state, chunks, keep_steps)
+
+
+def check_state(job: Job, state: State) -> None:
+    if not isinstance(state, State):
+        raise SheetsyncError(f"expected a State to continue from, found {type(state).__name__}")
+    sig = signature(job)
+    if state.signature and state.signature != sig:
+        old = state.signature
+        raise SheetsyncError(
+            f"the saved state is for {old.get('model')} / {old.get('flavour')} {old.get('optimizer')} "
+            f"with parameters {', '.join(old.get('params', []))}; this experiment is "
+            f"{sig['model']} / {sig['flavour']} {sig['optimizer']}: reset it to start again")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables and diagnostics
+
+
+def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) -> Result:
+    spec = job.spec
+    cols = spec.step_columns()
+    start_epoch = state.epoch - sum(len(c.epochs) for c in chunks)
+    if keep_steps and chunks:
+        lines = np.concatenate([c.lines for c in chunks]) if chunks else np.empty((0, len(cols)))
+        # the loop numbers epochs within a call; make them count across Runs, 1-based
+        offsets, e0 = [], start_epoch
+        for c in chunks:
+            offsets.append(np.full(len(c.lines), e0, dtype=np.float64))
+            e0 += len(c.epochs)
+        lines[:, 0] += np.concatenate(offsets) + 1
+    else:
+        lines = np.empty((0, len(cols)))
+    steps = pd.DataFrame(lines, columns=cols)
+    for c in ("epoch", "step", "row"):
+        steps[c] = steps[c].astype(np.int64)
+
+    epochs, diag = epoch_table(job, chunks, start_epoch, steps)
+    finish_diagnostics(job, diag, state.params)
+    details = dict(spec.update.details)
+    details.update({"flavour": job.flavour, "optimizer": job.experiment.optimizer,
+                    "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
+    return Result(experiment=job.experiment, steps=steps, epochs=epochs, params=dict(state.params),
+                  state=state, diagnostics=diag, details=details, param_names=list(spec.params),
+                  input_names=list(spec.model.inputs), state_names=list(spec.update.state))
+
+
+def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataFrame):
+    spec, params = job.spec, job.spec.params
+    ecols = {c: i for i, c in enumerate(spec.epoch_columns())}
+    rows, diag = [], Diagnostics()
+    epoch = start_epoch
+    line_base = 0
+    for chunk in chunks:
+        for k, acc in enumerate(chunk.epochs):
+            epoch += 1
+            n_lines = max(1, int(acc[ecols["lines"]]))
+            row = {"epoch": epoch, "loss": acc[ecols["loss_sum"]] / n_lines}
+            row.update({q: acc[ecols[f"param {q}"]] for q in params})
+            row["lr"] = chunk.lr
+            row["sqrt(sum err^2)"] = math.sqrt(acc[ecols["err2_sum"]]) if acc[ecols["err2_sum"]] >= 0 else math.nan
+            dead = [q for q in params if acc[ecols[f"nonzero {q}"]] == 0 and job.experiment.model in ("two_relu", "mlp")]
+            for q in dead:
+                diag.dead.setdefault(q, epoch)
+            row["dead"] = ", ".join(dead)
+            if spec.has_estimates:
+                for q in params:
+                    gap = float(acc[ecols[f"gap {q}"]])
+                    row[f"gap {q}"] = gap
+                    diag.grad_gap[q] = max(diag.grad_gap.get(q, 0.0), gap)
+            rows.append(row)
+        if chunk.diverged and diag.divergence is None:
+            line, param = chunk.diverged
+            diag.divergence = divergence(job, chunk, line_base + line, param, epoch, steps)
+        line_base += len(chunk.lines)
+    columns = ["epoch", "loss", *params, "lr", "sqrt(sum err^2)", "dead"]
+    if spec.has_estimates:
+        columns += [f"gap {q}" for q in params]
+    epochs = pd.DataFrame(rows, columns=columns)
+    epochs["epoch"] = epochs["epoch"].astype(np.int64)
+    return epochs, diag
+
+
+def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps: pd.DataFrame) -> Divergence:
+    n = job.X.shape[0]
+    q = job.spec.params[param] if param >= 0 else None
+    step_row = steps.iloc[line] if 0 <= line < len(steps) else None
+    step = int(step_row["step"]) if step_row is not None else 0
+    row = int(step_row["row"]) if step_row is not None else (line % n) + 1
+    bound = job.experiment.divergence_bound
+    if q is None:
+        reason = "the loss became infinite or not a number"
+    else:
+        reason = (f"the update of {q} left the range ±{bound:g} (or stopped being a number): "
+                  f"the learning rate {chunk.lr:g} is too large for this data")
+    lr_bound = stable_lr_bound(job)
+    if lr_bound is not None:
+        reason += f"; per-row SGD on this data is stable only for lr < {lr_bound:.6g} (1/max(x²))"
+    return Divergence(epoch=epoch, step=step, row=row, param=q, reason=reason, lr_bound=lr_bound)
+
+
+def stable_lr_bound(job: Job) -> float | None:
+    """For plain per-row SGD on the squared error of `linear`: lr < 1/max over rows of |x|²+1.
+
+    The row loss (a·x + b − y)² has curvature 2·(x² + 1) along (a, b) jointly; for one input
+    with the bias held, 2·x² on `a` alone, which gives the workbook's lr < 1/x² (optimizers.md §6).
+    """
+    e = job.experiment
+    if e.model != "linear" or e.loss != "squared" or e.optimizer != "sgd" or job.spec.batch_size != 1:
+        return None
+    sq = (job.X ** 2).sum(axis=1)
+    return float(1.0 / sq.max()) if sq.max() > 0 else None
+
+
+def finish_diagnostics(job: Job, diag: Diagnostics, params: dict[str, float]) -> None:
+    e = job.experiment
+    if diag.grad_gap and e.grad_method == "forward" and e.loss == "squared" and e.model == "linear":
+        # forward difference on a quadratic is biased by exactly h·L''/2: h for b, h·x² for a
+        h = e.grad_step
+        for j, q in enumerate(job.spec.params):
+            curv = 1.0 if q == "b" else float((job.X[:, min(j, job.X.shape[1] - 1)] ** 2).max())
+            diag.grad_gap_theory[q] = h * curv
+    if diag.divergence:
+        d = diag.divergence
+        diag.notes.append(f"Diverged at epoch {d.epoch}, step {d.step} (data row {d.row}): {d.reason}.")
+    for q, ep in diag.dead.items():
+        diag.notes.append(f"{q} received no gradient for a whole epoch from epoch {ep} on: "
+                          "its ReLU unit is dead (a*x+b <= 0 for every row).")
+    if diag.grad_gap:
+        worst = max(diag.grad_gap, key=diag.grad_gap.get)
+        diag.notes.append(f"The numeric gradient differs from the analytic one by up to "
+                          f"{diag.grad_gap[worst]:.3g} (for {worst}); a forward difference is biased "
+                          f"by h·L''/2, a central difference removes that bias.")
+    if e.model == "two_linear":
+        a, b, c, d = (params[q] for q in "abcd")
+        diag.collapsed_line = (a * c, c * b + d)
+        diag.notes.append(f"Without an activation, c*(a*x+b)+d is the line "
+                          f"y = {a * c:.6g}*x + {c * b + d:.6g}: two layers add no power.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps
+
+
+def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
+          states: Sequence[State | None] | None = None) -> list[Result]:
+    """Train many experiments on the same data together, each as `train` alone would.
+
+    Experiments that share a structure (model, optimizer options, batch size) run in one
+    compiled call with their numbers side by side; workbook macros run per experiment.
+    """
+    states = list(states) if states is not None else [None] * len(experiments)
+    jobs = [prepare(e, x, y) for e in experiments]
+    results: list[Result | None] = [None] * len(jobs)
+    groups: dict[tuple, list[int]] = {}
+    for i, job in enumerate(jobs):
+        if job.spec.update.epoch_macro or job.experiment.shuffle:
+            results[i] = train(job.experiment, x, y, states[i], keep_steps=keep_steps)
+            continue
+        key = (job.spec, job.experiment.epochs)
+        groups.setdefault(key, []).append(i)
+    for (spec, n_epochs), idx in groups.items():
+        starts = []
+        for i in idx:
+            job, st = jobs[i], states[i]
+            if st is None:
+                st = graddesc.reset(job) if job.flavour == "graddesc" else reset_state(job)
+            else:
+                check_state(job, st)
+            starts.append(st)
+        packed = [pack(jobs[i], st) for i, st in zip(idx, starts)]
+        P, S, H, T = (np.ascontiguousarray(np.concatenate([p[k] for p in packed])) for k in range(4))
+        job0 = jobs[idx[0]]
+        R, EPO, DIV = run_kernel(spec, job0.X, job0.Y, job0.order(0, n_epochs), P, S, H, T, n_epochs, keep_steps)
+        for row, (i, st) in enumerate(zip(idx, starts)):
+            job = jobs[i]
+            done = int(DIV[row, 3])
+            diverged = (int(DIV[row, 1]), int(DIV[row, 2])) if DIV[row, 0] else None
+            new_state = unpack(job, st, P[row], S[row], T[row], done + (1 if diverged else 0))
+            chunk = Chunk(R[row, : DIV[row, 4]] if keep_steps else R[row], EPO[row, : done + (1 if diverged else 0)],
+                          float(H[row, spec.hyper.index("lr")]), diverged)
+            results[i] = build_result(job, new_state, [chunk], keep_steps)
+    return results  # type: ignore[return-value]
