@@ -68,6 +68,7 @@ class Inputs:
     experiments: list[Experiment]
     warnings: list[str] = field(default_factory=list)
     setting_cells: dict[str, dict[str, str]] = field(default_factory=dict)  # exp -> setting -> A1
+    all_names: list[str] = field(default_factory=list)  # every experiment in the sheet
 
 
 def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
@@ -84,13 +85,14 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     dataset = _parse_data(snapshot, data_tab, problems, warnings)
     n_inputs = dataset.x.shape[1] if dataset is not None else 1
     experiments, cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems, warnings)
+    all_names = [e.name for e in experiments]
     if only:
         experiments = _select(experiments, only, experiments_tab, problems)
     if dataset is not None and not problems:
         problems += budget_problems(experiments, dataset, previous_epochs or {}, experiments_tab)
     if problems:
         raise InputError(problems)
-    return Inputs(dataset, experiments, warnings, cells)
+    return Inputs(dataset, experiments, warnings, cells, all_names)
 
 
 # ---------------------------------------------------------------------------------------------

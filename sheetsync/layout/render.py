@@ -1,0 +1,67 @@
+"""Results -> one `Plan`: every tab a run writes, inside the cell budget.
+
+The steps tabs share what is left of `CELL_BUDGET` after the complete epochs histories and the
+small tabs; each experiment gets a share in proportion to its full size, and a steps tab over
+its share is sampled (see `steps.sample_rows`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import budgets
+from ..backends.base import Plan, TabPlan
+from ..engine.result import Result
+from .compare import render_compare
+from .epochs import render_epochs
+from .runs import RunEntry, render_runs
+from .state import SavedState, render_state
+from .steps import render_steps, steps_cells
+
+
+@dataclass
+class ExperimentOutput:
+    result: Result
+    history: pd.DataFrame  # all epochs so far, this run's included
+    notes: list[str] = field(default_factory=list)  # plain-language diagnostics for the epochs tab
+
+
+def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
+           other_histories: dict[str, pd.DataFrame], states: dict[str, SavedState],
+           entry: RunEntry, previous_runs: pd.DataFrame | None,
+           cell_budget: int = budgets.CELL_BUDGET) -> Plan:
+    """`other_histories`: epochs histories of the sheet's experiments not run this time (for
+    `compare`); `states`: every experiment's saved state after this run."""
+    epochs_tabs = [render_epochs(o.result, o.history, x, y, o.notes) for o in outputs]
+    histories = dict(other_histories)
+    histories.update({o.result.experiment.name: o.history for o in outputs})
+    small = [render_compare(histories), render_runs(previous_runs, entry), render_state(states)]
+    used = sum(_cells(t) for t in epochs_tabs + small)
+    allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
+    tabs: list[TabPlan] = []
+    for o, epochs_tab, rows in zip(outputs, epochs_tabs, allowed):
+        tabs += [render_steps(o.result, rows), epochs_tab]
+    return Plan(tabs + small)
+
+
+def steps_allowances(results: list[Result], budget: int) -> list[int]:
+    """Step rows each steps tab may hold: all of them when everything fits the budget."""
+    sizes = [steps_cells(r) for r in results]
+    total = sum(sizes)
+    if total <= budget:
+        return [len(r.steps) for r in results]
+    budget = max(budget, 0)
+    return [max(int(budget * size / total) // max(len(r.steps.columns), 1), 10)
+            for r, size in zip(results, sizes)]
+
+
+def log_only_plan(entry: RunEntry, previous_runs: pd.DataFrame | None) -> Plan:
+    """What a run with input errors writes: the run log, nothing else."""
+    return Plan([render_runs(previous_runs, entry)])
+
+
+def _cells(tab: TabPlan) -> int:
+    return sum((t.n_rows + 1) * len(t.columns) for t in tab.tables) + len(tab.texts)

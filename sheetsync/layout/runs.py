@@ -1,0 +1,49 @@
+"""`runs`: the run log, one row per run, appended across runs (also after bad input).
+
+It is the only tab written when the inputs have problems, so a learner sees in the sheet
+itself why nothing else changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from ..backends.base import Column, Table, TabPlan
+
+RUNS_TAB = "runs"
+RUNS_HEADER = ["when (UTC)", "action", "experiments", "data hash", "flavours", "outcome", "messages"]
+MAX_LOG_ROWS = 5_000  # oldest runs drop out beyond this
+MAX_MESSAGE_CHARS = 30_000  # a cell holds at most 32,767 characters
+
+
+@dataclass
+class RunEntry:
+    action: str  # "run" | "reset" | "push"
+    experiments: list[str]
+    data_hash: str = ""
+    flavours: list[str] = field(default_factory=list)
+    outcome: str = "ok"  # "ok" | "input errors" | "diverged: NAME" ...
+    messages: list[str] = field(default_factory=list)
+    when: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def row(self) -> list[str]:
+        text = "\n".join(self.messages)
+        if len(text) > MAX_MESSAGE_CHARS:
+            text = text[:MAX_MESSAGE_CHARS] + " …"
+        return [self.when, self.action, ", ".join(self.experiments), self.data_hash,
+                ", ".join(dict.fromkeys(self.flavours)), self.outcome, text]
+
+
+def render_runs(previous: pd.DataFrame | None, entry: RunEntry) -> TabPlan:
+    rows = []
+    if previous is not None and not previous.empty:
+        for _, r in previous.iterrows():
+            rows.append(["" if r.get(h) is None else str(r.get(h)) for h in RUNS_HEADER])
+    rows.append(entry.row())
+    rows = rows[-MAX_LOG_ROWS:]
+    widths = [22, 8, 24, 14, 18, 18, 80]
+    columns = [Column(h, [r[i] for r in rows], "@", w) for i, (h, w) in enumerate(zip(RUNS_HEADER, widths))]
+    return TabPlan(RUNS_TAB, [Table(columns)], frozen_rows=1, kind="runs")

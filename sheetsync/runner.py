@@ -1,0 +1,207 @@
+"""`run`: one press of the Run (or Reset) button on a whole sheet.
+
+read → parse → train each experiment → layout → one atomic write. The entry points (Python API,
+CLI, server, scheduler) all call this and only report what it returns.
+
+Reading takes one round for the inputs, the run log and the saved state, and a second round
+for the `NAME epochs` histories when a run continues (their names are known only once the
+experiments tab has been read). A run whose inputs have problems writes the run log alone and
+raises the `InputError`; a clash with a tab the user owns writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .backends.base import Snapshot
+from .engine import State, train
+from .errors import InputError, OwnershipError
+from .layout import (COMPARE_TAB, RUNS_TAB, STATE_TAB, ExperimentOutput, RunEntry, SavedState,
+                     epochs_tab_name, log_only_plan, merge_history, render, steps_tab_name)
+from .layout.state import read_state, settings_hash, signature
+from .layout.steps import divergence_sentence
+from .layout.tables import read_table
+from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
+from .parse.inputs import Inputs, model_params
+
+ACTIONS = ("run", "reset")
+
+
+@dataclass
+class ExperimentReport:
+    name: str
+    start: str  # "continued" | "reset" | "first run" | "reset: <why>"
+    epochs_run: int
+    total_epochs: int
+    loss: float | None  # last epoch's loss
+    params: dict[str, float]
+    diverged: str | None = None
+    notes: list[str] = field(default_factory=list)
+    sampled: bool = False
+
+
+@dataclass
+class RunReport:
+    target: str
+    action: str
+    experiments: list[ExperimentReport]
+    warnings: list[str]
+    data_hash: str
+    tabs_written: list[str]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run(target: str, *, experiments: list[str] | None = None, action: str = "run", backend=None,
+        progress: Callable[[int, int], None] | None = None, data_tab: str = DATA_TAB,
+        experiments_tab: str = EXPERIMENTS_TAB, credentials: str | None = None) -> RunReport:
+    """Run (continue from saved state) or reset the sheet's experiments (all, or `experiments`)."""
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
+    started = time.perf_counter()
+    if backend is None:
+        from .backends import open_backend
+
+        backend = open_backend(target, credentials)
+    snapshot = backend.read([data_tab, experiments_tab, RUNS_TAB, STATE_TAB])
+    _check_owned(snapshot, [RUNS_TAB, STATE_TAB, COMPARE_TAB])
+    previous_runs = _owned_table(snapshot, RUNS_TAB)
+    saved = read_state(_owned_table(snapshot, STATE_TAB))
+    history_lengths = {n: s.state.get("epoch", 0) for n, s in saved.items()} if action == "run" else {}
+    try:
+        inputs = parse_inputs(snapshot, data_tab=data_tab, experiments_tab=experiments_tab,
+                              only=experiments, previous_epochs=history_lengths)
+    except InputError as e:
+        entry = RunEntry(action, list(experiments or []), outcome="input errors",
+                         messages=[str(p) for p in e.problems])
+        backend.apply(log_only_plan(entry, previous_runs))
+        raise
+    names = [e.name for e in inputs.experiments]
+    _check_owned(snapshot, [t for n in names for t in (steps_tab_name(n), epochs_tab_name(n))])
+    histories = _read_histories(backend, snapshot, inputs.all_names)
+    outputs, reports = _train_all(inputs, saved, histories, action, progress)
+    entry = _run_entry(action, inputs, reports)
+    others = {n: h for n, h in histories.items() if n not in names}
+    plan = render(outputs, x=inputs.dataset.train_x(), y=inputs.dataset.y, other_histories=others,
+                  states=saved, entry=entry, previous_runs=previous_runs)
+    for report, tab in zip(reports, plan.tabs[0::2]):
+        report.sampled = any("SAMPLED" in str(t.value) for t in tab.texts)
+    backend.apply(plan)
+    return RunReport(target, action, reports, inputs.warnings, inputs.dataset.fingerprint(),
+                     [t.name for t in plan.tabs], round(time.perf_counter() - started, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str, pd.DataFrame],
+               action: str, progress) -> tuple[list[ExperimentOutput], list[ExperimentReport]]:
+    dataset = inputs.dataset
+    data_hash = dataset.fingerprint()
+    x, y = dataset.train_x(), dataset.y
+    total = sum(e.epochs * dataset.n_rows for e in inputs.experiments)
+    done_before = 0
+    outputs, reports = [], []
+    for exp in inputs.experiments:
+        params = model_params(exp, dataset.x.shape[1])
+        sig = signature(exp, params, data_hash)
+        state, start = _starting_state(exp.name, saved.get(exp.name), sig, action)
+
+        def step_progress(done, _total, offset=done_before):
+            if progress:
+                progress(offset + done, total)
+
+        result = train(exp, x, y, state=state, progress=step_progress)
+        done_before += exp.epochs * dataset.n_rows
+        history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
+        notes = _notes(result, start)
+        saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), result.state.to_dict())
+        outputs.append(ExperimentOutput(result, history, notes))
+        reports.append(_report(exp.name, start, result, history, notes))
+    return outputs, reports
+
+
+def _starting_state(name: str, saved: SavedState | None, sig: dict, action: str) -> tuple[State | None, str]:
+    """The state to continue from, and how this run starts, in words."""
+    if action == "reset":
+        return None, "reset"
+    if saved is None:
+        return None, "first run"
+    changed = [k for k in sig if saved.signature.get(k) != sig[k]]
+    if changed:
+        what = ", ".join("the data" if k == "data" else k for k in changed)
+        return None, f"reset: {what} changed since the last run, so it started again from init"
+    try:
+        return State.from_dict(saved.state), "continued"
+    except (KeyError, TypeError, ValueError):
+        return None, "reset: the saved state could not be read, so it started again from init"
+
+
+def _notes(result, start: str) -> list[str]:
+    notes = []
+    if start.startswith("reset:"):
+        notes.append(start[len("reset: "):].capitalize() + ".")
+    if result.diagnostics.divergence is not None:
+        notes.append(divergence_sentence(result))
+    notes += result.diagnostics.notes
+    if result.experiment.mode == "formulas":
+        notes.append("Formula mode is not available yet: values were written.")
+    return notes
+
+
+def _report(name, start, result, history, notes) -> ExperimentReport:
+    loss = None
+    if len(result.epochs):
+        last = float(result.epochs["loss"].iloc[-1])
+        loss = last if np.isfinite(last) else None
+    div = result.diagnostics.divergence
+    return ExperimentReport(name, start, len(result.epochs), len(history), loss,
+                            {k: float(v) for k, v in result.params.items()},
+                            divergence_sentence(result) if div else None, notes)
+
+
+def _run_entry(action: str, inputs: Inputs, reports: list[ExperimentReport]) -> RunEntry:
+    diverged = [r.name for r in reports if r.diverged]
+    outcome = f"ok; diverged: {', '.join(diverged)}" if diverged else "ok"
+    messages = [f"{r.name}: {r.start}" for r in reports if r.start != "continued"]
+    messages += [f"{r.name}: {n}" for r in reports for n in r.notes]
+    messages += [f"warning: {w}" for w in inputs.warnings]
+    return RunEntry(action, [e.name for e in inputs.experiments], inputs.dataset.fingerprint(),
+                    [e.flavour for e in inputs.experiments], outcome, messages)
+
+
+def _read_histories(backend, snapshot: Snapshot, all_names: list[str]) -> dict[str, pd.DataFrame]:
+    """Every experiment's epochs history in the sheet (a second read round, only if any exist)."""
+    tabs = [epochs_tab_name(n) for n in all_names if _owned(snapshot, epochs_tab_name(n))]
+    if not tabs:
+        return {}
+    more = backend.read(tabs)
+    return {n: read_table(more.values.get(epochs_tab_name(n))) for n in all_names
+            if epochs_tab_name(n) in tabs}
+
+
+def _owned(snapshot: Snapshot, title: str) -> bool:
+    info = snapshot.tab(title)
+    return info is not None and info.owned
+
+
+def _owned_table(snapshot: Snapshot, title: str) -> pd.DataFrame | None:
+    return read_table(snapshot.values.get(title)) if _owned(snapshot, title) else None
+
+
+def _check_owned(snapshot: Snapshot, titles: list[str]) -> None:
+    """Refuse before anything is trained or written when a tab we would write is the user's."""
+    lowered = {t.title.lower(): t for t in snapshot.tabs}
+    for title in titles:
+        info = lowered.get(title.lower())
+        if info is not None and not info.owned:
+            raise OwnershipError(f"{snapshot.target}: the tab {info.title!r} was not created by sheetsync, "
+                                 "so it will not be overwritten; rename or delete that tab, or rename "
+                                 "the experiment")
