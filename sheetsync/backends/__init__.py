@@ -29,14 +29,19 @@ def open_backend(target: str, credentials: str | None = None, token: str | None 
         except ImportError as e:
             raise BackendError(f"the local .xlsx backend is not available in this install ({e})") from None
         return XlsxBackend(target)
-    if Path(target).suffix and not target.startswith("http") and "/" in target.replace("\\", "/"):
+    try:
+        from .targets import parse_target
+    except ImportError:  # the Google client libraries are missing
+        parse_target = None
+    key = parse_target(target) if parse_target else None
+    if key is None:
         raise BackendError(f"{target}: not a workbook sheetsync can open; expected a path ending in "
                            ".xlsx or .xlsm, or a Google Sheets URL or key")
     try:
         from . import google
+        from .targets import load_credentials
     except ImportError as e:
         raise BackendError(f"{target}: looks like a Google Sheet, but the Google backend is not "
                            f"available in this install ({e}); use a local .xlsx path") from None
-    key = google.parse_target(target)
-    creds = google.load_credentials(credentials, token=token)
-    return google.GoogleBackend(key, creds)
+    creds, identity = load_credentials(credentials, token=token)
+    return google.GoogleBackend(key, creds, identity)

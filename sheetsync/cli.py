@@ -1,0 +1,210 @@
+"""The `sheetsync` command: a thin shell over `runner.run`, `push.push` and the demo.
+
+Exit codes (also in the README):
+
+    0   done (a diverged run is a result, not an error)
+    1   another sheetsync error
+    2   bad input: the sheet, an experiment file or a setting (every problem is listed)
+    3   a tab sheetsync would write belongs to you: nothing was written
+    4   the workbook or spreadsheet could not be read or written
+    64  bad command line
+    70  internal error (a bug: rerun with --debug and report the traceback)
+    130 interrupted
+
+Errors print one line per problem on stderr, never a traceback (unless --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import InputError, SheetsyncError
+
+EXIT_USAGE = 64
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+EXAMPLES = """\
+examples:
+  sheetsync demo                              write sheetsync-demo.xlsx and run it
+  sheetsync run book.xlsx                     Run: 'epochs' more epochs for every experiment
+  sheetsync run book.xlsx --experiment basic  only the experiment named basic
+  sheetsync reset book.xlsx                   start every experiment again from its init values
+  sheetsync run book.xlsx --json              a JSON report on stdout, for scripts
+  sheetsync push lab.toml --data data.csv --to book.xlsx
+
+exit codes: 0 ok, 2 bad input, 3 a tab is yours (nothing written), 4 storage, 64 usage,
+70 internal error (rerun with --debug)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors get their own documented exit code
+        self.print_usage(sys.stderr)
+        print(f"sheetsync: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sheetsync", description="Turn a spreadsheet into a gradient-descent lab: "
+                     "every SGD step a row, exact to the fast.ai workbook, PyTorch and fastai.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="write the example workbook and run it (offline, seconds)")
+    demo.add_argument("path", nargs="?", default=None, help="where to write it (default: sheetsync-demo.xlsx)")
+    demo.add_argument("--force", action="store_true", help="replace an existing file at PATH")
+    demo.add_argument("--json", action="store_true", help="print a JSON report")
+
+    for name, doc in (("run", "Run: continue every experiment from its saved state"),
+                      ("reset", "Reset: start experiments again from their init values")):
+        p = sub.add_parser(name, help=doc, description=doc)
+        p.add_argument("target", help="a workbook path ending in .xlsx/.xlsm (or a Google Sheet URL/key)")
+        p.add_argument("--experiment", "-e", action="append", metavar="NAME",
+                       help="only this experiment (repeatable)")
+        _common(p)
+
+    push = sub.add_parser("push", help="turn an experiment file and a CSV into a workbook, then run it")
+    push.add_argument("experiment_file", help="TOML or YAML: one table of settings per experiment")
+    push.add_argument("--data", required=True, metavar="CSV", help="CSV with headers x,y or x1,x2,...,y")
+    push.add_argument("--to", required=True, dest="target", metavar="TARGET", help="workbook (new or existing)")
+    _common(push)
+    # trace, serve and schedule arrive with their issues.
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a JSON report on stdout (no progress bar)")
+    p.add_argument("--credentials", metavar="PATH", help="Google service-account file (Google Sheets only)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return _dispatch(args)
+    except SheetsyncError as e:
+        return _fail(e, args)
+    except KeyboardInterrupt:
+        print("sheetsync: interrupted; the workbook was not changed by the unfinished write", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug: one line, never a traceback unless asked
+        if args.debug:
+            raise
+        print(f"sheetsync: internal error: {type(e).__name__}: {e}. Rerun with --debug for the "
+              "traceback, and please report it.", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _dispatch(args) -> int:
+    progress = _ProgressBar(enabled=not args.json)
+    try:
+        if args.command == "demo":
+            return _demo(args, progress)
+        if args.command == "push":
+            from .push import push
+
+            report = push(args.experiment_file, args.data, args.target, progress=progress,
+                          credentials=args.credentials)
+        else:
+            from .runner import run
+
+            report = run(args.target, experiments=args.experiment, action=args.command,
+                         progress=progress, credentials=args.credentials)
+    finally:
+        progress.close()
+    _print_report(report, args.json)
+    return 0
+
+
+def _demo(args, progress) -> int:
+    from .demo import DEFAULT_PATH, write_demo
+    from .runner import run
+
+    path = Path(args.path or DEFAULT_PATH)
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        path = path / DEFAULT_PATH if path.is_dir() else path.with_suffix(".xlsx")
+    if path.exists():
+        if not args.force:
+            from .errors import BackendError
+
+            raise BackendError(f"{path} already exists; pass --force to replace it, or run it with "
+                               f"'sheetsync run {path}'")
+        path.unlink()
+    write_demo(path)
+    report = run(str(path), progress=progress)
+    progress.close()
+    _print_report(report, args.json)
+    if not args.json:
+        print(f"\nThe demo workbook is {path.resolve()}\nOpen it in Excel or LibreOffice: 'basic steps' "
+              "row 4 is the workbook's first SGD step (pred 15, loss 1849); 'compare' charts the loss "
+              f"of all four experiments; 'relu epochs' shows the bent fit.\nRun again: sheetsync run {path}")
+    return 0
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"ok": True, **report.to_dict()}, indent=2, default=str))
+        return
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for e in report.experiments:
+        loss = f"{e.loss:.6g}" if e.loss is not None else "not finite"
+        params = " ".join(f"{k}={v:.6g}" for k, v in list(e.params.items())[:6])
+        sampled = " (steps sampled)" if e.sampled else ""
+        print(f"{e.name}: {e.start}; {e.epochs_run} epochs ({e.total_epochs} in all), loss {loss}, "
+              f"{params}{sampled}")
+        if e.diverged:
+            print(f"  {e.diverged}")
+    print(f"wrote {len(report.tabs_written)} tabs to {report.target} in {report.seconds:.2f}s")
+
+
+def _fail(error: SheetsyncError, args) -> int:
+    problems = error.problems if isinstance(error, InputError) else None
+    lines = [str(p) for p in problems] if problems else [str(error)]
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    if isinstance(error, InputError) and len(lines) > 1:
+        print(f"{len(lines)} problems; nothing was written but the run log", file=sys.stderr)
+    if getattr(args, "json", False):
+        out = {"ok": False, "exit_code": error.exit_code, "error": type(error).__name__, "messages": lines}
+        if problems:
+            out["problems"] = [{"cell": p.cell, "message": p.message} for p in problems]
+        print(json.dumps(out, indent=2))
+    return error.exit_code
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr, shown only when the work takes more than a moment."""
+
+    DELAY = 0.5  # seconds before the bar appears
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="step", unit_scale=True, file=sys.stderr, delay=self.DELAY,
+                            leave=False, desc="training")
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,215 @@
+"""`push`: an experiment file (TOML or YAML) and a CSV of data become a workbook, then run.
+
+The experiment file holds the same settings as the sheet's `experiments` tab, one table per
+experiment (``[basic]``, ``lr = 0.0001``, ``init = {a = 1, b = 1}`` or ``"init a" = 1``),
+optionally under a top-level ``experiments`` key. The CSV has the headers of the `data` tab.
+
+Which input tabs push may write (the promise: never overwrite the user's work):
+
+- a new workbook, or one without `data`/`experiments` tabs: push creates them, as tabs sheetsync
+  owns, so a later push replaces them;
+- tabs a previous push created (owned): replaced;
+- input tabs the user made: used as they are when they already hold exactly the pushed values,
+  otherwise refused with an `OwnershipError` — push never overwrites a tab it did not create.
+
+Inputs and results land in one atomic write.
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .backends.base import Column, Plan, Table, TabPlan
+from .errors import InputError, OwnershipError, Problem, SettingError
+from .parse import DATA_TAB, EXPERIMENTS_TAB
+from .parse.cells import is_blank
+from .settings import Experiment
+
+ABOUT_TAB = "about"
+
+
+def load_experiments(path: str | Path) -> list[list[Any]]:
+    """The experiments tab (rows) an experiment file describes; problems name file and setting."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError([Problem(str(path), f"cannot read the experiment file ({e.strerror})")]) from None
+    try:
+        doc = _parse_document(path, text)
+    except ValueError as e:
+        raise InputError([Problem(str(path), f"not valid {path.suffix.lstrip('.').upper()}: {e}")]) from None
+    experiments = doc.get("experiments", doc) if isinstance(doc, dict) else None
+    if not isinstance(experiments, dict) or not experiments or not all(
+            isinstance(v, dict) for v in experiments.values()):
+        raise InputError([Problem(str(path), "expected one table of settings per experiment, "
+                                  "e.g. [basic] with lr = 0.0001 below it")])
+    columns = {str(name): _flatten(settings) for name, settings in experiments.items()}
+    _validate(path, columns)
+    keys = list(dict.fromkeys(k for settings in columns.values() for k in settings))
+    rows = [["setting"] + list(columns)]
+    rows += [[k] + [columns[n].get(k) for n in columns] for k in keys]
+    return rows
+
+
+def _parse_document(path: Path, text: str) -> Any:
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(str(e)) from None
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(str(e).replace("\n", " ")) from None
+    raise ValueError("expected a .toml, .yaml or .yml file")
+
+
+def _flatten(settings: dict[str, Any]) -> dict[str, Any]:
+    """{'init': {'a': 1}} -> {'init a': 1}; other keys as written."""
+    flat = {}
+    for key, value in settings.items():
+        if str(key).strip().lower() == "init" and isinstance(value, dict):
+            flat.update({f"init {p}": v for p, v in value.items()})
+        else:
+            flat[str(key)] = value
+    return flat
+
+
+def _validate(path: Path, columns: dict[str, dict[str, Any]]) -> None:
+    problems = []
+    for name, settings in columns.items():
+        plain = {k: v for k, v in settings.items() if not k.lower().startswith("init ")}
+        init = {k[5:].strip(): v for k, v in settings.items() if k.lower().startswith("init ")}
+        for _ in range(len(plain) + 1):
+            try:
+                Experiment(name, init=init, **plain)
+                break
+            except SettingError as e:
+                problems.append(Problem(f"{path} [{name}]", f"{e.setting}: {e.problem}"))
+                key = next((k for k in plain if k.strip().lower().replace(" ", "_")
+                            == str(e.setting).strip().lower().replace(" ", "_")), None)
+                if key is None:
+                    break
+                del plain[key]
+    if problems:
+        raise InputError(problems)
+
+
+def load_csv(path: str | Path) -> list[list[Any]]:
+    """The data tab (rows) a CSV describes: numbers as numbers, anything else as written, so the
+    sheet's own checks name the cell of a bad value (data!B7 is line 7 of the CSV)."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f)]
+    except OSError as e:
+        raise InputError([Problem(str(path), f"cannot read the data file ({e.strerror})")]) from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError([Problem(str(path), f"not a readable CSV file: {e}")]) from None
+    if not rows:
+        raise InputError([Problem(str(path), "the CSV is empty; expected headers x and y in line 1")])
+    return [rows[0]] + [[_number(v) for v in row] for row in rows[1:]]
+
+
+def _number(text: str) -> Any:
+    if is_blank(text):
+        return None
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        return text
+
+
+def input_tab_plans(tabs: dict[str, list[list[Any]]]) -> list[TabPlan]:
+    """The input tabs as owned tabs: row 1 is the header, as the sheet expects."""
+    plans = []
+    for name, rows in tabs.items():
+        width = max(len(r) for r in rows)
+        padded = [list(r) + [None] * (width - len(r)) for r in rows]
+        columns = [Column("" if padded[0][j] is None else str(padded[0][j]),
+                          [r[j] for r in padded[1:]], None, 12 if j else 16) for j in range(width)]
+        plans.append(TabPlan(name, [Table(columns)], frozen_rows=1, kind="inputs"))
+    return plans
+
+
+class PushBackend:
+    """A backend seen through pushed inputs: reads see them, the one write carries them."""
+
+    def __init__(self, backend, inputs: dict[str, list[list[Any]]]):
+        self.backend = backend
+        self.inputs = inputs
+        self.to_write: dict[str, list[list[Any]]] | None = None
+
+    def read(self, tabs):
+        snapshot = self.backend.read(list(tabs))
+        if self.to_write is None:  # the first read round sees the input tabs
+            self.to_write = _inputs_to_write(snapshot, self.inputs)
+        from .backends.base import TabInfo
+
+        for name, rows in self.inputs.items():
+            if snapshot.tab(name) is None:
+                snapshot.tabs.append(TabInfo(name, len(snapshot.tabs), owned=True))
+            if name in tabs:
+                snapshot.values[name] = [list(r) for r in rows]
+        return snapshot
+
+    def apply(self, plan: Plan) -> None:
+        plan.tabs = input_tab_plans(self.to_write or {}) + plan.tabs
+        self.backend.apply(plan)
+
+
+def _inputs_to_write(snapshot, pushed: dict[str, list[list[Any]]]) -> dict[str, list[list[Any]]]:
+    """The pushed tabs that must be written; refuse to replace a different tab of the user's."""
+    write = {}
+    for name, rows in pushed.items():
+        info = snapshot.tab(name)
+        if info is None or info.owned:
+            write[name] = rows
+        elif name in snapshot.values and not _same(snapshot.values[name], rows):
+            raise OwnershipError(f"{snapshot.target}: the tab {name!r} holds your own inputs, which differ "
+                                 "from the pushed ones; push will not overwrite a tab it did not create. "
+                                 "Push to a new workbook, or edit that tab and use 'sheetsync run'")
+    return write
+
+
+def _same(existing: list[list[Any]], pushed: list[list[Any]]) -> bool:
+    def norm(rows):
+        out = [[None if is_blank(v) else (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          else str(v).strip()) for v in r] for r in rows]
+        out = [r[:max([i + 1 for i, v in enumerate(r) if v is not None], default=0)] for r in out]
+        while out and not out[-1]:
+            out.pop()
+        return out
+
+    return norm(existing) == norm(pushed)
+
+
+def push(experiment_file: str | Path, data_csv: str | Path, target: str, *, backend=None,
+         progress=None, credentials: str | None = None):
+    """Write the file's experiments and the CSV's data into `target` (new or existing), then run."""
+    from .runner import run
+
+    inputs = {DATA_TAB: load_csv(data_csv), EXPERIMENTS_TAB: load_experiments(experiment_file)}
+    if backend is None:
+        backend = _open_or_create(target, credentials)
+    return run(target, backend=PushBackend(backend, inputs), progress=progress, action="run")
+
+
+def _open_or_create(target: str, credentials: str | None):
+    from .backends import is_local, open_backend
+
+    if is_local(target) and not Path(target).exists():
+        from .backends.xlsx import XlsxBackend
+
+        XlsxBackend.create(target, {ABOUT_TAB: [["This workbook was made by 'sheetsync push'."],
+                                                ["Its data and experiments tabs belong to sheetsync: "
+                                                 "the next push replaces them."]]})
+    return open_backend(target, credentials)
