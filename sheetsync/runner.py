@@ -90,7 +90,7 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     entry = _run_entry(action, inputs, reports)
     others = {n: h for n, h in histories.items() if n not in names}
     plan = render(outputs, x=inputs.dataset.train_x(), y=inputs.dataset.y, other_histories=others,
-                  states=saved, entry=entry, previous_runs=previous_runs)
+                  states=saved, entry=entry, previous_runs=previous_runs, order=inputs.all_names)
     for report, tab in zip(reports, plan.tabs[0::2]):
         report.sampled = any("SAMPLED" in str(t.value) for t in tab.texts)
     backend.apply(plan)

@@ -33,15 +33,12 @@ def open_backend(target: str, credentials: str | None = None, token: str | None 
         from .targets import parse_target
     except ImportError:  # the Google client libraries are missing
         parse_target = None
-    key = parse_target(target) if parse_target else None
-    if key is None:
+    if parse_target is None or parse_target(target) is None:
         raise BackendError(f"{target}: not a workbook sheetsync can open; expected a path ending in "
                            ".xlsx or .xlsm, or a Google Sheets URL or key")
     try:
-        from . import google
-        from .targets import load_credentials
+        from .google import GoogleBackend
     except ImportError as e:
         raise BackendError(f"{target}: looks like a Google Sheet, but the Google backend is not "
                            f"available in this install ({e}); use a local .xlsx path") from None
-    creds, identity = load_credentials(credentials, token=token)
-    return google.GoogleBackend(key, creds, identity)
+    return GoogleBackend.open(target, credentials, token=token)

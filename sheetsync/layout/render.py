@@ -32,12 +32,15 @@ class ExperimentOutput:
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
            other_histories: dict[str, pd.DataFrame], states: dict[str, SavedState],
            entry: RunEntry, previous_runs: pd.DataFrame | None,
-           cell_budget: int = budgets.CELL_BUDGET) -> Plan:
+           cell_budget: int = budgets.CELL_BUDGET, order: list[str] | None = None) -> Plan:
     """`other_histories`: epochs histories of the sheet's experiments not run this time (for
-    `compare`); `states`: every experiment's saved state after this run."""
+    `compare`); `states`: every experiment's saved state after this run; `order`: the sheet's
+    order of experiments (for `compare`)."""
     epochs_tabs = [render_epochs(o.result, o.history, x, y, o.notes) for o in outputs]
     histories = dict(other_histories)
     histories.update({o.result.experiment.name: o.history for o in outputs})
+    if order:
+        histories = {n: histories[n] for n in sorted(histories, key=lambda n: _rank(order, n))}
     small = [render_compare(histories), render_runs(previous_runs, entry), render_state(states)]
     used = sum(_cells(t) for t in epochs_tabs + small)
     allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
@@ -61,6 +64,10 @@ def steps_allowances(results: list[Result], budget: int) -> list[int]:
 def log_only_plan(entry: RunEntry, previous_runs: pd.DataFrame | None) -> Plan:
     """What a run with input errors writes: the run log, nothing else."""
     return Plan([render_runs(previous_runs, entry)])
+
+
+def _rank(order: list[str], name: str) -> int:
+    return order.index(name) if name in order else len(order)
 
 
 def _cells(tab: TabPlan) -> int:

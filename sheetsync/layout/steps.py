@@ -48,10 +48,11 @@ def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[
     boundary = np.zeros(n, bool)
     boundary[firsts[::stride]] = True
     boundary[lasts[::stride]] = True
-    room = max(allowed - int(boundary.sum()) - len(keep), 1)
+    room = max(allowed - int(boundary.sum()) - len(keep) - 2, 1)
     k = max(math.ceil(n / room), 2)
     mask = boundary | (np.arange(n) % k == 0)
     mask[list(keep)] = True
+    mask[[0, n - 1]] = True
     return np.flatnonzero(mask), k
 
 
@@ -97,16 +98,18 @@ def _divergence_index(result: Result) -> int | None:
     if div is None or not len(result.steps):
         return None
     s = result.steps
-    hit = np.flatnonzero((s["epoch"].to_numpy() == div.epoch) & (s["step"].to_numpy() == div.step))
+    hit = np.flatnonzero(s["step"].to_numpy() == div.step)  # step numbers are unique in a run
     return int(hit[0]) if len(hit) else None
 
 
 def divergence_sentence(result: Result) -> str:
     div = result.diagnostics.divergence
+    index = _divergence_index(result)
+    epoch = int(result.steps["epoch"].iloc[index]) if index is not None else div.epoch
     what = f"parameter {div.param}" if div.param else "the loss"
     bound = (f" A per-row SGD learning rate below {div.lr_bound:.3g} would be stable on this data."
              if div.lr_bound else "")
-    return (f"DIVERGED at epoch {div.epoch}, step {div.step} (data row {div.row}): {what} blew up — "
+    return (f"DIVERGED at epoch {epoch}, step {div.step} (data row {div.row}): {what} blew up — "
             f"{div.reason}.{bound}")
 
 

@@ -1,0 +1,116 @@
+"""The Run and Reset buttons on a whole sheet, through an in-memory backend.
+
+(The same flow through real .xlsx files is in test_workbook.py.)
+"""
+
+import numpy as np
+import pytest
+
+from memory_backend import MemoryBackend
+from sheetsync import Experiment, train
+from sheetsync.demo import X, Y, demo_tabs
+from sheetsync.errors import InputError, OwnershipError
+from sheetsync.runner import run
+
+
+def epochs_table(backend, name):
+    grid = backend.grids[f"{name} epochs"]
+    header = grid[0][:grid[0].index(None)]
+    rows = [r[:len(header)] for r in grid[1:] if r[0] is not None]
+    return header, rows
+
+
+def test_run_then_run_again_equals_one_long_run():
+    backend = MemoryBackend(demo_tabs())
+    run("mem", backend=backend)
+    report = run("mem", backend=backend)
+    assert [e.start for e in report.experiments] == ["continued"] * 4
+    header, rows = epochs_table(backend, "momentum")
+    assert [r[0] for r in rows] == list(range(1, 11))
+    long = train(Experiment("momentum", optimizer="momentum", epochs=10), np.array(X, float), np.array(Y, float))
+    a = header.index("a")
+    assert [r[a] for r in rows] == list(long.epochs["a"])
+    assert report.experiments[1].params == long.params
+
+
+def test_reset_starts_again_and_the_history_with_it():
+    backend = MemoryBackend(demo_tabs())
+    first = run("mem", backend=backend)
+    run("mem", backend=backend)
+    report = run("mem", backend=backend, action="reset", experiments=["basic"])
+    assert [e.name for e in report.experiments] == ["basic"]
+    assert report.experiments[0].params == first.experiments[0].params
+    _, rows = epochs_table(backend, "basic")
+    assert len(rows) == 5
+    _, other = epochs_table(backend, "adam")  # not run: its tab and history stay
+    assert len(other) == 10
+    compare = backend.grids["compare"]
+    assert compare[0][:5] == ["epoch", "basic loss", "momentum loss", "adam loss", "relu loss"]
+
+
+def test_changing_the_model_resets_and_says_so_but_a_new_lr_continues():
+    tabs = demo_tabs()
+    backend = MemoryBackend(tabs)
+    run("mem", backend=backend)
+    exps = backend.grids["experiments"]
+    exps[4][1] = 0.0002  # basic: new lr
+    exps[1][2] = "two_linear"  # momentum: new model
+    report = run("mem", backend=backend)
+    basic, momentum = report.experiments[:2]
+    assert basic.start == "continued" and basic.total_epochs == 10
+    assert momentum.start.startswith("reset: model, params changed") and momentum.total_epochs == 5
+
+
+def test_changed_data_resets():
+    backend = MemoryBackend(demo_tabs())
+    run("mem", backend=backend)
+    backend.grids["data"][3][1] = 1000
+    report = run("mem", backend=backend, experiments=["adam"])
+    assert "the data changed" in report.experiments[0].start
+
+
+def test_input_errors_write_only_the_run_log():
+    tabs = demo_tabs()
+    tabs["data"][6][0] = "abc"
+    backend = MemoryBackend(tabs)
+    with pytest.raises(InputError) as info:
+        run("mem", backend=backend)
+    assert str(info.value) == "data!A7: expected a number, found 'abc'"
+    assert [t.name for t in backend.plans[0].tabs] == ["runs"]
+    log = backend.grids["runs"]
+    assert log[1][5] == "input errors" and "data!A7" in log[1][6]
+
+
+def test_a_user_tab_with_an_output_name_stops_the_run_before_anything_is_written():
+    tabs = demo_tabs()
+    tabs["basic steps"] = [["my own notes"]]
+    backend = MemoryBackend(tabs)
+    with pytest.raises(OwnershipError, match="'basic steps' was not created by sheetsync"):
+        run("mem", backend=backend)
+    assert backend.plans == [] and backend.grids["basic steps"] == [["my own notes"]]
+
+
+def test_progress_reports_every_step_of_every_experiment():
+    seen = []
+    run("mem", backend=MemoryBackend(demo_tabs()), progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (4 * 5 * 29, 4 * 5 * 29)
+    assert all(b[0] >= a[0] for a, b in zip(seen, seen[1:]))
+
+
+def test_two_read_rounds_at_most():
+    backend = MemoryBackend(demo_tabs())
+    run("mem", backend=backend)
+    assert backend.reads == 1  # nothing to continue: one round
+    run("mem", backend=backend)
+    assert backend.reads == 3  # inputs + state, then the epochs histories
+
+
+def test_the_history_budget_counts_the_epochs_already_run():
+    tabs = demo_tabs()
+    tabs["experiments"] = [["", "e"], ["epochs", 70_000]]
+    backend = MemoryBackend(tabs)
+    run("mem", backend=backend)
+    with pytest.raises(InputError, match="epochs history would need"):
+        run("mem", backend=backend)
+    report = run("mem", backend=backend, action="reset")
+    assert report.experiments[0].total_epochs == 70_000
