@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import SettingError, SheetsyncError
 from ..settings import Experiment
 from . import graddesc
-from .kernel import Spec, run_kernel
+from .kernel import Spec, generate_source, run_kernel
 from .models import build_model, default_init, input_names
 from .optimizers import build_update
 from .result import Diagnostics, Divergence, Result, State
@@ -148,10 +148,10 @@ def run_epochs(job: Job, state: State, n_epochs: int, record: bool) -> tuple[Sta
     R, EPO, DIV = run_kernel(job.spec, job.X, job.Y, job.order(state.epoch, n_epochs), P, S, H, T,
                              n_epochs, record)
     done = int(DIV[0, 3])
-    new_state = unpack(job, state, P[0], S[0], T[0], done + (1 if DIV[0, 0] else 0))
+    new_state = unpack(job, state, P[0], S[0], T[0], done)  # `done` counts a diverged epoch's part
     lines = R[0, : DIV[0, 4]] if record else R[0]
     diverged = (int(DIV[0, 1]), int(DIV[0, 2])) if DIV[0, 0] else None
-    epochs = EPO[0, : done + (1 if diverged else 0)]
+    epochs = EPO[0, :done]
     return new_state, Chunk(lines, epochs, float(H[0, job.spec.hyper.index("lr")]), diverged)
 
 
@@ -281,21 +281,21 @@ def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps:
                   f"the learning rate {chunk.lr:g} is too large for this data")
     lr_bound = stable_lr_bound(job)
     if lr_bound is not None:
-        reason += f"; per-row SGD on this data is stable only for lr < {lr_bound:.6g} (1/max(x²))"
+        reason += f"; a per-row SGD step on this data is stable only for lr < {lr_bound:.6g} (1/(max x² + 1))"
     return Divergence(epoch=epoch, step=step, row=row, param=q, reason=reason, lr_bound=lr_bound)
 
 
 def stable_lr_bound(job: Job) -> float | None:
-    """For plain per-row SGD on the squared error of `linear`: lr < 1/max over rows of |x|²+1.
+    """For plain per-row SGD on the squared error of `linear`: lr < 1/max over rows of (|x|² + 1).
 
-    The row loss (a·x + b − y)² has curvature 2·(x² + 1) along (a, b) jointly; for one input
-    with the bias held, 2·x² on `a` alone, which gives the workbook's lr < 1/x² (optimizers.md §6).
+    One row's loss (a·x + b − y)² has curvature 2·(|x|² + 1) along (a, b), so a step on that
+    row shrinks the error only while lr·2·(|x|² + 1) < 2. Holding b fixed gives the workbook's
+    rule of thumb lr < 1/x² (optimizers.md §6); the +1 is b's share, and it matters at small x.
     """
     e = job.experiment
     if e.model != "linear" or e.loss != "squared" or e.optimizer != "sgd" or job.spec.batch_size != 1:
         return None
-    sq = (job.X ** 2).sum(axis=1)
-    return float(1.0 / sq.max()) if sq.max() > 0 else None
+    return float(1.0 / ((job.X ** 2).sum(axis=1).max() + 1.0))
 
 
 def finish_diagnostics(job: Job, diag: Diagnostics, params: dict[str, float]) -> None:
@@ -343,9 +343,10 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
         if job.spec.update.epoch_macro or job.experiment.shuffle:
             results[i] = train(job.experiment, x, y, states[i], keep_steps=keep_steps)
             continue
-        key = (job.spec, job.experiment.epochs)
+        key = (generate_source(job.spec), job.experiment.epochs)  # same loop, same length
         groups.setdefault(key, []).append(i)
-    for (spec, n_epochs), idx in groups.items():
+    for (_, n_epochs), idx in groups.items():
+        spec = jobs[idx[0]].spec
         starts = []
         for i in idx:
             job, st = jobs[i], states[i]
@@ -362,8 +363,8 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
             job = jobs[i]
             done = int(DIV[row, 3])
             diverged = (int(DIV[row, 1]), int(DIV[row, 2])) if DIV[row, 0] else None
-            new_state = unpack(job, st, P[row], S[row], T[row], done + (1 if diverged else 0))
-            chunk = Chunk(R[row, : DIV[row, 4]] if keep_steps else R[row], EPO[row, : done + (1 if diverged else 0)],
+            new_state = unpack(job, st, P[row], S[row], T[row], done)
+            chunk = Chunk(R[row, : DIV[row, 4]] if keep_steps else R[row], EPO[row, :done],
                           float(H[row, spec.hyper.index("lr")]), diverged)
             results[i] = build_result(job, new_state, [chunk], keep_steps)
     return results  # type: ignore[return-value]
