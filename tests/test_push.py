@@ -1,0 +1,101 @@
+"""push: an experiment file (TOML or YAML) and a CSV become the sheet's inputs, then a run."""
+
+import pytest
+
+from memory_backend import MemoryBackend
+from sheetsync.demo import X, Y
+from sheetsync.errors import InputError, OwnershipError
+from sheetsync.push import load_experiments, push
+
+TOML = """
+[basic]
+optimizer = "sgd"
+lr = 0.0001
+init = { a = 1, b = 1 }
+
+[fast]
+optimizer = "momentum"
+"init a" = 2
+"""
+
+YAML = """
+experiments:
+  basic:
+    optimizer: sgd
+    init: {a: 1, b: 1}
+  adam:
+    optimizer: adam
+    lr: 1
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "lab.toml").write_text(TOML)
+    (tmp_path / "lab.yaml").write_text(YAML)
+    (tmp_path / "data.csv").write_text("x,y\n" + "".join(f"{x},{y}\n" for x, y in zip(X, Y)))
+    return tmp_path
+
+
+def test_toml_becomes_the_experiments_tab_column_by_column(files):
+    rows = load_experiments(files / "lab.toml")
+    assert rows[0] == ["setting", "basic", "fast"]
+    assert ["init a", 1, 2] in rows and ["lr", 0.0001, None] in rows
+
+
+def test_push_writes_inputs_and_results_in_one_write(files):
+    backend = MemoryBackend({"about": [["mine"]]})
+    report = push(files / "lab.yaml", files / "data.csv", "mem", backend=backend)
+    assert [e.name for e in report.experiments] == ["basic", "adam"]
+    assert len(backend.plans) == 1
+    assert [t.name for t in backend.plans[0].tabs][:3] == ["data", "experiments", "basic steps"]
+    assert backend.grids["basic steps"][3][7] == 15.0  # pred of the first step
+    assert backend.grids["about"] == [["mine"]]
+
+
+def test_a_second_push_replaces_the_inputs_push_created(files):
+    backend = MemoryBackend()
+    push(files / "lab.toml", files / "data.csv", "mem", backend=backend)
+    (files / "data.csv").write_text("x,y\n1,2\n2,4\n3,6\n")
+    report = push(files / "lab.toml", files / "data.csv", "mem", backend=backend)
+    assert backend.grids["data"][1] == [1, 2]
+    assert report.experiments[0].start.startswith("reset: the data changed")
+
+
+def test_push_never_overwrites_the_users_own_different_inputs(files):
+    backend = MemoryBackend({"data": [["x", "y"], [1, 2], [3, 4]]})
+    with pytest.raises(OwnershipError, match="'data' holds your own inputs"):
+        push(files / "lab.toml", files / "data.csv", "mem", backend=backend)
+    assert backend.plans == []
+
+
+def test_push_accepts_the_users_inputs_when_they_hold_the_same_values(files):
+    backend = MemoryBackend({"data": [["x", "y"]] + [[float(x), y] for x, y in zip(X, Y)]})
+    push(files / "lab.toml", files / "data.csv", "mem", backend=backend)
+    assert "data" not in [t.name for t in backend.plans[0].tabs]
+
+
+def test_bad_settings_in_the_file_are_all_named(files):
+    (files / "bad.toml").write_text('[a]\nlr = -1\noptimiser = "sgd"\n[b]\nmodel = "linaer"\n')
+    with pytest.raises(InputError) as info:
+        load_experiments(files / "bad.toml")
+    messages = [str(p) for p in info.value.problems]
+    assert any("[a]" in m and "lr" in m and "> 0" in m for m in messages)
+    assert any("[a]" in m and "optimiser" in m and "optimizer" in m for m in messages)
+    assert any("[b]" in m and "did you mean 'linear'" in m for m in messages)
+
+
+def test_bad_csv_values_are_named_by_their_cell(files):
+    (files / "bad.csv").write_text("x,y\n1,2\n2,abc\n3,6\n")
+    backend = MemoryBackend()
+    with pytest.raises(InputError, match=r"data!B3: expected a number, found 'abc'"):
+        push(files / "lab.toml", files / "bad.csv", "mem", backend=backend)
+    assert [t.name for t in backend.plans[0].tabs] == ["data", "experiments", "runs"]
+
+
+def test_unreadable_files_are_input_errors(files):
+    (files / "broken.toml").write_text("[a\n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_experiments(files / "broken.toml")
+    with pytest.raises(InputError, match="expected a .toml, .yaml or .yml"):
+        load_experiments(files / "data.csv")
