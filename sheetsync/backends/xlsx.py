@@ -1,0 +1,1001 @@
+"""The local workbook backend: read an ``.xlsx``/``.xlsm`` file, apply a `Plan` to it.
+
+Nothing of the user's is lost, because the user's workbook is never loaded and re-saved (openpyxl
+would drop shapes, text boxes, form controls, slicers, pivot caches, custom XML, and charts or
+images it cannot read). `apply` performs package surgery instead (see `ooxml`): every part of
+the file is copied byte for byte, except
+
+- the parts of owned tabs being replaced or removed (worksheet, its rels, drawings, charts,
+  comments, VML) — removed only when nothing that stays still refers to them;
+- ``[Content_Types].xml``, ``xl/workbook.xml``, ``xl/_rels/workbook.xml.rels``,
+  ``xl/styles.xml`` (appended to) and ``docProps/app.xml`` (titles) — small textual edits;
+- ``xl/calcChain.xml`` — dropped when it lists cells of a removed sheet (Excel rebuilds it);
+
+and the owned tabs' parts are generated here, streamed (a steps table has millions of cells).
+
+Ownership mark: every tab sheetsync creates carries a hidden, sheet-local defined name
+``_sheetsync_owned`` (``localSheetId`` = the tab, value ``'<tab>'!$A$1``). Excel and LibreOffice
+keep sheet-local names through a save, move them with the sheet when it is renamed or moved, and
+delete them with the sheet, so the mark follows the tab rather than its title. (Copying an owned
+tab in Excel copies the mark too; such a copy is never written by name, so it stays as it is.)
+
+Writes are atomic: a temporary file beside the workbook, flushed and fsynced, then
+``os.replace``; the original's permission bits are kept; a read-only file is refused.
+
+Reading parses the sheet XML in one streaming pass (openpyxl gives either a formula cell's cached
+value or its formula per pass, never both, and a formula without a cached value reads as empty),
+with openpyxl's own helpers for shared strings, date formats and serial dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import math
+import os
+import re
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
+from xml.etree import ElementTree as ET
+from xml.sax.saxutils import escape, quoteattr
+
+import numpy as np
+
+from ..errors import BackendError, OwnershipError
+from . import ooxml
+from .base import (CellError, CellValue, Chart, DateCell, Plan, Snapshot, TabInfo, TabPlan, Text,
+                   Uncomputed, col_letter)
+
+OWNED_MARK = "_sheetsync_owned"
+MAX_TAB_NAME = 31
+BAD_TAB_CHARS = set('[]:*?/\\')
+CHUNK_ROWS = 4096
+EMU_PER_PX = 9525
+
+_M = "{%s}" % ooxml.NS_MAIN
+
+
+def abs_ref(tab: str, row0: int, col0: int, row1: int, col1: int) -> str:
+    """'basic steps', 1, 0, 30, 1 -> "'basic steps'!$A$2:$A$30" (always quoted: valid for any name)."""
+    quoted = "'" + tab.replace("'", "''") + "'"
+    start = f"${col_letter(col0)}${row0 + 1}"
+    end = f"${col_letter(col1 - 1)}${row1}"
+    return f"{quoted}!{start}" if (row1 - row0, col1 - col0) == (1, 1) else f"{quoted}!{start}:{end}"
+
+
+# =============================================================================================
+# The backend
+
+
+class XlsxBackend:
+    """A local ``.xlsx``/``.xlsm`` workbook."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, tabs: Sequence[str]) -> Snapshot:
+        pkg = ooxml.Package(self.path)
+        try:
+            return WorkbookReader(pkg).snapshot(list(tabs))
+        except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
+        finally:
+            pkg.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan) -> None:
+        refuse_read_only(self.path)
+        before = os.stat(self.path)
+        pkg = ooxml.Package(self.path)
+        try:
+            surgery = Surgery(pkg, plan)
+            write_atomically(self.path, surgery.write, before)
+        except (KeyError, zipfile.BadZipFile, EOFError) as e:
+            raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
+        finally:
+            pkg.close()
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, tabs: dict[str, list[list]]) -> "XlsxBackend":
+        """A brand-new workbook of plain user tabs (not owned); refuses an existing path."""
+        from openpyxl import Workbook
+
+        path = os.fspath(path)
+        if os.path.exists(path):
+            raise BackendError(f"{path}: already exists; sheetsync creates only new workbooks")
+        wb = Workbook()
+        wb.remove(wb.active)
+        for title, rows in (tabs or {"Sheet1": []}).items():
+            ws = wb.create_sheet(title)
+            for row in rows:
+                ws.append(list(row))
+        write_atomically(path, wb.save, None)
+        return cls(path)
+
+
+def refuse_read_only(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise BackendError(f"{path}: no such workbook") from None
+    # Root may replace a file without write bits; the bits are the user's intent, so check them.
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise BackendError(f"{path}: the workbook is read-only; make it writable to let sheetsync "
+                           "write its tabs")
+
+
+def write_atomically(path: str, write: Callable[[BinaryIO], None], before: os.stat_result | None) -> None:
+    """Write a temporary file beside `path`, fsync it, and rename it over `path`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".sheetsync-tmp",
+                                   dir=folder)
+    except OSError as e:
+        raise BackendError(f"{path}: cannot write beside the workbook ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        _copy_permissions(before, tmp)
+        _refuse_if_changed(path, before)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+def _copy_permissions(before: os.stat_result | None, tmp: str) -> None:
+    if before is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        return
+    os.chmod(tmp, stat.S_IMODE(before.st_mode))
+    try:
+        os.chown(tmp, before.st_uid, before.st_gid)
+    except OSError:
+        pass  # only root may give a file away; a normal user's own file keeps its owner anyway
+
+
+def _refuse_if_changed(path: str, before: os.stat_result | None) -> None:
+    # Someone (Excel, another run) saved the workbook while we wrote: theirs wins, ours is dropped.
+    if before is None:
+        return
+    now = os.stat(path)
+    if (now.st_mtime_ns, now.st_size, now.st_ino) != (before.st_mtime_ns, before.st_size, before.st_ino):
+        raise BackendError(f"{path}: the workbook changed while sheetsync was writing; run again")
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# =============================================================================================
+# Reading
+
+
+class WorkbookReader:
+    def __init__(self, pkg: ooxml.Package):
+        self.pkg = pkg
+        self.wb_part = pkg.workbook_part()
+        self.wb = ooxml.WorkbookXml(pkg.text(self.wb_part), pkg.path, self.wb_part)
+        self.rels = {r.id: r for r in pkg.rels(self.wb_part)}
+        self._strings: list[str] | None = None
+        self._date_xfs: set[int] | None = None
+
+    def snapshot(self, wanted: list[str]) -> Snapshot:
+        owned = owned_positions(self.wb)
+        infos, values = [], {}
+        for position, sheet in enumerate(self.wb.sheets):
+            part = self._worksheet_part(sheet)
+            rows: list[list[CellValue]] | None = None
+            if part and _wanted(sheet.name, wanted):
+                rows = self.cells(part)
+                values[sheet.name] = rows
+            n_rows, n_cols = _extent(rows) if rows is not None else self._dimension(part)
+            infos.append(TabInfo(sheet.name, position, position in owned, n_rows, n_cols))
+        return Snapshot(self.pkg.path, infos, values)
+
+    def _worksheet_part(self, sheet: ooxml.SheetEntry) -> str | None:
+        rel = self.rels.get(sheet.rid)
+        if rel is None or rel.type != ooxml.REL_WORKSHEET or not self.pkg.has(rel.target):
+            return None  # a chart sheet, dialog sheet or macro sheet: no cells to read
+        return rel.target
+
+    def _dimension(self, part: str | None) -> tuple[int, int]:
+        if part is None:
+            return 0, 0
+        with self.pkg.open(part) as f:
+            head = f.read(8192)
+        m = re.search(rb"<(?:\w+:)?dimension\s+ref\s*=\s*[\"']([A-Z$]*\d*:?([A-Z]+)\$?(\d+))", head)
+        if m:
+            return int(m.group(3)), column_index(m.group(2).decode()) + 1
+        return _extent(self.cells(part))
+
+    # -- cells --------------------------------------------------------------------------------
+
+    def cells(self, part: str) -> list[list[CellValue]]:
+        rows: list[list[CellValue]] = []
+        with self.pkg.open(part) as f:
+            for event, el in ET.iterparse(f, events=("end",)):
+                if el.tag == _M + "row":
+                    self._row(el, rows)
+                    el.clear()
+        while rows and not rows[-1]:
+            rows.pop()
+        return rows
+
+    def _row(self, el: ET.Element, rows: list[list[CellValue]]) -> None:
+        number = int(el.get("r", len(rows) + 1))
+        while len(rows) < number:
+            rows.append([])
+        row = rows[number - 1]
+        for c in el.iterfind(_M + "c"):
+            ref = c.get("r")
+            col = column_index(ref.rstrip("0123456789")) if ref else len(row)
+            value = self._value(c)
+            if value is None:
+                continue
+            while len(row) < col:
+                row.append(None)
+            row.append(value) if len(row) == col else row.__setitem__(col, value)
+
+    def _value(self, c: ET.Element) -> CellValue:
+        kind = c.get("t", "n")
+        v = c.find(_M + "v")
+        text = v.text if v is not None else None
+        formula = c.find(_M + "f")
+        if formula is not None and not text and kind != "inlineStr":
+            return Uncomputed(formula.text or "")
+        if kind == "inlineStr":
+            return self._inline(c)
+        if text is None:
+            return None
+        return self._typed(kind, text, int(c.get("s", 0)))
+
+    def _typed(self, kind: str, text: str, style: int) -> CellValue:
+        if kind == "n":
+            number = _number(text)
+            return self._date(number) if style in self.date_xfs() else number
+        if kind == "s":
+            return self.strings()[int(text)]
+        if kind == "b":
+            return text.strip() in ("1", "true")
+        if kind == "e":
+            return CellError(text)
+        if kind == "d":
+            from openpyxl.utils.datetime import to_excel
+
+            return DateCell(float(to_excel(dt.datetime.fromisoformat(text))), text)
+        return text  # "str": the text result of a formula
+
+    def _inline(self, c: ET.Element) -> str | None:
+        from openpyxl.cell.text import Text as RichText
+
+        node = c.find(_M + "is")
+        return RichText.from_tree(node).content if node is not None else None
+
+    def _date(self, serial: float) -> DateCell:
+        from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+
+        epoch = CALENDAR_MAC_1904 if self.wb.date1904 else CALENDAR_WINDOWS_1900
+        try:
+            text = from_excel(serial, epoch).isoformat()
+        except (ValueError, OverflowError):
+            text = str(serial)
+        return DateCell(float(serial), text)
+
+    def strings(self) -> list[str]:
+        if self._strings is None:
+            from openpyxl.reader.strings import read_string_table
+
+            part = self._related(ooxml.REL_SHARED_STRINGS)
+            self._strings = read_string_table(self.pkg.open(part)) if part else []
+        return self._strings
+
+    def date_xfs(self) -> set[int]:
+        if self._date_xfs is None:
+            part = self._related(ooxml.REL_STYLES)
+            self._date_xfs = date_styles(self.pkg.read(part)) if part else set()
+        return self._date_xfs
+
+    def _related(self, rel_type: str) -> str | None:
+        for rel in self.rels.values():
+            if rel.type == rel_type and self.pkg.has(rel.target):
+                return rel.target
+        return None
+
+
+def _wanted(title: str, wanted: list[str]) -> bool:
+    return title in wanted or title.casefold() in {w.casefold() for w in wanted}
+
+
+def _extent(rows: list[list]) -> tuple[int, int]:
+    return len(rows), max((len(r) for r in rows), default=0)
+
+
+def _number(text: str) -> int | float:
+    if "." in text or "e" in text or "E" in text or "N" in text or "n" in text:
+        return float(text)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+_COLUMNS: dict[str, int] = {}
+
+
+def column_index(letters: str) -> int:
+    """'A' -> 0, 'AA' -> 26."""
+    index = _COLUMNS.get(letters)
+    if index is None:
+        index = 0
+        for ch in letters.upper().replace("$", ""):
+            index = index * 26 + ord(ch) - 64
+        index -= 1
+        _COLUMNS[letters] = index
+    return index
+
+
+DATE_FORMAT_IDS = set(range(14, 23)) | set(range(27, 37)) | set(range(45, 48)) | set(range(50, 59))
+
+
+def date_styles(styles_xml: bytes) -> set[int]:
+    """Indices of cellXfs whose number format shows a date or time."""
+    from openpyxl.styles.numbers import is_date_format
+
+    root = ET.fromstring(styles_xml)
+    codes = {int(n.get("numFmtId")): n.get("formatCode", "")
+             for n in root.iter(_M + "numFmt") if n.get("numFmtId", "").isdigit()}
+    xfs = root.find(_M + "cellXfs")
+    dates = set()
+    for index, xf in enumerate(xfs if xfs is not None else []):
+        fmt = int(xf.get("numFmtId", 0))
+        if fmt in DATE_FORMAT_IDS or (fmt in codes and is_date_format(codes[fmt])):
+            dates.add(index)
+    return dates
+
+
+def owned_positions(wb: ooxml.WorkbookXml) -> set[int]:
+    return {d.local for d in wb.defined_names if d.name == OWNED_MARK and d.local is not None}
+
+
+# =============================================================================================
+# Applying a plan: deciding what changes
+
+
+@dataclass
+class NewPart:
+    name: str
+    content_type: str | None  # None for .rels (covered by the Default entry)
+    data: Callable[[], Iterable[str]] | bytes | str
+
+
+class Surgery:
+    """Everything one `apply` changes in the package, decided (and checked) before writing."""
+
+    def __init__(self, pkg: ooxml.Package, plan: Plan):
+        self.pkg, self.plan = pkg, plan
+        self.wb_part = pkg.workbook_part()
+        self.wb = ooxml.WorkbookXml(pkg.text(self.wb_part), pkg.path, self.wb_part)
+        self.wb_rels = {r.id: r for r in pkg.rels(self.wb_part)}
+        self._check_plan()
+        self.replaced = self._replaced_positions()
+        self.dropped = self._dropped_parts()
+        self.names = PartNames(pkg, self.dropped)
+        self.styles, self.styles_part = self._styles()
+        self.tabs = [TabRenderer(tab, self.styles, self.names) for tab in plan.tabs]
+        self.edited = self._edited_parts()
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def _check_plan(self) -> None:
+        path, owned = self.pkg.path, owned_positions(self.wb)
+        existing = {s.name.casefold(): (i, s.name) for i, s in enumerate(self.wb.sheets)}
+        seen: set[str] = set()
+        for tab in self.plan.tabs:
+            check_tab_name(tab.name, path)
+            if tab.name.casefold() in seen:
+                raise BackendError(f"{path}: the plan writes tab {tab.name!r} twice")
+            seen.add(tab.name.casefold())
+        for name, verb in [(t.name, "overwrite") for t in self.plan.tabs] + [(n, "delete") for n in self.plan.remove]:
+            hit = existing.get(name.casefold())
+            if hit and hit[0] not in owned:
+                raise OwnershipError(f"{path}: tab {hit[1]!r} is not a sheetsync tab; sheetsync will "
+                                     f"not {verb} it (rename your tab, or choose another experiment name)")
+        if self.wb.structure_locked and (self.plan.tabs or self.plan.remove):
+            raise BackendError(f"{path}: the workbook structure is protected; unprotect it "
+                               "(Review > Protect Workbook) so sheetsync can add its tabs")
+
+    def _replaced_positions(self) -> set[int]:
+        names = {t.name.casefold() for t in self.plan.tabs} | {n.casefold() for n in self.plan.remove}
+        owned = owned_positions(self.wb)
+        return {i for i, s in enumerate(self.wb.sheets) if i in owned and s.name.casefold() in names}
+
+    def _sheet_part(self, sheet: ooxml.SheetEntry) -> str | None:
+        rel = self.wb_rels.get(sheet.rid)
+        return rel.target if rel and not rel.external else None
+
+    def _dropped_parts(self) -> set[str]:
+        """Parts of replaced tabs that nothing else refers to, plus a stale calc chain."""
+        graph = ooxml.all_rels_graph(self.pkg)
+        roots = [p for i in self.replaced if (p := self._sheet_part(self.wb.sheets[i]))]
+        calc_chain = self._stale_calc_chain(roots)
+        cut = {p.lower() for p in roots + calc_chain}
+        candidates = ooxml.closure(roots + calc_chain, graph)
+        dropped = {p for p in ooxml.unreachable(candidates, graph, cut) if self.pkg.has(p)}
+        dropped |= {ooxml.rels_part(p) for p in dropped if self.pkg.has(ooxml.rels_part(p))}
+        return {self.pkg.name(p) for p in dropped}
+
+    def _stale_calc_chain(self, roots: list[str]) -> list[str]:
+        removed_ids = {self.wb.sheets[i].sheet_id for i in self.replaced}
+        for rel in self.wb_rels.values():
+            if rel.type == ooxml.REL_CALC_CHAIN and self.pkg.has(rel.target) and removed_ids:
+                if ooxml.calc_chain_sheet_ids(self.pkg.read(rel.target)) & removed_ids:
+                    return [rel.target]
+        return []
+
+    def _styles(self) -> tuple[ooxml.StyleSheet, str | None]:
+        for rel in self.wb_rels.values():
+            if rel.type == ooxml.REL_STYLES and self.pkg.has(rel.target):
+                return ooxml.StyleSheet(self.pkg.text(rel.target)), rel.target
+        return ooxml.StyleSheet(ooxml.MINIMAL_STYLES), None
+
+    # -- the edited package parts -------------------------------------------------------------
+
+    def _edited_parts(self) -> dict[str, str]:
+        kept = [i for i in range(len(self.wb.sheets)) if i not in self.replaced]
+        position = {old: new for new, old in enumerate(kept)}
+        used_ids = set(self.wb_rels)
+        removed_rids = {self.wb.sheets[i].rid for i in self.replaced}
+        removed_rids |= {r.id for r in self.wb_rels.values() if self.pkg.has(r.target)
+                         and self.pkg.name(r.target) in self.dropped}
+        next_sheet_id = max([s.sheet_id for s in self.wb.sheets] + [0]) + 1
+        new_rels, new_sheets = [], []
+        for k, tab in enumerate(self.tabs):
+            rid = ooxml.free_rel_id(used_ids)
+            new_rels.append((rid, ooxml.REL_WORKSHEET, ooxml.relative_target(self.wb_part, tab.part)))
+            new_sheets.append(ooxml.sheet_element(self.wb.main_prefix(), self.wb.r_prefix(), tab.plan.name,
+                                                  next_sheet_id + k, rid, tab.plan.hidden))
+        edited = {}
+        if self.styles_part is None:
+            self.styles_part = self.names.take("xl/styles.xml", "xl/styles{}.xml")
+            new_rels.append((ooxml.free_rel_id(used_ids), ooxml.REL_STYLES,
+                             ooxml.relative_target(self.wb_part, self.styles_part)))
+        edited[self.pkg.name(self.wb_part)] = self._workbook_text(kept, position, new_sheets)
+        edited[self._wb_rels_name()] = ooxml.edit_rels(self.pkg.text(self._wb_rels_name()), removed_rids, new_rels)
+        edited[self.pkg.name("[Content_Types].xml")] = ooxml.edit_content_types(
+            self.pkg.text("[Content_Types].xml"), self.dropped, self._new_content_types())
+        if not self.pkg.has(self.styles_part):
+            edited[self.styles_part] = self.styles.render()
+        elif self.styles.changed():
+            edited[self.pkg.name(self.styles_part)] = self.styles.render()
+        self._edit_app(edited, kept)
+        return edited
+
+    def _wb_rels_name(self) -> str:
+        return self.pkg.name(ooxml.rels_part(self.wb_part))
+
+    def _workbook_text(self, kept: list[int], position: dict[int, int], new_sheets: list[str]) -> str:
+        sheets = [self.wb.sheets[i].xml for i in kept] + new_sheets
+        names = []
+        for d in self.wb.defined_names:
+            if d.name == OWNED_MARK:
+                continue
+            if d.local is None:
+                names.append(d.xml)
+            elif d.local in position:
+                names.append(d.xml if position[d.local] == d.local else
+                             ooxml.with_local_sheet_id(d.xml, position[d.local]))
+        owned = owned_positions(self.wb)
+        marked = [(position[i], self.wb.sheets[i].name) for i in kept if i in owned]
+        marked += [(len(kept) + k, t.plan.name) for k, t in enumerate(self.tabs)]
+        prefix = self.wb.main_prefix()
+        names += [ooxml.defined_name_element(prefix, OWNED_MARK, pos, abs_ref(name, 0, 0, 1, 1))
+                  for pos, name in marked]
+        full_calc = any(t.needs_recalc for t in self.tabs)
+        return self.wb.rewrite(sheets, names, position, full_calc)
+
+    def _new_content_types(self) -> list[tuple[str, str]]:
+        types = [(p.name, p.content_type) for t in self.tabs for p in t.parts() if p.content_type]
+        if not self.pkg.has(self.styles_part):
+            types.append((self.styles_part, ooxml.CT_STYLES))
+        return types
+
+    def _edit_app(self, edited: dict[str, str], kept: list[int]) -> None:
+        if not self.pkg.has("docProps/app.xml"):
+            return
+        worksheets = [s.name for s in self.wb.sheets if self._is_worksheet(s)]
+        after = [self.wb.sheets[i].name for i in kept if self._is_worksheet(self.wb.sheets[i])]
+        after += [t.plan.name for t in self.tabs]
+        text = self.pkg.text("docProps/app.xml")
+        new = ooxml.update_app_titles(text, worksheets, after)
+        if new != text:
+            edited[self.pkg.name("docProps/app.xml")] = new
+
+    def _is_worksheet(self, sheet: ooxml.SheetEntry) -> bool:
+        rel = self.wb_rels.get(sheet.rid)
+        return rel is not None and rel.type == ooxml.REL_WORKSHEET
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, out: BinaryIO) -> None:
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for info in self.pkg.infos:
+                if info.filename in self.dropped:
+                    continue
+                if info.filename in self.edited:
+                    write_part(zf, copy_info(info), self.edited[info.filename])
+                else:
+                    copy_part(self.pkg.zip, zf, info)
+            if self.styles_part not in {i.filename for i in self.pkg.infos}:
+                write_part(zf, new_info(self.styles_part), self.edited[self.styles_part])
+            for tab in self.tabs:
+                for part in tab.parts():
+                    write_part(zf, new_info(part.name), part.data)
+
+
+def check_tab_name(name: str, path: str) -> None:
+    bad = sorted(BAD_TAB_CHARS & set(name))
+    if not name or len(name) > MAX_TAB_NAME or bad or name.startswith("'") or name.endswith("'") \
+            or name.casefold() == "history":
+        why = f"contains {' '.join(bad)}" if bad else f"must be 1-{MAX_TAB_NAME} characters, not start or end with ', and not be History"
+        raise BackendError(f"{path}: {name!r} cannot be a tab name in Excel ({why})")
+
+
+class PartNames:
+    """Fresh part names that clash with nothing that stays in the package."""
+
+    def __init__(self, pkg: ooxml.Package, dropped: set[str]):
+        self.taken = {i.filename.lower() for i in pkg.infos} - {d.lower() for d in dropped}
+
+    def take(self, first: str, pattern: str) -> str:
+        n = 1
+        name = first
+        while name.lower() in self.taken:
+            name = pattern.format(n)
+            n += 1
+        self.taken.add(name.lower())
+        return name
+
+    def numbered(self, pattern: str) -> tuple[str, int]:
+        n = 1
+        while pattern.format(n).lower() in self.taken:
+            n += 1
+        self.taken.add(pattern.format(n).lower())
+        return pattern.format(n), n
+
+
+def copy_info(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    copy = zipfile.ZipInfo(info.filename, info.date_time)
+    copy.compress_type = info.compress_type
+    copy.external_attr = info.external_attr
+    copy.create_system = info.create_system
+    return copy
+
+
+def new_info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, dt.datetime.now().timetuple()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    # Our parts are big and repetitive: level 1 is ~3x faster than the default and nearly as small.
+    setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", 1)
+    return info
+
+
+def copy_part(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    with src.open(info) as r, dst.open(copy_info(info), "w", force_zip64=info.file_size > 2**30) as w:
+        while chunk := r.read(1 << 20):
+            w.write(chunk)
+
+
+def write_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
+    """Write one part; `data` is bytes, str, or a function returning an iterable of str chunks."""
+    with zf.open(info, "w", force_zip64=True) as w:
+        if isinstance(data, bytes):
+            w.write(data)
+        elif isinstance(data, str):
+            w.write(data.encode("utf-8"))
+        else:
+            buffer: list[str] = []
+            size = 0
+            for chunk in data():
+                buffer.append(chunk)
+                size += len(chunk)
+                if size > 1 << 20:
+                    w.write("".join(buffer).encode("utf-8"))
+                    buffer, size = [], 0
+            w.write("".join(buffer).encode("utf-8"))
+
+
+# =============================================================================================
+# Rendering one owned tab
+
+
+_ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ESCAPED_LOOKALIKE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+
+
+def xml_text(text: str) -> str:
+    """Text as cell XML content: escaped, with control characters in Excel's _xHHHH_ form."""
+    if "_x" in text:
+        text = _ESCAPED_LOOKALIKE.sub(r"_x005F_\1", text)
+    text = escape(text)
+    if _ILLEGAL_XML.search(text):
+        text = _ILLEGAL_XML.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+    return text
+
+
+def cell_xml(ref: str, value: Any, style: int, formula: str | None = None) -> str:
+    """One <c> element; NaN and infinities are blank cells (a spreadsheet has no such numbers)."""
+    s = f' s="{style}"' if style else ""
+    f = f"<f>{xml_text(formula.removeprefix('='))}</f>" if formula else ""
+    if value is None or isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return f'<c r="{ref}"{s}>{f}</c>' if (f or s) else ""
+    if isinstance(value, (bool, np.bool_)):
+        return f'<c r="{ref}"{s} t="b">{f}<v>{int(value)}</v></c>'
+    if isinstance(value, (int, np.integer)):
+        return f'<c r="{ref}"{s}>{f}<v>{int(value)}</v></c>'
+    if isinstance(value, (float, np.floating)):
+        return f'<c r="{ref}"{s}>{f}<v>{float(value)!r}</v></c>'
+    text = value if isinstance(value, str) else str(value)
+    if f:
+        return f'<c r="{ref}"{s} t="str">{f}<v>{xml_text(text)}</v></c>'
+    space = ' xml:space="preserve"' if text != text.strip() else ""
+    return f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{xml_text(text)}</t></is></c>'
+
+
+def number_cells(letter: str, rownums: list[str], values: np.ndarray, style: int) -> list[str]:
+    """The fast path: a numeric numpy slice as cell strings ('' for NaN/inf)."""
+    head = f'<c r="{letter}'
+    mid = f'" s="{style}"><v>' if style else '"><v>'
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values).tolist()
+        return [head + r + mid + repr(v) + "</v></c>" if ok else ""
+                for r, v, ok in zip(rownums, values.tolist(), finite)]
+    return [head + r + mid + str(v) + "</v></c>" for r, v in zip(rownums, values.tolist())]
+
+
+@dataclass
+class Overlay:
+    """A cell whose look (fill) or content (a Text) differs from what its table says."""
+
+    fill: str | None = None
+    text: Text | None = None
+    style: int = 0
+
+
+@dataclass
+class ColumnData:
+    values: Any  # numpy array or list
+    formulas: Sequence[str | None] | None
+    style: int
+    fast: bool  # numeric numpy array without formulas
+
+
+class TabRenderer:
+    """The parts of one owned tab: worksheet XML (streamed), comments + VML, drawing + charts."""
+
+    def __init__(self, plan: TabPlan, styles: ooxml.StyleSheet, names: PartNames):
+        self.plan = plan
+        self.part, _ = names.numbered("xl/worksheets/sheet{}.xml")
+        self.header_styles = {}
+        self.columns = [self._columns(t, styles) for t in plan.tables]
+        self.overlays = self._overlays(styles)
+        self.notes = self._notes()
+        self.needs_recalc = self._needs_recalc()
+        self._parts = self._side_parts(names)
+
+    # -- preparation (styles resolved up front so the rows can stream) -----------------------
+
+    def _columns(self, table, styles: ooxml.StyleSheet) -> list[ColumnData]:
+        self.header_styles[id(table)] = styles.xf(None, bold=table.bold_header)
+        out = []
+        for col in table.columns:
+            values = col.values.to_numpy() if hasattr(col.values, "to_numpy") else col.values
+            if isinstance(values, np.ndarray) and values.dtype.kind not in "fiub":
+                values = values.tolist()
+            fast = isinstance(values, np.ndarray) and values.dtype.kind in "fiu" and not col.formulas
+            out.append(ColumnData(values, col.formulas, styles.xf(col.number_format), fast))
+        return out
+
+    def _overlays(self, styles: ooxml.StyleSheet) -> dict[tuple[int, int], Overlay]:
+        overlays: dict[tuple[int, int], Overlay] = {}
+        for h in self.plan.highlights:
+            for r in range(h.row, h.row + h.n_rows):
+                for c in range(h.col, h.col + h.n_cols):
+                    overlays.setdefault((r, c), Overlay()).fill = h.color
+        for t in self.plan.texts:
+            overlays.setdefault((t.row, t.col), Overlay()).text = t
+        for (r, c), o in overlays.items():
+            fmt, bold = self._format_at(r, c)
+            if o.text is not None:
+                fmt, bold = o.text.number_format, o.text.bold
+            o.style = styles.xf(fmt, bold, o.fill)
+        return overlays
+
+    def _format_at(self, row: int, col: int) -> tuple[str | None, bool]:
+        for table in self.plan.tables:
+            j = col - table.col
+            if 0 <= j < len(table.columns):
+                if row == table.row:
+                    return None, table.bold_header
+                if table.row < row <= table.row + table.n_rows:
+                    return table.columns[j].number_format, False
+        return None, False
+
+    def _notes(self) -> list[tuple[int, int, str]]:
+        notes = [(t.row, t.col + j, c.note) for t in self.plan.tables
+                 for j, c in enumerate(t.columns) if c.note]
+        notes += [(x.row, x.col, x.note) for x in self.plan.texts if x.note]
+        notes += [(h.row, h.col, h.note) for h in self.plan.highlights if h.note]
+        unique = {}
+        for r, c, note in notes:
+            unique[(r, c)] = note if (r, c) not in unique else unique[(r, c)] + "\n" + note
+        return [(r, c, n) for (r, c), n in sorted(unique.items())]
+
+    def _needs_recalc(self) -> bool:
+        if any(t.formula and t.value is None for t in self.plan.texts):
+            return True
+        for table, cols in zip(self.plan.tables, self.columns):
+            for data in cols:
+                if data.formulas and any(f and _blank(v) for f, v in zip(data.formulas, data.values)):
+                    return True
+        return False
+
+    # -- side parts ---------------------------------------------------------------------------
+
+    def _side_parts(self, names: PartNames) -> list[NewPart]:
+        rels, parts = [], []
+        self.drawing_rid = self.legacy_rid = None
+        if self.plan.charts:
+            drawing, n = names.numbered("xl/drawings/drawing{}.xml")
+            parts += self._chart_parts(drawing, names)
+            self.drawing_rid = "rId1"
+            rels.append(("rId1", ooxml.REL_DRAWING, ooxml.relative_target(self.part, drawing)))
+        if self.notes:
+            comments, n = names.numbered("xl/comments{}.xml")
+            vml, _ = names.numbered("xl/drawings/vmlDrawing{}.vml")
+            comments_xml, vml_xml = comment_parts(self.notes, block=1000 + n)
+            parts += [NewPart(comments, ooxml.CT_COMMENTS, comments_xml), NewPart(vml, ooxml.CT_VML, vml_xml)]
+            self.legacy_rid = "rId3"
+            rels += [("rId2", ooxml.REL_COMMENTS, ooxml.relative_target(self.part, comments)),
+                     ("rId3", ooxml.REL_VML, ooxml.relative_target(self.part, vml))]
+        main = [NewPart(self.part, ooxml.CT_WORKSHEET, self.sheet_xml)]
+        if rels:
+            main.append(NewPart(ooxml.rels_part(self.part), None, ooxml.new_rels(rels)))
+        return main + parts
+
+    def _chart_parts(self, drawing_part: str, names: PartNames) -> list[NewPart]:
+        from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
+        from openpyxl.xml.functions import tostring
+
+        drawing = SpreadsheetDrawing()
+        parts = []
+        for chart in self.plan.charts:
+            native = native_chart(chart)
+            _, native._id = names.numbered("xl/charts/chart{}.xml")
+            drawing.charts.append(native)
+            parts.append(NewPart(native.path[1:], ooxml.CT_CHART, tostring(native._write())))
+        drawing_xml = tostring(drawing._write())
+        drawing_rels = tostring(drawing._write_rels())
+        return [NewPart(drawing_part, ooxml.CT_DRAWING, drawing_xml),
+                NewPart(ooxml.rels_part(drawing_part), None, drawing_rels)] + parts
+
+    def parts(self) -> list[NewPart]:
+        return self._parts
+
+    # -- the worksheet XML --------------------------------------------------------------------
+
+    def sheet_xml(self) -> Iterator[str]:
+        yield ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+               f'<worksheet xmlns="{ooxml.NS_MAIN}" xmlns:r="{ooxml.NS_R}">')
+        yield self._dimension() + self._views() + self._widths() + "<sheetData>"
+        yield from self._rows()
+        yield "</sheetData>"
+        if self.drawing_rid:
+            yield f'<drawing r:id="{self.drawing_rid}"/>'
+        if self.legacy_rid:
+            yield f'<legacyDrawing r:id="{self.legacy_rid}"/>'
+        yield "</worksheet>"
+
+    def _dimension(self) -> str:
+        rows, cols = self.plan.extent()
+        for r, c in self.overlays:
+            rows, cols = max(rows, r + 1), max(cols, c + 1)
+        if not rows or not cols:
+            return '<dimension ref="A1"/>'
+        return f'<dimension ref="A1:{col_letter(cols - 1)}{rows}"/>'
+
+    def _views(self) -> str:
+        rows, cols = self.plan.frozen_rows, self.plan.frozen_cols
+        if not rows and not cols:
+            return '<sheetViews><sheetView workbookViewId="0"/></sheetViews>'
+        pane = {(True, True): "bottomRight", (True, False): "bottomLeft", (False, True): "topRight"}[(rows > 0, cols > 0)]
+        split = (f' xSplit="{cols}"' if cols else "") + (f' ySplit="{rows}"' if rows else "")
+        return (f'<sheetViews><sheetView workbookViewId="0"><pane{split} topLeftCell="{col_letter(cols)}{rows + 1}" '
+                f'activePane="{pane}" state="frozen"/><selection pane="{pane}"/></sheetView></sheetViews>')
+
+    def _widths(self) -> str:
+        widths = {}
+        for table in self.plan.tables:
+            for j, col in enumerate(table.columns):
+                if col.width:
+                    widths[table.col + j] = col.width
+        if not widths:
+            return ""
+        cols = "".join(f'<col min="{c + 1}" max="{c + 1}" width="{w:g}" customWidth="1"/>'
+                       for c, w in sorted(widths.items()))
+        return f"<cols>{cols}</cols>"
+
+    def _rows(self) -> Iterator[str]:
+        sources = [self._table_rows(t, cols) for t, cols in zip(self.plan.tables, self.columns)]
+        sources.append(self._loose_cells())
+        merged = heapq.merge(*sources, key=lambda item: item[0])
+        current, pieces = -1, []
+        for row, col, xml in merged:
+            if row != current:
+                if pieces:
+                    yield _row_xml(current, pieces)
+                current, pieces = row, []
+            pieces.append((col, xml))
+        if pieces:
+            yield _row_xml(current, pieces)
+
+    def _loose_cells(self) -> Iterator[tuple[int, int, str]]:
+        """Texts and highlighted cells outside every table."""
+        for (r, c), o in sorted(self.overlays.items()):
+            if self._in_table(r, c):
+                continue
+            t = o.text
+            xml = cell_xml(f"{col_letter(c)}{r + 1}", t.value if t else None, o.style, t.formula if t else None)
+            if not xml:
+                xml = f'<c r="{col_letter(c)}{r + 1}" s="{o.style}"/>'
+            yield r, c, xml
+
+    def _in_table(self, row: int, col: int) -> bool:
+        return any(t.col <= col < t.col + len(t.columns) and t.row <= row <= t.row + t.n_rows
+                   for t in self.plan.tables)
+
+    def _table_rows(self, table, columns: list[ColumnData]) -> Iterator[tuple[int, int, str]]:
+        letters = [col_letter(table.col + j) for j in range(len(columns))]
+        patches = self._table_patches(table)
+        header_style = self.header_styles[id(table)]
+        header = [cell_xml(f"{letters[j]}{table.row + 1}", c.header, header_style)
+                  for j, c in enumerate(table.columns)]
+        for (r, j), xml in patches.pop(-1, {}).items():
+            header[j] = xml
+        yield table.row, table.col, "".join(header)
+        for i0 in range(0, table.n_rows, CHUNK_ROWS):
+            i1 = min(table.n_rows, i0 + CHUNK_ROWS)
+            rownums = [str(table.row + 2 + i) for i in range(i0, i1)]
+            cells = [column_cells(letters[j], rownums, data, i0, i1) for j, data in enumerate(columns)]
+            for (i, j), xml in patches.pop(i0 // CHUNK_ROWS, {}).items():
+                cells[j][i - i0] = xml
+            for k, parts in enumerate(zip(*cells)):
+                yield table.row + 1 + i0 + k, table.col, "".join(parts)
+
+    def _table_patches(self, table) -> dict[int, dict[tuple[int, int], str]]:
+        """Overlaid cells inside `table`, rendered, grouped by chunk (-1: the header row)."""
+        patches: dict[int, dict[tuple[int, int], str]] = {}
+        columns = self.columns[self.plan.tables.index(table)]
+        for (r, c), o in self.overlays.items():
+            j, i = c - table.col, r - table.row - 1
+            if not (0 <= j < len(table.columns) and -1 <= i < table.n_rows):
+                continue
+            ref = f"{col_letter(c)}{r + 1}"
+            if o.text is not None:
+                value, formula = o.text.value, o.text.formula
+            elif i == -1:
+                value, formula = table.columns[j].header, None
+            else:
+                data = columns[j]
+                value, formula = data.values[i], data.formulas[i] if data.formulas else None
+            xml = cell_xml(ref, value, o.style, formula) or f'<c r="{ref}" s="{o.style}"/>'
+            patches.setdefault(-1 if i == -1 else i // CHUNK_ROWS, {})[(i, j)] = xml
+        return patches
+
+
+def _blank(value: Any) -> bool:
+    return value is None or isinstance(value, (float, np.floating)) and not math.isfinite(value)
+
+
+def _row_xml(row: int, pieces: list[tuple[int, str]]) -> str:
+    if len(pieces) > 1:
+        pieces.sort(key=lambda p: p[0])
+    return f'<row r="{row + 1}">' + "".join(xml for _, xml in pieces) + "</row>"
+
+
+def column_cells(letter: str, rownums: list[str], data: ColumnData, i0: int, i1: int) -> list[str]:
+    values = data.values[i0:i1]
+    if data.fast:
+        return number_cells(letter, rownums, values, data.style)
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    formulas = data.formulas[i0:i1] if data.formulas else [None] * len(rownums)
+    return [cell_xml(letter + r, v, data.style, f) for r, v, f in zip(rownums, values, formulas)]
+
+
+# =============================================================================================
+# Comments and charts (openpyxl's serialisers, fed directly)
+
+
+def comment_parts(notes: list[tuple[int, int, str]], block: int) -> tuple[bytes, bytes]:
+    """comments.xml and its VML (Excel shows a note only when both exist).
+
+    `block` gives the shapes ids of their own (o:idmap), so they never collide with the user's
+    comment shapes on other sheets.
+    """
+    from openpyxl.comments.comment_sheet import CommentRecord, CommentSheet
+    from openpyxl.xml.functions import tostring
+
+    records = []
+    for r, c, note in notes:
+        record = CommentRecord(ref=f"{col_letter(c)}{r + 1}", author="sheetsync", height=120, width=240)
+        record.text.t = note
+        records.append(record)
+    sheet = CommentSheet.from_comments(records)
+    vml = sheet.write_shapes().decode("utf-8")
+    vml = re.sub(r'(<o:idmap\b[^>]*\bdata=")1"', rf'\g<1>{block}"', vml)
+    vml = re.sub(r'_x0000_s(\d+)', lambda m: f"_x0000_s{block * 1024 + int(m.group(1)) - 1024}", vml)
+    return tostring(sheet.to_tree()), vml.encode("utf-8")
+
+
+def native_chart(chart: Chart):
+    """An openpyxl line or scatter chart whose series point at `RangeRef`s."""
+    from openpyxl.chart import LineChart, ScatterChart
+    from openpyxl.chart.data_source import AxDataSource, NumDataSource, NumRef
+    from openpyxl.chart.marker import Marker
+    from openpyxl.chart.series import Series as LineSeries, SeriesLabel, XYSeries
+    from openpyxl.chart.shapes import GraphicalProperties
+    from openpyxl.drawing.line import LineProperties
+
+    scatter = chart.kind == "scatter"
+    if chart.kind not in ("line", "scatter"):
+        raise BackendError(f"chart {chart.title!r}: kind must be 'line' or 'scatter', not {chart.kind!r}")
+    native = ScatterChart() if scatter else LineChart()
+    for s in chart.series:
+        series = XYSeries() if scatter else LineSeries()
+        series.tx = SeriesLabel(v=s.name)
+        x = s.x or chart.domain
+        y_source = NumDataSource(numRef=NumRef(f=_ref(s.y)))
+        if scatter:
+            series.yVal = y_source
+            series.xVal = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None
+            series.marker = Marker(symbol="circle")
+            series.graphicalProperties = GraphicalProperties(ln=LineProperties(noFill=True))
+        else:
+            series.val = y_source
+            series.cat = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None
+            series.smooth = False
+        native.series.append(series)
+    native.title = chart.title or None
+    native.x_axis.title = chart.x_title or None
+    native.y_axis.title = chart.y_title or None
+    native.x_axis.delete = False
+    native.y_axis.delete = False
+    native.width = chart.width_px / 37.795275591  # openpyxl sizes charts in cm
+    native.height = chart.height_px / 37.795275591
+    native.anchor = f"{col_letter(chart.anchor[1])}{chart.anchor[0] + 1}"
+    return native
+
+
+def _ref(r) -> str:
+    return abs_ref(r.tab, r.row0, r.col0, r.row1, r.col1)
