@@ -84,35 +84,32 @@ def _two_layer(n_inputs: int, relu: bool) -> Model:
 
 
 def _mlp(n_inputs: int, hidden: int) -> Model:
+    """k inputs, `hidden` ReLU units, a linear output. Parameters, grouped by kind as in
+    two_relu: a{h}_{i} (input i -> unit h), b{h} (unit h's bias), c{h} (unit h -> output), d."""
     xs = input_names(n_inputs)
-    inter: list[tuple[str, Expr]] = []
-    params: list[str] = []
-    grads: dict[str, Expr] = {}
+    units = range(1, hidden + 1)
     dp = sym("dloss")
+    forward: list[tuple[str, Expr]] = []
+    backward: list[tuple[str, Expr]] = []
+    grads: dict[str, Expr] = {}
     pred: Expr | None = None
-    for h in range(1, hidden + 1):
+    for h in units:
         ws = [f"a{h}_{i}" for i in range(1, n_inputs + 1)]
         u: Expr = sym(ws[0]) * sym(xs[0])
         for w, x in zip(ws[1:], xs[1:]):
             u = u + sym(w) * sym(x)
-        inter.append((f"u{h}", u + sym(f"b{h}")))
-        inter.append((f"h{h}", maximum(sym(f"u{h}"), 0.0)))
-        inter.append((f"du{h}", where(sym(f"u{h}") > 0.0, dp * sym(f"c{h}"), 0.0)))
+        forward.append((f"u{h}", u + sym(f"b{h}")))
+        forward.append((f"h{h}", maximum(sym(f"u{h}"), 0.0)))
+        backward.append((f"du{h}", where(sym(f"u{h}") > 0.0, dp * sym(f"c{h}"), 0.0)))
         term = sym(f"c{h}") * sym(f"h{h}")
         pred = term if pred is None else pred + term
-        params += ws + [f"b{h}"]
         grads.update({w: sym(f"du{h}") * sym(x) for w, x in zip(ws, xs)})
         grads[f"b{h}"] = sym(f"du{h}")
-    for h in range(1, hidden + 1):
-        params.append(f"c{h}")
         grads[f"c{h}"] = dp * sym(f"h{h}")
-    params.append("d")
     grads["d"] = dp
-    grads = {p: grads[p] for p in params}
-    # du_h reads dloss, which exists only after the loss: keep the forward pass clean of it.
-    forward = [c for c in inter if not c[0].startswith("du")]
-    backward = [c for c in inter if c[0].startswith("du")]
-    return Model("mlp", xs, params, forward, pred + sym("d"), grads, tuple(backward))
+    params = ([f"a{h}_{i}" for h in units for i in range(1, n_inputs + 1)]
+              + [f"b{h}" for h in units] + [f"c{h}" for h in units] + ["d"])
+    return Model("mlp", xs, params, forward, pred + sym("d"), {q: grads[q] for q in params}, tuple(backward))
 
 
 def build_model(name: str, n_inputs: int, hidden: int = 2) -> Model:
