@@ -1,0 +1,78 @@
+"""The whole sheet path on real .xlsx files: inputs written with openpyxl, the CLI run, outputs
+read back with openpyxl. The graddesc checkpoints hold exactly (float equality) through it."""
+
+import pytest
+
+from sheetsync import cli
+from sheetsync.demo import demo_tabs
+from workbooks import parts, record, rows_of, sheet_names, write_book
+
+
+@pytest.fixture
+def book(tmp_path):
+    return write_book(tmp_path / "book.xlsx")
+
+
+def test_basic_after_reset_row_4_is_the_workbooks_first_step(book):
+    assert cli.main(["reset", str(book), "--experiment", "basic"]) == 0
+    row4 = record(book, "basic steps", 3, 4)
+    assert (row4["epoch"], row4["step"], row4["row"], row4["x"], row4["y"]) == (1, 1, 1, 14, 58)
+    assert (row4["pred"], row4["loss"]) == (15, 1849)
+    assert (row4["de/db"], row4["de/da"]) == (-86, -1204)
+    assert row4["de/db est"] == -85.9899999999925
+    assert row4["de/da est"] == -1202.0400000000109
+    assert (row4["new a"], row4["new b"]) == (1.1204, 1.0086)
+    epoch1 = record(book, "basic epochs", 1, 2)
+    assert epoch1["b"] == 1.0666479742323505
+    assert epoch1["a"] == 2.5741401222765083
+
+
+def test_momentum_after_reset_carries_the_forum_numbers(book):
+    assert cli.main(["reset", str(book), "--experiment", "momentum"]) == 0
+    row4 = record(book, "momentum steps", 3, 4)
+    # row 4's momentum is beta * carried + (1 - beta) * gradient, as the workbook computes it
+    assert row4["m_b"] == -18.33392669020789 * 0.9 + (1 - 0.9) * row4["de/db"]
+    assert row4["m_a"] == 98.24583039212854 * 0.9 + (1 - 0.9) * row4["de/da"]
+
+
+def test_run_twice_equals_one_run_of_twice_the_epochs(tmp_path):
+    twice = write_book(tmp_path / "twice.xlsx")
+    assert cli.main(["run", str(twice)]) == 0
+    assert cli.main(["run", str(twice)]) == 0
+    tabs = demo_tabs()
+    tabs["experiments"][5] = ["epochs", 10, 10, 10, 10]
+    once = write_book(tmp_path / "once.xlsx", tabs)
+    assert cli.main(["run", str(once)]) == 0
+    for name in ("basic", "momentum", "adam", "relu"):
+        assert rows_of(twice, f"{name} epochs") == rows_of(once, f"{name} epochs")
+    assert len(rows_of(twice, "runs")) == 3  # header and two runs
+
+
+def test_reset_starts_over(book):
+    cli.main(["run", str(book)])
+    first = rows_of(book, "adam epochs")
+    cli.main(["run", str(book)])
+    assert len([r for r in rows_of(book, "adam epochs") if r[0] is not None]) == 11
+    assert cli.main(["reset", str(book)]) == 0
+    assert rows_of(book, "adam epochs") == first
+
+
+def test_outputs_land_after_the_users_tabs_and_state_is_hidden(book):
+    cli.main(["run", str(book)])
+    import openpyxl
+
+    wb = openpyxl.load_workbook(book)
+    assert wb.sheetnames[:2] == ["data", "experiments"]
+    assert set(wb.sheetnames) >= {"basic steps", "relu epochs", "compare", "runs", "sheetsync state"}
+    assert wb["sheetsync state"].sheet_state == "hidden"
+    assert wb["basic steps"].freeze_panes == "A4"
+    assert len(wb["compare"]._charts) == 1 and len(wb["relu epochs"]._charts) == 2
+
+
+def test_a_user_tab_named_like_an_output_is_never_touched(tmp_path):
+    tabs = demo_tabs()
+    tabs["compare"] = [["my comparison"]]
+    book = write_book(tmp_path / "clash.xlsx", tabs)
+    before = book.read_bytes()
+    assert cli.main(["run", str(book)]) == 3
+    assert book.read_bytes() == before
