@@ -94,10 +94,7 @@ def run_macro_epoch(job: "Job", state: State, record: bool) -> tuple[State, "Chu
     from .train import run_epochs
 
     o = job.experiment.optimizer
-    start = state
-    if "lr" in state.extra and state.extra.get("lr_setting") != job.experiment.lr:
-        # the user typed a new lr since the last Run: it takes effect, annealing resumes from it
-        start = replace(state, extra={**state.extra, "lr": job.experiment.lr, "lr_setting": job.experiment.lr})
+    start = macro_start(job, state)
     state, chunk = run_epochs(job, start, 1, record)
     if chunk.diverged:
         return state, chunk
@@ -132,6 +129,14 @@ def run_macro_epoch(job: "Job", state: State, record: bool) -> tuple[State, "Chu
         state.extra["lr"] = start.extra["lr"]
         state.extra["lr_setting"] = job.experiment.lr
     return state, chunk
+
+
+def macro_start(job: "Job", state: State) -> State:
+    """The state an epoch starts from: a learning rate the user typed since the last Run takes
+    effect, and annealing resumes from it."""
+    if "lr" in state.extra and state.extra.get("lr_setting") != job.experiment.lr:
+        return replace(state, extra={**state.extra, "lr": job.experiment.lr, "lr_setting": job.experiment.lr})
+    return state
 
 
 def _anneal_value(start: State, N: dict[str, float]) -> float:

@@ -78,3 +78,7 @@ class Result:
     param_names: list[str]
     input_names: list[str]
     state_names: list[str]  # optimizer state column stems, e.g. ["m", "v"]
+    # What each epoch started from where that is not the previous line's output: the Run's first
+    # epoch (the saved state), and every epoch after a workbook macro pasted values between
+    # epochs. epoch -> {"params", "opt", "lr", "eve_d"}. Formula mode writes these as inputs.
+    starts: dict[int, dict[str, Any]] = field(default_factory=dict)

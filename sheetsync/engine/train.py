@@ -167,11 +167,13 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
     else:
         check_state(job, state)
     chunks: list[Chunk] = []
+    starts = {state.epoch + 1: start_values(job, state)}
     total = experiment.epochs * job.X.shape[0]
     done_steps = 0
     remaining = experiment.epochs
     while remaining > 0:
         if job.spec.update.epoch_macro:
+            starts[state.epoch + 1] = start_values(job, state)
             state, chunk = graddesc.run_macro_epoch(job, state, keep_steps)
             n = 1
         else:
@@ -184,7 +186,17 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
             progress(min(done_steps, total), total)
         if chunk.diverged:
             break
-    return build_result(job, state, chunks, keep_steps)
+    result = build_result(job, state, chunks, keep_steps)
+    result.starts = starts
+    return result
+
+
+def start_values(job: Job, state: State) -> dict:
+    """The carried values an epoch starts from (see Result.starts)."""
+    if job.spec.update.epoch_macro:
+        state = graddesc.macro_start(job, state)
+    return {"params": dict(state.params), "opt": {s: dict(v) for s, v in state.opt.items()},
+            "lr": current_lr(job.experiment, state), "eve_d": state.extra.get("eve_d", 1.0)}
 
 
 def check_state(job: Job, state: State) -> None:
@@ -367,4 +379,5 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
             chunk = Chunk(R[row, : DIV[row, 4]] if keep_steps else R[row], EPO[row, :done],
                           float(H[row, spec.hyper.index("lr")]), diverged)
             results[i] = build_result(job, new_state, [chunk], keep_steps)
+            results[i].starts = {st.epoch + 1: start_values(job, st)}
     return results  # type: ignore[return-value]
