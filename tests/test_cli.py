@@ -1,0 +1,143 @@
+"""The `sheetsync` command: exit codes, one line per problem, --json, never a traceback."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sheetsync import cli
+from sheetsync.demo import X, Y
+from workbooks import rows_of, write_book
+
+
+def sheetsync(*args, cwd=None):
+    """The real console entry, as a user runs it."""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run([sys.executable, "-m", "sheetsync", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
+
+
+def test_python_m_sheetsync_runs_a_workbook_and_reports_json(tmp_path):
+    book = write_book(tmp_path / "book.xlsx")
+    done = sheetsync("run", str(book), "--json", "--experiment", "basic")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] and report["action"] == "run"
+    (basic,) = report["experiments"]
+    assert basic["name"] == "basic" and basic["epochs_run"] == 5 and basic["start"] == "first run"
+    assert basic["params"]["a"] == 2.569996469807525
+    assert "basic steps" in report["tabs_written"]
+
+
+def test_python_m_sheetsync_bad_input_is_one_line_per_problem_without_traceback(tmp_path):
+    def edit(wb):
+        wb["data"]["B7"] = "abc"
+        wb["data"]["A9"] = "1,5"
+    book = write_book(tmp_path / "book.xlsx", edit=edit)
+    done = sheetsync("run", str(book))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[:2] == [
+        "error: data!B7: expected a number, found 'abc'",
+        "error: data!A9: a number stored as text ('1,5'); type it as a number (1.5) or format the cell as Number"]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_help_has_examples_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "sheetsync push lab.toml --data data.csv --to book.xlsx" in out and "exit codes" in out
+
+
+@pytest.mark.parametrize("argv", [[], ["run"], ["frobnicate"], ["push", "lab.toml"]])
+def test_usage_errors_exit_64(argv, capsys):
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:
+        code = e.code
+    assert code == 64
+
+
+def test_a_missing_workbook_is_a_storage_error(tmp_path, capsys):
+    assert cli.main(["run", str(tmp_path / "nope.xlsx")]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope.xlsx" in err
+
+
+def test_not_a_workbook(capsys):
+    assert cli.main(["run", "data.csv"]) == 4
+    assert "not a workbook sheetsync can open" in capsys.readouterr().err
+
+
+def test_ownership_clash_exits_3_with_json(tmp_path, capsys):
+    from sheetsync.demo import demo_tabs
+
+    tabs = demo_tabs()
+    tabs["runs"] = [["my runs"]]
+    book = write_book(tmp_path / "book.xlsx", tabs)
+    assert cli.main(["run", str(book), "--json"]) == 3
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"ok": False, "exit_code": 3, "error": "OwnershipError", "messages": [
+        f"{book}: the tab 'runs' was not created by sheetsync, so it will not be overwritten; rename or "
+        "delete that tab, or rename the experiment"]}
+
+
+def test_an_internal_error_is_one_line_with_a_hint(monkeypatch, tmp_path, capsys):
+    import sheetsync.runner
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(sheetsync.runner, "run", boom)
+    assert cli.main(["run", str(tmp_path / "x.xlsx")]) == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--debug" in err and "Traceback" not in err
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["--debug", "run", str(tmp_path / "x.xlsx")])
+
+
+def test_run_only_the_named_experiments_and_reset(tmp_path, capsys):
+    book = write_book(tmp_path / "book.xlsx")
+    assert cli.main(["run", str(book), "-e", "basic", "-e", "relu"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("basic: first run; 5 epochs (5 in all), loss 374.27")
+    assert "relu: first run" in out and "adam" not in out
+    assert cli.main(["reset", str(book), "-e", "basic"]) == 0
+    assert capsys.readouterr().out.startswith("basic: reset; 5 epochs (5 in all)")
+
+
+def test_an_unknown_experiment_name_is_bad_input(tmp_path, capsys):
+    book = write_book(tmp_path / "book.xlsx")
+    assert cli.main(["run", str(book), "-e", "moment"]) == 2
+    assert "did you mean 'momentum'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["toml", "yaml"])
+def test_push_from_an_experiment_file_and_a_csv(kind, tmp_path, capsys):
+    files = {"toml": '[basic]\noptimizer = "sgd"\ninit = {a = 1, b = 1}\n\n[adam]\noptimizer = "adam"\n',
+             "yaml": "basic:\n  optimizer: sgd\n  init: {a: 1, b: 1}\nadam:\n  optimizer: adam\n"}
+    lab = tmp_path / f"lab.{kind}"
+    lab.write_text(files[kind])
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n" + "".join(f"{x},{y}\n" for x, y in zip(X, Y)))
+    book = tmp_path / "pushed.xlsx"
+    assert cli.main(["push", str(lab), "--data", str(data), "--to", str(book)]) == 0
+    assert rows_of(book, "experiments")[0][:3] == ["setting", "basic", "adam"]
+    assert rows_of(book, "basic steps")[3][7] == 15  # the first step's pred
+    assert cli.main(["push", str(lab), "--data", str(data), "--to", str(book)]) == 0  # again: continues
+    assert "continued" in capsys.readouterr().out
+
+
+def test_push_refuses_to_overwrite_the_users_own_inputs(tmp_path, capsys):
+    book = write_book(tmp_path / "book.xlsx")
+    before = book.read_bytes()
+    lab = tmp_path / "lab.toml"
+    lab.write_text("[other]\nlr = 0.001\n")
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n1,2\n2,4\n")
+    assert cli.main(["push", str(lab), "--data", str(data), "--to", str(book)]) == 3
+    assert book.read_bytes() == before
+    assert "holds your own inputs" in capsys.readouterr().err
