@@ -28,8 +28,8 @@ Edges, documented the gspread-dataframe way:
   values read as `CellError` (``#DIV/0!``…); formulas read as their computed value. With
   ``value_source="values"`` dates read as serial numbers and an error reads as `CellError`
   only when its text is one of the known codes.
-- Writes: NaN and infinities are never sent as numbers (Google rejects NaN in JSON); the cell
-  gets the text ``NaN``, ``inf`` or ``-inf`` instead. Text starting with ``=`` is written as
+- Writes: NaN and infinities are never sent (Google rejects NaN in JSON): the cell is left
+  blank, as the local backend does, and the layout's diagnostics say what happened. Text starting with ``=`` is written as
   text; formulas only come from `Column.formulas` / `Text.formula`. The ``General`` number
   format is Sheets' default and is not sent. Series names in charts come from the header cell
   above a series' range when the plan has one there (Sheets takes names from header rows).
@@ -83,13 +83,8 @@ ERROR_CODES = {  # Sheets ErrorValue.type -> what the cell shows
     "REF": "#REF!", "NAME": "#NAME?", "NUM": "#NUM!", "N_A": "#N/A", "LOADING": "Loading...",
 }
 ERROR_TEXTS = frozenset(ERROR_CODES.values())
-DATE_TYPES = {"DATE": "%Y-%m-%d", "DATE_TIME": "%Y-%m-%d %H:%M:%S", "TIME": "%H:%M:%S"}
+DATE_TYPES = {"DATE", "DATE_TIME", "TIME"}
 SERIAL_EPOCH = datetime(1899, 12, 30)
-
-
-def nan_text(value: float) -> str:
-    """What a non-finite number is written as (a text cell, never a number)."""
-    return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,6 +205,11 @@ class Metadata:
     def by_title(self, title: str) -> SheetMeta | None:
         return next((s for s in self.sheets if s.title == title), None)
 
+    def clashing(self, title: str) -> SheetMeta | None:
+        """The tab a new tab named `title` would clash with: Sheets titles ignore case."""
+        folded = title.casefold()
+        return next((s for s in self.sheets if s.title.casefold() == folded), None)
+
     def ids(self) -> set[int]:
         return {s.sheet_id for s in self.sheets}
 
@@ -222,10 +222,13 @@ class Metadata:
 # Reading cells
 
 
-def serial_text(serial: float, kind: str) -> str:
+def serial_text(serial: float) -> str:
+    """ISO text of a serial date, exactly as the local backend (openpyxl) renders it."""
+    from openpyxl.utils.datetime import CALENDAR_WINDOWS_1900, from_excel
+
     try:
-        return (SERIAL_EPOCH + timedelta(days=serial)).strftime(DATE_TYPES[kind])
-    except (OverflowError, ValueError):
+        return from_excel(serial, CALENDAR_WINDOWS_1900).isoformat()
+    except (OverflowError, ValueError, TypeError):
         return str(serial)
 
 
@@ -246,7 +249,7 @@ def grid_cell(cell: dict) -> CellValue:
     if "numberValue" in value:
         kind = cell.get("effectiveFormat", {}).get("numberFormat", {}).get("type")
         if kind in DATE_TYPES:
-            return DateCell(value["numberValue"], serial_text(value["numberValue"], kind))
+            return DateCell(float(value["numberValue"]), serial_text(value["numberValue"]))
         return plain_number(value["numberValue"])
     if "boolValue" in value:
         return bool(value["boolValue"])
@@ -304,7 +307,7 @@ def typed_value(v: Any) -> dict:
     if isinstance(v, (Number, np.number)):
         f = float(v)
         if not math.isfinite(f):
-            return {"stringValue": nan_text(f)}
+            return {}  # blank, as in the local backend: a spreadsheet has no such numbers
         if isinstance(v, (int, np.integer)) and abs(int(v)) < 2**53:
             return {"numberValue": int(v)}
         return {"numberValue": f}
@@ -749,21 +752,22 @@ def identity_of(credentials) -> Identity:
 
 
 def check_ownership(plan: Plan, meta: Metadata) -> None:
-    names = [t.name for t in plan.tabs]
+    names = [t.name.casefold() for t in plan.tabs]
     if len(set(names)) != len(names):
-        raise BackendError(f"the plan writes a tab twice: {sorted(n for n in set(names) if names.count(n) > 1)}")
-    for name in names + list(plan.remove):
-        sheet = meta.by_title(name)
+        raise BackendError("the plan writes a tab twice (tab names ignore case in Google Sheets): "
+                           f"{sorted(n for n in set(names) if names.count(n) > 1)}")
+    for name in [t.name for t in plan.tabs] + list(plan.remove):
+        sheet = meta.clashing(name)
         if sheet is not None and not sheet.owned:
             raise OwnershipError(
-                f"tab {name!r} exists and was not created by sheetsync; nothing was written. "
+                f"tab {sheet.title!r} exists and was not created by sheetsync; nothing was written. "
                 "Rename or delete that tab, or choose another experiment name.")
 
 
 def stale_sheets(plan: Plan, meta: Metadata) -> list[SheetMeta]:
     """Owned tabs this plan replaces or removes, and staging tabs a failed run left behind."""
-    names = {t.name for t in plan.tabs} | set(plan.remove)
-    return [s for s in meta.sheets if s.staging or (s.owned and s.title in names)]
+    names = {t.name.casefold() for t in plan.tabs} | {n.casefold() for n in plan.remove}
+    return [s for s in meta.sheets if s.staging or (s.owned and s.title.casefold() in names)]
 
 
 def landed(meta: Metadata, wp: WritePlan) -> bool:
