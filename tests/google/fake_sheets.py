@@ -156,12 +156,26 @@ def col_index(letters: str) -> int:
 
 
 def split_range(a1: str) -> tuple[str | None, str]:
-    if "!" not in a1:
-        if a1.startswith("'") or not re.fullmatch(r"[A-Za-z]*\d*(:[A-Za-z]*\d*)?", a1):
-            return unquote_title(a1), ""
+    """"'it''s'!A1:B2" -> ("it's", "A1:B2"); "A1:B2" -> (None, "A1:B2"); "data" -> ("data", "")."""
+    if a1.startswith("'"):
+        i = 1
+        while i < len(a1):
+            if a1[i] == "'" and a1[i + 1:i + 2] == "'":
+                i += 2
+                continue
+            if a1[i] == "'":
+                break
+            i += 1
+        rest = a1[i + 1:]
+        if rest and not rest.startswith("!"):
+            raise FakeError(f"Unable to parse range: {a1}")
+        return unquote_title(a1[:i + 1]), rest[1:]
+    if "!" in a1:
+        title, _, cells = a1.rpartition("!")
+        return title, cells
+    if re.fullmatch(r"[A-Za-z]{1,3}\d*(:[A-Za-z]{1,3}\d*)?|\d+:\d+", a1):
         return None, a1
-    title, _, cells = a1.rpartition("!")
-    return unquote_title(title), cells
+    return a1, ""
 
 
 def unquote_title(title: str) -> str:
@@ -516,6 +530,7 @@ class Call:
     bytes_in: int
     bytes_out: int
     body: dict | None = None
+    response: dict | None = None
 
 
 class FakeSheetsAPI:
@@ -622,7 +637,7 @@ class FakeSheetsAPI:
             headers = {"Retry-After": "7"} if status == 429 else {}
             return status, headers, json.dumps(error_body(status, names[status][1], names[status][0]))
         status, headers, payload = self.dispatch(request, body_bytes, call)
-        call.status = status
+        call.status, call.response = status, payload
         text = json.dumps(payload, indent=2)
         call.bytes_out = len(text.encode())
         if fault == "timeout":  # applied, but the answer never arrives
