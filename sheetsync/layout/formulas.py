@@ -1,0 +1,213 @@
+"""Formula mode: the steps table written as per-row formulas, as the fast.ai workbook does.
+
+Every computed cell gets the formula of its column (`engine.program`), with references turned
+into A1 addresses: the same line's columns, the line of the previous step, the data tab, the
+experiments tab. Values that no formula can produce — what a Run starts from (the saved
+state), and what the workbook's macros paste between epochs (adagrad's normalisers, an
+annealed lr, eve's feedback term) — are written as numbers inside a formula (``=0.1234…``),
+which spreadsheets read exactly, and the map says where they came from.
+
+Formulas for the common case are rendered once per column as a template with the row numbers
+left open, so a 100,000-row table costs a string format per cell, not a tree walk.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..backends.base import col_letter, quote_tab
+from ..engine.expr import Expr, to_formula
+from ..engine.program import Program, build_program
+from ..engine.result import Result
+from ..engine.train import prepare
+
+MAX_FORMULA_CHARS = 8000  # Excel's limit is 8,192 characters per formula
+
+
+class FormulaModeError(ValueError):
+    """Formula mode cannot express this run (the message says why and what to do)."""
+
+
+def literal(value: float) -> str:
+    if not math.isfinite(value):
+        raise FormulaModeError(f"a carried value is {value!r}: a diverged run cannot be written as "
+                               "formulas; run it in values mode or Reset with a smaller lr")
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def absolute(ref: str) -> str:
+    """'experiments!B5' -> "experiments!$B$5", quoting the tab name where needed."""
+    tab, _, cell = ref.rpartition("!")
+    m = re.fullmatch(r"([A-Z]+)(\d+)", cell)
+    if not m:
+        raise ValueError(f"not a cell reference: {ref!r}")
+    address = f"${m.group(1)}${m.group(2)}"
+    return f"{quote_tab(tab)}!{address}" if tab else address
+
+
+@dataclass
+class Lines:
+    """The structure of the steps table a formula needs: where each step's lines are."""
+
+    epoch: np.ndarray
+    step: np.ndarray
+    first_row: int  # 1-based sheet row of line 0
+
+    def __post_init__(self):
+        n = len(self.step)
+        self.batch_start = np.ones(n, bool)
+        self.batch_start[1:] = self.step[1:] != self.step[:-1]
+        self.batch_end = np.ones(n, bool)
+        self.batch_end[:-1] = self.step[1:] != self.step[:-1]
+        self.epoch_start = np.ones(n, bool)
+        self.epoch_start[1:] = self.epoch[1:] != self.epoch[:-1]
+        # the line holding the previous step's update: the end of the previous batch
+        ends = np.flatnonzero(self.batch_end)
+        prev_end = np.full(n, -1)
+        for k in range(1, len(ends)):
+            prev_end[ends[k - 1] + 1: ends[k] + 1] = ends[k - 1]
+        self.prev_end = prev_end
+        starts = np.flatnonzero(self.epoch_start)
+        last_of_prev_epoch = np.full(n, -1)
+        for s in starts[1:]:
+            last_of_prev_epoch[s] = s - 1
+        self.last_of_prev_epoch = last_of_prev_epoch
+
+    def row(self, i: int) -> int:
+        return self.first_row + i
+
+
+class StepFormulas:
+    """Formula text for every cell of a steps table."""
+
+    def __init__(self, result: Result, data_cells: Callable[[int, str], str],
+                 setting_cells: dict[str, str], first_row: int):
+        self.result = result
+        n_data = int(result.steps["row"].max()) if len(result.steps) else 1  # batch sizes depend on it
+        self.job = prepare(result.experiment, np.zeros((n_data, len(result.input_names))), np.zeros(n_data))
+        self.program: Program = build_program(self.job.spec)
+        self.columns = list(result.steps.columns)
+        self.letter = {c: col_letter(i) for i, c in enumerate(self.columns)}
+        self.data_cells = data_cells  # (data row 0-based, input name) -> "data!B7"
+        self.settings = setting_cells  # setting name -> "experiments!B5"
+        steps = result.steps
+        self.lines = Lines(steps["epoch"].to_numpy(), steps["step"].to_numpy(), first_row)
+        self.macro = self.job.spec.update.epoch_macro
+        self.batch = self.job.spec.batch_size
+        self.lr_by_epoch = dict(zip(result.epochs["epoch"].tolist(), result.epochs["lr"].tolist()))
+
+    # -- references -------------------------------------------------------------------------
+    def setting(self, name: str, epoch: int) -> str:
+        if name == "lr" and self.macro in ("adam_ann", "adagrad_ann"):
+            return literal(self.lr_by_epoch[epoch])  # set by the annealing macro
+        if name == "eve_d":
+            return literal(self.result.starts[epoch]["eve_d"])  # eve's feedback, set by its macro
+        if name in self.settings:
+            return absolute(self.settings[name])
+        return literal(float(self.result.experiment.values[name]))
+
+    def carried(self, i: int) -> dict | None:
+        """The start values line `i` reads instead of a previous line, if any."""
+        epoch = int(self.lines.epoch[i])
+        if self.lines.prev_end[i] < 0:  # the Run's first step: what the saved state carries in
+            return self.result.starts.get(epoch)
+        if self.lines.epoch_start[i] and self.macro in ("adagrad", "adagrad_ann"):
+            return self.result.starts.get(epoch)  # normalisers pasted by the macro
+        return None
+
+    def _renderer(self, i: int, template: bool) -> Callable[[str], str]:
+        lines, epoch = self.lines, int(self.lines.epoch[i])
+        r = "{r}" if template else str(lines.row(i))
+        p = "{p}" if template else (str(lines.row(lines.prev_end[i])) if lines.prev_end[i] >= 0 else None)
+        carried = None if template else self.carried(i)
+
+        def ref(name: str) -> str:
+            kind, _, what = name.partition(":")
+            if kind == "row":
+                return f"{self.letter[what]}{r}"
+            if kind == "prev":
+                if carried is not None:
+                    stem, _, q = what.partition("_")
+                    return literal(carried["opt"][stem][q])
+                return f"{self.letter[what]}{p}"
+            if kind == "g":
+                return self.gradient(i, what, r, template)
+            if kind == "set":
+                return self.setting(what, epoch)
+            raise ValueError(name)
+
+        return ref
+
+    def gradient(self, i: int, param: str, r: str, template: bool) -> str:
+        col = self.letter[self.program.gradient_source(param)]
+        if self.batch == 1:
+            return f"{col}{r}"
+        first = i
+        while not self.lines.batch_start[first]:
+            first -= 1
+        cells = [f"{col}{self.lines.row(k)}" for k in range(first, i + 1)]
+        total = cells[0]
+        for c in cells[1:]:
+            total = f"({total}+{c})"  # left to right, as the loop adds them
+        return f"({total}/{len(cells)})"
+
+    # -- columns ----------------------------------------------------------------------------
+    def all(self) -> dict[str, list[str | None]]:
+        n = len(self.result.steps)
+        out: dict[str, list[str | None]] = {c: [None] * n for c in self.columns}
+        templates = {c: "=" + to_formula(e, self._renderer(0, template=True))
+                     for c, e in self.program.formulas.items()
+                     if self.batch == 1 or not c.startswith(("new ",)) and c not in self.job.spec.state_cols}
+        for c, text in templates.items():
+            if len(text) > MAX_FORMULA_CHARS:
+                raise FormulaModeError(f"the formula for {c!r} would be {len(text):,} characters, over a "
+                                       f"spreadsheet's limit of 8,192; use values mode for this model")
+        update_cols = set(self.job.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
+        lines = self.lines
+        for i in range(n):
+            row = lines.row(i)
+            epoch = int(lines.epoch[i])
+            data_row = int(self.result.steps["row"].iat[i]) - 1
+            for name in self.program.input_columns:
+                out[name][i] = "=" + absolute(self.data_cells(data_row, name))
+            for q in self.program.param_columns:
+                out[q][i] = self.param_link(i, q)
+            needs_slow = self.carried(i) is not None or (self.batch != 1) or \
+                (self.macro in ("adam_ann", "adagrad_ann", "eve"))
+            for c, e in self.program.formulas.items():
+                if c in update_cols and not lines.batch_end[i]:
+                    continue
+                if needs_slow or c not in templates:
+                    out[c][i] = "=" + to_formula(e, self._renderer(i, template=False))
+                else:
+                    p = lines.row(lines.prev_end[i]) if lines.prev_end[i] >= 0 else row
+                    out[c][i] = templates[c].format(r=row, p=p)
+            del epoch
+        return out
+
+    def param_link(self, i: int, q: str) -> str:
+        """A parameter before the step: carried in, same batch, or the previous step's output."""
+        lines = self.lines
+        carried = self.carried(i) if self.lines.prev_end[i] < 0 and self.lines.batch_start[i] else None
+        if carried is not None:
+            return "=" + literal(carried["params"][q])
+        if not lines.batch_start[i]:
+            return f"={self.letter[q]}{lines.row(i - 1)}"
+        if lines.epoch_start[i] and self.job.spec.carry_inputs:
+            return f"={self.letter[q]}{lines.row(lines.last_of_prev_epoch[i])}"  # the last row's inputs
+        return f"={self.letter['new ' + q]}{lines.row(lines.prev_end[i])}"
+
+
+def step_formulas(result: Result, data_cells: Callable[[int, str], str], setting_cells: dict[str, str],
+                  first_row: int) -> dict[str, list[str | None]]:
+    """Formulas for every cell of `result.steps` laid out from sheet row `first_row` (1-based)."""
+    return StepFormulas(result, data_cells, setting_cells, first_row).all()
+
+
+_ = Expr
