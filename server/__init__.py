@@ -1,0 +1,63 @@
+"""The sheetsync HTTP service: `create_app(config)` builds it (Flask's app-factory pattern).
+
+    from server import create_app
+    app = create_app({"MODE": "local", "LOCAL_FOLDER": "books", "RUN_STORE": "runs.sqlite3"})
+
+With no config the settings come from `SHEETSYNC_…` environment variables (see
+`server.config`). Blueprints: `health` (``/healthz``), `docs` (``/openapi.json``), `runs`
+(``/v1/runs``), `precedents` (``/v1/precedents``). `server.wsgi:app` serves it under gunicorn;
+``sheetsync serve`` runs it locally.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from flask import Flask, request
+
+from . import config as settings
+from .auth import IdTokenVerifier
+from .errors import register_error_handlers
+from .locks import SpreadsheetLocks
+from .service import RunService
+from .store import RunStore
+from .views import Services
+
+CORS_HEADERS = "Authorization, Content-Type, X-Api-Key, X-Goog-User-Token"
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(settings.complete(settings.from_env() if config is None else config))
+    app.json.sort_keys = False
+    store = RunStore(app.config["RUN_STORE"])
+    store.reap_interrupted()
+    locks = SpreadsheetLocks(os.path.join(os.path.dirname(os.path.abspath(app.config["RUN_STORE"])), "locks"))
+    runs = RunService(store, locks, int(app.config["WORKER_THREADS"]), float(app.config["SYNC_BUDGET"]))
+    app.extensions["sheetsync"] = Services(store, runs, IdTokenVerifier(app.config["ALLOWED_AUDIENCES"]))
+    register_blueprints(app)
+    register_error_handlers(app)
+    app.after_request(cors)
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import meta, precedents, runs
+
+    for blueprint in (meta.health, meta.docs, runs.bp, precedents.bp):
+        app.register_blueprint(blueprint)
+
+
+def cors(response):
+    """CORS headers only for configured origins; with none configured, browsers are refused."""
+    from flask import current_app
+
+    origin = request.headers.get("Origin")
+    if origin and origin in current_app.config["CORS_ORIGINS"]:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Max-Age"] = "600"
+        response.vary.add("Origin")
+    return response

@@ -1,0 +1,68 @@
+"""``GET /v1/precedents``: the trace of one cell down to its inputs, as JSON.
+
+Calls `sheetsync.trace.trace` when this install has it; answers 501 otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from flask import Blueprint, current_app, jsonify, request
+
+from sheetsync.errors import SheetsyncError
+
+from .errors import ApiError, from_sheetsync
+from .openapi import USER_TOKEN_HEADER, responses, route
+from .schemas import PRECEDENTS_QUERY
+from .service import finite
+from .spreadsheets import resolve
+from .validation import validate_query
+from .views import caller, require_caller
+
+bp = Blueprint("precedents", __name__)
+require_caller(bp)
+
+
+def query_parameters() -> list[dict]:
+    required = set(PRECEDENTS_QUERY["required"])
+    return [{"name": name, "in": "query", "required": name in required, "schema": schema}
+            for name, schema in PRECEDENTS_QUERY["properties"].items()]
+
+
+def load_trace():
+    try:
+        return importlib.import_module("sheetsync.trace").trace
+    except (ImportError, AttributeError):
+        return None
+
+
+@route(bp, "/v1/precedents", "get", summary="Trace a cell's precedents (or dependents)",
+       parameters=query_parameters() + [USER_TOKEN_HEADER],
+       responses=responses(r200="Precedents", r400="Error", r401="Error", r403="Error", r404="Error",
+                           r422="Error", r429="Error", r501="Error", r502="Error"))
+def get_precedents():
+    query = validate_query(request.args.to_dict(flat=False), PRECEDENTS_QUERY)
+    sheet = resolve(query["spreadsheet"], caller(), current_app.config)
+    trace = load_trace()
+    if trace is None:
+        raise ApiError(501, "not_available", "tracing precedents is not available in this version of sheetsync")
+    kwargs = {"depth": query["depth"], "dependents": query["dependents"]}
+    if "backend" in inspect.signature(trace).parameters:
+        kwargs["backend"] = sheet.open()
+    try:
+        result = trace(sheet.target, query["cell"], **kwargs)
+    except SheetsyncError as e:
+        raise from_sheetsync(e, current_app.config["MODE"] == "google") from None
+    return jsonify(hide_path(finite(result), sheet.target, sheet.display))
+
+
+def hide_path(value, path: str, display: str):
+    """The server's folder never leaves it: the workbook's path reads as its name."""
+    if isinstance(value, str):
+        return value.replace(path, display)
+    if isinstance(value, dict):
+        return {k: hide_path(v, path, display) for k, v in value.items()}
+    if isinstance(value, list):
+        return [hide_path(v, path, display) for v in value]
+    return value
