@@ -662,17 +662,6 @@ def cell_xml(ref: str, value: Any, style: int, formula: str | None = None) -> st
     return f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{xml_text(text)}</t></is></c>'
 
 
-def number_cells(letter: str, rownums: list[str], values: np.ndarray, style: int) -> list[str]:
-    """The fast path: a numeric numpy slice as cell strings ('' for NaN/inf)."""
-    head = f'<c r="{letter}'
-    mid = f'" s="{style}"><v>' if style else '"><v>'
-    if values.dtype.kind == "f":
-        finite = np.isfinite(values).tolist()
-        return [head + r + mid + repr(v) + "</v></c>" if ok else ""
-                for r, v, ok in zip(rownums, values.tolist(), finite)]
-    return [head + r + mid + str(v) + "</v></c>" for r, v in zip(rownums, values.tolist())]
-
-
 @dataclass
 class Overlay:
     """A cell whose look (fill) or content (a Text) differs from what its table says."""
@@ -883,14 +872,12 @@ class TabRenderer:
         for (r, j), xml in patches.pop(-1, {}).items():
             header[j] = xml
         yield table.row, table.col, "".join(header)
+        template = row_template(letters, columns)
         for i0 in range(0, table.n_rows, CHUNK_ROWS):
+            chunk_patches = patches.pop(i0 // CHUNK_ROWS, {})
             i1 = min(table.n_rows, i0 + CHUNK_ROWS)
-            rownums = [str(table.row + 2 + i) for i in range(i0, i1)]
-            cells = [column_cells(letters[j], rownums, data, i0, i1) for j, data in enumerate(columns)]
-            for (i, j), xml in patches.pop(i0 // CHUNK_ROWS, {}).items():
-                cells[j][i - i0] = xml
-            for k, parts in enumerate(zip(*cells)):
-                yield table.row + 1 + i0 + k, table.col, "".join(parts)
+            for k, xml in enumerate(chunk_rows(letters, columns, template, table.row + 2, i0, i1, chunk_patches)):
+                yield table.row + 1 + i0 + k, table.col, xml
 
     def _table_patches(self, table) -> dict[int, dict[tuple[int, int], str]]:
         """Overlaid cells inside `table`, rendered, grouped by chunk (-1: the header row)."""
@@ -924,13 +911,65 @@ def _row_xml(row: int, pieces: list[tuple[int, str]]) -> str:
 
 
 def column_cells(letter: str, rownums: list[str], data: ColumnData, i0: int, i1: int) -> list[str]:
+    """The cells of one column's rows i0..i1, one string each ('' for a blank)."""
     values = data.values[i0:i1]
-    if data.fast:
-        return number_cells(letter, rownums, values, data.style)
     if isinstance(values, np.ndarray):
         values = values.tolist()
     formulas = data.formulas[i0:i1] if data.formulas else [None] * len(rownums)
     return [cell_xml(letter + r, v, data.style, f) for r, v, f in zip(rownums, values, formulas)]
+
+
+def row_template(letters: list[str], columns: list[ColumnData]) -> str:
+    """A str.format template for one table row: {0} is the row number, {k} column k's value.
+
+    The fast path for big numeric tables: one C-level format call per row (floats written with
+    repr, so they read back bit for bit) instead of Python string work per cell. Other columns
+    are rendered beforehand and slotted in whole.
+    """
+    parts = []
+    for k, (letter, data) in enumerate(zip(letters, columns), start=1):
+        if data.fast:
+            style = f' s="{data.style}"' if data.style else ""
+            parts.append(f'<c r="{letter}{{0}}"{style}><v>{{{k}!r}}</v></c>')
+        else:
+            parts.append(f"{{{k}}}")
+    return "".join(parts)
+
+
+def chunk_rows(letters: list[str], columns: list[ColumnData], template: str, first_row: int,
+               i0: int, i1: int, patches: dict[tuple[int, int], str]) -> Iterator[str]:
+    """The cells of data rows i0..i1 of a table, one string per row.
+
+    Rows holding a NaN/infinity (written blank) or an overlaid cell take the slow path."""
+    rownums = [str(first_row + i) for i in range(i0, i1)]
+    odd: dict[int, list[tuple[int, str]]] = {}
+    for (i, j), xml in patches.items():
+        odd.setdefault(i - i0, []).append((j, xml))
+    fields = []
+    for j, data in enumerate(columns):
+        if not data.fast:
+            fields.append(column_cells(letters[j], rownums, data, i0, i1))
+            continue
+        block = data.values[i0:i1]
+        if block.dtype.kind == "f":
+            for k in np.flatnonzero(~np.isfinite(block)).tolist():
+                odd.setdefault(k, [])
+        fields.append(block.tolist())
+    format_row = template.format
+    for k, args in enumerate(zip(rownums, *fields)):
+        if k in odd:
+            yield odd_row(letters, columns, args, odd[k])
+        else:
+            yield format_row(*args)
+
+
+def odd_row(letters: list[str], columns: list[ColumnData], args: tuple, patches: list[tuple[int, str]]) -> str:
+    rownum, values = args[0], args[1:]
+    cells = [cell_xml(letters[j] + rownum, v, columns[j].style) if columns[j].fast else v
+             for j, v in enumerate(values)]
+    for j, xml in patches:
+        cells[j] = xml
+    return "".join(cells)
 
 
 # =============================================================================================
