@@ -52,6 +52,19 @@ def absolute(ref: str) -> str:
 
 
 @dataclass
+class Ref:
+    """One precedent: a cell of the steps table, a data or setting cell, or a constant."""
+
+    kind: str  # "line" (steps table), "data", "setting", "carried" (from the saved state), "constant"
+    name: str  # column, A1 address, or setting name
+    line: int | None = None
+    value: float | None = None
+    data_row: int | None = None
+    column: str | None = None
+    setting: str | None = None
+
+
+@dataclass
 class Lines:
     """The structure of the steps table a formula needs: where each step's lines are."""
 
@@ -103,14 +116,19 @@ class StepFormulas:
         self.lr_by_epoch = dict(zip(result.epochs["epoch"].tolist(), result.epochs["lr"].tolist()))
 
     # -- references -------------------------------------------------------------------------
-    def setting(self, name: str, epoch: int) -> str:
+    def setting_ref(self, name: str, epoch: int) -> Ref:
+        """Where a setting comes from: the experiments tab, a macro, or a default."""
         if name == "lr" and self.macro in ("adam_ann", "adagrad_ann"):
-            return literal(self.lr_by_epoch[epoch])  # set by the annealing macro
+            return Ref("constant", "lr (set by the annealing macro)", value=self.lr_by_epoch[epoch])
         if name == "eve_d":
-            return literal(self.result.starts[epoch]["eve_d"])  # eve's feedback, set by its macro
+            return Ref("constant", "eve's d (set by its macro)", value=self.result.starts[epoch]["eve_d"])
         if name in self.settings:
-            return absolute(self.settings[name])
-        return literal(float(self.result.experiment.values[name]))
+            return Ref("setting", self.settings[name], setting=name)
+        return Ref("constant", f"{name} (default)", value=float(self.result.experiment.values[name]))
+
+    def setting(self, name: str, epoch: int) -> str:
+        ref = self.setting_ref(name, epoch)
+        return absolute(ref.name) if ref.kind == "setting" else literal(ref.value)
 
     def carried(self, i: int) -> dict | None:
         """The start values line `i` reads instead of a previous line, if any."""
@@ -190,6 +208,76 @@ class StepFormulas:
                     out[c][i] = templates[c].format(r=row, p=p)
             del epoch
         return out
+
+    # -- precedents of one cell (the trace) ----------------------------------------------------
+    def precedents(self, i: int, column: str) -> list[Ref]:
+        """The cells (and constants) the cell of line `i`, `column` reads, in formula order."""
+        lines = self.lines
+        if column in ("epoch", "step", "row"):
+            return []
+        if column in self.program.input_columns:
+            data_row = int(self.result.steps["row"].iat[i]) - 1
+            return [Ref("data", self.data_cells(data_row, column), data_row=data_row, column=column)]
+        if column in self.program.param_columns:
+            return [self._param_ref(i, column)]
+        if column not in self.program.formulas:
+            raise KeyError(column)
+        update_cols = set(self.job.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
+        if column in update_cols and not lines.batch_end[i]:
+            return []  # blank: only the batch's last line carries the update
+        found: list[Ref] = []
+        epoch = int(lines.epoch[i])
+        carried = self.carried(i)
+
+        def ref(name: str) -> str:
+            kind, _, what = name.partition(":")
+            if kind == "row":
+                found.append(Ref("line", what, line=i))
+            elif kind == "prev":
+                if carried is not None:
+                    stem, _, q = what.partition("_")
+                    found.append(Ref("carried", what, value=carried["opt"][stem][q]))
+                else:
+                    found.append(Ref("line", what, line=int(lines.prev_end[i])))
+            elif kind == "g":
+                src = self.program.gradient_source(what)
+                first = i
+                while self.batch != 1 and not lines.batch_start[first]:
+                    first -= 1
+                found.extend(Ref("line", src, line=k) for k in range(first, i + 1))
+            elif kind == "set":
+                found.append(self.setting_ref(what, epoch))
+            return "0"
+
+        to_formula(self.program.formulas[column], ref)
+        unique: dict[tuple, Ref] = {}
+        for r in found:
+            unique.setdefault((r.kind, r.name, r.line), r)
+        return list(unique.values())
+
+    def _param_ref(self, i: int, q: str) -> Ref:
+        lines = self.lines
+        if lines.prev_end[i] < 0 and lines.batch_start[i]:
+            start = self.result.starts.get(int(lines.epoch[i]))
+            return Ref("carried", q, value=start["params"][q] if start else None)
+        if not lines.batch_start[i]:
+            return Ref("line", q, line=i - 1)
+        if lines.epoch_start[i] and self.job.spec.carry_inputs:
+            return Ref("line", q, line=int(lines.last_of_prev_epoch[i]))
+        return Ref("line", f"new {q}", line=int(lines.prev_end[i]))
+
+    def formula(self, i: int, column: str) -> str | None:
+        """The formula formula mode writes in this cell (None for plain numbers and blanks)."""
+        if column in ("epoch", "step", "row"):
+            return None
+        if column in self.program.input_columns:
+            return "=" + absolute(self.data_cells(int(self.result.steps["row"].iat[i]) - 1, column))
+        if column in self.program.param_columns:
+            return self.param_link(i, column)
+        update_cols = set(self.job.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
+        if column in update_cols and not self.lines.batch_end[i]:
+            return None
+        return "=" + to_formula(self.program.formulas[column], self._renderer(i, template=False))
 
     def param_link(self, i: int, q: str) -> str:
         """A parameter before the step: carried in, same batch, or the previous step's output."""
