@@ -74,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--data", required=True, metavar="CSV", help="CSV with headers x,y or x1,x2,...,y")
     push.add_argument("--to", required=True, dest="target", metavar="TARGET", help="workbook (new or existing)")
     _common(push)
-    # trace, serve and schedule arrive with their issues.
+    serve = sub.add_parser("serve", help="serve the HTTP API (local mode: the workbooks of a folder)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8750, help="port (default: 8750)")
+    serve.add_argument("--folder", help="folder of .xlsx workbooks to serve (default: the current folder)")
+    serve.add_argument("--token", help="the local token callers present (default: a new random one, printed)")
+    # trace and schedule arrive with their issues.
     return parser
 
 
@@ -105,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if args.command == "serve":
+        from server.serve import serve
+
+        return serve(args.host, args.port, args.folder, args.token)
     progress = _ProgressBar(enabled=not args.json)
     try:
         if args.command == "demo":
