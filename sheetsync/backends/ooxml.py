@@ -379,31 +379,13 @@ class WorkbookXml:
                 full_calc: bool) -> str:
         """The new text: `sheets` and `names` are element texts; `position` maps old sheet
         positions to new ones (views pointing at a removed sheet go to the first sheet)."""
-        text = self._replace_children("sheets", sheets, required=True)
-        self.text, original = text, self.text
-        try:
-            text = self._replace_children("definedNames", names, required=False)
-        finally:
-            self.text = original
+        text = _replace_children(self.text, "sheets", sheets, required=True)
+        text = _replace_children(text, "definedNames", names, required=False)
         text = re.sub(r"<(?:\w+:)?workbookView\b[^>]*>",
                       lambda m: _remap_view(m.group(0), position), text)
         if full_calc:
             text = _set_full_calc(text)
         return text
-
-    def _replace_children(self, tag: str, children: list[str], required: bool) -> str:
-        text = self.text
-        span = container_span(text, tag)
-        if span is None and not children:
-            return text
-        if span is None:
-            return _insert_defined_names(text, "".join(children))
-        start, end, prefix = span
-        if not children and not required:
-            return text[:start] + text[end:]
-        opening = re.match(r"<[^>]*?(/?)>", text[start:end]).group(0)
-        opening = opening[:-2] + ">" if opening.endswith("/>") else opening
-        return f"{text[:start]}{opening}{''.join(children)}</{prefix}{tag}>{text[end:]}"
 
     def main_prefix(self) -> str:
         m = re.search(r"<((?:\w+:)?)sheets\b", self.text)
@@ -411,6 +393,21 @@ class WorkbookXml:
 
     def r_prefix(self) -> str | None:
         return root_prefix_for(self.text, NS_R)
+
+
+def _replace_children(text: str, tag: str, children: list[str], required: bool) -> str:
+    """`<tag>` with new children (its start tag kept); removed when empty and not required."""
+    span = container_span(text, tag)
+    if span is None and not children:
+        return text
+    if span is None:
+        return _insert_defined_names(text, "".join(children))
+    start, end, prefix = span
+    if not children and not required:
+        return text[:start] + text[end:]
+    opening = re.match(r"<[^>]*?(/?)>", text[start:end]).group(0)
+    opening = opening[:-2] + ">" if opening.endswith("/>") else opening
+    return f"{text[:start]}{opening}{''.join(children)}</{prefix}{tag}>{text[end:]}"
 
 
 def _remap_view(tag: str, position: dict[int, int]) -> str:

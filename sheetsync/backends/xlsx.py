@@ -90,6 +90,8 @@ class XlsxBackend:
     # -- writing ------------------------------------------------------------------------------
 
     def apply(self, plan: Plan) -> None:
+        if not plan.tabs and not plan.remove:
+            return
         refuse_read_only(self.path)
         before = os.stat(self.path)
         pkg = ooxml.Package(self.path)
@@ -262,12 +264,14 @@ class WorkbookReader:
         v = c.find(_M + "v")
         text = v.text if v is not None else None
         formula = c.find(_M + "f")
-        if formula is not None and not text and kind != "inlineStr":
+        # openpyxl writes <v/> for "not computed"; Excel writes t="str" with <v/> for a formula
+        # whose result is the empty string.
+        if formula is not None and (v is None or not text and kind not in ("str", "inlineStr")):
             return Uncomputed(formula.text or "")
         if kind == "inlineStr":
             return self._inline(c)
         if text is None:
-            return None
+            return "" if kind == "str" and v is not None else None
         return self._typed(kind, text, int(c.get("s", 0)))
 
     def _typed(self, kind: str, text: str, style: int) -> CellValue:
@@ -480,7 +484,7 @@ class Surgery:
             self.styles_part = self.names.take("xl/styles.xml", "xl/styles{}.xml")
             new_rels.append((ooxml.free_rel_id(used_ids), ooxml.REL_STYLES,
                              ooxml.relative_target(self.wb_part, self.styles_part)))
-        edited[self.pkg.name(self.wb_part)] = self._workbook_text(kept, position, new_sheets)
+        edited[self.pkg.name(self.wb_part)] = self._workbook_text(kept, position, new_sheets, self._view_positions(position))
         edited[self._wb_rels_name()] = ooxml.edit_rels(self.pkg.text(self._wb_rels_name()), removed_rids, new_rels)
         edited[self.pkg.name("[Content_Types].xml")] = ooxml.edit_content_types(
             self.pkg.text("[Content_Types].xml"), self.dropped, self._new_content_types())
@@ -494,7 +498,19 @@ class Surgery:
     def _wb_rels_name(self) -> str:
         return self.pkg.name(ooxml.rels_part(self.wb_part))
 
-    def _workbook_text(self, kept: list[int], position: dict[int, int], new_sheets: list[str]) -> str:
+    def _view_positions(self, position: dict[int, int]) -> dict[int, int]:
+        """Where the workbook views' active and first tabs go: a replaced tab's view follows its
+        new version."""
+        new_index = {t.plan.name.casefold(): len(position) + k for k, t in enumerate(self.tabs)}
+        views = dict(position)
+        for i in self.replaced:
+            name = self.wb.sheets[i].name.casefold()
+            if name in new_index:
+                views[i] = new_index[name]
+        return views
+
+    def _workbook_text(self, kept: list[int], position: dict[int, int], new_sheets: list[str],
+                       views: dict[int, int]) -> str:
         sheets = [self.wb.sheets[i].xml for i in kept] + new_sheets
         names = []
         for d in self.wb.defined_names:
@@ -512,7 +528,7 @@ class Surgery:
         names += [ooxml.defined_name_element(prefix, OWNED_MARK, pos, abs_ref(name, 0, 0, 1, 1))
                   for pos, name in marked]
         full_calc = any(t.needs_recalc for t in self.tabs)
-        return self.wb.rewrite(sheets, names, position, full_calc)
+        return self.wb.rewrite(sheets, names, views, full_calc)
 
     def _new_content_types(self) -> list[tuple[str, str]]:
         types = [(p.name, p.content_type) for t in self.tabs for p in t.parts() if p.content_type]

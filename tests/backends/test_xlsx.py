@@ -427,12 +427,14 @@ def test_read_cell_kinds(tmp_path):
         '<row r="1"><c r="A1" s="1"><v>45000</v></c><c r="B1" t="inlineStr"><is><t> 3 </t></is></c>'
         '<c r="C1" t="str"><f>"1,5"</f><v>1,5</v></c></row>',
         '<row r="2"><c r="A2" t="e"><f>1/0</f><v>#DIV/0!</v></c><c r="B2" t="b"><v>1</v></c>'
-        '<c r="D2"><f>A1*2</f><v>90000</v></c><c r="E2"><f>B9+1</f></c></row>',
+        '<c r="D2"><f>A1*2</f><v>90000</v></c><c r="E2"><f>B9+1</f></c><c r="F2" t="str"><f>""</f><v></v></c>'
+        '<c r="G2"><f>B9+2</f><v/></c><c r="H2" t="str"><f>B9</f></c></row>',
         '<row r="4"><c r="C4" t="inlineStr"><is><t>12%</t></is></c><c r="D4"><v>2.5E-3</v></c></row>',
     ]))
     values = XlsxBackend(path).read(["data"]).values["data"]
     assert values[0] == [DateCell(45000.0, "2023-03-15T00:00:00"), " 3 ", "1,5"]
-    assert values[1] == [CellError("#DIV/0!"), True, None, 90000, Uncomputed("B9+1")]
+    assert values[1] == [CellError("#DIV/0!"), True, None, 90000, Uncomputed("B9+1"), "",
+                         Uncomputed("B9+2"), Uncomputed("B9")]
     assert values[2] == []
     assert values[3] == [None, None, "12%", 0.0025]
 
@@ -473,3 +475,35 @@ def test_big_table_streams_and_reads_back(tmp_path):
     assert len(rows) == n + 1
     assert np.array([r[:5] for r in rows[1:]]).tobytes() == values.tobytes()
     assert [r[5] for r in rows[1:]] == list(range(n))
+
+
+def test_prefixed_workbook_xml_keeps_its_prefixes_and_compatibility_markup(tmp_path):
+    """Some writers (the Open XML SDK) prefix the main namespace; Excel marks extensions as
+    ignorable. Our edits use the file's own prefixes and leave the rest alone."""
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    workbook = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<x:workbook xmlns:x="{ooxml.NS_MAIN}" xmlns:rel="{ooxml.NS_R}" '
+        'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" mc:Ignorable="x15" '
+        'xmlns:x15="http://schemas.microsoft.com/office/spreadsheetml/2010/11/main">'
+        '<x:fileVersion appName="xl"/><x:bookViews><x:workbookView activeTab="0"/></x:bookViews>'
+        '<x:sheets><x:sheet name="data" sheetId="1" rel:id="rId1"/></x:sheets><x:calcPr calcId="191029"/>'
+        "</x:workbook>")
+    rewrite_zip(path, replace={"xl/workbook.xml": workbook.encode()})
+    XlsxBackend(path).apply(small_plan())
+    after = members(path)["xl/workbook.xml"].decode()
+    assert after.startswith(workbook[: workbook.index("<x:sheets>")])
+    assert '<x:sheet name="basic steps" sheetId="2" rel:id=' in after
+    assert "<x:definedNames><x:definedName" in after and after.index("</x:sheets>") < after.index("<x:definedNames>")
+    assert after.index("</x:definedNames>") < after.index("<x:calcPr")
+    assert openpyxl.load_workbook(path).sheetnames == ["data", "basic steps", "runs"]
+    assert [t.owned for t in XlsxBackend(path).read([]).tabs] == [False, True, True]
+    XlsxBackend(path).apply(Plan(remove=["runs"]))
+    assert openpyxl.load_workbook(path).sheetnames == ["data", "basic steps"]
+
+
+def test_an_empty_plan_writes_nothing(book):
+    before = os.stat(book)
+    XlsxBackend(book).apply(Plan())
+    assert os.stat(book).st_mtime_ns == before.st_mtime_ns
