@@ -33,7 +33,9 @@ class FormulaModeError(ValueError):
     """Formula mode cannot express this run (the message says why and what to do)."""
 
 
-def literal(value: float) -> str:
+def literal(value: float | None) -> str:
+    if value is None:
+        return "?"  # a trace of a sheet whose saved state predates this run's start values
     if not math.isfinite(value):
         raise FormulaModeError(f"a carried value is {value!r}: a diverged run cannot be written as "
                                "formulas; run it in values mode or Reset with a smaller lr")
@@ -49,6 +51,16 @@ def absolute(ref: str) -> str:
         raise ValueError(f"not a cell reference: {ref!r}")
     address = f"${m.group(1)}${m.group(2)}"
     return f"{quote_tab(tab)}!{address}" if tab else address
+
+
+class _Unknown(dict):
+    def __missing__(self, key):
+        return None
+
+
+class _UnknownState(dict):
+    def __missing__(self, key):
+        return _Unknown()
 
 
 @dataclass
@@ -119,9 +131,9 @@ class StepFormulas:
     def setting_ref(self, name: str, epoch: int) -> Ref:
         """Where a setting comes from: the experiments tab, a macro, or a default."""
         if name == "lr" and self.macro in ("adam_ann", "adagrad_ann"):
-            return Ref("constant", "lr (set by the annealing macro)", value=self.lr_by_epoch[epoch])
+            return Ref("constant", "lr (set by the annealing macro)", value=self.lr_by_epoch.get(epoch))
         if name == "eve_d":
-            return Ref("constant", "eve's d (set by its macro)", value=self.result.starts[epoch]["eve_d"])
+            return Ref("constant", "eve's d (set by its macro)", value=self.start(epoch)["eve_d"])
         if name in self.settings:
             return Ref("setting", self.settings[name], setting=name)
         return Ref("constant", f"{name} (default)", value=float(self.result.experiment.values[name]))
@@ -134,10 +146,17 @@ class StepFormulas:
         """The start values line `i` reads instead of a previous line, if any."""
         epoch = int(self.lines.epoch[i])
         if self.lines.prev_end[i] < 0:  # the Run's first step: what the saved state carries in
-            return self.result.starts.get(epoch)
+            return self.start(epoch)
         if self.lines.epoch_start[i] and self.macro in ("adagrad", "adagrad_ann"):
-            return self.result.starts.get(epoch)  # normalisers pasted by the macro
+            return self.start(epoch)  # normalisers pasted by the macro
         return None
+
+    def start(self, epoch: int) -> dict:
+        known = self.result.starts.get(epoch)
+        if known is not None:
+            return known
+        unknown: dict = {"params": _Unknown(), "opt": _UnknownState(), "lr": None, "eve_d": None}
+        return unknown
 
     def _renderer(self, i: int, template: bool) -> Callable[[str], str]:
         lines, epoch = self.lines, int(self.lines.epoch[i])
@@ -258,8 +277,7 @@ class StepFormulas:
     def _param_ref(self, i: int, q: str) -> Ref:
         lines = self.lines
         if lines.prev_end[i] < 0 and lines.batch_start[i]:
-            start = self.result.starts.get(int(lines.epoch[i]))
-            return Ref("carried", q, value=start["params"][q] if start else None)
+            return Ref("carried", q, value=self.start(int(lines.epoch[i]))["params"][q])
         if not lines.batch_start[i]:
             return Ref("line", q, line=i - 1)
         if lines.epoch_start[i] and self.job.spec.carry_inputs:

@@ -1,0 +1,260 @@
+"""`trace`: follow one cell's precedents down to the pure inputs (or its dependents up).
+
+What Excel's Trace Precedents arrows show when followed to the end, and what Google Sheets
+lacks: for a cell of a ``NAME steps`` tab, the tree of cells it was computed from — each node
+with its address, its value as the sheet holds it, and its formula — ending at data cells,
+settings and values carried in from the previous Run. It works the same on values-mode and
+formula-mode output, because the precedents come from the formula program (`engine.program`),
+not from parsing whatever the sheet holds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .backends.base import Snapshot, col_letter, quote_tab
+from .engine.result import Diagnostics, Result, State
+from .errors import SheetsyncError
+from .layout.formulas import Ref, StepFormulas
+from .layout.state import STATE_TAB, read_state
+from .layout.steps import HEADER_ROW
+from .layout.tables import read_table
+from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
+
+MAX_NODES = 2000  # a full trace of a late row visits every earlier row: cap what is printed
+_CELL = re.compile(r"^\s*(?:'((?:[^']|'')+)'|([^!]+))!\$?([A-Za-z]{1,3})\$?(\d+)\s*$")
+
+
+@dataclass
+class Node:
+    cell: str
+    label: str  # column name, setting, or what a constant is
+    value: Any
+    formula: str | None = None
+    kind: str = "line"  # line | data | setting | carried | constant
+    children: list["Node"] = field(default_factory=list)
+    seen: bool = False  # already expanded higher up the tree
+    truncated: bool = False
+
+    def to_dict(self) -> dict:
+        d = {"cell": self.cell, "label": self.label, "value": _jsonable(self.value), "kind": self.kind}
+        if self.formula:
+            d["formula"] = self.formula
+        if self.seen:
+            d["seen"] = True
+        if self.truncated:
+            d["truncated"] = True
+        if self.children:
+            d["children"] = [c.to_dict() for c in self.children]
+        return d
+
+
+def _jsonable(v):
+    if isinstance(v, (np.floating, float)):
+        v = float(v)
+        return v if np.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def parse_cell(text: str) -> tuple[str, str, int]:
+    """"basic steps!H17" -> ("basic steps", "H", 17)."""
+    m = _CELL.match(text)
+    if not m:
+        raise SheetsyncError(f"{text!r}: expected a cell like \"basic steps!H17\" (tab name, '!', column, row)")
+    tab = (m.group(1) or "").replace("''", "'") or m.group(2).strip()
+    return tab, m.group(3).upper(), int(m.group(4))
+
+
+class Tracer:
+    """Everything a trace needs from one read of the sheet."""
+
+    def __init__(self, snapshot: Snapshot, experiment_name: str):
+        self.snapshot = snapshot
+        inputs = parse_inputs(snapshot, only=[experiment_name])
+        found = [e for e in inputs.experiments if e.name == experiment_name]
+        if not found:
+            raise SheetsyncError(f"no experiment named {experiment_name!r} in the {EXPERIMENTS_TAB} tab")
+        self.experiment = found[0]
+        self.dataset = inputs.dataset
+        self.steps_tab = f"{experiment_name} steps"
+        rows = snapshot.values.get(self.steps_tab)
+        if not rows:
+            raise SheetsyncError(f"there is no {self.steps_tab!r} tab yet: run the sheet first")
+        steps = read_table(rows, HEADER_ROW).apply(lambda s: pd.to_numeric(s, errors="coerce"))
+        if steps.empty or "step" not in steps:
+            raise SheetsyncError(f"{self.steps_tab!r} holds no steps")
+        if steps["step"].isna().any() or (np.diff(steps["step"].to_numpy()) < 0).any():
+            raise SheetsyncError(f"{self.steps_tab!r} is sampled or edited: a trace needs every step "
+                                 "(run again with fewer steps, or trace a cell of a complete table)")
+        for c in ("epoch", "step", "row"):
+            steps[c] = steps[c].astype(np.int64)
+        self.steps = steps
+        epochs = read_table(snapshot.values.get(f"{experiment_name} epochs")).apply(
+            lambda s: pd.to_numeric(s, errors="coerce"))
+        starts = self._starts(experiment_name)
+        result = Result(self.experiment, steps, epochs if not epochs.empty else pd.DataFrame({"epoch": [], "lr": []}),
+                        {}, State({}), Diagnostics(), {}, [], list(self.dataset.input_names), [], starts)
+        settings = inputs.setting_cells.get(experiment_name, {})
+        self.formulas = StepFormulas(result, lambda i, name: self.dataset.cell(i, name), settings,
+                                     HEADER_ROW + 2)
+        self.columns = list(steps.columns)
+
+    def _starts(self, name: str) -> dict:
+        saved = read_state(read_table(self.snapshot.values.get(STATE_TAB)))
+        state = saved.get(name)
+        return dict(state.state.get("starts", {})) if state else {}
+
+    # -- values ----------------------------------------------------------------------------
+    def sheet_value(self, address: str):
+        tab, letters, row = parse_cell(address)
+        col = 0
+        for ch in letters:
+            col = col * 26 + ord(ch) - 64
+        rows = self.snapshot.values.get(tab) or []
+        if row - 1 < len(rows) and col - 1 < len(rows[row - 1]):
+            return rows[row - 1][col - 1]
+        return None
+
+    def line_cell(self, line: int, column: str) -> str:
+        return f"{quote_tab(self.steps_tab)}!{col_letter(self.columns.index(column))}{self.formulas.lines.row(line)}"
+
+    def node(self, ref: Ref) -> Node:
+        if ref.kind == "line":
+            value = self.steps[ref.name].iat[ref.line]
+            return Node(self.line_cell(ref.line, ref.name), ref.name, value,
+                        self.formulas.formula(ref.line, ref.name), "line")
+        if ref.kind == "data":
+            return Node(ref.name, f"{ref.column} (data row {ref.data_row + 1})", self.sheet_value(ref.name),
+                        None, "data")
+        if ref.kind == "setting":
+            return Node(ref.name, ref.setting, self.sheet_value(ref.name), None, "setting")
+        if ref.kind == "carried":
+            return Node(f"(carried in) {ref.name}", f"{ref.name} carried in from the previous Run (saved state)",
+                        ref.value, None, "carried")
+        return Node(f"(constant) {ref.name}", ref.name, ref.value, None, "constant")
+
+    # -- walking ----------------------------------------------------------------------------
+    def locate(self, tab: str, letters: str, row: int) -> tuple[int, str]:
+        if tab != self.steps_tab:
+            raise SheetsyncError(f"{tab}!{letters}{row}: a trace starts from a cell of {self.steps_tab!r}")
+        col = 0
+        for ch in letters:
+            col = col * 26 + ord(ch) - 64
+        line = row - self.formulas.lines.first_row
+        if not (0 <= line < len(self.steps)) or not (1 <= col <= len(self.columns)):
+            raise SheetsyncError(f"{tab}!{letters}{row}: outside the steps table "
+                                 f"(rows {self.formulas.lines.first_row}–{self.formulas.lines.row(len(self.steps) - 1)}, "
+                                 f"columns A–{col_letter(len(self.columns) - 1)})")
+        return line, self.columns[col - 1]
+
+    def precedents(self, line: int, column: str, depth: int | None) -> Node:
+        root = self.node(Ref("line", column, line=line))
+        seen: set[str] = set()
+        count = [0]
+
+        def expand(node: Node, line: int, column: str, level: int) -> None:
+            if node.cell in seen:
+                node.seen = True
+                return
+            seen.add(node.cell)
+            if depth is not None and level >= depth:
+                node.truncated = bool(self.formulas.precedents(line, column))
+                return
+            for ref in self.formulas.precedents(line, column):
+                count[0] += 1
+                if count[0] > MAX_NODES:
+                    node.truncated = True
+                    return
+                child = self.node(ref)
+                node.children.append(child)
+                if ref.kind == "line":
+                    expand(child, ref.line, ref.name, level + 1)
+
+        expand(root, line, column, 0)
+        return root
+
+    def dependents(self, line: int, column: str, depth: int | None) -> Node:
+        root = self.node(Ref("line", column, line=line))
+        seen: set[str] = set()
+        n = len(self.steps)
+        window = max(self.formulas.batch, 1) + 2
+
+        def readers(line: int, column: str) -> list[Ref]:
+            out = []
+            lines = range(line, min(n, line + window))
+            extra = [k for k in range(line + 1, n) if self.formulas.lines.epoch_start[k]][:1]
+            for k in list(lines) + extra:
+                for d in self.columns:
+                    if any(r.kind == "line" and r.line == line and r.name == column
+                           for r in self.formulas.precedents(k, d)):
+                        out.append(Ref("line", d, line=k))
+            return list({(r.line, r.name): r for r in out}.values())
+
+        def expand(node: Node, line: int, column: str, level: int) -> None:
+            if node.cell in seen:
+                node.seen = True
+                return
+            seen.add(node.cell)
+            if (depth is not None and level >= depth) or len(seen) > MAX_NODES:
+                node.truncated = True
+                return
+            for ref in readers(line, column):
+                child = self.node(ref)
+                node.children.append(child)
+                expand(child, ref.line, ref.name, level + 1)
+
+        expand(root, line, column, 0)
+        return root
+
+
+def trace(target: str, cell: str, *, depth: int | None = None, dependents: bool = False, backend=None,
+          credentials: str | None = None, token: str | None = None) -> dict:
+    """The tree of precedents (or dependents) of `cell`, e.g. ``"basic steps!H17"``, as a dict."""
+    tab, letters, row = parse_cell(cell)
+    if not tab.endswith(" steps"):
+        raise SheetsyncError(f"{cell}: a trace starts from a cell of a 'NAME steps' tab")
+    name = tab[: -len(" steps")]
+    if backend is None:
+        from .backends import open_backend
+
+        backend = open_backend(target, credentials, token) if token else open_backend(target, credentials)
+    snapshot = backend.read([DATA_TAB, EXPERIMENTS_TAB, tab, f"{name} epochs", STATE_TAB])
+    tracer = Tracer(snapshot, name)
+    line, column = tracer.locate(tab, letters, row)
+    root = tracer.dependents(line, column, depth) if dependents else tracer.precedents(line, column, depth)
+    return {"cell": f"{quote_tab(tab)}!{letters}{row}", "direction": "dependents" if dependents else "precedents",
+            "tree": root.to_dict()}
+
+
+def render_text(result: dict) -> str:
+    """The tree as indented text, the way Excel's arrows read when followed to the end."""
+    lines: list[str] = []
+
+    def fmt(v):
+        return repr(v) if isinstance(v, float) else str(v)
+
+    def walk(node: dict, prefix: str, last: bool, top: bool) -> None:
+        head = "" if top else (prefix + ("└─ " if last else "├─ "))
+        text = f"{node['cell']} = {fmt(node.get('value'))}"
+        if node.get("formula"):
+            text += f"   {node['formula']}"
+        if node["kind"] in ("setting", "constant", "carried", "data"):
+            text += f"   [{node['label']}]"
+        if node.get("seen"):
+            text += "   (expanded above)"
+        if node.get("truncated"):
+            text += "   (…)"
+        lines.append(head + text)
+        kids = node.get("children", [])
+        for k, child in enumerate(kids):
+            walk(child, "" if top else prefix + ("   " if last else "│  "), k == len(kids) - 1, False)
+
+    walk(result["tree"], "", True, True)
+    return "\n".join(lines)
