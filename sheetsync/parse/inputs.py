@@ -122,11 +122,13 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
     values = np.zeros((n, len(columns)))
     order = inputs + ["y"]
     found = 0
-    for i in range(n):
-        row = rows[1 + i]
-        for j, name in enumerate(order):
-            col = columns[name]
-            cell = row[col] if col < len(row) else None
+    for j, name in enumerate(order):
+        col = columns[name]
+        cells = [row[col] if col < len(row) else None for row in rows[1:1 + n]]
+        if _all_plain_numbers(cells):  # the common case, without a check per cell
+            values[:, j] = cells
+            continue
+        for i, cell in enumerate(cells):
             v, problem = number_or_problem(cell)
             if problem:
                 if found < 200:  # a whole column of text says the same thing 100,000 times
@@ -134,9 +136,22 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
                 found += 1
             else:
                 values[i, j] = v
+    problems.sort(key=lambda p: _cell_order(p.cell))
     if found > 200:
         problems.append(Problem(tab, f"… and {found - 200:,} more cells that are not numbers"))
     return Dataset(values[:, :-1], values[:, -1].copy(), inputs, tab, columns, 1)
+
+
+def _all_plain_numbers(cells: list) -> bool:
+    if not all(type(v) in (int, float) for v in cells):
+        return False
+    return bool(np.isfinite(np.asarray(cells, dtype=float)).all())
+
+
+def _cell_order(cell: str) -> tuple[int, str]:
+    """Problems of the data tab in reading order: row by row, then column."""
+    m = re.search(r"!([A-Z]+)(\d+)$", cell)
+    return (int(m.group(2)), m.group(1).rjust(3)) if m else (0, cell)
 
 
 def _data_headers(header_row: list, tab: str, problems: list[Problem]) -> dict[str, int] | None:
