@@ -213,6 +213,9 @@ class Metadata:
     def ids(self) -> set[int]:
         return {s.sheet_id for s in self.sheets}
 
+    def mark_ids(self) -> set[int]:
+        return {m.get("metadataId") for s in self.sheets for m in s.marks if "metadataId" in m}
+
     def tab_infos(self) -> list[TabInfo]:
         return [TabInfo(s.title, s.index, s.owned, s.rows, s.cols, s.sheet_id)
                 for s in self.sheets if not s.staging]
@@ -513,7 +516,7 @@ class ChartWriter:
             s.y.row0 > 0 and self.headers.get((s.y.tab, s.y.row0 - 1, s.y.col0)) == s.name
             for s in chart.series)
 
-    def request(self, chart: Chart, sheet_id: int) -> Sub:
+    def request(self, chart: Chart, sheet_id: int, chart_id: int) -> Sub:
         header = self.named_by_header(chart)
         domain = chart.domain or next((s.x for s in chart.series if s.x is not None), None)
         spec: dict = {"chartType": "SCATTER" if chart.kind == "scatter" else "LINE",
@@ -525,6 +528,7 @@ class ChartWriter:
         if domain is not None:
             spec["domains"] = [{"domain": self.source(domain, header and domain.row0 > 0)}]
         return Sub.of({"addChart": {"chart": {
+            "chartId": chart_id,
             "spec": {"title": chart.title, "basicChart": spec},
             "position": {"overlayPosition": {
                 "anchorCell": {"sheetId": sheet_id, "rowIndex": chart.anchor[0], "columnIndex": chart.anchor[1]},
@@ -679,39 +683,44 @@ class GoogleBackend:
             self._write(self.write_plan(plan, meta))
 
     def write_plan(self, plan: Plan, meta: Metadata) -> WritePlan:
+        """The requests for `plan`. Every object we create (sheets, marks, charts) gets an id
+        chosen here, so replaying a write that already landed is refused rather than doubled."""
         run = secrets.token_hex(4)
-        taken = set(meta.ids())
+        taken = set(meta.ids()) | meta.mark_ids()
         new_ids = {tab.name: self._new_id(taken) for tab in plan.tabs}
         sheet_ids = {s.title: s.sheet_id for s in meta.sheets if not s.staging} | new_ids
         block = max(1024, self.payload_limit // 4)
         content: list[Sub] = []
         for tab in plan.tabs:
             content += TabWriter(tab, new_ids[tab.name], block).requests()
-        charts = ChartWriter(sheet_ids, header_cells(plan))
-        content += [charts.request(c, new_ids[tab.name]) for tab in plan.tabs for c in tab.charts]
+        writer = ChartWriter(sheet_ids, header_cells(plan))
+        charts = [writer.request(c, new_ids[tab.name], self._new_id(taken)) for tab in plan.tabs for c in tab.charts]
         deletes = [Sub.of({"deleteSheet": {"sheetId": s.sheet_id}}) for s in stale_sheets(plan, meta)]
-        owned_marks = [mark(new_ids[t.name], OWNED_KEY, {"kind": t.kind, "run": run}) for t in plan.tabs]
+        owned_marks = [mark(new_ids[t.name], OWNED_KEY, {"kind": t.kind, "run": run}, self._new_id(taken))
+                       for t in plan.tabs]
         adds = [add_sheet(t, new_ids[t.name], t.name, t.hidden) for t in plan.tabs]
-        one_shot = deletes + adds + content + owned_marks
+        one_shot = deletes + adds + content + charts + owned_marks
         if len(batch_body(one_shot)) <= self.payload_limit:
             return WritePlan(run, one_shot, [], new_ids, [])
-        return self._staged(plan, run, new_ids, taken, content, deletes)
+        return self._staged(plan, run, new_ids, taken, content, deletes + charts, owned_marks)
 
     def _staged(self, plan: Plan, run: str, new_ids: dict[str, int], taken: set[int],
-                content: list[Sub], deletes: list[Sub]) -> WritePlan:
-        first, final = [], list(deletes)
-        mark_ids = []
+                content: list[Sub], final_extras: list[Sub], owned_marks: list[Sub]) -> WritePlan:
+        """Cells go to hidden staging tabs in chunks; the last request deletes the old tabs,
+        renames and unhides the staging tabs, and adds charts and marks (small, atomic)."""
+        first, renames = [], []
         for i, tab in enumerate(plan.tabs):
             sid, mid = new_ids[tab.name], self._new_id(taken)
-            mark_ids.append(mid)
             first.append(add_sheet(tab, sid, f"sheetsync staging {run} {i + 1}", True))
             first.append(mark(sid, STAGING_KEY, {"run": run, "tab": tab.name}, mid))
-            final.append(Sub.of({"updateSheetProperties": {
+            renames.append(Sub.of({"updateSheetProperties": {
                 "properties": {"sheetId": sid, "title": tab.name, "hidden": tab.hidden},
                 "fields": "title,hidden"}}))
-            final.append(Sub.of({"deleteDeveloperMetadata": {
+            renames.append(Sub.of({"deleteDeveloperMetadata": {
                 "dataFilter": {"developerMetadataLookup": {"metadataId": mid}}}}))
-            final.append(mark(sid, OWNED_KEY, {"kind": tab.kind, "run": run}))
+        deletes = [s for s in final_extras if s.json.startswith('{"deleteSheet"')]
+        charts = [s for s in final_extras if s not in deletes]
+        final = deletes + renames + charts + owned_marks
         return WritePlan(run, final, chunk(content, self.payload_limit, first), new_ids,
                          [new_ids[t.name] for t in plan.tabs])
 

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import base64
 import copy
-import itertools
 import json
 import random
 import re
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -45,7 +45,10 @@ import responses
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from discovery import Validator, parse_mask, snake
+from discovery import Validator, snake
+from discovery import parse_mask as _parse_mask
+
+parse_mask = lru_cache(maxsize=256)(_parse_mask)
 
 SHEETS_RE = re.compile(r"^https://sheets\.googleapis\.com/v4/spreadsheets/([^/:?]+)(.*)$")
 TOKEN_URI = "https://oauth2.googleapis.com/token"
