@@ -10,7 +10,9 @@ the batch loss the mean of the rows' losses), in float64 on the CPU.
 
 The JSON holds, per problem: the model, data, start values, the hyperparameters in sheetsync
 setting names (`flavour: fastai`, `optimizer`, `lr`, `momentum`, `alpha`, `beta1`, `beta2`, `eps`,
-`weight_decay`, `decouple_wd`), the literal fastai call, the batch size and epochs, and the
+`weight_decay`, `decouple_wd`), the literal fastai call, any argument fastai accepted but did not
+use (`fastai_ignored`: fastai 2.8.12's `RMSProp` never passes its `eps` on, so 1e-8 is used
+whatever is given), the batch size and epochs, and the
 parameters after every step (JSON floats are written with Python's repr, so they round-trip
 exactly). tests/engine/test_fastai_exact.py compares sheetsync with it.
 
@@ -186,6 +188,7 @@ def make_problem(config, problem: Problem, batch_size: int) -> dict:
     return {
         "id": f"{config.__name__}-{problem.name}-bs{batch_size}",
         "fastai_call": fastai_call(constructor, kwargs),
+        "fastai_ignored": ignored_arguments(constructor, kwargs),
         "model": problem.model,
         "hidden": problem.hidden if problem.model == "mlp" else None,
         "loss": "squared",
@@ -198,6 +201,14 @@ def make_problem(config, problem: Problem, batch_size: int) -> dict:
         "param_names": problem.names(),
         "trajectory": params.tolist(),
     }
+
+
+def ignored_arguments(constructor: str, kwargs: dict) -> dict:
+    """Arguments the fastai constructor accepted but did not put into its hyper-parameters, with
+    the value it used instead (fastai 2.8.12's RMSProp drops `eps` and always uses 1e-8)."""
+    hypers = getattr(fo, constructor)([torch.zeros(())], **kwargs).hypers[0]
+    return {k: {"given": v, "used": hypers[k] if k in hypers else None}
+            for k, v in kwargs.items() if k != "decouple_wd" and hypers.get(k) != v}
 
 
 def made_with() -> dict:
