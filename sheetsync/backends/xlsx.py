@@ -29,12 +29,14 @@ with openpyxl's own helpers for shared strings, date formats and serial dates.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import heapq
 import math
 import os
 import re
 import stat
+import struct
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -617,9 +619,45 @@ def new_info(name: str) -> zipfile.ZipInfo:
 
 
 def copy_part(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    with src.open(info) as r, dst.open(copy_info(info), "w", force_zip64=info.file_size > 2**30) as w:
-        while chunk := r.read(1 << 20):
-            w.write(chunk)
+    """Copy a user part as it is: its compressed bytes when possible, else decompressed."""
+    if not copy_compressed(src, dst, info):
+        with src.open(info) as r, dst.open(copy_info(info), "w", force_zip64=info.file_size > 2**30) as w:
+            while chunk := r.read(1 << 20):
+                w.write(chunk)
+
+
+def copy_compressed(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Copy a member's compressed stream without inflating and deflating it again.
+
+    Big user sheets then cost a file copy, not a recompression. zipfile has no public API for
+    this, so it uses the (long stable) ZipInfo.FileHeader and ZipFile bookkeeping attributes;
+    anything unexpected (encryption, odd headers) falls back to the ordinary copy.
+    """
+    if info.flag_bits & 0x1 or not all(hasattr(dst, a) for a in ("start_dir", "filelist", "NameToInfo", "fp")):
+        return False
+    src.fp.seek(info.header_offset)
+    header = src.fp.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        return False
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    src.fp.seek(info.header_offset + 30 + name_len + extra_len)
+    out = copy.copy(info)
+    out.flag_bits = info.flag_bits & ~0x08  # sizes go in the local header: no data descriptor
+    out.extra = b""  # only timestamps and zip64 sizes live there; zipfile rewrites the latter
+    out.header_offset = dst.fp.tell()
+    dst.fp.write(out.FileHeader())
+    remaining = info.compress_size
+    while remaining:
+        chunk = src.fp.read(min(remaining, 1 << 20))
+        if not chunk:
+            raise BackendError(f"{src.filename}: the workbook is truncated ({info.filename})")
+        dst.fp.write(chunk)
+        remaining -= len(chunk)
+    dst.filelist.append(out)
+    dst.NameToInfo[out.filename] = out
+    dst.start_dir = dst.fp.tell()
+    dst._didModify = True
+    return True
 
 
 def write_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:

@@ -55,6 +55,8 @@ def test_every_user_part_survives_byte_for_byte(book):
     XlsxBackend(book).apply(small_plan())
     after = members(book)
     assert user_parts_unchanged(before, after) == []
+    with zipfile.ZipFile(book) as z:
+        assert z.testzip() is None  # every member's CRC checks out
     for part in ("xl/drawings/drawing99.xml", "xl/media/image99.png", "customXml/item1.xml",
                  "xl/charts/chart1.xml", "xl/comments/comment1.xml"):
         assert after[part] == before[part]
@@ -507,3 +509,46 @@ def test_an_empty_plan_writes_nothing(book):
     before = os.stat(book)
     XlsxBackend(book).apply(Plan())
     assert os.stat(book).st_mtime_ns == before.st_mtime_ns
+
+
+class _Unseekable:
+    """A write-only stream: zipfile then writes data descriptors after each member."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        return self.f.write(data)
+
+    def flush(self):
+        self.f.flush()
+
+
+def test_user_parts_are_copied_without_recompression_even_with_data_descriptors(tmp_path):
+    source = tmp_path / "plain.xlsx"
+    plain_workbook(source, {"data": [["x", "y"]] + [[i, i * 0.5] for i in range(2000)]})
+    path = tmp_path / "streamed.xlsx"
+    with open(path, "wb") as f, zipfile.ZipFile(_Unseekable(f), "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+        for name, data in members(source).items():
+            out.writestr(name, data)
+    with zipfile.ZipFile(path) as z:
+        assert all(i.flag_bits & 0x08 for i in z.infolist())
+    sheet = "xl/worksheets/sheet1.xml"
+    raw_before = _compressed_bytes(path, sheet)
+    XlsxBackend(path).apply(small_plan())
+    assert _compressed_bytes(path, sheet) == raw_before
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+    assert XlsxBackend(path).read(["data"]).values["data"][2000] == [1999, 999.5]
+
+
+def _compressed_bytes(path, name: str) -> bytes:
+    import struct
+
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(name)
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)
+        f.seek(info.header_offset + 30 + sum(struct.unpack("<HH", header[26:30])))
+        return f.read(info.compress_size)
