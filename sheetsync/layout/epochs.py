@@ -19,6 +19,7 @@ from .tables import frame_columns
 
 MAX_PATH_SERIES = 8  # more lines than this make a parameter chart unreadable
 FIT_GRID = 200
+CHART_ROWS = 22  # rows a 371 px chart covers at the default row height, plus a margin
 FIT_POINTS = 500  # data points drawn in the fit chart (sampled evenly beyond this)
 
 
@@ -53,9 +54,9 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
         tab.texts.append(Text(i, side, line, bold=i == 0))
     chart_row = len(lines) + 1
     tab.charts.append(_path_chart(name, history, result.param_names, (chart_row, side)))
-    fit_col = side + 11
+    fit_col = side + 9  # right of the charts (600 px is about 9 default columns)
     if x.ndim == 1 or x.shape[1] == 1:
-        _add_fit(tab, result, x.reshape(len(x), -1)[:, 0], y, fit_col, (chart_row + 20, side))
+        _add_fit(tab, result, x.reshape(len(x), -1)[:, 0], y, fit_col, (chart_row + CHART_ROWS, side))
     else:
         tab.texts.append(Text(len(lines), side, "No fit chart: the data has several inputs, which one "
                               "x axis cannot show."))

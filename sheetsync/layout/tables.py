@@ -22,7 +22,8 @@ def column_format(header: str) -> str:
 
 
 def column_width(header: str) -> float:
-    return float(max(len(header) + 2, 6 if header in COUNTER_COLUMNS else 12))
+    # General shows up to 11 significant digits, a sign and a point: 14 characters
+    return float(max(len(header) + 2, 6 if header in COUNTER_COLUMNS else 14))
 
 
 def frame_columns(df: pd.DataFrame, rows: np.ndarray | None = None) -> list[Column]:
