@@ -119,6 +119,7 @@ def test_setting_problems_name_their_cell_and_suggest_the_closest():
     assert "did you mean 'pytorch'" in found["experiments!C6"]
     assert "1 to 10,000,000" in found["experiments!B7"]
     assert "no parameter 'q'" in found["experiments!C9"]
+    assert "experiments!B8" not in found  # model 'linaer' is unknown, so its parameters are too
 
 
 @pytest.mark.parametrize("name, words", [

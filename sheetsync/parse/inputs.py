@@ -343,6 +343,7 @@ def _build_experiment(name: str, values: dict[str, object], cells: dict[str, str
         else:
             init[param] = number
     exp = None
+    dropped = set()
     for _ in range(len(SETTINGS) + 1):  # drop each bad setting and retry, to find them all
         try:
             exp = Experiment(name, init=init, **settings)
@@ -354,7 +355,8 @@ def _build_experiment(name: str, values: dict[str, object], cells: dict[str, str
             if key not in settings:
                 break
             del settings[key]
-    if exp is not None:
+            dropped.add(key)
+    if exp is not None and not dropped & {"model", "hidden"}:  # else the params are unknown
         _check_init_names(exp, init, cells, n_inputs, problems)
     return exp if len(problems) == before else None
 
