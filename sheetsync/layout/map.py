@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
-from ..backends.base import Column, Table, TabPlan, Text, col_letter
+import numpy as np
+
+from ..backends.base import Column, Table, TabPlan, Text, col_letter, quote_tab
 from .formulas import Ref, StepFormulas
 
 MAX_BOUNDARY_ROWS = 8
@@ -126,8 +128,62 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
     return rows
 
 
-def render_map(name: str, sf: StepFormulas, steps_tab: str, epochs_note: list[str] | None = None) -> TabPlan:
-    rows = map_rows(sf, steps_tab)
+def epochs_rows(sf: StepFormulas, steps_tab: str, epochs_tab: str, columns: list[str],
+                first_history_row: int) -> list[dict]:
+    """The epochs tab's columns for this Run's first epoch: what each is computed from.
+
+    `first_history_row` is the 1-based sheet row of this Run's first epoch in the epochs tab.
+    """
+    lines = sf.lines
+    if not len(lines.step):
+        return []
+    first_epoch = int(lines.epoch[0])
+    idx = np.flatnonzero(lines.epoch == first_epoch)
+    top, bottom = lines.row(int(idx[0])), lines.row(int(idx[-1]))
+    tab = quote_tab(steps_tab)
+
+    def span(column: str) -> str:
+        letter = col_letter(sf.columns.index(column))
+        return f"{tab}!{letter}{top}:{letter}{bottom}"
+
+    def last(column: str) -> str:
+        return f"{tab}!{col_letter(sf.columns.index(column))}{bottom}"
+
+    out = []
+    for c in columns:
+        if c == "epoch":
+            formula, what = None, "the epoch number, counting across Runs"
+        elif c == "loss":
+            formula, what = f"=AVERAGE({span('loss')})", f"the mean of the epoch's row losses ({span('loss')})"
+        elif c in sf.program.param_columns:
+            source = c if sf.job.spec.carry_inputs else f"new {c}"
+            formula = f"={last(source)}"
+            what = (f"{c} carried into the next epoch: the last row's input (its update is thrown away)"
+                    if sf.job.spec.carry_inputs else f"{c} after the epoch's last update")
+        elif c == "lr":
+            ref = sf.setting_ref("lr", first_epoch)
+            formula = f"={ref.name}" if ref.kind == "setting" else None
+            what = ref.name if ref.kind == "setting" else f"{ref.name}"
+        elif c == "sqrt(sum err^2)":
+            formula, what = f"=SQRT(SUMSQ({span('err')}))", "the workbook's footer: sqrt of the sum of err²"
+        elif c.startswith("gap "):
+            q = c[4:]
+            formula = f"=MAX(ABS({span(f'de/d{q} est')}-{span(f'de/d{q}')}))"
+            what = "largest |numeric - analytic| gradient gap in the epoch (an array formula)"
+        elif c == "dead":
+            formula, what = None, "parameters whose gradient was 0 on every row of the epoch (dead ReLU)"
+        else:
+            formula, what = None, "diagnostic"
+        out.append({"tab": epochs_tab, "column": c, "cells": f"row {first_history_row} onwards",
+                    "formula (A1)": formula or "(a value)",
+                    "formula (R1C1)": to_r1c1(formula, first_history_row, columns.index(c)) if formula else "",
+                    "precedents": what, "dependents": "", "boundary rows": ""})
+    return out
+
+
+def render_map(name: str, sf: StepFormulas, steps_tab: str, epochs_note: list[str] | None = None,
+               extra_rows: list[dict] | None = None) -> TabPlan:
+    rows = map_rows(sf, steps_tab) + list(extra_rows or [])
     headers = ["tab", "column", "cells", "formula (A1)", "formula (R1C1)", "precedents", "dependents",
                "boundary rows"]
     widths = [16, 12, 14, 48, 48, 48, 36, 60]
