@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import pickle
 import random
 import re
 import secrets
@@ -61,6 +62,11 @@ STANDARD_PARAMS = {"fields", "alt", "key", "prettyPrint", "quotaUser", "$.xgafv"
                    "upload_protocol", "uploadType", "access_token", "oauth_token"}
 ERROR_TEXT = {"ERROR": "#ERROR!", "NULL_VALUE": "#NULL!", "DIVIDE_BY_ZERO": "#DIV/0!", "VALUE": "#VALUE!",
               "REF": "#REF!", "NAME": "#NAME?", "NUM": "#NUM!", "N_A": "#N/A"}
+
+
+def clone(obj):
+    """A deep copy of plain data, several times faster than copy.deepcopy."""
+    return pickle.loads(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class FakeError(Exception):
@@ -142,9 +148,8 @@ class FakeSpreadsheet:
 
     def snapshot(self) -> dict:
         """Everything, for before/after comparisons."""
-        return {"sheets": [(copy.deepcopy(s.props), copy.deepcopy(s.cells), copy.deepcopy(s.charts),
-                            dict(s.column_px)) for s in self.sheets],
-                "metadata": copy.deepcopy(self.metadata)}
+        return clone({"sheets": [(s.props, s.cells, s.charts, s.column_px) for s in self.sheets],
+                      "metadata": self.metadata})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -782,7 +787,7 @@ class FakeSheetsAPI:
         violations = self.validator.validate(body, "BatchUpdateSpreadsheetRequest")
         if violations:
             return 400, {}, error_body(400, violations[0].description, "INVALID_ARGUMENT", violations)
-        work = copy.deepcopy(book)
+        work = clone(book)
         applier = Applier(work, self.rng)
         replies = []
         for i, req in enumerate(body.get("requests", [])):

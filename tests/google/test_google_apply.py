@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
+from fake_sheets import clone
+
 import numpy as np
 import pytest
 
@@ -21,7 +23,7 @@ def model(fake, book):
 def user_tabs(m) -> dict:
     """Everything of the tabs sheetsync does not own, ids included."""
     owned = {meta["location"]["sheetId"] for meta in m.metadata.values()}
-    return {s.title: copy.deepcopy((s.props, s.cells, s.charts, s.column_px)) for s in m.sheets if s.sheet_id not in owned}
+    return clone({s.title: (s.props, s.cells, s.charts, s.column_px) for s in m.sheets if s.sheet_id not in owned})
 
 
 def state(m) -> dict:
@@ -35,7 +37,7 @@ def state(m) -> dict:
             charts = [c.replace(f'"sheetId": {sid},', f'"sheetId": "{title}",') for c in charts]
         out[s.title] = {"index": s.props["index"], "hidden": bool(s.props.get("hidden")), "grid": s.grid,
                         "cells": s.cells, "charts": charts, "marks": marks, "widths": s.column_px}
-    return copy.deepcopy(out)
+    return clone(out)
 
 
 def run(backend, plan):
