@@ -58,6 +58,7 @@ CHUNK_ROWS = 4096
 EMU_PER_PX = 9525
 
 _M = "{%s}" % ooxml.NS_MAIN
+_C, _V, _F = _M + "c", _M + "v", _M + "f"
 
 
 def abs_ref(tab: str, row0: int, col0: int, row1: int, col1: int) -> str:
@@ -237,6 +238,7 @@ class WorkbookReader:
 
     def cells(self, part: str) -> list[list[CellValue]]:
         rows: list[list[CellValue]] = []
+        self._dates = self.date_xfs()
         with self.pkg.open(part) as f:
             for event, el in ET.iterparse(f, events=("end",)):
                 if el.tag == _M + "row":
@@ -251,21 +253,33 @@ class WorkbookReader:
         while len(rows) < number:
             rows.append([])
         row = rows[number - 1]
-        for c in el.iterfind(_M + "c"):
-            ref = c.get("r")
-            col = column_index(ref.rstrip("0123456789")) if ref else len(row)
-            value = self._value(c)
+        value_of = self._value
+        for c in el:
+            if c.tag != _C:
+                continue
+            value = value_of(c)
             if value is None:
                 continue
-            while len(row) < col:
-                row.append(None)
-            row.append(value) if len(row) == col else row.__setitem__(col, value)
+            ref = c.get("r")
+            col = column_index(ref.rstrip("0123456789")) if ref else len(row)
+            if col == len(row):
+                row.append(value)
+                continue
+            row.extend([None] * (col - len(row)))
+            row.append(value) if col == len(row) else row.__setitem__(col, value)
 
     def _value(self, c: ET.Element) -> CellValue:
         kind = c.get("t", "n")
-        v = c.find(_M + "v")
+        v = formula = None
+        for child in c:
+            if child.tag == _V:
+                v = child
+            elif child.tag == _F:
+                formula = child
         text = v.text if v is not None else None
-        formula = c.find(_M + "f")
+        if formula is None and kind == "n" and text:  # the common case, kept short
+            number = _number(text)
+            return self._date(number) if self._dates and c.get("s", "0") in self._dates else number
         # openpyxl writes <v/> for "not computed"; Excel writes t="str" with <v/> for a formula
         # whose result is the empty string.
         if formula is not None and (v is None or not text and kind not in ("str", "inlineStr")):
@@ -274,9 +288,9 @@ class WorkbookReader:
             return self._inline(c)
         if text is None:
             return "" if kind == "str" and v is not None else None
-        return self._typed(kind, text, int(c.get("s", 0)))
+        return self._typed(kind, text, c.get("s", "0"))
 
-    def _typed(self, kind: str, text: str, style: int) -> CellValue:
+    def _typed(self, kind: str, text: str, style: str) -> CellValue:
         if kind == "n":
             number = _number(text)
             return self._date(number) if style in self.date_xfs() else number
@@ -316,11 +330,13 @@ class WorkbookReader:
             self._strings = read_string_table(self.pkg.open(part)) if part else []
         return self._strings
 
-    def date_xfs(self) -> set[int]:
+    def date_xfs(self) -> set[str]:
+        """Style indices (as written in s="...") of date-formatted cells."""
         if self._date_xfs is None:
             part = self._related(ooxml.REL_STYLES)
-            self._date_xfs = date_styles(self.pkg.read(part)) if part else set()
+            self._date_xfs = {str(i) for i in date_styles(self.pkg.read(part))} if part else set()
         return self._date_xfs
+
 
     def _related(self, rel_type: str) -> str | None:
         for rel in self.rels.values():
@@ -338,12 +354,10 @@ def _extent(rows: list[list]) -> tuple[int, int]:
 
 
 def _number(text: str) -> int | float:
-    if "." in text or "e" in text or "E" in text or "N" in text or "n" in text:
-        return float(text)
-    try:
+    number = float(text)
+    if number.is_integer() and text.lstrip("-").isdigit():
         return int(text)
-    except ValueError:
-        return float(text)
+    return number
 
 
 _COLUMNS: dict[str, int] = {}
