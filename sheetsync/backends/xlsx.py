@@ -150,11 +150,20 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None], before: os.st
             os.fsync(f.fileno())
         _copy_permissions(before, tmp)
         _refuse_if_changed(path, before)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _replace(tmp: str, path: str) -> None:
+    try:
+        os.replace(tmp, path)
+    except PermissionError:
+        # Windows refuses while Excel holds the file open.
+        raise BackendError(f"{path}: cannot replace the workbook (is it open in Excel? close it "
+                           "and run again)") from None
 
 
 def _copy_permissions(before: os.stat_result | None, tmp: str) -> None:

@@ -552,3 +552,68 @@ def _compressed_bytes(path, name: str) -> bytes:
         header = f.read(30)
         f.seek(info.header_offset + 30 + sum(struct.unpack("<HH", header[26:30])))
         return f.read(info.compress_size)
+
+
+def test_a_workbook_saved_by_someone_else_meanwhile_wins(book, monkeypatch):
+    """Excel (or another run) saving the file while we write: our write is dropped, theirs kept."""
+    theirs = members(book)
+    real = xlsx.write_part
+
+    def save_by_excel_meanwhile(zf, info, data):
+        if not book.with_suffix(".saved").exists():
+            book.with_suffix(".saved").write_text("")
+            rewrite_zip(book, add={"xl/excel-was-here.xml": b"<x/>"})
+        real(zf, info, data)
+
+    monkeypatch.setattr(xlsx, "write_part", save_by_excel_meanwhile)
+    with pytest.raises(BackendError, match="changed while sheetsync was writing"):
+        XlsxBackend(book).apply(small_plan())
+    after = members(book)
+    assert after["xl/excel-was-here.xml"] == b"<x/>" and set(after) - set(theirs) == {"xl/excel-was-here.xml"}
+    assert sorted(os.listdir(book.parent)) == ["book.saved", "book.xlsx"]
+
+
+def test_chart_sheets_are_listed_and_kept(tmp_path):
+    path = tmp_path / "book.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "data"
+    for i in range(1, 6):
+        wb.active.append([i, i * i])
+    chart_sheet = wb.create_chartsheet("my chart")
+    chart = openpyxl.chart.LineChart()
+    chart.add_data(openpyxl.chart.Reference(wb["data"], min_col=2, min_row=1, max_row=5))
+    chart_sheet.add_chart(chart)
+    wb.save(path)
+    before = members(path)
+    snapshot = XlsxBackend(path).read(["data", "my chart"])
+    assert [(t.title, t.owned) for t in snapshot.tabs] == [("data", False), ("my chart", False)]
+    assert "my chart" not in snapshot.values
+    with pytest.raises(OwnershipError):
+        XlsxBackend(path).apply(Plan([TabPlan("My Chart")]))
+    XlsxBackend(path).apply(small_plan())
+    assert user_parts_unchanged(before, members(path)) == []
+    assert openpyxl.load_workbook(path).sheetnames == ["data", "my chart", "basic steps", "runs"]
+
+
+def test_a_workbook_without_styles_gets_one(tmp_path):
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    parts = members(path)
+    rels = re.sub(r'<Relationship[^>]*styles"[^>]*/>', "", parts["xl/_rels/workbook.xml.rels"].decode())
+    rels = re.sub(r'<Relationship[^>]*Target="[^"]*styles.xml"[^>]*/>', "", rels)
+    types = re.sub(r'<Override PartName="/xl/styles.xml"[^>]*/>', "", parts["[Content_Types].xml"].decode())
+    rewrite_zip(path, replace={"xl/_rels/workbook.xml.rels": rels.encode(), "[Content_Types].xml": types.encode()},
+                drop={"xl/styles.xml"})
+    assert "styles" not in members(path)["xl/_rels/workbook.xml.rels"].decode()
+    XlsxBackend(path).apply(small_plan())
+    after = members(path)
+    assert "xl/styles.xml" in after and "styles" in after["xl/_rels/workbook.xml.rels"].decode()
+    ws = openpyxl.load_workbook(path)["basic steps"]
+    assert ws["A1"].font.b and ws["B2"].number_format == "0.000000"
+
+
+def test_app_xml_of_an_unexpected_shape_is_left_alone(book):
+    odd = members(book)["docProps/app.xml"].decode().replace("<vt:i4>3</vt:i4>", "<vt:i4>2</vt:i4>")
+    rewrite_zip(book, replace={"docProps/app.xml": odd.encode()})
+    XlsxBackend(book).apply(small_plan())
+    assert members(book)["docProps/app.xml"].decode() == odd
