@@ -196,8 +196,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("alpha", _unit_interval, _default_alpha, "RMSProp square-average decay",
                 lambda f, o: o == "rmsprop"),
         Setting("centered", _boolean, False, "torch centered RMSProp", _torch_only("rmsprop")),
-        Setting("eps", _non_negative, _default_eps, "eps in the denominator (graddesc has none)",
-                lambda f, o: f != "graddesc" and o not in ("sgd", "momentum", "nesterov")),
+        Setting("eps", _non_negative, _default_eps,
+                "eps in the denominator (graddesc has none; fastai's RMSProp ignores it and uses 1e-8)",
+                lambda f, o: f != "graddesc" and o not in ("sgd", "momentum", "nesterov")
+                and (f, o) != ("fastai", "rmsprop")),
         Setting("beta1", _unit_interval, _default_beta1, "first-moment decay",
                 lambda f, o: o in ("adam", "adamw", "adam_ann", "eve")),
         Setting("beta2", _unit_interval, _default_beta2, "second-moment decay",

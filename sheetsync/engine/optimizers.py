@@ -214,9 +214,12 @@ def _fastai(exp: Experiment) -> Update:
         cells.append(("v", prev("v") * sqr_mom + ((1.0 - sqr_mom) * G) * G))
         state.append("v")
         top = sym("avg") if mom != 0 else G
-        cells.append(("new", P + (-lr) * (top / (sqrt(sym("v")) + h("eps")))))
-        return Update(cells, state, hyper + ["alpha", "eps"], {s: 0.0 for s in state},
-                      details | {"eps_placement": "outside sqrt", "bias_correction": False})
+        # fastai's RMSProp() takes `eps` but never hands it to its Optimizer, so rms_prop_step
+        # always uses its own default, 1e-8 (fastai 2.8.12). Exactly fastai means the same.
+        cells.append(("new", P + (-lr) * (top / (sqrt(sym("v")) + const(1e-8)))))
+        return Update(cells, state, hyper + ["alpha"], {s: 0.0 for s in state},
+                      details | {"eps_placement": "outside sqrt", "bias_correction": False,
+                                 "eps": "1e-8 always (fastai's RMSProp ignores its eps argument)"})
     if o == "adam":
         b1, b2 = h("beta1"), h("beta2")
         cells.append(("m", prev("m") * b1 + (1.0 - b1) * G))  # average_grad(dampening=True)
@@ -233,5 +236,3 @@ def _fastai(exp: Experiment) -> Update:
 def build_update(exp: Experiment) -> Update:
     return {"graddesc": _graddesc, "pytorch": _pytorch, "fastai": _fastai}[exp.flavour](exp)
 
-
-_ = const

@@ -257,3 +257,11 @@ def test_progress_is_reported():
     seen = []
     train(Experiment(flavour="pytorch", epochs=3), XS, YS, progress=lambda d, t: seen.append((d, t)))
     assert seen and seen[-1] == (87, 87)
+
+
+def test_fastai_rmsprop_ignores_eps_as_fastai_does():
+    """fastai.optimizer.RMSProp accepts eps but never passes it on; its step uses 1e-8."""
+    exp = Experiment(flavour="fastai", optimizer="rmsprop", eps=1e-3, lr=0.01, epochs=1)
+    assert exp.unused() == ["eps"]
+    same = train(Experiment(flavour="fastai", optimizer="rmsprop", lr=0.01, epochs=1), XS, YS)
+    assert train(exp, XS, YS).params == same.params
