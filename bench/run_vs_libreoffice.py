@@ -176,6 +176,8 @@ def main() -> None:
     warm = work / "warm.xlsx"
     formula_workbook(warm, [1.0], [2.0], 1, 0.1, 1, 1)
     run_libreoffice(warm, profile, work)  # the first start of a fresh profile is slow: not counted
+    startup, startup_mib, _ = measure([sys.executable, "-c", "import sheetsync.runner, sheetsync.backends.xlsx"])
+    print(f"(sheetsync's imports alone: {startup:.2f} s, {startup_mib:.0f} MiB: part of every run below)")
     results = []
     if not args.skip_demo:
         results.append(case("demo", work, X, Y, EXPERIMENTS, 5, 4, 1e-4, profile, None))

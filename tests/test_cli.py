@@ -141,3 +141,23 @@ def test_push_refuses_to_overwrite_the_users_own_inputs(tmp_path, capsys):
     assert cli.main(["push", str(lab), "--data", str(data), "--to", str(book)]) == 3
     assert book.read_bytes() == before
     assert "holds your own inputs" in capsys.readouterr().err
+
+
+def test_a_progress_bar_appears_on_a_terminal_for_long_runs(monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    bar = cli._ProgressBar(enabled=True)
+    bar.DELAY = 0
+    bar(10, 100)
+    bar(100, 100)
+    bar.close()
+    assert "training" in err.getvalue() and "100/100" in err.getvalue()
+    quiet = cli._ProgressBar(enabled=False)  # --json: never a bar
+    quiet(1, 2)
+    assert quiet.bar is None

@@ -108,7 +108,7 @@ def divergence_sentence(result: Result) -> str:
     epoch = int(result.steps["epoch"].iloc[index]) if index is not None else div.epoch
     what = f"parameter {div.param}" if div.param else "the loss"
     bound = (f" A per-row SGD learning rate below {div.lr_bound:.3g} would be stable on this data."
-             if div.lr_bound else "")
+             if div.lr_bound and "stable" not in div.reason else "")  # the reason may say it already
     return (f"DIVERGED at epoch {epoch}, step {div.step} (data row {div.row}): {what} blew up — "
             f"{div.reason}.{bound}")
 
