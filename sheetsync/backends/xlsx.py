@@ -607,6 +607,14 @@ class PartNames:
 
     def __init__(self, pkg: ooxml.Package, dropped: set[str]):
         self.taken = {i.filename.lower() for i in pkg.infos} - {d.lower() for d in dropped}
+        self._blocks = _vml_blocks_in_use(pkg, dropped)
+
+    def shape_blocks(self, shapes: int) -> list[int]:
+        """Fresh VML shape-id blocks (o:idmap, 1024 ids each) for `shapes` comment shapes."""
+        first = max(self._blocks, default=0) + 1
+        blocks = list(range(first, first + shapes // 1000 + 1))
+        self._blocks.update(blocks)
+        return blocks
 
     def take(self, first: str, pattern: str) -> str:
         n = 1
@@ -623,6 +631,16 @@ class PartNames:
             n += 1
         self.taken.add(pattern.format(n).lower())
         return pattern.format(n), n
+
+
+def _vml_blocks_in_use(pkg: ooxml.Package, dropped: set[str]) -> set[int]:
+    # Comment shapes of all sheets share one id space; Excel repairs a file whose blocks clash.
+    blocks: set[int] = set()
+    for info in pkg.infos:
+        if info.filename.lower().endswith(".vml") and info.filename not in dropped:
+            for data in re.findall(rb"<(?:\w+:)?idmap\b[^>]*\bdata\s*=\s*[\"']([\d,\s]+)", pkg.zip.read(info)):
+                blocks.update(int(b) for b in data.replace(b" ", b"").split(b",") if b)
+    return blocks
 
 
 def copy_info(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
@@ -837,9 +855,9 @@ class TabRenderer:
             self.drawing_rid = "rId1"
             rels.append(("rId1", ooxml.REL_DRAWING, ooxml.relative_target(self.part, drawing)))
         if self.notes:
-            comments, n = names.numbered("xl/comments{}.xml")
+            comments, _ = names.numbered("xl/comments{}.xml")
             vml, _ = names.numbered("xl/drawings/vmlDrawing{}.vml")
-            comments_xml, vml_xml = comment_parts(self.notes, block=1000 + n)
+            comments_xml, vml_xml = comment_parts(self.notes, names.shape_blocks(len(self.notes)))
             parts += [NewPart(comments, ooxml.CT_COMMENTS, comments_xml), NewPart(vml, ooxml.CT_VML, vml_xml)]
             self.legacy_rid = "rId3"
             rels += [("rId2", ooxml.REL_COMMENTS, ooxml.relative_target(self.part, comments)),
@@ -1053,11 +1071,11 @@ def odd_row(letters: list[str], columns: list[ColumnData], args: tuple, patches:
 # Comments and charts (openpyxl's serialisers, fed directly)
 
 
-def comment_parts(notes: list[tuple[int, int, str]], block: int) -> tuple[bytes, bytes]:
+def comment_parts(notes: list[tuple[int, int, str]], blocks: list[int]) -> tuple[bytes, bytes]:
     """comments.xml and its VML (Excel shows a note only when both exist).
 
-    `block` gives the shapes ids of their own (o:idmap), so they never collide with the user's
-    comment shapes on other sheets.
+    openpyxl numbers every sheet's shapes from block 1; `blocks` are ours alone, so the shapes
+    never collide with the user's comments on other sheets.
     """
     from openpyxl.comments.comment_sheet import CommentRecord, CommentSheet
     from openpyxl.xml.functions import tostring
@@ -1069,8 +1087,9 @@ def comment_parts(notes: list[tuple[int, int, str]], block: int) -> tuple[bytes,
         records.append(record)
     sheet = CommentSheet.from_comments(records)
     vml = sheet.write_shapes().decode("utf-8")
-    vml = re.sub(r'(<o:idmap\b[^>]*\bdata=")1"', rf'\g<1>{block}"', vml)
-    vml = re.sub(r'_x0000_s(\d+)', lambda m: f"_x0000_s{block * 1024 + int(m.group(1)) - 1024}", vml)
+    vml = re.sub(r'(<(?:\w+:)?idmap\b[^>]*\bdata=")1"', lambda m: m.group(1) + ",".join(map(str, blocks)) + '"', vml)
+    first_id = blocks[0] * 1024
+    vml = re.sub(r"_x0000_s(\d+)", lambda m: f"_x0000_s{first_id + int(m.group(1)) - 1024}", vml)
     return tostring(sheet.to_tree()), vml.encode("utf-8")
 
 

@@ -617,3 +617,13 @@ def test_app_xml_of_an_unexpected_shape_is_left_alone(book):
     rewrite_zip(book, replace={"docProps/app.xml": odd.encode()})
     XlsxBackend(book).apply(small_plan())
     assert members(book)["docProps/app.xml"].decode() == odd
+
+
+def test_comment_shapes_never_share_ids_with_the_users(book):
+    XlsxBackend(book).apply(Plan([steps_tab("one"), steps_tab("two")]))
+    vml = {k: v.decode() for k, v in members(book).items() if k.endswith(".vml")}
+    assert len(vml) == 3  # the user's note on data!A1 and one per owned tab
+    blocks = [re.search(r'idmap [^>]*data="([\d,]+)"', v).group(1) for v in vml.values()]
+    assert len(set(blocks)) == 3
+    ids = [i for v in vml.values() for i in re.findall(r'id="(_x0000_s\d+)"', v)]
+    assert len(ids) == len(set(ids)) == 1 + 4 + 4  # one user note, four notes per owned tab
