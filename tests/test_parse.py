@@ -158,3 +158,11 @@ def test_only_selects_experiments_and_names_a_missing_one():
 def test_ignored_settings_become_warnings():
     inputs = parse_inputs(snapshot(good_data(), [["", "e"], ["beta2", 0.5]]))
     assert inputs.warnings == ["experiments!B2: e: beta2 is ignored by graddesc sgd"]
+
+
+def test_an_experiment_name_may_not_make_an_input_tabs_name():
+    snap = snapshot(None, [["", "raw", "ok"], ["lr", 0.1, 0.1]], **{"raw steps": good_data()})
+    with pytest.raises(InputError) as info:
+        parse_inputs(snap, data_tab="raw steps")
+    (problem,) = info.value.problems
+    assert problem.cell == "experiments!B1" and "'raw steps'" in problem.message

@@ -84,7 +84,8 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     warnings: list[str] = []
     dataset = _parse_data(snapshot, data_tab, problems, warnings)
     n_inputs = dataset.x.shape[1] if dataset is not None else 1
-    experiments, cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems, warnings)
+    experiments, cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems, warnings,
+                                            (data_tab, experiments_tab))
     all_names = [e.name for e in experiments]
     if only:
         experiments = _select(experiments, only, experiments_tab, problems)
@@ -225,13 +226,14 @@ def _warn_rows_after_gap(rows, last, cols, tab, warnings) -> None:
 
 
 def _parse_experiments(snapshot: Snapshot, tab: str, n_inputs: int, problems: list[Problem],
-                       warnings: list[str]) -> tuple[list[Experiment], dict[str, dict[str, str]]]:
+                       warnings: list[str], input_tabs=(DATA_TAB, EXPERIMENTS_TAB),
+                       ) -> tuple[list[Experiment], dict[str, dict[str, str]]]:
     rows = _tab_values(snapshot, tab, problems,
                        "setting names in column A and experiment names in row 1")
     if rows is None:
         return [], {}
     setting_rows = _setting_rows(rows, tab, problems)
-    names = _experiment_names(rows, tab, problems)
+    names = _experiment_names(rows, tab, problems, input_tabs)
     experiments, cells = [], {}
     for col, name in names:
         exp_cells = {key: a1(r, col, tab) for key, r in setting_rows.items()}
@@ -279,7 +281,8 @@ def _setting_key(raw) -> str:
     return key.replace("_", " ")
 
 
-def _experiment_names(rows: list[list], tab: str, problems: list[Problem]) -> list[tuple[int, str]]:
+def _experiment_names(rows: list[list], tab: str, problems: list[Problem],
+                      input_tabs=(DATA_TAB, EXPERIMENTS_TAB)) -> list[tuple[int, str]]:
     header = rows[0] if rows else []
     width = max((_row_width(r) for r in rows), default=0)
     names: list[tuple[int, str]] = []
@@ -301,12 +304,29 @@ def _experiment_names(rows: list[list], tab: str, problems: list[Problem]) -> li
             problems.append(Problem(where, f"duplicate experiment name {name!r} (also in "
                                     f"{a1(0, seen[name.lower()], tab)}; tab names ignore case)"))
             continue
+        taken = reserved_clash(name, input_tabs)
+        if taken:
+            problems.append(Problem(where, f"experiment name {name!r} would make the tab {taken!r}, "
+                                    "which is an input or sheetsync tab; rename the experiment"))
+            continue
         seen[name.lower()] = col
         names.append((col, name))
     if not names and len(problems) == before:
         problems.append(Problem(a1(0, 1, tab), "no experiment: put an experiment name in B1 and its "
                                 "settings below it"))
     return names
+
+
+RESERVED_TABS = ("compare", "runs", "sheetsync state")
+
+
+def reserved_clash(name: str, input_tabs) -> str | None:
+    """The tab name `name` would take that is already an input or fixed tab, if any."""
+    reserved = {t.lower() for t in (*RESERVED_TABS, *input_tabs)}
+    for suffix in budgets.TAB_SUFFIXES:
+        if f"{name}{suffix}".lower() in reserved:
+            return f"{name}{suffix}"
+    return None
 
 
 def tab_name_problem(name: str) -> str | None:
