@@ -15,14 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_sheets import TOKEN_URI, FakeSheetsAPI  # noqa: E402
+from sheets_support import KEY, SA_EMAIL  # noqa: E402
 
 from sheetsync.backends.google import GoogleBackend  # noqa: E402
 from sheetsync.backends.retry import QuotaBuckets, RetryPolicy  # noqa: E402
 from sheetsync.backends.targets import credentials_from_file  # noqa: E402
 
-KEY = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcd"
-SA_EMAIL = "sheetsync-test@demo-project.iam.gserviceaccount.com"
-CASSETTES = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "sheets-cassettes"
 
 
 @pytest.fixture(scope="session")

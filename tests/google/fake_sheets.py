@@ -46,8 +46,8 @@ import responses
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from discovery import Validator, snake
-from discovery import parse_mask as _parse_mask
+from sheets_discovery import Validator, snake
+from sheets_discovery import parse_mask as _parse_mask
 
 parse_mask = lru_cache(maxsize=256)(_parse_mask)
 

@@ -5,39 +5,14 @@ from __future__ import annotations
 import copy
 import json
 
-from fake_sheets import clone
-
 import numpy as np
 import pytest
 
-from plans import demo_plan, steps_tab
+from sheets_plans import demo_plan, steps_tab
+from sheets_support import model, user_tabs
 from sheetsync.backends.base import Plan, TabPlan, Text
 from sheetsync.backends.google import OWNED_KEY
 from sheetsync.errors import BackendError, OwnershipError
-
-
-def model(fake, book):
-    return fake.books[book.spreadsheet_id]
-
-
-def user_tabs(m) -> dict:
-    """Everything of the tabs sheetsync does not own, ids included."""
-    owned = {meta["location"]["sheetId"] for meta in m.metadata.values()}
-    return clone({s.title: (s.props, s.cells, s.charts, s.column_px) for s in m.sheets if s.sheet_id not in owned})
-
-
-def state(m) -> dict:
-    """What a user sees, by title (sheet ids differ from run to run)."""
-    titles = {s.sheet_id: s.title for s in m.sheets}
-    out = {}
-    for s in m.sheets:
-        marks = sorted((d["metadataKey"], json.loads(d["metadataValue"]).get("kind", "")) for d in m.sheet_metadata(s.sheet_id))
-        charts = [json.dumps(c["spec"], sort_keys=True) for c in s.charts]
-        for sid, title in titles.items():
-            charts = [c.replace(f'"sheetId": {sid},', f'"sheetId": "{title}",') for c in charts]
-        out[s.title] = {"index": s.props["index"], "hidden": bool(s.props.get("hidden")), "grid": s.grid,
-                        "cells": s.cells, "charts": charts, "marks": marks, "widths": s.column_px}
-    return clone(out)
 
 
 def run(backend, plan):

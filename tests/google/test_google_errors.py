@@ -7,8 +7,8 @@ import logging
 import google.oauth2.credentials
 import pytest
 
-from conftest import KEY, SA_EMAIL
-from plans import demo_plan
+from sheets_support import KEY, SA_EMAIL
+from sheets_plans import demo_plan
 from sheetsync.backends.google import GoogleBackend
 from sheetsync.backends.retry import QuotaBuckets, RetryPolicy
 from sheetsync.errors import BackendError

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import CASSETTES, KEY, SA_EMAIL
-from discovery import Validator, parse_mask
+from sheets_support import CASSETTES, KEY, SA_EMAIL
+from sheets_discovery import Validator, parse_mask
 
 API = "https://sheets.googleapis.com/v4/spreadsheets"
 TOKEN = "ya29.fidelity-token"
@@ -257,7 +257,7 @@ def test_token_endpoint_checks_the_signature(fake, sheet):
     from cryptography.hazmat.primitives.asymmetric import rsa
     import google.auth.exceptions
     from google.oauth2 import service_account
-    from conftest import SA_EMAIL as email
+    email = SA_EMAIL
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     from cryptography.hazmat.primitives import serialization
     pem = stranger.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -12,10 +12,10 @@ import json
 import pytest
 
 from fake_sheets import clone
-from plans import demo_plan
+from sheets_plans import demo_plan
 from sheetsync.backends.google import STAGING_KEY
 from sheetsync.errors import BackendError
-from test_google_apply import model, state, user_tabs
+from sheets_support import model, state, user_tabs
 
 FAULTS = ["429", "500", "503", "timeout", "reset"]
 SMALL = 20_000  # a payload limit that makes the demo plan go through staging
