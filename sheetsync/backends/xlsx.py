@@ -491,34 +491,43 @@ class Surgery:
     # -- the edited package parts -------------------------------------------------------------
 
     def _edited_parts(self) -> dict[str, str]:
+        """New text of the package-level parts: workbook, its rels, content types, styles, app."""
         kept = [i for i in range(len(self.wb.sheets)) if i not in self.replaced]
         position = {old: new for new, old in enumerate(kept)}
         used_ids = set(self.wb_rels)
-        removed_rids = {self.wb.sheets[i].rid for i in self.replaced}
-        removed_rids |= {r.id for r in self.wb_rels.values() if self.pkg.has(r.target)
-                         and self.pkg.name(r.target) in self.dropped}
-        next_sheet_id = max([s.sheet_id for s in self.wb.sheets] + [0]) + 1
-        new_rels, new_sheets = [], []
-        for k, tab in enumerate(self.tabs):
-            rid = ooxml.free_rel_id(used_ids)
-            new_rels.append((rid, ooxml.REL_WORKSHEET, ooxml.relative_target(self.wb_part, tab.part)))
-            new_sheets.append(ooxml.sheet_element(self.wb.main_prefix(), self.wb.r_prefix(), tab.plan.name,
-                                                  next_sheet_id + k, rid, tab.plan.hidden))
-        edited = {}
+        new_rels, new_sheets = self._new_sheet_entries(used_ids)
         if self.styles_part is None:
             self.styles_part = self.names.take("xl/styles.xml", "xl/styles{}.xml")
             new_rels.append((ooxml.free_rel_id(used_ids), ooxml.REL_STYLES,
                              ooxml.relative_target(self.wb_part, self.styles_part)))
-        edited[self.pkg.name(self.wb_part)] = self._workbook_text(kept, position, new_sheets, self._view_positions(position))
-        edited[self._wb_rels_name()] = ooxml.edit_rels(self.pkg.text(self._wb_rels_name()), removed_rids, new_rels)
-        edited[self.pkg.name("[Content_Types].xml")] = ooxml.edit_content_types(
-            self.pkg.text("[Content_Types].xml"), self.dropped, self._new_content_types())
-        if not self.pkg.has(self.styles_part):
-            edited[self.styles_part] = self.styles.render()
-        elif self.styles.changed():
-            edited[self.pkg.name(self.styles_part)] = self.styles.render()
+        edited = {
+            self.pkg.name(self.wb_part): self._workbook_text(kept, position, new_sheets),
+            self._wb_rels_name(): ooxml.edit_rels(self.pkg.text(self._wb_rels_name()),
+                                                  self._removed_rel_ids(), new_rels),
+            self.pkg.name("[Content_Types].xml"): ooxml.edit_content_types(
+                self.pkg.text("[Content_Types].xml"), self.dropped, self._new_content_types()),
+        }
+        if not self.pkg.has(self.styles_part) or self.styles.changed():
+            edited[self.pkg.name(self.styles_part) if self.pkg.has(self.styles_part) else self.styles_part] = \
+                self.styles.render()
         self._edit_app(edited, kept)
         return edited
+
+    def _new_sheet_entries(self, used_ids: set[str]) -> tuple[list[tuple[str, str, str]], list[str]]:
+        """Workbook relationships and <sheet> elements of the plan's tabs."""
+        next_sheet_id = max([s.sheet_id for s in self.wb.sheets] + [0]) + 1
+        rels, sheets = [], []
+        for k, tab in enumerate(self.tabs):
+            rid = ooxml.free_rel_id(used_ids)
+            rels.append((rid, ooxml.REL_WORKSHEET, ooxml.relative_target(self.wb_part, tab.part)))
+            sheets.append(ooxml.sheet_element(self.wb.main_prefix(), self.wb.r_prefix(), tab.plan.name,
+                                              next_sheet_id + k, rid, tab.plan.hidden))
+        return rels, sheets
+
+    def _removed_rel_ids(self) -> set[str]:
+        removed = {self.wb.sheets[i].rid for i in self.replaced}
+        return removed | {r.id for r in self.wb_rels.values()
+                          if self.pkg.has(r.target) and self.pkg.name(r.target) in self.dropped}
 
     def _wb_rels_name(self) -> str:
         return self.pkg.name(ooxml.rels_part(self.wb_part))
@@ -534,8 +543,7 @@ class Surgery:
                 views[i] = new_index[name]
         return views
 
-    def _workbook_text(self, kept: list[int], position: dict[int, int], new_sheets: list[str],
-                       views: dict[int, int]) -> str:
+    def _workbook_text(self, kept: list[int], position: dict[int, int], new_sheets: list[str]) -> str:
         sheets = [self.wb.sheets[i].xml for i in kept] + new_sheets
         names = []
         for d in self.wb.defined_names:
@@ -553,7 +561,7 @@ class Surgery:
         names += [ooxml.defined_name_element(prefix, OWNED_MARK, pos, abs_ref(name, 0, 0, 1, 1))
                   for pos, name in marked]
         full_calc = any(t.needs_recalc for t in self.tabs)
-        return self.wb.rewrite(sheets, names, views, full_calc)
+        return self.wb.rewrite(sheets, names, self._view_positions(position), full_calc)
 
     def _new_content_types(self) -> list[tuple[str, str]]:
         types = [(p.name, p.content_type) for t in self.tabs for p in t.parts() if p.content_type]
