@@ -114,3 +114,20 @@ def test_the_history_budget_counts_the_epochs_already_run():
         run("mem", backend=backend)
     report = run("mem", backend=backend, action="reset")
     assert report.experiments[0].total_epochs == 70_000
+
+
+def test_above_the_cell_budget_steps_are_sampled_and_say_so(monkeypatch):
+    from sheetsync import budgets
+
+    monkeypatch.setattr(budgets, "CELL_BUDGET", 6000)
+    tabs = demo_tabs()
+    tabs["experiments"] = [["", "long"], ["epochs", 40]]
+    backend = MemoryBackend(tabs)
+    report = run("mem", backend=backend)
+    assert report.experiments[0].sampled
+    steps = backend.grids["long steps"]
+    assert steps[1][0].startswith("SAMPLED:")
+    written = [r for r in steps[3:] if r[0] is not None]
+    assert 10 < len(written) < 40 * 29
+    _, epochs = epochs_table(backend, "long")
+    assert len(epochs) == 40  # the epochs tab is never sampled

@@ -32,10 +32,11 @@ class ExperimentOutput:
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
            other_histories: dict[str, pd.DataFrame], states: dict[str, SavedState],
            entry: RunEntry, previous_runs: pd.DataFrame | None,
-           cell_budget: int = budgets.CELL_BUDGET, order: list[str] | None = None) -> Plan:
+           cell_budget: int | None = None, order: list[str] | None = None) -> Plan:
     """`other_histories`: epochs histories of the sheet's experiments not run this time (for
     `compare`); `states`: every experiment's saved state after this run; `order`: the sheet's
     order of experiments (for `compare`)."""
+    cell_budget = budgets.CELL_BUDGET if cell_budget is None else cell_budget
     epochs_tabs = [render_epochs(o.result, o.history, x, y, o.notes) for o in outputs]
     histories = dict(other_histories)
     histories.update({o.result.experiment.name: o.history for o in outputs})
