@@ -20,7 +20,7 @@ import pandas as pd
 
 from .backends.base import Snapshot
 from .engine import State, train
-from .errors import InputError, OwnershipError
+from .errors import BackendError, InputError, OwnershipError
 from .layout import (COMPARE_TAB, RUNS_TAB, STATE_TAB, ExperimentOutput, RunEntry, SavedState,
                      epochs_tab_name, log_only_plan, merge_history, render, steps_tab_name)
 from .layout.state import read_state, settings_hash, signature
@@ -81,7 +81,10 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     except InputError as e:
         entry = RunEntry(action, list(experiments or []), outcome="input errors",
                          messages=[str(p) for p in e.problems])
-        backend.apply(log_only_plan(entry, previous_runs))
+        try:
+            backend.apply(log_only_plan(entry, previous_runs))
+        except BackendError:  # a read-only workbook: the problems matter more than the log
+            pass
         raise
     names = [e.name for e in inputs.experiments]
     _check_owned(snapshot, [t for n in names for t in (steps_tab_name(n), epochs_tab_name(n))])

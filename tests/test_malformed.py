@@ -114,3 +114,12 @@ def test_formulas_are_read_by_their_computed_values(tmp_path):
     assert cli.main(["run", str(plain), "--experiment", "basic"]) == 0
     assert rows_of(book, "basic epochs") == rows_of(plain, "basic epochs")
     assert shutil.which("soffice")
+
+
+def test_a_read_only_workbook_with_bad_input_still_gets_its_problems(tmp_path, capsys):
+    book = write_book(tmp_path / "bad.xlsx", edit=set_cell("data", "B7", "abc"))
+    book.chmod(0o444)
+    before = book.read_bytes()
+    assert cli.main(["run", str(book)]) == 2
+    assert "data!B7" in capsys.readouterr().err
+    assert book.read_bytes() == before
