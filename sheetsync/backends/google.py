@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 API = "https://sheets.googleapis.com/v4/spreadsheets"
 OWNED_KEY = "sheetsync.owned"
+READ_AHEAD_KINDS = frozenset({"epochs", "state", "runs"})  # small owned tabs a run reads back
 STAGING_KEY = "sheetsync.staging"
 PAYLOAD_LIMIT = 2_000_000  # bytes; Google recommends at most 2 MB per request
 MAX_SHEET_ID = 2**31 - 1
@@ -593,6 +594,7 @@ class GoogleBackend:
         self.value_source = value_source
         self.rng = rng or random.Random(secrets.randbits(64))
         self._meta: Metadata | None = None
+        self._values: dict[str, list[list[CellValue]]] = {}
 
     @classmethod
     def open(cls, target: str, credentials_path=None, *, token: str | None = None, **kwargs) -> "GoogleBackend":
@@ -646,10 +648,26 @@ class GoogleBackend:
         return self._meta
 
     def read(self, tabs: Sequence[str]) -> Snapshot:
-        meta = self.metadata()
+        """Metadata of every tab and the values of `tabs` that exist: at most two requests.
+
+        The reads before an `apply` form one round: the first fetches the metadata and, along
+        with the tabs asked for, sheetsync's small owned tabs (epochs, state, runs), so that a
+        follow-up read of those costs no request. `apply` (or `forget`) ends the round.
+        """
+        meta = self._meta or self.metadata()
         present = [t for t in dict.fromkeys(tabs) if meta.by_title(t) is not None]
-        values = self._read_values(present) if present else {}
-        return Snapshot(self.key, meta.tab_infos(), values)
+        missing = [t for t in present if t not in self._values]
+        if missing:
+            ahead = [s.title for s in meta.sheets
+                     if s.owned and s.mark_value(OWNED_KEY).get("kind") in READ_AHEAD_KINDS
+                     and s.title not in self._values and s.title not in missing]
+            self._values.update(self._read_values(missing + ahead))
+        return Snapshot(self.key, meta.tab_infos(), {t: self._values[t] for t in present})
+
+    def forget(self) -> None:
+        """End the read round: the next read fetches everything afresh."""
+        self._meta = None
+        self._values = {}
 
     def _read_values(self, tabs: list[str]) -> dict[str, list[list[CellValue]]]:
         ranges = [quote_range(t) for t in tabs]
@@ -669,7 +687,7 @@ class GoogleBackend:
     def apply(self, plan: Plan) -> None:
         cached = self._meta is not None
         meta = self._meta or self.metadata()
-        self._meta = None  # whatever happens next, the cached view is stale
+        self.forget()  # whatever happens next, the cached view is stale
         check_ownership(plan, meta)
         try:
             self._write(self.write_plan(plan, meta))
@@ -679,7 +697,7 @@ class GoogleBackend:
             # The tabs changed since our read (someone renamed or deleted one): look again.
             meta = self.metadata()
             check_ownership(plan, meta)
-            self._meta = None
+            self.forget()
             self._write(self.write_plan(plan, meta))
 
     def write_plan(self, plan: Plan, meta: Metadata) -> WritePlan:
@@ -744,7 +762,7 @@ class GoogleBackend:
             # A retried write that Google now refuses may have landed the first time (its
             # answer was lost); our chosen ids make that visible in the sheet itself.
             if failure.status == 400 and failure.attempts > 1 and landed_check(self.metadata()):
-                self._meta = None
+                self.forget()
                 return
             raise
 
