@@ -32,12 +32,12 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, "problems": self.problems}}
 
 
-def from_sheetsync(error: SheetsyncError, google: bool = False) -> ApiError:
-    """The HTTP answer to an error a run raised."""
+def from_sheetsync(error: SheetsyncError, google: bool = False, doing: str = "run") -> ApiError:
+    """The HTTP answer to an error a run (or a trace: `doing="trace"`) raised."""
     if isinstance(error, InputError):
         problems = [{"cell": p.cell, "message": p.message} for p in error.problems]
-        return ApiError(422, "input_error", f"{len(problems)} problem(s) in the sheet's inputs; "
-                        "nothing was written but the run log", problems)
+        written = "; nothing was written but the run log" if doing == "run" else ""
+        return ApiError(422, "input_error", f"{len(problems)} problem(s) in the sheet's inputs{written}", problems)
     if isinstance(error, SettingError):
         problems = [{"cell": error.cell or "", "message": str(error)}]
         return ApiError(422, "input_error", str(error), problems)
@@ -45,7 +45,7 @@ def from_sheetsync(error: SheetsyncError, google: bool = False) -> ApiError:
         return ApiError(409, "tab_not_owned", str(error))
     if isinstance(error, BackendError):
         return _backend_error(error, google)
-    return ApiError(422, "run_failed", str(error))
+    return ApiError(422, "cannot_trace" if doing == "trace" else "run_failed", str(error))
 
 
 def _backend_error(error: BackendError, google: bool) -> ApiError:

@@ -53,7 +53,7 @@ def get_precedents():
     try:
         result = trace(sheet.target, query["cell"], **kwargs)
     except SheetsyncError as e:
-        raise from_sheetsync(e, current_app.config["MODE"] == "google") from None
+        raise from_sheetsync(e, current_app.config["MODE"] == "google", doing="trace") from None
     return jsonify(hide_path(finite(result), sheet.target, sheet.display))
 
 

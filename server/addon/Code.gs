@@ -252,26 +252,35 @@ function tracePrecedents(cell) {
   var query = '?spreadsheet=' + encodeURIComponent(SpreadsheetApp.getActiveSpreadsheet().getId()) +
               '&cell=' + encodeURIComponent(cell) + '&depth=3';
   var result = callBackend('get', '/v1/precedents' + query);
-  if (!result.ok) return {ok: false, error: result.error, cell: cell, cells: []};
-  return {ok: true, cell: cell, trace: result.body, cells: precedentCells(result.body, cell)};
+  if (!result.ok) return {ok: false, error: result.error, cell: cell, cells: [], nodes: []};
+  var nodes = precedentNodes(result.body, cell);
+  return {ok: true, cell: cell, nodes: nodes, cells: nodes.map(function (n) { return n.cell; })};
 }
 
-/** Every cell address a trace names (keys "cell" at any depth), the traced cell excepted. */
-function precedentCells(trace, self) {
+/** A1 address without quotes around the tab: "'basic steps'!H5" -> "basic steps!H5". */
+function plainRef(ref) {
+  var text = String(ref);
+  var bang = text.lastIndexOf('!');
+  if (bang < 1) return text;
+  return text.slice(0, bang).replace(/^'(.*)'$/, '$1').replace(/''/g, '\'') + text.slice(bang);
+}
+
+/** Every cell a trace names (objects with a "cell" key, at any depth), once, the traced cell excepted. */
+function precedentNodes(trace, self) {
   var seen = {};
+  seen[plainRef(self)] = true;
   var out = [];
   (function walk(node) {
     if (Array.isArray(node)) {
       node.forEach(walk);
     } else if (node && typeof node === 'object') {
+      if (typeof node.cell === 'string' && !seen[plainRef(node.cell)]) {
+        seen[plainRef(node.cell)] = true;
+        out.push({cell: plainRef(node.cell), label: node.label === undefined ? null : node.label,
+                  value: node.value === undefined ? null : node.value});
+      }
       Object.keys(node).forEach(function (key) {
-        var value = node[key];
-        if (key === 'cell' && typeof value === 'string' && value !== self && !seen[value]) {
-          seen[value] = true;
-          out.push(value);
-        } else {
-          walk(value);
-        }
+        if (key !== 'cell') walk(node[key]);
       });
     }
   })(trace);
@@ -283,7 +292,7 @@ function rangeOf(ref) {
   var text = String(ref);
   var bang = text.lastIndexOf('!');
   if (bang < 1) throw new Error('Not a cell address: ' + text);
-  var tab = text.slice(0, bang).replace(/^'(.*)'$/, '$1').replace(/''/g, '\'');
+  var tab = plainRef(text).slice(0, plainRef(text).lastIndexOf('!'));
   var sheet = SpreadsheetApp.getActiveSpreadsheet().getSheetByName(tab);
   if (!sheet) throw new Error('No tab named ' + tab);
   return sheet.getRange(text.slice(bang + 1));

@@ -115,7 +115,11 @@ RUN_SCRIPT = {
 TRACE_SCRIPT = {
     "takePendingAction": [{"kind": "trace", "cell": "basic steps!H5"}],
     "tracePrecedents": [{"ok": True, "cell": "basic steps!H5",
-                         "cells": ["basic steps!F5", "basic steps!G5", "data!A2", "experiments!B5"]}],
+                         "cells": ["basic steps!F5", "basic steps!G5", "data!A2", "experiments!B5"],
+                         "nodes": [{"cell": "basic steps!F5", "label": "a", "value": 1.1204},
+                                   {"cell": "basic steps!G5", "label": "b", "value": 1.0086},
+                                   {"cell": "data!A2", "label": "x (data row 1)", "value": 14},
+                                   {"cell": "experiments!B5", "label": "lr", "value": 0.0001}]}],
     "highlightCells": [4],
     "clearHighlight": [4],
 }
@@ -186,6 +190,7 @@ def test_sidebar_shows_the_traced_cells_before_clearing(tmp_path):
     assert "Precedents of basic steps!H5: 4 cells, highlighted." in text_of(html, "status")
     for cell in TRACE_SCRIPT["tracePrecedents"][0]["cells"]:
         assert f'data-cell="{cell}"' in html
+    assert "x (data row 1) = 14" in html
     assert '<button id="clear" class="">' in html or '<button id="clear">' in html  # Clear is offered
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import (API_KEY, CLIENT_ID, LOCAL_TOKEN, OWNER_TOKEN, SHEET_KEY, STRANGER_TOKEN, auth,
+from server_support import (API_KEY, CLIENT_ID, LOCAL_TOKEN, OWNER_TOKEN, SHEET_KEY, STRANGER_TOKEN, auth,
                       id_token)
 
 RUN = {"spreadsheet": SHEET_KEY}

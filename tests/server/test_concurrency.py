@@ -13,7 +13,7 @@ import threading
 import time
 from itertools import groupby
 
-from conftest import LOCAL_TOKEN, auth
+from server_support import LOCAL_TOKEN, auth
 from server import create_app
 from server.locks import SpreadsheetLocks
 from sheetsync.backends.xlsx import XlsxBackend

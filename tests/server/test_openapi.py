@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as sc
 
-from conftest import auth
+from server_support import auth
 from hypothesis import given
 from schemathesis import GenerationMode
 from server import create_app

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import auth
+from server_support import auth
 from server import create_app
 
 H = auth()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from conftest import API_KEY, auth
+from server_support import API_KEY, auth
 from server import create_app
 from sheetsync.backends.xlsx import XlsxBackend
 

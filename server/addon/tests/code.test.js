@@ -142,15 +142,29 @@ test('the document property overrides the script property; only https is accepte
   assert.equal(fakes.fetches[0].url, 'https://doc.example.com/api/v1/runs');
 });
 
-test('trace asks for the selected cell and lists its precedents', () => {
+test('trace asks for the selected cell and lists its precedents once each', () => {
   const {gs, fakes} = configured();
-  fakes.replies.push([200, {cell: 'basic steps!H5', precedents: [
-    {cell: 'basic steps!F5', precedents: [{cell: 'data!A2'}, {cell: 'experiments!B5'}]},
-    {cell: 'basic steps!G5', precedents: [{cell: 'data!A2'}]}]}]);
+  // the shape sheetsync.trace returns: the root cell, then a tree of nodes with children
+  fakes.replies.push([200, {cell: "'basic steps'!H5", direction: 'precedents', tree: {
+    cell: "'basic steps'!H5", label: 'pred', value: 97.363, kind: 'line', children: [
+      {cell: "'basic steps'!F5", label: 'a', value: 1.1204, kind: 'line',
+       children: [{cell: 'experiments!B5', label: 'lr', value: 0.0001, kind: 'setting'}]},
+      {cell: "'basic steps'!D5", label: 'x', value: 86, kind: 'line',
+       children: [{cell: 'data!A3', label: 'x (data row 2)', value: 86, kind: 'data'}]},
+      {cell: "'basic steps'!F5", label: 'a', value: 1.1204, kind: 'line', seen: true}]}}]);
   const answer = gs.tracePrecedents('basic steps!H5');
   assert.equal(fakes.fetches[0].url,
     URL + '/v1/precedents?spreadsheet=SHEET-KEY-123&cell=basic%20steps!H5&depth=3');
-  assert.deepEqual(plain(answer.cells), ['basic steps!F5', 'data!A2', 'experiments!B5', 'basic steps!G5']);
+  assert.deepEqual(plain(answer.cells), ['basic steps!F5', 'experiments!B5', 'basic steps!D5', 'data!A3']);
+  assert.deepEqual(plain(answer.nodes[3]), {cell: 'data!A3', label: 'x (data row 2)', value: 86});
+});
+
+test('a failed trace reports the error', () => {
+  const {gs, fakes} = configured();
+  fakes.replies.push([422, {error: {code: 'cannot_trace', message: "data!A2: a trace starts from a cell of a 'NAME steps' tab", problems: []}}]);
+  const answer = gs.tracePrecedents('data!A2');
+  assert.equal(answer.ok, false);
+  assert.match(answer.error.message, /NAME steps/);
 });
 
 test('highlighting saves the backgrounds and clearing restores them', () => {
