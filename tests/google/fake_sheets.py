@@ -559,7 +559,7 @@ class FakeSheetsAPI:
 
     def register(self, rsps: responses.RequestsMock) -> "FakeSheetsAPI":
         pattern = re.compile(r"https://sheets\.googleapis\.com/v4/spreadsheets/.*")
-        for method in ("GET", "POST"):
+        for method in ("GET", "POST", "PUT"):
             rsps.add_callback(method, pattern, callback=self.handle)
         rsps.add_callback("POST", TOKEN_URI, callback=self.token)
         return self
@@ -630,7 +630,7 @@ class FakeSheetsAPI:
         body_bytes = request.body or b""
         if isinstance(body_bytes, str):
             body_bytes = body_bytes.encode()
-        call = Call(request.method, request.url, kind_of(request.url), "?", len(body_bytes), 0)
+        call = Call(request.method, request.url, kind_of(request.url, request.method), "?", len(body_bytes), 0)
         self.calls.append(call)
         if fault == "reset":
             call.status = "reset"
@@ -659,7 +659,7 @@ class FakeSheetsAPI:
         parts = urlsplit(request.url)
         query = parse_qs(parts.query, keep_blank_values=True)
         path_tail = urlsplit(rest).path
-        denied = self.authorize(request, key, write=call.kind == "batchUpdate")
+        denied = self.authorize(request, key, write=call.kind in ("batchUpdate", "values.update"))
         if denied:
             return denied
         book = self.books[key]
@@ -670,6 +670,10 @@ class FakeSheetsAPI:
                 return 200, {}, self.batch_get(book, query)
             if call.kind == "batchUpdate" and request.method == "POST":
                 return self.batch_update(book, body_bytes, call)
+            if call.kind == "values.get":
+                return 200, {}, self.values_get(book, unquote(path_tail[len("/values/"):]), query)
+            if call.kind == "values.update":
+                return self.values_update(book, unquote(path_tail[len("/values/"):]), query, body_bytes, call)
         except FakeError as exc:
             return 400, {}, error_body(400, exc.message, "INVALID_ARGUMENT")
         return 404, {}, error_body(404, f"fake: no such method {request.method} {path_tail}", "NOT_FOUND")
@@ -693,10 +697,10 @@ class FakeSheetsAPI:
             return 400, {}, error_body(400, "This operation is not supported for this document", "FAILED_PRECONDITION")
         return None
 
-    def check_params(self, query: dict, method: str) -> None:
-        params = self.validator.doc["resources"]["spreadsheets"]["methods"] if method == "get" else \
-            self.validator.doc["resources"]["spreadsheets"]["resources"]["values"]["methods"]
-        spec = params[method]["parameters"]
+    def check_params(self, query: dict, method: str, resource: str | None = None) -> None:
+        spreadsheets = self.validator.doc["resources"]["spreadsheets"]
+        methods = spreadsheets["resources"][resource]["methods"] if resource else spreadsheets["methods"]
+        spec = methods[method]["parameters"]
         for name, values in query.items():
             if name in STANDARD_PARAMS:
                 continue
@@ -753,8 +757,9 @@ class FakeSheetsAPI:
         return out
 
     # GET values:batchGet
-    def batch_get(self, book: FakeSpreadsheet, query: dict) -> dict:
-        self.check_params(query, "batchGet")
+    def batch_get(self, book: FakeSpreadsheet, query: dict, check: bool = True) -> dict:
+        if check:
+            self.check_params(query, "batchGet", resource="values")
         option = query.get("valueRenderOption", ["FORMATTED_VALUE"])[0]
         ranges = []
         for sheet, (r0, c0, r1, c1) in self.resolve(book, query.get("ranges", [])):
@@ -772,6 +777,40 @@ class FakeSheetsAPI:
                 vr["values"] = rows
             ranges.append(vr)
         return {"spreadsheetId": book.spreadsheet_id, "valueRanges": ranges}
+
+    # GET values/{range} (what gspread's get_all_values uses)
+    def values_get(self, book: FakeSpreadsheet, a1: str, query: dict) -> dict:
+        self.check_params(query, "get", resource="values")
+        merged = dict(query, ranges=[a1])
+        return self.batch_get(book, merged, check=False)["valueRanges"][0]
+
+    # PUT values/{range} (what gspread's Worksheet.update sends)
+    def values_update(self, book: FakeSpreadsheet, a1: str, query: dict, body_bytes: bytes, call: Call):
+        self.check_params(query, "update", resource="values")
+        option = query.get("valueInputOption", [None])[0]
+        if option not in ("RAW", "USER_ENTERED"):
+            raise FakeError("'valueInputOption' is required but not specified")
+        body = json.loads(body_bytes, parse_constant=reject_constant)
+        call.body = body
+        violations = self.validator.validate(body, "ValueRange")
+        if violations:
+            return 400, {}, error_body(400, violations[0].description, "INVALID_ARGUMENT", violations)
+        (sheet, (r0, c0, _, _)), = self.resolve(book, [a1])
+        rows = body.get("values") or []
+        width = max((len(r) for r in rows), default=0)
+        Applier(book, self.rng).check_range(sheet, r0, c0, r0 + len(rows), c0 + width)
+        for i, row in enumerate(rows):
+            for j, v in enumerate(row):
+                if v is None:
+                    continue  # "Null values will be skipped"
+                sheet.cells.pop((r0 + i, c0 + j), None)
+                if v != "":
+                    sheet.cells[(r0 + i, c0 + j)] = {"userEnteredValue": entered(v, option)}
+        end = f"{a1_cell(r0 + len(rows) - 1, c0 + width - 1)}" if rows else a1_cell(r0, c0)
+        return 200, {}, {"spreadsheetId": book.spreadsheet_id,
+                         "updatedRange": f"{a1_name(sheet.title)}!{a1_cell(r0, c0)}:{end}",
+                         "updatedRows": len(rows), "updatedColumns": width,
+                         "updatedCells": sum(len(r) for r in rows)}
 
     # POST :batchUpdate
     def batch_update(self, book: FakeSpreadsheet, body_bytes: bytes, call: Call):
@@ -804,8 +843,10 @@ class FakeSheetsAPI:
         return 200, {}, {"spreadsheetId": book.spreadsheet_id, "replies": replies}
 
 
-def kind_of(url: str) -> str:
+def kind_of(url: str, method: str = "GET") -> str:
     tail = urlsplit(SHEETS_RE.match(url).group(2)).path
+    if tail.startswith("/values/") and ":" not in tail[len("/values/"):].rsplit("!", 1)[-1]:
+        return "values.update" if method == "PUT" else "values.get"
     return {"": "get", ":batchUpdate": "batchUpdate", "/values:batchGet": "values.batchGet"}.get(tail, tail)
 
 
@@ -844,6 +885,22 @@ def spreadsheet_properties(title: str) -> dict:
             {"colorType": t, "color": {"rgbColor": dict(white)}}
             for t in ("TEXT", "BACKGROUND", "ACCENT1", "ACCENT2", "ACCENT3", "ACCENT4", "ACCENT5", "ACCENT6", "LINK")]},
     }
+
+
+def entered(value, option: str) -> dict:
+    """What a values.update cell becomes: RAW stores as-is; USER_ENTERED parses formulas and numbers."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, (int, float)):
+        return {"numberValue": value}
+    if option == "USER_ENTERED" and value.startswith("="):
+        return {"formulaValue": value}
+    if option == "USER_ENTERED":
+        try:
+            return {"numberValue": float(value)}
+        except ValueError:
+            pass
+    return {"stringValue": value}
 
 
 def reject_constant(name: str):

@@ -267,3 +267,20 @@ def test_token_endpoint_checks_the_signature(fake, sheet):
          "token_uri": "https://oauth2.googleapis.com/token"}, scopes=["https://www.googleapis.com/auth/spreadsheets"])
     with pytest.raises(google.auth.exceptions.RefreshError, match="invalid_grant"):
         creds.refresh(google.auth.transport.requests.Request())
+
+
+def test_gspread_itself_works_against_the_fake_with_recorded_shapes(fake, sheet):
+    """The usual gspread calls (the benchmark's baseline) get answers shaped like the recordings."""
+    import gspread
+    import google.oauth2.credentials
+    gc = gspread.Client(google.oauth2.credentials.Credentials(token=TOKEN))
+    sh = gc.open_by_key(KEY)
+    ws = sh.add_worksheet("t", rows=4, cols=4)
+    reply = ws.update([["A1", "B1", "", "D1"], ["", "b2"], [], ["A4", 2.5, "=1+1", 4]], "A1",
+                      value_input_option=gspread.utils.ValueInputOption.user_entered)
+    _, real_update = recorded("WorksheetTest.test_get_all_values.json", "PUT", "A1%3AD4")
+    assert shape(reply) == shape(real_update)
+    formulas = ws.get_all_values(value_render_option=gspread.utils.ValueRenderOption.formula)
+    assert formulas == [["A1", "B1", "", "D1"], ["", "b2", "", ""], ["", "", "", ""], ["A4", 2.5, "=1+1", 4]]
+    assert fake.books[KEY].by_title("t").cells[(3, 2)]["userEnteredValue"] == {"formulaValue": "=1+1"}
+    assert [c.kind for c in fake.api_calls] == ["get", "batchUpdate", "values.update", "values.get"]
