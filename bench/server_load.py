@@ -1,0 +1,211 @@
+"""Benchmark (not a test): ``POST /v1/runs`` under concurrent load, served by gunicorn in local mode.
+
+For 1 and 4 gunicorn workers (gthread, 8 threads each), on 127.0.0.1 only:
+
+- ``one sheet``: every request runs the demo workbook (its four experiments, 29 rows x 5
+  epochs each). All runs queue on that sheet's lock (threads in a worker, flock across workers),
+  so this measures the one-writer path and checks it loses nothing;
+- ``4 sheets``: each client has its own copy of the demo workbook, so runs of different sheets
+  proceed in parallel across workers.
+
+The load comes from a second process (this script's child, ``--load``): C client threads with
+keep-alive connections send N requests in all (bounded in count and in seconds), record each
+latency, and poll any 202 until the run finishes. Then the bench checks that nothing was lost
+or interleaved: every run id is ``succeeded`` in ``GET /v1/runs/<id>``, each workbook's run log
+has exactly as many entries as runs of it were sent, and its ``basic`` experiment has 5 epochs
+per run (each run continued from the one before it).
+
+    python bench/server_load.py                      # 1 and 4 workers, 200 requests, 8 clients
+    python bench/server_load.py --requests 400 --clients 16 --workers 1 2 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "bench-local-token-0123456789abcdef"
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(workers: int, folder: Path, store: Path, port: int) -> subprocess.Popen:
+    env = dict(os.environ, SHEETSYNC_MODE="local", SHEETSYNC_LOCAL_FOLDER=str(folder),
+               SHEETSYNC_LOCAL_TOKEN=TOKEN, SHEETSYNC_RUN_STORE=str(store), SHEETSYNC_SYNC_BUDGET="30",
+               SHEETSYNC_WORKER_THREADS="4", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread",
+                             "--threads", "8", "-b", f"{HOST}:{port}", "--log-level", "warning",
+                             "server.wsgi:app"], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+# -- the load process --------------------------------------------------------------------------
+
+
+def load(port: int, sheets: list[str], requests: int, clients: int, seconds: float) -> dict:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    results: list[dict] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    stop_at = time.monotonic() + seconds
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=120)
+        sheet = sheets[i % len(sheets)]
+        while time.monotonic() < stop_at:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            body = json.dumps({"spreadsheet": sheet})
+            started = time.perf_counter()
+            conn.request("POST", "/v1/runs", body=body, headers=headers)
+            answer = conn.getresponse()
+            payload = json.loads(answer.read())
+            latency = time.perf_counter() - started
+            run = payload.get("run", payload)
+            with lock:
+                results.append({"sheet": sheet, "status": answer.status, "latency": latency, "id": run.get("id")})
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"wall": time.perf_counter() - began, "results": results}
+
+
+# -- checks and report -------------------------------------------------------------------------
+
+
+def check(port: int, folder: Path, results: list[dict]) -> list[str]:
+    from sheetsync.backends.xlsx import XlsxBackend
+
+    problems = []
+    conn = http.client.HTTPConnection(HOST, port, timeout=60)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for r in results:
+        deadline = time.monotonic() + 120
+        while True:
+            conn.request("GET", f"/v1/runs/{r['id']}", headers=headers)
+            run = json.loads(conn.getresponse().read())
+            if run.get("status") not in ("queued", "running") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if run.get("status") != "succeeded":
+            problems.append(f"run {r['id']} of {r['sheet']}: {run.get('status')} {run.get('error')}")
+    for sheet in sorted({r["sheet"] for r in results}):
+        sent = sum(r["sheet"] == sheet for r in results)
+        snap = XlsxBackend(str(folder / sheet)).read(["runs", "basic epochs"])
+        logged = len(snap.values["runs"]) - 1
+        epochs = sum(1 for row in snap.values["basic epochs"] if row and isinstance(row[0], (int, float)))
+        if logged != sent:
+            problems.append(f"{sheet}: {sent} runs sent, {logged} in its run log")
+        if epochs != 5 * sent:
+            problems.append(f"{sheet}: {epochs} epochs in 'basic epochs', expected {5 * sent}")
+    return problems
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def scenario(workers: int, n_sheets: int, requests: int, clients: int, seconds: float, work: Path) -> dict:
+    from sheetsync.demo import write_demo
+
+    folder = work / f"w{workers}-s{n_sheets}"
+    folder.mkdir()
+    sheets = [f"demo{i}.xlsx" for i in range(n_sheets)]
+    for name in sheets:
+        write_demo(folder / name)
+    port = free_port()
+    server = start_gunicorn(workers, folder, work / f"store-w{workers}-s{n_sheets}" / "runs.sqlite3", port)
+    try:
+        warm = load(port, sheets, workers * 2, workers, 60)  # import numba etc. in every worker
+        args = json.dumps({"port": port, "sheets": sheets, "requests": requests, "clients": clients,
+                           "seconds": seconds})
+        child = subprocess.run([sys.executable, __file__, "--load", args], capture_output=True, text=True,
+                               timeout=seconds + 180)
+        if child.returncode != 0:
+            raise SystemExit(child.stderr)
+        out = json.loads(child.stdout)
+        results = warm["results"] + out["results"]
+        problems = check(port, folder, results)
+    finally:
+        server.terminate()
+        server.wait(30)
+    timed = out["results"]
+    latencies = [r["latency"] for r in timed]
+    return {"workers": workers, "sheets": n_sheets, "requests": len(timed), "clients": clients,
+            "rps": len(timed) / out["wall"], "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * percentile(latencies, 99),
+            "statuses": {str(s): sum(r["status"] == s for r in timed) for s in sorted({r["status"] for r in timed})},
+            "problems": problems}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--requests", type=int, default=200, help="requests per scenario (default 200)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads (default 8)")
+    parser.add_argument("--seconds", type=float, default=120, help="time limit per scenario (default 120)")
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        spec = json.loads(args.load)
+        print(json.dumps(load(spec["port"], spec["sheets"], spec["requests"], spec["clients"], spec["seconds"])))
+        return 0
+    if not shutil.which("gunicorn") and subprocess.run([sys.executable, "-m", "gunicorn", "--version"],
+                                                       capture_output=True).returncode != 0:
+        raise SystemExit("gunicorn is not installed (pip install -e .)")
+    work = Path(tempfile.mkdtemp(prefix="sheetsync-bench-"))
+    rows = []
+    try:
+        for workers in args.workers:
+            for n_sheets in (1, 4):
+                row = scenario(workers, n_sheets, args.requests, args.clients, args.seconds, work)
+                rows.append(row)
+                print(f"workers {row['workers']}  sheets {row['sheets']}  requests {row['requests']:4d}  "
+                      f"clients {row['clients']:2d}  {row['rps']:7.1f} req/s  p50 {row['p50_ms']:7.1f} ms  "
+                      f"p99 {row['p99_ms']:7.1f} ms  statuses {row['statuses']}  "
+                      f"{'OK: no lost or interleaved run' if not row['problems'] else 'PROBLEMS'}", flush=True)
+                for p in row["problems"][:10]:
+                    print("   ", p)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\ncpu cores: {os.cpu_count()}; demo workbook: 4 experiments x 29 rows x 5 epochs per run")
+    return 1 if any(r["problems"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
