@@ -53,6 +53,12 @@ def test_good_sheet_gives_dataset_and_experiments_with_defaults():
     assert inputs.setting_cells["fast"]["lr"] == "experiments!C3"
 
 
+def test_columns_after_an_empty_header_are_the_users_notes():
+    data = [["x", "y", None, "notes"], [1, 2, None, "anything"], [2, 4], [3, 6]]
+    inputs = parse_inputs(snapshot(data, good_experiments()))
+    np.testing.assert_array_equal(inputs.dataset.y, [2, 4, 6])
+
+
 def test_several_inputs_and_data_ending_at_the_first_empty_row():
     data = [["x1", "x2", "y"], [1, 2, 3], [4, 5, 6], [7, 8, 9], [None, None, None], [1, 1, 1]]
     inputs = parse_inputs(snapshot(data, [["", "e"], ["model", "linear"]]))
@@ -80,7 +86,7 @@ def test_every_bad_data_cell_is_reported_with_its_address_in_one_pass():
 @pytest.mark.parametrize("headers, cell, words", [
     (["x", "x"], "data!B1", "duplicate header 'x'"),
     (["x", "z"], "data!B1", "unexpected header 'z'"),
-    (["x", None, "y"], "data!B1", "empty header"),
+    (["x", None, "y"], "data!B1", "missing header y"),
     (["x"], "data!B1", "missing header y"),
     (["y"], "data!B1", "missing header x"),
     (["x1", "x3", "y"], "data!D1", "missing x2"),

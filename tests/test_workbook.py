@@ -76,3 +76,36 @@ def test_a_user_tab_named_like_an_output_is_never_touched(tmp_path):
     before = book.read_bytes()
     assert cli.main(["run", str(book)]) == 3
     assert book.read_bytes() == before
+
+
+def test_a_full_run_leaves_every_part_of_the_users_tabs_byte_identical(tmp_path):
+    from openpyxl.chart import LineChart, Reference
+    from openpyxl.comments import Comment
+    from openpyxl.workbook.defined_name import DefinedName
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    def decorate(wb):
+        data = wb["data"]
+        data["D1"] = "my notes"
+        data["D1"].comment = Comment("keep me", "learner")
+        data["D2"] = "=AVERAGE(B2:B30)"
+        rule = DataValidation(type="decimal", operator="greaterThan", formula1="0")
+        data.add_data_validation(rule)
+        rule.add("A2:A30")
+        chart = LineChart()
+        chart.add_data(Reference(data, min_col=2, min_row=1, max_row=30), titles_from_data=True)
+        data.add_chart(chart, "F2")
+        wb.defined_names["xs"] = DefinedName("xs", attr_text="data!$A$2:$A$30")
+
+    book = write_book(tmp_path / "decorated.xlsx", edit=decorate)
+    before = parts(book)
+    assert cli.main(["run", str(book)]) == 0
+    after = parts(book)
+    user_parts = [n for n in before if n.startswith(("xl/worksheets/sheet1", "xl/worksheets/sheet2",
+                                                    "xl/charts/", "xl/drawings/", "xl/comments"))]
+    assert len(user_parts) >= 4
+    assert {n: after.get(n) for n in user_parts} == {n: before[n] for n in user_parts}
+    import openpyxl
+
+    wb = openpyxl.load_workbook(book)
+    assert "xs" in wb.defined_names and wb["data"]["D1"].comment.text == "keep me"

@@ -159,14 +159,10 @@ def _data_headers(header_row: list, tab: str, problems: list[Problem]) -> dict[s
     """header -> column, for x/x1../y; problems for anything else."""
     columns: dict[str, int] = {}
     bad = False
-    width = _row_width(header_row)
+    width = _first_blank(header_row)  # headers end at the first empty cell; notes may follow
     for col in range(width):
         raw = header_row[col]
         where = a1(0, col, tab)
-        if is_blank(raw):
-            problems.append(Problem(where, "empty header between headers; expected x, x1, x2, … or y"))
-            bad = True
-            continue
         name = str(raw).strip().lower()
         if name in columns:
             problems.append(Problem(where, f"duplicate header {name!r} (also in "
@@ -182,7 +178,8 @@ def _data_headers(header_row: list, tab: str, problems: list[Problem]) -> dict[s
         return None
     xs = [c for c in columns if c != "y"]
     if "y" not in columns:
-        problems.append(Problem(a1(0, width, tab), "missing header y (the value to predict)"))
+        problems.append(Problem(a1(0, width, tab), "missing header y (the value to predict; the "
+                                "headers end at the first empty cell of row 1)"))
     if not xs:
         problems.append(Problem(a1(0, width, tab), "missing header x (or x1, x2, …)"))
     if "y" not in columns or not xs:
@@ -199,6 +196,13 @@ def _data_headers(header_row: list, tab: str, problems: list[Problem]) -> dict[s
             return None
         xs = expected
     return {name: columns[name] for name in xs + ["y"]}
+
+
+def _first_blank(row: list) -> int:
+    for i, v in enumerate(row):
+        if is_blank(v):
+            return i
+    return len(row)
 
 
 def _last_data_row(rows: list[list], cols) -> int:
