@@ -172,3 +172,9 @@ def test_an_experiment_name_may_not_make_an_input_tabs_name():
         parse_inputs(snap, data_tab="raw steps")
     (problem,) = info.value.problems
     assert problem.cell == "experiments!B1" and "'raw steps'" in problem.message
+
+
+def test_a_setting_typed_with_a_decimal_comma_says_how_to_fix_it():
+    found = problems_of(snapshot(good_data(), [["", "e"], ["lr", "0,001"], ["momentum", "0.5"]]))
+    assert found == {"experiments!B2": "e: lr: a number stored as text ('0,001'); type it as a number "
+                                       "(0.001) or format the cell as Number"}

@@ -12,7 +12,7 @@ import re
 
 from ..backends.base import CellError, DateCell, Uncomputed
 
-_NUMBER_LIKE = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?$")
+NUMBER_LIKE = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?$")
 
 
 def is_blank(value) -> bool:
@@ -41,7 +41,7 @@ def describe_non_number(value) -> str:
     if isinstance(value, Uncomputed):
         return (f"the formula {value.formula} has no computed value in the file; open and save the "
                 "workbook in Excel or LibreOffice so it is calculated")
-    if isinstance(value, str) and _NUMBER_LIKE.match(value.strip()):
+    if isinstance(value, str) and NUMBER_LIKE.match(value.strip()):
         return (f"a number stored as text ({value!r}); type it as a number"
                 f" ({text_to_number_hint(value)}) or format the cell as Number")
     return f"expected a number, found {value!r}"

@@ -23,7 +23,7 @@ from .. import budgets
 from ..backends.base import Snapshot, a1
 from ..errors import InputError, Problem, SettingError, closest
 from ..settings import SETTING_NAMES, SETTINGS, Experiment
-from .cells import describe_non_number, is_blank, number_or_problem
+from .cells import NUMBER_LIKE, describe_non_number, is_blank, number_or_problem
 
 DATA_TAB = "data"
 EXPERIMENTS_TAB = "experiments"
@@ -355,7 +355,7 @@ def _build_experiment(name: str, values: dict[str, object], cells: dict[str, str
     init_raw = {k[5:]: v for k, v in values.items() if k.startswith("init ") and not is_blank(v)}
     before = len(problems)
     for key, v in list(settings.items()):
-        marker = _marker_problem(v)
+        marker = _marker_problem(v) or _text_number_problem(v)
         if marker:
             problems.append(Problem(cells[key.replace("_", " ")], f"{name}: {key}: {marker}"))
             del settings[key]
@@ -383,6 +383,17 @@ def _build_experiment(name: str, values: dict[str, object], cells: dict[str, str
     if exp is not None and not dropped & {"model", "hidden"}:  # else the params are unknown
         _check_init_names(exp, init, cells, n_inputs, problems)
     return exp if len(problems) == before else None
+
+
+def _text_number_problem(value) -> str | None:
+    """'0,001' or '5%' in a setting: a number stored as text that Python cannot read as is."""
+    if not isinstance(value, str) or not NUMBER_LIKE.match(value.strip()):
+        return None
+    try:
+        float(value.strip())
+        return None  # '0.001' typed as text reads fine
+    except ValueError:
+        return describe_non_number(value)
 
 
 def _marker_problem(value) -> str | None:
