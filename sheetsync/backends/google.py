@@ -5,38 +5,42 @@ Requests per run (the token exchange not counted):
 1. ``spreadsheets.get`` with a field mask: every tab's id, title, index, grid size, hidden
    flag and developer metadata (sheetsync marks the tabs it owns with the key
    ``sheetsync.owned``; a hidden staging tab carries ``sheetsync.staging``).
-2. one request for the values of every asked-for tab that exists. By default this is
-   ``spreadsheets.get`` with ``ranges`` and a grid-data field mask (effective value and number
-   format type) rather than ``values.batchGet``: it costs ~8x the bytes but tells a date from a
-   number and an error from a text, as the local backend can. ``value_source="values"`` uses
-   ``values.batchGet`` (UNFORMATTED_VALUE, SERIAL_NUMBER) instead. The two cannot be merged
-   into one request: with ``ranges`` Google returns only the tabs the ranges touch, and we
-   need every tab's title to protect the user's tabs.
+2. one request for the values of every asked-for tab that exists, plus sheetsync's small
+   owned tabs (epochs, state, runs) so that a caller's second read costs nothing. By default
+   this is ``spreadsheets.get`` with ``ranges`` and a grid-data field mask (effective value and
+   number format type) rather than ``values.batchGet``: about twice the bytes received, but it
+   tells a date from a number and an error from a text, as the local backend can.
+   ``value_source="values"`` uses ``values.batchGet`` (UNFORMATTED_VALUE, SERIAL_NUMBER)
+   instead. The two requests cannot be merged into one: with ``ranges`` Google returns only
+   the tabs the ranges touch (and a range naming a missing tab fails the whole request), and
+   every tab's title is needed to protect the user's tabs.
 3. ``spreadsheets.batchUpdate``: the whole plan at once, atomically — delete the previous
    owned tabs (and leftover staging tabs), ``addSheet`` with ids chosen here, ``updateCells``
    with typed values, formats, widths, notes, fills, charts and the ownership marks.
 
-Above the payload limit (2 MB, Google's recommendation) the plan is written into hidden
-staging tabs in several requests, then one final atomic request deletes the old owned tabs
-and renames and unhides the staging tabs. A failure before the swap leaves the visible sheet
-as it was; the next run deletes leftover staging tabs in its final request.
+Above the payload limit (2 MB, Google's recommendation) the cells are written into hidden
+staging tabs in several requests, then one final atomic request deletes the old owned tabs,
+renames and unhides the staging tabs and adds charts and marks. A failure before the swap
+leaves the visible sheet as it was; the next run deletes leftover staging tabs in its final
+request.
 
 Edges, documented the gspread-dataframe way:
 
 - Reads: rows come back ragged (trailing empties cut) and empty tabs have no rows; integral
-  numbers read as ``int``; numbers formatted as DATE/TIME/DATE_TIME read as `DateCell`; error
-  values read as `CellError` (``#DIV/0!``…); formulas read as their computed value. With
-  ``value_source="values"`` dates read as serial numbers and an error reads as `CellError`
-  only when its text is one of the known codes.
+  numbers read as ``int``; numbers formatted as DATE/TIME/DATE_TIME read as `DateCell` (ISO
+  text as the local backend renders it); error values read as `CellError` (``#DIV/0!``…);
+  formulas read as their computed value. With ``value_source="values"`` dates read as serial
+  numbers and an error reads as `CellError` only when its text is one of the known codes.
 - Writes: NaN and infinities are never sent (Google rejects NaN in JSON): the cell is left
-  blank, as the local backend does, and the layout's diagnostics say what happened. Text starting with ``=`` is written as
-  text; formulas only come from `Column.formulas` / `Text.formula`. The ``General`` number
-  format is Sheets' default and is not sent. Series names in charts come from the header cell
-  above a series' range when the plan has one there (Sheets takes names from header rows).
-  A scatter chart uses one domain: the chart's, or the first series' x range.
-- Retries: a write whose response was lost (timeout) is retried; because the sheet ids are
-  chosen here, a retry of a write that did land is refused by Google (ids exist) and we then
-  check the sheet itself: if our tabs are there with this run's mark, the write landed.
+  blank, as the local backend does. Text starting with ``=`` is written as text; formulas only
+  come from `Column.formulas` / `Text.formula`. The ``General`` number format is Sheets'
+  default and is not sent. Series names in charts come from the header cell above a series'
+  range when the plan has one there (Sheets takes names from header rows). A scatter chart
+  uses one domain: the chart's, or the first series' x range. Tab titles clash ignoring case,
+  as they do in Sheets.
+- Retries: every object a write creates (sheets, marks, charts) has an id chosen here, so a
+  retried write whose first answer was lost but which did land is refused by Google (ids
+  exist); we then look at the sheet: if our tabs are there with this run's mark, it landed.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from numbers import Number
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import google.auth.exceptions
 import gspread
@@ -59,7 +63,7 @@ from gspread.exceptions import APIError
 
 from ..errors import BackendError, OwnershipError
 from .base import (Chart, Column, CellError, CellValue, DateCell, Highlight, Plan, RangeRef,
-                   Snapshot, TabInfo, TabPlan, Table, Text, quote_tab)
+                   Snapshot, TabInfo, TabPlan, Table, Text)
 from .retry import Limiter, Outcome, RetryPolicy, send_with_retry, shared_buckets
 from .targets import Identity, load_credentials, parse_target
 

@@ -15,7 +15,7 @@ from fake_sheets import clone
 from sheets_plans import demo_plan
 from sheetsync.backends.google import STAGING_KEY
 from sheetsync.errors import BackendError
-from sheets_support import model, state, user_tabs
+from sheets_support import state, user_tabs
 
 FAULTS = ["429", "500", "503", "timeout", "reset"]
 SMALL = 20_000  # a payload limit that makes the demo plan go through staging

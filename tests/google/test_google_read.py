@@ -109,3 +109,23 @@ def test_owned_tabs_are_recognised_and_staging_tabs_stay_out_of_sight(backend, f
 @pytest.mark.parametrize("value_source", ["grid", "values"])
 def test_both_value_sources_agree_on_plain_cells(make_backend, book, value_source):
     assert make_backend(value_source=value_source).read(["data"]).values["data"][1] == [1, 2.5]
+
+
+def test_small_owned_tabs_are_read_ahead_so_a_second_read_is_free(backend, make_backend, fake, book):
+    from sheets_plans import demo_plan
+    backend.read(["data"])
+    backend.apply(demo_plan(("A",), n_rows=30))
+    fresh = make_backend()
+    n = len(fake.api_calls)
+    fresh.read(["data"])
+    values_call = fake.api_calls[-1]
+    assert len(fake.api_calls) == n + 2
+    assert "A+epochs" in values_call.url and "state" in values_call.url and "A+steps" not in values_call.url
+    second = fresh.read(["A epochs", "state", "data"])
+    assert len(fake.api_calls) == n + 2  # served from this round's read
+    assert second.values["A epochs"][0] == ["epoch", "loss", "lr"] and second.values["state"][0][0] == "params"
+    steps = fresh.read(["A steps"])  # not read ahead: one more request, metadata reused
+    assert len(fake.api_calls) == n + 3 and len(steps.values["A steps"]) == 31
+    fresh.forget()
+    fresh.read(["data"])
+    assert len(fake.api_calls) == n + 5

@@ -8,7 +8,6 @@ import google.oauth2.credentials
 import google.oauth2.service_account
 import pytest
 
-from sheetsync.backends import targets
 from sheetsync.backends.targets import credentials_path, load_credentials, parse_target
 from sheetsync.errors import BackendError
 
@@ -131,3 +130,13 @@ def test_a_broken_key_file_never_echoes_the_key(tmp_path, sa_info):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(BackendError, match="missing.json: credentials file not found"):
         load_credentials(tmp_path / "missing.json")
+
+
+def test_the_example_credentials_show_the_service_account_shape(sa_info):
+    from pathlib import Path
+    example = Path(__file__).resolve().parents[2] / "credentials.example.json"
+    info = json.loads(example.read_text())
+    assert info["type"] == "service_account" and set(sa_info) <= set(info)
+    assert "BEGIN PRIVATE KEY" in info["private_key"] and "PASTE" in info["private_key"]
+    with pytest.raises(BackendError, match="not a usable Google credentials file"):
+        load_credentials(example)  # a placeholder, refused with a message rather than a traceback
