@@ -169,7 +169,8 @@ def _print_report(report, as_json: bool) -> None:
         loss = f"{e.loss:.6g}" if e.loss is not None else "not finite"
         params = " ".join(f"{k}={v:.6g}" for k, v in list(e.params.items())[:6])
         sampled = " (steps sampled)" if e.sampled else ""
-        print(f"{e.name}: {e.start}; {e.epochs_run} epochs ({e.total_epochs} in all), loss {loss}, "
+        epochs = f"{e.epochs_run} epoch{'' if e.epochs_run == 1 else 's'}"
+        print(f"{e.name}: {e.start}; {epochs} ({e.total_epochs} in all), loss {loss}, "
               f"{params}{sampled}")
         if e.diverged:
             print(f"  {e.diverged}")

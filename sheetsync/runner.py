@@ -151,12 +151,25 @@ def _notes(result, start: str) -> list[str]:
     notes = []
     if start.startswith("reset:"):
         notes.append(start[len("reset: "):].capitalize() + ".")
-    if result.diagnostics.divergence is not None:
+    if start == "continued" and _was_diverged(result):
+        notes.append("This run continued from parameters that had already diverged; lower lr and "
+                     "Reset (sheetsync reset) to start again from the init values.")
+    engine_says = any("diverged" in n.lower() for n in result.diagnostics.notes)
+    if result.diagnostics.divergence is not None and not engine_says:
         notes.append(divergence_sentence(result))
     notes += result.diagnostics.notes
     if result.experiment.mode == "formulas":
         notes.append("Formula mode is not available yet: values were written.")
     return notes
+
+
+def _was_diverged(result) -> bool:
+    """The first step of this run already started past the divergence bound."""
+    if not len(result.steps):
+        return False
+    first = result.steps.iloc[0]
+    bound = result.experiment.divergence_bound
+    return any(not np.isfinite(first[p]) or abs(first[p]) > bound for p in result.param_names)
 
 
 def _report(name, start, result, history, notes) -> ExperimentReport:

@@ -131,3 +131,16 @@ def test_above_the_cell_budget_steps_are_sampled_and_say_so(monkeypatch):
     assert 10 < len(written) < 40 * 29
     _, epochs = epochs_table(backend, "long")
     assert len(epochs) == 40  # the epochs tab is never sampled
+
+
+def test_a_diverged_run_is_a_result_and_running_on_says_how_to_recover():
+    tabs = demo_tabs()
+    tabs["experiments"] = [["", "hot"], ["lr", 0.01], ["epochs", 3]]
+    backend = MemoryBackend(tabs)
+    first = run("mem", backend=backend).experiments[0]
+    assert first.diverged.startswith("DIVERGED at epoch 1, step 7") and first.epochs_run == 1
+    steps = backend.grids["hot steps"]
+    assert "DIVERGED" in steps[1][0]
+    again = run("mem", backend=backend).experiments[0]
+    assert any("lower lr and Reset" in n for n in again.notes)
+    assert "lower lr and Reset" in backend.grids["runs"][2][6]
