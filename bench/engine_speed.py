@@ -146,6 +146,31 @@ def sheetsync_single(problem: Problem, epochs: int) -> np.ndarray:
     return np.array([[result.params[n] for n in problem.init]])
 
 
+class KernelClock:
+    """Time spent inside sheetsync's compiled loop (engine internals: `train.run_kernel`), to show
+    how much of a sweep is the loop and how much is building 1,000 Results. None if renamed."""
+
+    def __init__(self) -> None:
+        self.module = sys.modules.get("sheetsync.engine.train")
+        self.original = getattr(self.module, "run_kernel", None)
+        self.seconds = 0.0
+
+    def __enter__(self) -> "KernelClock":
+        if self.original is not None:
+            def timed(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return self.original(*args, **kwargs)
+                finally:
+                    self.seconds += time.perf_counter() - start
+            self.module.run_kernel = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.original is not None:
+            self.module.run_kernel = self.original
+
+
 def sheetsync_sweep(problem: Problem, epochs: int) -> np.ndarray:
     experiments = [problem.experiment(lr, epochs) for lr in problem.sweep_lrs()]
     results = sweep(experiments, WORKBOOK_X, WORKBOOK_Y, keep_steps=False)
@@ -178,6 +203,8 @@ def measure(problem: Problem, lib: ctypes.CDLL, sizes: Sizes) -> dict:
     torch_loop(problem, problem.lr, 1)  # warm-up: import torch, first autograd graph
     t_single, p_single = best_of(sizes.repeats, lambda: sheetsync_single(problem, sizes.single_epochs))
     t_sweep, p_sweep = best_of(sizes.repeats, lambda: sheetsync_sweep(problem, sizes.sweep_epochs))
+    with KernelClock() as clock:
+        sheetsync_sweep(problem, sizes.sweep_epochs)
     t_torch, p_torch = best_of(1, lambda: torch_loop(problem, problem.lr, sizes.torch_epochs))
     t_c1, c_single = best_of(sizes.repeats, lambda: c_loop(lib, problem, np.array([problem.lr]), sizes.single_epochs))
     t_cs, c_sweep = best_of(sizes.repeats, lambda: c_loop(lib, problem, problem.sweep_lrs(), sizes.sweep_epochs))
@@ -186,6 +213,7 @@ def measure(problem: Problem, lib: ctypes.CDLL, sizes: Sizes) -> dict:
         "problem": problem.label,
         "sheetsync single": rows * sizes.single_epochs / t_single,
         "sheetsync sweep": SWEEP_SIZE * rows * sizes.sweep_epochs / t_sweep,
+        "sweep kernel": SWEEP_SIZE * rows * sizes.sweep_epochs / clock.seconds if clock.seconds else float("nan"),
         "torch loop": rows * sizes.torch_epochs / t_torch,
         "C single": rows * sizes.single_epochs / t_c1,
         "C sweep": SWEEP_SIZE * rows * sizes.sweep_epochs / t_cs,
@@ -198,15 +226,18 @@ def measure(problem: Problem, lib: ctypes.CDLL, sizes: Sizes) -> dict:
 def print_speed_table(results: list[dict]) -> None:
     print("\nPer-row steps per second (sweep: experiment-steps per second; 1,000 lrs from lr/100 to lr)\n")
     head = f"{'problem':15s} {'sheetsync 1':>12s} {'sheetsync 1k':>13s} {'torch loop':>11s} {'C 1':>11s} {'C 1k':>11s}" \
-           f" {'single/torch':>13s} {'C 1k/sweep':>11s}"
+           f" {'single/torch':>13s} {'C 1k/sweep':>11s} {'1k kernel only':>15s} {'C 1k/kernel':>12s}"
     print(head)
     print("-" * len(head))
     for r in results:
         single_vs_torch = r["sheetsync single"] / r["torch loop"]
         c_vs_sweep = r["C sweep"] / r["sheetsync sweep"]
         print(f"{r['problem']:15s} {r['sheetsync single']:12.3g} {r['sheetsync sweep']:13.3g} {r['torch loop']:11.3g}"
-              f" {r['C single']:11.3g} {r['C sweep']:11.3g} {single_vs_torch:12.0f}x {c_vs_sweep:10.1f}x")
+              f" {r['C single']:11.3g} {r['C sweep']:11.3g} {single_vs_torch:12.0f}x {c_vs_sweep:10.1f}x"
+              f" {r['sweep kernel']:15.3g} {r['C sweep'] / r['sweep kernel']:11.1f}x")
     print("\ntargets: single/torch >= 20x; C 1k/sweep <= 10x (C's experiment-steps per second over sheetsync's)")
+    print("'1k kernel only': the sweep's experiment-steps per second counting only the compiled loop's time;"
+          " the rest of a sweep is preparing and building 1,000 Results")
     print("\nnumbers agree?")
     for r in results:
         print(f"  {r['problem']:15s} C vs sheetsync: {r['C vs sheetsync']}; torch loop vs sheetsync (same steps): "
