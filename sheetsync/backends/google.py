@@ -49,6 +49,7 @@ import json
 import logging
 import math
 import random
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -71,6 +72,8 @@ log = logging.getLogger(__name__)
 
 API = "https://sheets.googleapis.com/v4/spreadsheets"
 OWNED_KEY = "sheetsync.owned"
+# Google's words when a tab we planned around was deleted or a title was taken meanwhile.
+STALE_TABS = re.compile(r"No grid with id|already exists")
 READ_AHEAD_KINDS = frozenset({"epochs", "state", "runs"})  # small owned tabs a run reads back
 STAGING_KEY = "sheetsync.staging"
 PAYLOAD_LIMIT = 2_000_000  # bytes; Google recommends at most 2 MB per request
@@ -696,7 +699,7 @@ class GoogleBackend:
         try:
             self._write(self.write_plan(plan, meta))
         except ApiFailure as failure:
-            if not (cached and failure.status == 400):
+            if not (cached and failure.status == 400 and STALE_TABS.search(failure.google_message)):
                 raise
             # The tabs changed since our read (someone renamed or deleted one): look again.
             meta = self.metadata()
@@ -754,6 +757,8 @@ class GoogleBackend:
                 return candidate
 
     def _write(self, wp: WritePlan) -> None:
+        if not wp.final:
+            return  # nothing to write, nothing to clean up
         for i, group in enumerate(wp.chunks):
             self._batch_update(group, f"write staging part {i + 1} of {len(wp.chunks)}",
                                lambda m: set(wp.staging_ids) <= m.ids())

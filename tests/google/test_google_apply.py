@@ -149,9 +149,17 @@ def test_a_rejected_batch_changes_nothing(backend, fake, book):
     before = model(fake, book).snapshot()
     plan = demo_plan(("A",), n_rows=5)
     plan.tabs[-1].texts.append(Text(3, 0, "x" * 50_001))  # Google refuses cells over 50,000 chars
+    n = len(fake.api_calls)
     with pytest.raises(BackendError, match="50000 characters"):
         run(backend, plan)
     assert model(fake, book).snapshot() == before
+    assert [c.kind for c in fake.api_calls[n:]] == ["get", "get", "batchUpdate"]  # not worth a retry
+
+
+def test_an_empty_plan_writes_nothing(backend, fake, book):
+    backend.read(["data"])
+    backend.apply(Plan())
+    assert [c.kind for c in fake.api_calls] == ["get", "get"]
 
 
 def test_tabs_changed_since_the_read_are_looked_at_again(backend, fake, book):
