@@ -17,6 +17,7 @@ COMPUTE_BUDGET = 500_000_000
 # Cells written by one run (all tabs together). A Google spreadsheet holds 10 million cells in
 # all, so one run never takes more than a fifth of that. Step rows above this are sampled.
 CELL_BUDGET = 2_000_000
+SPREADSHEET_CELLS = 10_000_000  # Google's limit for a whole spreadsheet: the other tabs count too
 
 # `NAME epochs` is never sampled: its history (all runs so far plus this one), over all
 # experiments, must fit here or the run is refused.

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from . import budgets
 from .backends.base import Snapshot
 from .engine import State, train
 from .errors import BackendError, InputError, OwnershipError
@@ -93,7 +94,8 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     entry = _run_entry(action, inputs, reports)
     others = {n: h for n, h in histories.items() if n not in names}
     plan = render(outputs, x=inputs.dataset.train_x(), y=inputs.dataset.y, other_histories=others,
-                  states=saved, entry=entry, previous_runs=previous_runs, order=inputs.all_names)
+                  states=saved, entry=entry, previous_runs=previous_runs, order=inputs.all_names,
+                  cell_budget=_cell_budget(snapshot, names))
     for report, tab in zip(reports, plan.tabs[0::2]):
         report.sampled = any("SAMPLED" in str(t.value) for t in tab.texts)
     backend.apply(plan)
@@ -161,6 +163,15 @@ def _notes(result, start: str) -> list[str]:
     if result.experiment.mode == "formulas":
         notes.append("Formula mode is not available yet: values were written.")
     return notes
+
+
+def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
+    """The run's cell budget, less whatever the tabs this run keeps already hold beyond the
+    spreadsheet's share (a Google spreadsheet holds 10 million cells in all)."""
+    replaced = {t.lower() for n in names for t in (steps_tab_name(n), epochs_tab_name(n))}
+    replaced |= {COMPARE_TAB, RUNS_TAB, STATE_TAB}
+    kept = sum(t.rows * t.cols for t in snapshot.tabs if t.title.lower() not in replaced)
+    return max(0, min(budgets.CELL_BUDGET, budgets.SPREADSHEET_CELLS - kept))
 
 
 def _was_diverged(result) -> bool:

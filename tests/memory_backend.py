@@ -13,7 +13,8 @@ class MemoryBackend:
 
     def read(self, tabs):
         self.reads += 1
-        infos = [TabInfo(t, i, t in self.owned) for i, t in enumerate(self.grids)]
+        infos = [TabInfo(t, i, t in self.owned, len(g), max((len(r) for r in g), default=0))
+                 for i, (t, g) in enumerate(self.grids.items())]
         return Snapshot("memory", infos, {t: [list(r) for r in self.grids[t]] for t in tabs if t in self.grids})
 
     def apply(self, plan):

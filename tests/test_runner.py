@@ -144,3 +144,16 @@ def test_a_diverged_run_is_a_result_and_running_on_says_how_to_recover():
     again = run("mem", backend=backend).experiments[0]
     assert any("lower lr and Reset" in n for n in again.notes)
     assert "lower lr and Reset" in backend.grids["runs"][2][6]
+
+
+def test_the_other_tabs_of_a_spreadsheet_count_against_its_cells(monkeypatch):
+    from sheetsync import budgets
+
+    monkeypatch.setattr(budgets, "SPREADSHEET_CELLS", 40_000)
+    tabs = demo_tabs()
+    tabs["big notes"] = [[1] * 100] * 150  # 15,000 cells of the user's
+    backend = MemoryBackend(tabs)
+    report = run("mem", backend=backend)
+    assert all(e.sampled for e in report.experiments)
+    total = sum(len(g) * max(len(r) for r in g) for g in backend.grids.values())
+    assert 35_000 < total <= 40_000  # sampling kept the whole spreadsheet inside its limit

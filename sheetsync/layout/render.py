@@ -72,4 +72,6 @@ def _rank(order: list[str], name: str) -> int:
 
 
 def _cells(tab: TabPlan) -> int:
-    return sum((t.n_rows + 1) * len(t.columns) for t in tab.tables) + len(tab.texts)
+    """The tab's whole rectangle: what a Google sheet's grid holds (and counts)."""
+    rows, cols = tab.extent()
+    return rows * cols

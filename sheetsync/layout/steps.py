@@ -27,7 +27,7 @@ def steps_tab_name(experiment: str) -> str:
 
 
 def steps_cells(result: Result) -> int:
-    return (len(result.steps) + 1) * len(result.steps.columns)
+    return (len(result.steps) + HEADER_ROW + 1) * len(result.steps.columns)
 
 
 def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[np.ndarray, int]:
