@@ -6,7 +6,6 @@ import pytest
 
 from sheetsync import Experiment, train
 from sheetsync.demo import X, Y
-from sheetsync.engine.result import Divergence
 from sheetsync.layout import ExperimentOutput, RunEntry, merge_history, render
 from sheetsync.layout.compare import render_compare
 from sheetsync.layout.epochs import fit_grid, predict, render_epochs

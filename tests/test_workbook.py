@@ -5,7 +5,7 @@ import pytest
 
 from sheetsync import cli
 from sheetsync.demo import demo_tabs
-from workbooks import parts, record, rows_of, sheet_names, write_book
+from workbooks import parts, record, rows_of, write_book
 
 
 @pytest.fixture

@@ -287,7 +287,6 @@ def _setting_key(raw) -> str:
 
 def _experiment_names(rows: list[list], tab: str, problems: list[Problem],
                       input_tabs=(DATA_TAB, EXPERIMENTS_TAB)) -> list[tuple[int, str]]:
-    header = rows[0] if rows else []
     width = max((_row_width(r) for r in rows), default=0)
     names: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
