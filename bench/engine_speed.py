@@ -266,7 +266,8 @@ def memory_child(epochs: int, keep_steps: bool) -> None:
     print(json.dumps({"epochs": epochs, "keep_steps": keep_steps, "steps": 10_000 * epochs, "seconds": seconds,
                       "tracemalloc_peak_mb": peak / 1e6, "rss_before_mb": rss_before / 1024,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "steps_table_rows": len(result.steps), "a": result.params["a"]}))
+                      "steps_table_rows": len(result.steps), "epochs_table_rows": len(result.epochs),
+                      "a": result.params["a"]}))
 
 
 def measure_memory(epoch_counts: list[int]) -> list[dict]:
@@ -282,13 +283,23 @@ def measure_memory(epoch_counts: list[int]) -> list[dict]:
 def print_memory_table(runs: list[dict]) -> None:
     print("\nMemory of train(...) on 10,000 rows (linear, pytorch SGD), each in a fresh process\n")
     head = f"{'epochs':>7s} {'keep_steps':>10s} {'row steps':>11s} {'seconds':>8s} {'tracemalloc peak':>17s}" \
-           f" {'peak RSS':>9s} {'RSS before':>11s} {'steps rows':>11s}"
+           f" {'peak RSS':>9s} {'RSS before':>11s} {'steps rows':>11s} {'epochs rows':>12s}"
     print(head)
     print("-" * len(head))
     for r in runs:
         print(f"{r['epochs']:7d} {str(r['keep_steps']):>10s} {r['steps']:11,d} {r['seconds']:8.2f}"
               f" {r['tracemalloc_peak_mb']:14.2f} MB {r['peak_rss_mb']:6.0f} MB {r['rss_before_mb']:8.0f} MB"
-              f" {r['steps_table_rows']:11,d}")
+              f" {r['steps_table_rows']:11,d} {r['epochs_table_rows']:12,d}")
+    short, long = runs[0], runs[1]
+    growth = (long["tracemalloc_peak_mb"] - short["tracemalloc_peak_mb"]) * 1e6
+    extra_rows = long["epochs_table_rows"] - short["epochs_table_rows"]
+    print(f"\n{long['steps'] - short['steps']:,} more steps add {growth / 1e6:.2f} MB to the Python-heap peak:"
+          f" {growth / max(extra_rows, 1):.0f} bytes per extra epochs-table row, {growth / (long['steps'] - short['steps']):.3f}"
+          " bytes per extra step")
+    for r in runs:
+        grew = r["peak_rss_mb"] - r["rss_before_mb"]
+        print(f"  {r['epochs']} epochs, keep_steps={r['keep_steps']}: peak RSS grew {grew:.0f} MB during the call"
+              f" (from {r['rss_before_mb']:.0f} MB after imports and a warm-up call)")
 
 
 def main() -> None:
