@@ -318,7 +318,26 @@ class Applier:
     """Applies sub-requests to one spreadsheet (a copy: the caller commits or drops it)."""
 
     def __init__(self, book: FakeSpreadsheet, rng: random.Random):
-        self.book, self.rng = book, rng
+        # Copy on write: the batch works on its own list of sheets and clones a sheet the first
+        # time a sub-request touches it, so a rejected batch leaves the original untouched.
+        self.book = FakeSpreadsheet(book.spreadsheet_id, book.title, list(book.sheets), dict(book.metadata),
+                                    set(book.shared_with), book.uploaded_xlsx)
+        self.rng = rng
+        self.cloned: set[int] = set()
+
+    def sheet(self, sheet_id: int) -> FakeSheet:
+        original = self.book.sheet(sheet_id)
+        if id(original) in self.cloned:
+            return original
+        copy_ = clone(original)
+        self.book.sheets[self.book.sheets.index(original)] = copy_
+        self.cloned.add(id(copy_))
+        return copy_
+
+    def reindex(self) -> None:
+        for i, s in enumerate(list(self.book.sheets)):
+            if s.props.get("index") != i:
+                self.sheet(s.sheet_id).props["index"] = i
 
     def new_id(self, taken) -> int:
         while True:
@@ -333,7 +352,7 @@ class Applier:
                             f"exceeds grid limits. Max rows: {rows}, max columns: {cols}")
 
     def grid_range(self, gr: dict) -> tuple[FakeSheet, int, int, int, int]:
-        sheet = self.book.sheet(gr.get("sheetId", 0))
+        sheet = self.sheet(gr.get("sheetId", 0))
         r0, c0 = gr.get("startRowIndex", 0), gr.get("startColumnIndex", 0)
         r1 = gr.get("endRowIndex", sheet.grid.get("rowCount", 0))
         c1 = gr.get("endColumnIndex", sheet.grid.get("columnCount", 0))
@@ -360,25 +379,27 @@ class Applier:
         if props.get("hidden") is False:
             props.pop("hidden")
         index = props.pop("index", len(self.book.sheets))
-        self.book.sheets.insert(min(index, len(self.book.sheets)), FakeSheet(props))
-        self.book.reindex()
+        sheet = FakeSheet(props)
+        self.cloned.add(id(sheet))
+        self.book.sheets.insert(min(index, len(self.book.sheets)), sheet)
+        self.reindex()
         self.check_some_visible()
         return {"addSheet": {"properties": copy.deepcopy(props)}}
 
     def deleteSheet(self, req: dict) -> dict:
-        sheet = self.book.sheet(req.get("sheetId", 0))
+        sheet = self.book.sheet(req.get("sheetId", 0))  # looked up, not cloned: it goes away
         if len(self.book.sheets) == 1:
             raise FakeError("You can't remove all the sheets in a document.")
         self.book.sheets.remove(sheet)
         for mid in [m["metadataId"] for m in self.book.sheet_metadata(sheet.sheet_id)]:
             del self.book.metadata[mid]
-        self.book.reindex()
+        self.reindex()
         self.check_some_visible()
         return {}
 
     def updateSheetProperties(self, req: dict) -> dict:
         props = req.get("properties", {})
-        sheet = self.book.sheet(props.get("sheetId", 0))
+        sheet = self.sheet(props.get("sheetId", 0))
         new = copy.deepcopy(sheet.props)
         apply_mask(new, props, req["fields"])
         new["sheetId"] = sheet.sheet_id
@@ -401,7 +422,7 @@ class Applier:
         rows = req.get("rows", [])
         if "start" in req:
             start = req["start"]
-            sheet = self.book.sheet(start.get("sheetId", 0))
+            sheet = self.sheet(start.get("sheetId", 0))
             r0, c0 = start.get("rowIndex", 0), start.get("columnIndex", 0)
             width = max((len(r.get("values", [])) for r in rows), default=0)
             self.check_range(sheet, r0, c0, r0 + len(rows), c0 + width)
@@ -438,7 +459,7 @@ class Applier:
 
     def updateDimensionProperties(self, req: dict) -> dict:
         rng = req.get("range", {})
-        sheet = self.book.sheet(rng.get("sheetId", 0))
+        sheet = self.sheet(rng.get("sheetId", 0))
         if rng.get("dimension") != "COLUMNS":
             raise FakeError("fake: only COLUMNS dimension properties are implemented")
         start, end = rng.get("startIndex", 0), rng.get("endIndex", sheet.grid["columnCount"])
@@ -472,7 +493,7 @@ class Applier:
         if overlay is None:
             raise FakeError("fake: only overlay positions are implemented")
         anchor = overlay.get("anchorCell", {})
-        host = self.book.sheet(anchor.get("sheetId", 0))
+        host = self.sheet(anchor.get("sheetId", 0))
         self.check_range(host, anchor.get("rowIndex", 0), anchor.get("columnIndex", 0),
                          anchor.get("rowIndex", 0) + 1, anchor.get("columnIndex", 0) + 1)
         host.charts.append(chart)
@@ -487,7 +508,7 @@ class Applier:
         location = meta.get("location", {})
         if "sheetId" not in location:
             raise FakeError("fake: only sheet locations are implemented")
-        self.book.sheet(location["sheetId"])
+        self.book.sheet(location["sheetId"])  # must exist; not modified
         meta["location"] = {"locationType": "SHEET", "sheetId": location["sheetId"]}
         if "metadataId" in meta:
             if meta["metadataId"] <= 0 or meta["metadataId"] in self.book.metadata:
@@ -826,8 +847,8 @@ class FakeSheetsAPI:
         violations = self.validator.validate(body, "BatchUpdateSpreadsheetRequest")
         if violations:
             return 400, {}, error_body(400, violations[0].description, "INVALID_ARGUMENT", violations)
-        work = clone(book)
-        applier = Applier(work, self.rng)
+        applier = Applier(book, self.rng)
+        work = applier.book
         replies = []
         for i, req in enumerate(body.get("requests", [])):
             kind = next(iter(req))
