@@ -75,7 +75,7 @@ class RunService:
     def _run(self, job: Job):
         from sheetsync.runner import run
 
-        kwargs = {"mode": job.mode} if job.mode != "values" or runner_accepts_mode() else {}
+        kwargs = {"mode": job.mode} if runner_accepts_mode() else {}  # values is the runner's only mode before
         return run(job.sheet.target, experiments=job.experiments, action=job.action,
                    backend=job.sheet.open(), progress=self._progress(job.run_id), **kwargs)
 
