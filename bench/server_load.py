@@ -12,11 +12,15 @@ The load comes from a second process (this script's child, ``--load``): C client
 keep-alive connections send N requests in all (bounded in count and in seconds), record each
 latency, and poll any 202 until the run finishes. Then the bench checks that nothing was lost
 or interleaved: every run id is ``succeeded`` in ``GET /v1/runs/<id>``, each workbook's run log
-has exactly as many entries as runs of it were sent, and its ``basic`` experiment has 5 epochs
-per run (each run continued from the one before it).
+has exactly as many entries as runs of it were sent (two interleaved runs would both append to
+the same log they read, losing an entry), and with ``--action run`` its ``basic`` experiment has
+5 epochs per run (each run continued from the one before it). ``--action reset`` keeps the
+workbook's size constant, for steady-state figures; with ``run`` each run costs a little more
+than the last, as the epoch histories and the run log grow.
 
     python bench/server_load.py                      # 1 and 4 workers, 200 requests, 8 clients
     python bench/server_load.py --requests 400 --clients 16 --workers 1 2 4
+    python bench/server_load.py --action reset       # constant-size workbook
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ def start_gunicorn(workers: int, folder: Path, store: Path, port: int) -> subpro
 # -- the load process --------------------------------------------------------------------------
 
 
-def load(port: int, sheets: list[str], requests: int, clients: int, seconds: float) -> dict:
+def load(port: int, sheets: list[str], requests: int, clients: int, seconds: float, action: str = "run") -> dict:
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     results: list[dict] = []
     lock = threading.Lock()
@@ -85,7 +89,7 @@ def load(port: int, sheets: list[str], requests: int, clients: int, seconds: flo
             with lock:
                 if next(counter, None) is None:
                     return
-            body = json.dumps({"spreadsheet": sheet})
+            body = json.dumps({"spreadsheet": sheet, "action": action})
             started = time.perf_counter()
             conn.request("POST", "/v1/runs", body=body, headers=headers)
             answer = conn.getresponse()
@@ -107,7 +111,7 @@ def load(port: int, sheets: list[str], requests: int, clients: int, seconds: flo
 # -- checks and report -------------------------------------------------------------------------
 
 
-def check(port: int, folder: Path, results: list[dict]) -> list[str]:
+def check(port: int, folder: Path, results: list[dict], action: str) -> list[str]:
     from sheetsync.backends.xlsx import XlsxBackend
 
     problems = []
@@ -130,8 +134,9 @@ def check(port: int, folder: Path, results: list[dict]) -> list[str]:
         epochs = sum(1 for row in snap.values["basic epochs"] if row and isinstance(row[0], (int, float)))
         if logged != sent:
             problems.append(f"{sheet}: {sent} runs sent, {logged} in its run log")
-        if epochs != 5 * sent:
-            problems.append(f"{sheet}: {epochs} epochs in 'basic epochs', expected {5 * sent}")
+        expected = 5 * sent if action == "run" else 5
+        if epochs != expected:
+            problems.append(f"{sheet}: {epochs} epochs in 'basic epochs', expected {expected}")
     return problems
 
 
@@ -140,7 +145,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def scenario(workers: int, n_sheets: int, requests: int, clients: int, seconds: float, work: Path) -> dict:
+def scenario(workers: int, n_sheets: int, requests: int, clients: int, seconds: float, work: Path,
+             action: str) -> dict:
     from sheetsync.demo import write_demo
 
     folder = work / f"w{workers}-s{n_sheets}"
@@ -151,16 +157,16 @@ def scenario(workers: int, n_sheets: int, requests: int, clients: int, seconds: 
     port = free_port()
     server = start_gunicorn(workers, folder, work / f"store-w{workers}-s{n_sheets}" / "runs.sqlite3", port)
     try:
-        warm = load(port, sheets, workers * 2, workers, 60)  # import numba etc. in every worker
+        warm = load(port, sheets, workers * 2, workers, 60, action)  # import numba etc. in every worker
         args = json.dumps({"port": port, "sheets": sheets, "requests": requests, "clients": clients,
-                           "seconds": seconds})
+                           "seconds": seconds, "action": action})
         child = subprocess.run([sys.executable, __file__, "--load", args], capture_output=True, text=True,
                                timeout=seconds + 180)
         if child.returncode != 0:
             raise SystemExit(child.stderr)
         out = json.loads(child.stdout)
         results = warm["results"] + out["results"]
-        problems = check(port, folder, results)
+        problems = check(port, folder, results, action)
     finally:
         server.terminate()
         server.wait(30)
@@ -179,11 +185,14 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per scenario (default 200)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads (default 8)")
     parser.add_argument("--seconds", type=float, default=120, help="time limit per scenario (default 120)")
+    parser.add_argument("--action", choices=["run", "reset"], default="run",
+                        help="run: each run continues the last (the workbook grows); reset: constant size")
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
         spec = json.loads(args.load)
-        print(json.dumps(load(spec["port"], spec["sheets"], spec["requests"], spec["clients"], spec["seconds"])))
+        print(json.dumps(load(spec["port"], spec["sheets"], spec["requests"], spec["clients"], spec["seconds"],
+                              spec["action"])))
         return 0
     if not shutil.which("gunicorn") and subprocess.run([sys.executable, "-m", "gunicorn", "--version"],
                                                        capture_output=True).returncode != 0:
@@ -193,7 +202,7 @@ def main() -> int:
     try:
         for workers in args.workers:
             for n_sheets in (1, 4):
-                row = scenario(workers, n_sheets, args.requests, args.clients, args.seconds, work)
+                row = scenario(workers, n_sheets, args.requests, args.clients, args.seconds, work, args.action)
                 rows.append(row)
                 print(f"workers {row['workers']}  sheets {row['sheets']}  requests {row['requests']:4d}  "
                       f"clients {row['clients']:2d}  {row['rps']:7.1f} req/s  p50 {row['p50_ms']:7.1f} ms  "
@@ -203,7 +212,8 @@ def main() -> int:
                     print("   ", p)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\ncpu cores: {os.cpu_count()}; demo workbook: 4 experiments x 29 rows x 5 epochs per run")
+    print(f"\ncpu cores: {os.cpu_count()}; action {args.action}; demo workbook: 4 experiments x 29 rows x "
+          "5 epochs per run")
     return 1 if any(r["problems"] for r in rows) else 0
 
 
