@@ -38,3 +38,19 @@ def test_same_plan_same_cells(tmp_path, backend, book):
             assert a == b, (name, r)
             compared += len(b)
     assert compared > 600  # every cell of every tab, not a sample
+
+
+def test_dates_errors_and_integers_read_alike(tmp_path, backend, book):
+    import datetime as dt
+    local = XlsxBackend.create(tmp_path / "dates.xlsx", {"when": [["day", "n"], [dt.datetime(2024, 1, 31), 3]]})
+    sheet = book.by_title("notes")
+    sheet.props["title"] = "when"
+    sheet.cells.clear()
+    sheet.cells[(0, 0)] = {"userEnteredValue": {"stringValue": "day"}}
+    sheet.cells[(0, 1)] = {"userEnteredValue": {"stringValue": "n"}}
+    sheet.cells[(1, 0)] = {"userEnteredValue": {"numberValue": 45322},
+                           "userEnteredFormat": {"numberFormat": {"type": "DATE", "pattern": "yyyy-mm-dd"}}}
+    sheet.cells[(1, 1)] = {"userEnteredValue": {"numberValue": 3}}
+    here, there = local.read(["when"]).values["when"], backend.read(["when"]).values["when"]
+    assert here == there
+    assert type(here[1][1]) is type(there[1][1]) is int
