@@ -66,7 +66,7 @@ from ..errors import BackendError, OwnershipError
 from .base import (Chart, Column, CellError, CellValue, DateCell, Highlight, Plan, RangeRef,
                    Snapshot, TabInfo, TabPlan, Table, Text)
 from .retry import Limiter, Outcome, RetryPolicy, send_with_retry, shared_buckets
-from .targets import Identity, load_credentials, parse_target
+from .targets import Identity, load_credentials, parse_target, token_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -784,7 +784,9 @@ def identity_of(credentials) -> Identity:
     email = getattr(credentials, "service_account_email", None)
     if email:
         return Identity("service_account", email, getattr(credentials, "project_id", None))
-    return Identity("user", None, getattr(credentials, "quota_project_id", None))
+    token = getattr(credentials, "token", None)
+    return Identity("user", None, getattr(credentials, "quota_project_id", None),
+                    token_fingerprint(token) if token else None)
 
 
 def check_ownership(plan: Plan, meta: Metadata) -> None:

@@ -22,6 +22,7 @@ contents of a key or a token.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -86,14 +87,20 @@ class Identity:
     kind: str  # "service_account" | "user"
     email: str | None
     project: str | None
+    fingerprint: str | None = None  # of a bare access token, when the email is unknown
 
     @property
     def user_key(self) -> str:
-        return f"user:{self.email or 'oauth-user'}"
+        """The per-user quota bucket: the email, else a hash of the token (never the token)."""
+        return f"user:{self.email or (f'token-{self.fingerprint}' if self.fingerprint else 'oauth-user')}"
 
     @property
     def project_key(self) -> str:
         return f"project:{self.project or 'default'}"
+
+
+def token_fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
 
 
 def default_service_account_path() -> Path:
@@ -119,7 +126,7 @@ def load_credentials(path: str | os.PathLike | None = None, *, token: str | None
     """Credentials for the Sheets API and who they belong to; `BackendError` when none fit."""
     if token:
         creds = google.oauth2.credentials.Credentials(token=token, scopes=list(scopes))
-        return creds, Identity("user", None, None)
+        return creds, Identity("user", None, None, token_fingerprint(token))
     found = credentials_path(path, env)
     if found is None:
         raise BackendError(

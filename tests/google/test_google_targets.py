@@ -93,6 +93,9 @@ def test_a_bare_access_token_becomes_user_credentials_without_network():
     creds, who = load_credentials(token="ya29.user-token")
     assert isinstance(creds, google.oauth2.credentials.Credentials)
     assert creds.token == "ya29.user-token" and who.kind == "user"
+    assert who.user_key.startswith("user:token-") and "ya29" not in who.user_key  # a quota key, not the token
+    _, other = load_credentials(token="ya29.another-user")
+    assert other.user_key != who.user_key
 
 
 def test_authorized_user_files_are_accepted(tmp_path):
