@@ -680,7 +680,7 @@ class FakeSheetsAPI:
         parts = urlsplit(request.url)
         query = parse_qs(parts.query, keep_blank_values=True)
         path_tail = urlsplit(rest).path
-        denied = self.authorize(request, key, write=call.kind in ("batchUpdate", "values.update"))
+        denied = self.authorize(request, key, write=call.kind in ("batchUpdate", "values.update", "values.batchUpdate"))
         if denied:
             return denied
         book = self.books[key]
@@ -691,6 +691,8 @@ class FakeSheetsAPI:
                 return 200, {}, self.batch_get(book, query)
             if call.kind == "batchUpdate" and request.method == "POST":
                 return self.batch_update(book, body_bytes, call)
+            if call.kind == "values.batchUpdate" and request.method == "POST":
+                return self.values_batch_update(book, body_bytes, call)
             if call.kind == "values.get":
                 return 200, {}, self.values_get(book, unquote(path_tail[len("/values/"):]), query)
             if call.kind == "values.update":
@@ -809,29 +811,73 @@ class FakeSheetsAPI:
     def values_update(self, book: FakeSpreadsheet, a1: str, query: dict, body_bytes: bytes, call: Call):
         self.check_params(query, "update", resource="values")
         option = query.get("valueInputOption", [None])[0]
+        body, refused = self.parse_body(body_bytes, call, "ValueRange")
+        if refused:
+            return refused
+        applier = Applier(book, self.rng)
+        reply = self.write_values(applier, dict(body, range=a1), option)
+        self.books[book.spreadsheet_id] = applier.book
+        return 200, {}, dict(reply, spreadsheetId=book.spreadsheet_id)
+
+    # POST values:batchUpdate (sheetsync's staging chunks)
+    def values_batch_update(self, book: FakeSpreadsheet, body_bytes: bytes, call: Call):
+        body, refused = self.parse_body(body_bytes, call, "BatchUpdateValuesRequest")
+        if refused:
+            return refused
+        applier = Applier(book, self.rng)  # all ranges or none
+        replies = [dict(self.write_values(applier, vr, body.get("valueInputOption")), spreadsheetId=book.spreadsheet_id)
+                   for vr in body.get("data", [])]
+        self.books[book.spreadsheet_id] = applier.book
+        return 200, {}, {"spreadsheetId": book.spreadsheet_id,
+                         "totalUpdatedRows": sum(r["updatedRows"] for r in replies),
+                         "totalUpdatedColumns": max((r["updatedColumns"] for r in replies), default=0),
+                         "totalUpdatedCells": sum(r["updatedCells"] for r in replies),
+                         "totalUpdatedSheets": len({r["updatedRange"].rpartition("!")[0] for r in replies}),
+                         "responses": replies}
+
+    def parse_body(self, body_bytes: bytes, call: Call, schema: str):
+        if len(body_bytes) > self.payload_limit:
+            return None, (400, {}, error_body(400, f"Request payload size exceeds the limit: {self.payload_limit} bytes.",
+                                              "INVALID_ARGUMENT"))
+        try:
+            body = json.loads(body_bytes, parse_constant=reject_constant)
+        except ValueError as exc:
+            return None, (400, {}, error_body(400, f"Invalid JSON payload received. Unexpected token.\n{exc}",
+                                              "INVALID_ARGUMENT"))
+        call.body = body
+        violations = self.validator.validate(body, schema)
+        if violations:
+            return None, (400, {}, error_body(400, violations[0].description, "INVALID_ARGUMENT", violations))
+        return body, None
+
+    def write_values(self, applier: "Applier", vr: dict, option: str | None) -> dict:
         if option not in ("RAW", "USER_ENTERED"):
             raise FakeError("'valueInputOption' is required but not specified")
-        body = json.loads(body_bytes, parse_constant=reject_constant)
-        call.body = body
-        violations = self.validator.validate(body, "ValueRange")
-        if violations:
-            return 400, {}, error_body(400, violations[0].description, "INVALID_ARGUMENT", violations)
-        (sheet, (r0, c0, _, _)), = self.resolve(book, [a1])
-        rows = body.get("values") or []
+        if vr.get("majorDimension") not in (None, "ROWS"):
+            raise FakeError("fake: only ROWS major dimension is implemented")
+        (found, (r0, c0, r1, c1)), = self.resolve(applier.book, [vr["range"]])
+        sheet = applier.sheet(found.sheet_id)
+        rows = vr.get("values") or []
         width = max((len(r) for r in rows), default=0)
-        Applier(book, self.rng).check_range(sheet, r0, c0, r0 + len(rows), c0 + width)
+        applier.check_range(sheet, r0, c0, r0 + len(rows), c0 + width)
+        if ":" in vr["range"].rpartition("!")[2] and (len(rows) > r1 - r0 or width > c1 - c0):
+            raise FakeError(f"Requested writing within range [{vr['range']}], but tried writing to row "
+                            f"[{r0 + len(rows)}]")
         for i, row in enumerate(rows):
             for j, v in enumerate(row):
                 if v is None:
                     continue  # "Null values will be skipped"
-                sheet.cells.pop((r0 + i, c0 + j), None)
-                if v != "":
-                    sheet.cells[(r0 + i, c0 + j)] = {"userEnteredValue": entered(v, option)}
-        end = f"{a1_cell(r0 + len(rows) - 1, c0 + width - 1)}" if rows else a1_cell(r0, c0)
-        return 200, {}, {"spreadsheetId": book.spreadsheet_id,
-                         "updatedRange": f"{a1_name(sheet.title)}!{a1_cell(r0, c0)}:{end}",
-                         "updatedRows": len(rows), "updatedColumns": width,
-                         "updatedCells": sum(len(r) for r in rows)}
+                cell = sheet.cells.setdefault((r0 + i, c0 + j), {})  # values only: formats stay
+                cell.pop("effectiveValue", None)
+                if v == "":
+                    cell.pop("userEnteredValue", None)
+                else:
+                    cell["userEnteredValue"] = entered(v, option)
+                if not cell:
+                    del sheet.cells[(r0 + i, c0 + j)]
+        end = a1_cell(r0 + max(len(rows), 1) - 1, c0 + max(width, 1) - 1)
+        return {"updatedRange": f"{a1_name(sheet.title)}!{a1_cell(r0, c0)}:{end}", "updatedRows": len(rows),
+                "updatedColumns": width, "updatedCells": sum(len(r) for r in rows)}
 
     # POST :batchUpdate
     def batch_update(self, book: FakeSpreadsheet, body_bytes: bytes, call: Call):
@@ -868,7 +914,8 @@ def kind_of(url: str, method: str = "GET") -> str:
     tail = urlsplit(SHEETS_RE.match(url).group(2)).path
     if tail.startswith("/values/") and ":" not in tail[len("/values/"):].rsplit("!", 1)[-1]:
         return "values.update" if method == "PUT" else "values.get"
-    return {"": "get", ":batchUpdate": "batchUpdate", "/values:batchGet": "values.batchGet"}.get(tail, tail)
+    return {"": "get", ":batchUpdate": "batchUpdate", "/values:batchGet": "values.batchGet",
+            "/values:batchUpdate": "values.batchUpdate"}.get(tail, tail)
 
 
 def grid_data(sheet: FakeSheet, r0: int, c0: int, r1: int, c1: int) -> dict:

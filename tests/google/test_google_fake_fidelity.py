@@ -284,3 +284,15 @@ def test_gspread_itself_works_against_the_fake_with_recorded_shapes(fake, sheet)
     assert formulas == [["A1", "B1", "", "D1"], ["", "b2", "", ""], ["", "", "", ""], ["A4", 2.5, "=1+1", 4]]
     assert fake.books[KEY].by_title("t").cells[(3, 2)]["userEnteredValue"] == {"formulaValue": "=1+1"}
     assert [c.kind for c in fake.api_calls] == ["get", "batchUpdate", "values.update", "values.get"]
+
+
+def test_values_batch_update_has_the_recorded_shape_and_keeps_formats(fake, sheet):
+    body, real = recorded("WorksheetTest.test_batch_update.json", "POST", "values:batchUpdate")
+    fake.books[KEY].sheets[0].cells[(0, 0)] = {"userEnteredFormat": {"textFormat": {"bold": True}}}
+    ours = call("POST", f"{API}/{KEY}/values:batchUpdate", json=body)
+    assert ours.status_code == 200 and shape(ours.json()) == shape(real)
+    assert ours.json()["totalUpdatedCells"] == real["totalUpdatedCells"] == 8
+    cell = fake.books[KEY].sheets[0].cells[(0, 0)]
+    assert cell == {"userEnteredFormat": {"textFormat": {"bold": True}}, "userEnteredValue": {"stringValue": "A1"}}
+    bad = call("POST", f"{API}/{KEY}/values:batchUpdate", json={"valueInputOption": "RAWISH", "data": []})
+    assert bad.status_code == 400

@@ -18,7 +18,7 @@ from sheetsync.errors import BackendError
 from sheets_support import state, user_tabs
 
 FAULTS = ["429", "500", "503", "timeout", "reset"]
-SMALL = 20_000  # a payload limit that makes the demo plan go through staging
+SMALL = 8_000  # a payload limit that makes the demo plan go through staging in 6 writes
 
 
 def visible(st: dict) -> dict:
@@ -73,9 +73,12 @@ def test_one_shot_run_converges_whatever_fails(fake, book, backend, sleeps, k, k
 def test_staged_run_request_count(make_backend, fake, book):
     backend = make_backend(payload_limit=SMALL)
     job(backend)
-    writes = [c for c in fake.api_calls if c.kind == "batchUpdate"]
+    writes = [c for c in fake.api_calls if c.kind in ("batchUpdate", "values.batchUpdate")]
     assert len(fake.api_calls) == 2 + len(writes) == STAGED_REQUESTS
     assert all(c.bytes_in <= SMALL for c in writes)
+    # formats and headers by batchUpdate, plain values by values.batchUpdate (RAW), then the swap
+    assert [c.kind for c in writes] == ["batchUpdate"] * 2 + ["values.batchUpdate"] * 3 + ["batchUpdate"]
+    assert all(c.body["valueInputOption"] == "RAW" for c in writes if c.kind == "values.batchUpdate")
 
 
 STAGED_REQUESTS = 8
@@ -150,6 +153,6 @@ def test_persistent_failure_of_a_one_shot_write_changes_nothing(backend, fake, b
 
 def test_every_staged_body_stays_under_the_limit(make_backend, fake, book):
     job(make_backend(payload_limit=SMALL), plan_rows=400)
-    writes = [c for c in fake.api_calls if c.kind == "batchUpdate"]
+    writes = [c for c in fake.api_calls if c.kind in ("batchUpdate", "values.batchUpdate")]
     assert len(writes) > 5 and max(c.bytes_in for c in writes) <= SMALL
     assert json.dumps([c.body for c in writes]).count('"addSheet"') == 6
