@@ -19,8 +19,10 @@ Requests per run (the token exchange not counted):
    with typed values, formats, widths, notes, fills, charts and the ownership marks.
 
 Above the payload limit (2 MB, Google's recommendation) the cells are written into hidden
-staging tabs in several requests, then one final atomic request deletes the old owned tabs,
-renames and unhides the staging tabs and adds charts and marks. A failure before the swap
+staging tabs in several requests — headers, formats and formulas by ``batchUpdate``, plain
+values by ``values.batchUpdate`` with RAW input (a third of updateCells' bytes; atomicity is
+the swap's job) — then one final atomic request deletes the old owned tabs, renames and
+unhides the staging tabs and adds charts and marks. A failure before the swap
 leaves the visible sheet as it was; the next run deletes leftover staging tabs in its final
 request.
 
