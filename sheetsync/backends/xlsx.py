@@ -305,6 +305,8 @@ class WorkbookReader:
             return self._date(number) if style in self.date_xfs() else number
         if kind == "s":
             return self.strings()[int(text)]
+        if kind == "str":
+            return excel_unescape(text)  # the text result of a formula
         if kind == "b":
             return text.strip() in ("1", "true")
         if kind == "e":
@@ -313,13 +315,11 @@ class WorkbookReader:
             from openpyxl.utils.datetime import to_excel
 
             return DateCell(float(to_excel(dt.datetime.fromisoformat(text))), text)
-        return text  # "str": the text result of a formula
+        return text
 
     def _inline(self, c: ET.Element) -> str | None:
-        from openpyxl.cell.text import Text as RichText
-
         node = c.find(_M + "is")
-        return RichText.from_tree(node).content if node is not None else None
+        return rich_text(node) if node is not None else None
 
     def _date(self, serial: float) -> DateCell:
         from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
@@ -333,10 +333,8 @@ class WorkbookReader:
 
     def strings(self) -> list[str]:
         if self._strings is None:
-            from openpyxl.reader.strings import read_string_table
-
             part = self._related(ooxml.REL_SHARED_STRINGS)
-            self._strings = read_string_table(self.pkg.open(part)) if part else []
+            self._strings = shared_strings(self.pkg.open(part)) if part else []
         return self._strings
 
     def date_xfs(self) -> set[str]:
@@ -352,6 +350,33 @@ class WorkbookReader:
             if rel.type == rel_type and self.pkg.has(rel.target):
                 return rel.target
         return None
+
+
+def shared_strings(stream) -> list[str]:
+    # Not openpyxl's reader: it turns "_x005F_x0041_" into "_x0041_" and leaves real escapes.
+    strings = []
+    for _, el in ET.iterparse(stream, events=("end",)):
+        if el.tag == _M + "si":
+            strings.append(rich_text(el))
+            el.clear()
+    return strings
+
+
+def rich_text(node: ET.Element) -> str:
+    """The text of an <si> or <is>: its runs joined, phonetic hints (rPh) left out."""
+    parts = [node.findtext(_M + "t") or ""]
+    parts += [r.findtext(_M + "t") or "" for r in node.iterfind(_M + "r")]
+    return excel_unescape("".join(parts))
+
+
+_EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def excel_unescape(text: str) -> str:
+    """Excel writes characters XML cannot hold as _xHHHH_ (and a literal "_x" as _x005F_x)."""
+    if "_x" not in text:
+        return text
+    return _EXCEL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
 def _wanted(title: str, wanted: list[str]) -> bool:
@@ -603,7 +628,7 @@ class Surgery:
 
 
 def check_tab_name(name: str, path: str) -> None:
-    bad = sorted(BAD_TAB_CHARS & set(name))
+    bad = sorted(BAD_TAB_CHARS & set(name)) + (["control characters"] if _ILLEGAL_XML.search(name) else [])
     if not name or len(name) > MAX_TAB_NAME or bad or name.startswith("'") or name.endswith("'") \
             or name.casefold() == "history":
         why = f"contains {' '.join(bad)}" if bad else f"must be 1-{MAX_TAB_NAME} characters, not start or end with ', and not be History"
@@ -732,15 +757,21 @@ def write_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
 # Rendering one owned tab
 
 
-_ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot hold, and \r, which XML parsers turn into \n.
+_ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\r\x0e-\x1f\ufffe\uffff]")
 _ESCAPED_LOOKALIKE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 
 
 def xml_text(text: str) -> str:
     """Text as cell XML content: escaped, with control characters in Excel's _xHHHH_ form."""
+    return escape(excel_escape(text))
+
+
+def excel_escape(text: str) -> str:
+    """Characters XML 1.0 cannot hold, as Excel writes them (_xHHHH_); the inverse of
+    `excel_unescape`, so text that merely looks like an escape is protected too."""
     if "_x" in text:
         text = _ESCAPED_LOOKALIKE.sub(r"_x005F_\1", text)
-    text = escape(text)
     if _ILLEGAL_XML.search(text):
         text = _ILLEGAL_XML.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
     return text
@@ -750,7 +781,7 @@ def cell_xml(ref: str, value: Any, style: int, formula: str | None = None) -> st
     """One <c> element; NaN and infinities are blank cells (a spreadsheet has no such numbers)."""
     s = f' s="{style}"' if style else ""
     f = f"<f>{xml_text(formula.removeprefix('='))}</f>" if formula else ""
-    if value is None or isinstance(value, (float, np.floating)) and not math.isfinite(value):
+    if value is None or value == "" or isinstance(value, (float, np.floating)) and not math.isfinite(value):
         return f'<c r="{ref}"{s}>{f}</c>' if (f or s) else ""
     if isinstance(value, (bool, np.bool_)):
         return f'<c r="{ref}"{s} t="b">{f}<v>{int(value)}</v></c>'
@@ -1004,7 +1035,7 @@ class TabRenderer:
 
 
 def _blank(value: Any) -> bool:
-    return value is None or isinstance(value, (float, np.floating)) and not math.isfinite(value)
+    return value is None or value == "" or isinstance(value, (float, np.floating)) and not math.isfinite(value)
 
 
 def _row_xml(row: int, pieces: list[tuple[int, str]]) -> str:
@@ -1091,7 +1122,7 @@ def comment_parts(notes: list[tuple[int, int, str]], blocks: list[int]) -> tuple
     records = []
     for r, c, note in notes:
         record = CommentRecord(ref=f"{col_letter(c)}{r + 1}", author="sheetsync", height=120, width=240)
-        record.text.t = note
+        record.text.t = excel_escape(note)
         records.append(record)
     sheet = CommentSheet.from_comments(records)
     vml = sheet.write_shapes().decode("utf-8")

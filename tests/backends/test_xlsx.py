@@ -395,7 +395,7 @@ def test_protected_workbook_structure_is_refused(book):
         XlsxBackend(book).apply(small_plan())
 
 
-@pytest.mark.parametrize("name", ["a/b", "x" * 32, "", "History", "what?"])
+@pytest.mark.parametrize("name", ["a/b", "x" * 32, "", "History", "what?", "bell\x07", "\ufffe"])
 def test_impossible_tab_names_are_refused(book, name):
     before = book.read_bytes()
     with pytest.raises(BackendError, match="cannot be a tab name"):
