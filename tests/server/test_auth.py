@@ -182,3 +182,19 @@ def test_tokens_never_reach_the_logs(google_client, fake, signing_key, caplog):
     assert caplog.records  # something was logged, so the check below means something
     for secret in (good, expired, OWNER_TOKEN, STRANGER_TOKEN, API_KEY, good.split(".")[2]):
         assert secret not in logged
+
+
+def test_an_expired_user_token_asks_for_a_fresh_one(google_client, fake, signing_key):
+    headers = {**auth(id_token(signing_key[0])), "X-Goog-User-Token": "ya29.expired-or-revoked"}
+    r = google_client.post("/v1/runs", json=RUN, headers=headers)
+    assert r.status_code == 401
+    assert r.json["error"]["code"] == "user_token_rejected"
+    assert "fresh token" in r.json["error"]["message"]
+
+
+def test_a_missing_spreadsheet_is_a_404(google_client, fake, signing_key):
+    headers = {**auth(id_token(signing_key[0])), "X-Goog-User-Token": OWNER_TOKEN}
+    r = google_client.post("/v1/runs", json={"spreadsheet": "1ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"},
+                           headers=headers)
+    assert r.status_code == 404
+    assert r.json["error"]["code"] == "spreadsheet_not_found"
