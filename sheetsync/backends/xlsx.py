@@ -1,30 +1,41 @@
 """The local workbook backend: read an ``.xlsx``/``.xlsm`` file, apply a `Plan` to it.
 
-Nothing of the user's is lost, because the user's workbook is never loaded and re-saved (openpyxl
-would drop shapes, text boxes, form controls, slicers, pivot caches, custom XML, and charts or
-images it cannot read). `apply` performs package surgery instead (see `ooxml`): every part of
-the file is copied byte for byte, except
+Nothing of the user's is lost, because the user's workbook is never loaded and re-saved: an
+openpyxl round trip drops shapes and text boxes, pictures (without Pillow), custom XML, the VBA
+project (without ``keep_vba``), the titles in ``docProps/app.xml``, and whatever else it does not
+model (form controls, slicers, pivot caches). `apply` performs package surgery instead (see
+`ooxml`): every part of the file is copied as it is (its compressed bytes, not even re-deflated),
+except
 
-- the parts of owned tabs being replaced or removed (worksheet, its rels, drawings, charts,
+- the parts of owned tabs being replaced or removed (worksheet, its rels, drawing, charts,
   comments, VML) — removed only when nothing that stays still refers to them;
 - ``[Content_Types].xml``, ``xl/workbook.xml``, ``xl/_rels/workbook.xml.rels``,
-  ``xl/styles.xml`` (appended to) and ``docProps/app.xml`` (titles) — small textual edits;
+  ``xl/styles.xml`` (appended to, never renumbered) and ``docProps/app.xml`` (titles) — small
+  textual edits;
 - ``xl/calcChain.xml`` — dropped when it lists cells of a removed sheet (Excel rebuilds it);
 
-and the owned tabs' parts are generated here, streamed (a steps table has millions of cells).
+and the owned tabs' parts are generated here. Worksheet XML is streamed (a steps table has
+millions of cells): inline strings, floats written with ``repr`` so they read back bit for bit,
+NaN and infinities as blank cells, Excel's ``_xHHHH_`` escapes for characters XML cannot hold.
+Comments (with their VML) and native charts come from openpyxl's serialisers, fed directly.
+Owned tabs go after the user's tabs, in plan order.
 
 Ownership mark: every tab sheetsync creates carries a hidden, sheet-local defined name
 ``_sheetsync_owned`` (``localSheetId`` = the tab, value ``'<tab>'!$A$1``). Excel and LibreOffice
-keep sheet-local names through a save, move them with the sheet when it is renamed or moved, and
-delete them with the sheet, so the mark follows the tab rather than its title. (Copying an owned
-tab in Excel copies the mark too; such a copy is never written by name, so it stays as it is.)
+keep sheet-local names through a save (tested for LibreOffice), move them with the sheet when it
+is renamed or moved, and delete them with the sheet, so the mark follows the tab rather than its
+title: a user's tab that merely has the same name is never taken for ours. (Copying an owned tab
+in Excel copies the mark too; the copy has another name, so no plan writes it.)
 
 Writes are atomic: a temporary file beside the workbook, flushed and fsynced, then
-``os.replace``; the original's permission bits are kept; a read-only file is refused.
+``os.replace``; the original's permission bits are kept. Refused with a clear error before
+anything is written: a read-only file, a user tab in the plan's way (`OwnershipError`), an
+encrypted or Strict Open XML or corrupt file, a workbook whose structure is protected, and a file
+that someone else saved while we were writing (theirs wins).
 
 Reading parses the sheet XML in one streaming pass (openpyxl gives either a formula cell's cached
-value or its formula per pass, never both, and a formula without a cached value reads as empty),
-with openpyxl's own helpers for shared strings, date formats and serial dates.
+value or its formula per pass, never both, and reads a formula without a cached value as empty),
+with openpyxl's helpers for date formats and serial dates.
 """
 
 from __future__ import annotations
