@@ -669,6 +669,7 @@ class GoogleBackend:
     def _call(self, method: str, url: str, action: str, params: dict | None = None,
               body: bytes | None = None) -> dict:
         headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else None
+        params = dict(params or {}, prettyPrint="false")  # Google indents JSON unless told not to
 
         def send() -> requests.Response:
             try:

@@ -667,7 +667,8 @@ class FakeSheetsAPI:
             return status, headers, json.dumps(error_body(status, names[status][1], names[status][0]))
         status, headers, payload = self.dispatch(request, body_bytes, call)
         call.status, call.response = status, payload
-        text = json.dumps(payload, indent=2)
+        pretty = parse_qs(urlsplit(request.url).query).get("prettyPrint", ["true"])[0] != "false"
+        text = json.dumps(payload, indent=2) if pretty else json.dumps(payload, separators=(",", ":"))
         call.bytes_out = len(text.encode())
         if fault == "timeout":  # applied, but the answer never arrives
             call.status = "timeout"

@@ -33,7 +33,7 @@ def test_only_existing_tabs_asked_for_means_one_request(backend, fake, book):
 def test_metadata_request_uses_a_field_mask_and_gets_no_cells(backend, fake, book):
     backend.read([])
     call = fake.api_calls[0]
-    assert "fields=" in call.url and call.bytes_out < 2000
+    assert "fields=" in call.url and "prettyPrint=false" in call.url and call.bytes_out < 1000
     assert set(call.response) == {"spreadsheetId", "properties", "sheets"}  # no spreadsheetUrl
     assert set(call.response["properties"]) == {"title"}
     assert "rowData" not in json.dumps(call.response)
