@@ -123,6 +123,8 @@ class XlsxBackend:
         from openpyxl import Workbook
 
         path = os.fspath(path)
+        if not path.lower().endswith(".xlsx"):
+            raise BackendError(f"{path}: sheetsync creates .xlsx workbooks; name it ….xlsx")
         if os.path.exists(path):
             raise BackendError(f"{path}: already exists; sheetsync creates only new workbooks")
         wb = Workbook()
@@ -792,7 +794,7 @@ def cell_xml(ref: str, value: Any, style: int, formula: str | None = None) -> st
     """One <c> element; NaN and infinities are blank cells (a spreadsheet has no such numbers)."""
     s = f' s="{style}"' if style else ""
     f = f"<f>{xml_text(formula.removeprefix('='))}</f>" if formula else ""
-    if value is None or value == "" or isinstance(value, (float, np.floating)) and not math.isfinite(value):
+    if _blank(value):
         return f'<c r="{ref}"{s}>{f}</c>' if (f or s) else ""
     if isinstance(value, (bool, np.bool_)):
         return f'<c r="{ref}"{s} t="b">{f}<v>{int(value)}</v></c>'
@@ -843,7 +845,7 @@ class TabRenderer:
         self.header_styles[id(table)] = styles.xf(None, bold=table.bold_header)
         out = []
         for col in table.columns:
-            values = col.values.to_numpy() if hasattr(col.values, "to_numpy") else col.values
+            values = plain_values(col.values)
             if isinstance(values, np.ndarray) and values.dtype.kind not in "fiub":
                 values = values.tolist()
             fast = isinstance(values, np.ndarray) and values.dtype.kind in "fiu" and not col.formulas
@@ -1045,8 +1047,21 @@ class TabRenderer:
         return patches
 
 
+def plain_values(values: Any) -> Any:
+    """A pandas column as numpy (nullable numbers as floats with NaN for missing), else as is."""
+    if not hasattr(values, "to_numpy"):
+        return values
+    if getattr(values.dtype, "kind", "O") in "iufb" and values.isna().any():
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    return values.to_numpy()
+
+
 def _blank(value: Any) -> bool:
-    return value is None or value == "" or isinstance(value, (float, np.floating)) and not math.isfinite(value)
+    if value is None or isinstance(value, str) and not value:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return not math.isfinite(value)
+    return type(value).__name__ in ("NAType", "NaTType")  # pandas' missing values
 
 
 def _row_xml(row: int, pieces: list[tuple[int, str]]) -> str:

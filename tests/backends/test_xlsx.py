@@ -627,3 +627,21 @@ def test_comment_shapes_never_share_ids_with_the_users(book):
     assert len(set(blocks)) == 3
     ids = [i for v in vml.values() for i in re.findall(r'id="(_x0000_s\d+)"', v)]
     assert len(ids) == len(set(ids)) == 1 + 4 + 4  # one user note, four notes per owned tab
+
+
+def test_pandas_columns_with_missing_values_are_written_blank(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    frame = pd.DataFrame({"n": pd.array([1, None, 3], dtype="Int64"), "t": ["a", pd.NA, "c"],
+                          "x": [0.5, float("nan"), 2.5]})
+    table = Table([Column(name, frame[name]) for name in frame.columns])
+    XlsxBackend(path).apply(Plan([TabPlan("t", tables=[table])]))
+    assert XlsxBackend(path).read(["t"]).values["t"] == [["n", "t", "x"], [1, "a", 0.5], [], [3, "c", 2.5]]
+
+
+def test_create_makes_only_xlsx_files(tmp_path):
+    with pytest.raises(BackendError, match="creates .xlsx"):
+        XlsxBackend.create(tmp_path / "new.xlsm", {"data": []})
+    assert not (tmp_path / "new.xlsm").exists()
