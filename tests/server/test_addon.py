@@ -11,7 +11,6 @@ import subprocess
 import zlib
 from pathlib import Path
 
-import pytest
 
 from sheetsync.demo import demo_tabs
 
