@@ -100,3 +100,30 @@ def test_excel_styles_get_appended_entries_and_nothing_else_moves():
     reread.xf(None, bold=True)
     reread.xf("0.000000", fill="FFC7CE")
     assert not reread.changed()
+
+
+def test_parts_shared_with_something_that_stays_are_kept():
+    graph = {
+        "": ["xl/workbook.xml"],
+        "xl/workbook.xml": ["xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"],
+        "xl/worksheets/sheet1.xml": ["xl/drawings/drawing1.xml"],  # the user's
+        "xl/worksheets/sheet2.xml": ["xl/drawings/drawing2.xml"],  # ours, being replaced
+        "xl/drawings/drawing1.xml": ["xl/media/image1.png"],
+        "xl/drawings/drawing2.xml": ["xl/media/image1.png", "xl/charts/chart2.xml"],
+    }
+    candidates = ooxml.closure(["xl/worksheets/sheet2.xml"], graph)
+    dropped = ooxml.unreachable(candidates, graph, cut={"xl/worksheets/sheet2.xml"})
+    assert dropped == {"xl/worksheets/sheet2.xml", "xl/drawings/drawing2.xml", "xl/charts/chart2.xml"}
+
+
+def test_content_types_and_rels_edits():
+    types = (f'<?xml version="1.0"?><Types xmlns="{ooxml.NS_CT}"><Default Extension="xml" ContentType="application/xml"/>'
+             '<Override PartName="/xl/worksheets/Sheet2.xml" ContentType="x"/><Override PartName="/xl/a.xml" ContentType="y"/></Types>')
+    edited = ooxml.edit_content_types(types, {"xl/worksheets/sheet2.xml"}, [("xl/new.xml", "z")])
+    assert "Sheet2" not in edited and '/xl/a.xml' in edited
+    assert '<Override PartName="/xl/new.xml" ContentType="z"/></Types>' in edited
+    assert 'Extension="rels"' in edited  # added when missing
+    rels = (f'<Relationships xmlns="{ooxml.NS_PKG_RELS}"><Relationship Id="rId1" Type="t" Target="a.xml"/>'
+            '<Relationship Id="rId2" Type="t" Target="b.xml"/></Relationships>')
+    edited = ooxml.edit_rels(rels, {"rId2"}, [("rId3", "t", "c.xml")])
+    assert [m for m in re.findall(r'Id="(\w+)"', edited)] == ["rId1", "rId3"]
