@@ -4,7 +4,6 @@ formulas, shows the values, and keeps our charts, notes and ownership marks thro
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import time
