@@ -633,7 +633,7 @@ class Surgery:
                     write_part(zf, copy_info(info), self.edited[info.filename])
                 else:
                     copy_part(self.pkg.zip, zf, info)
-            if self.styles_part not in {i.filename for i in self.pkg.infos}:
+            if not self.pkg.has(self.styles_part):
                 write_part(zf, new_info(self.styles_part), self.edited[self.styles_part])
             for tab in self.tabs:
                 for part in tab.parts():
