@@ -8,8 +8,9 @@ Requests per run (the token exchange not counted):
 2. one request for the values of every asked-for tab that exists, plus sheetsync's small
    owned tabs (epochs, state, runs) so that a caller's second read costs nothing. By default
    this is ``spreadsheets.get`` with ``ranges`` and a grid-data field mask (effective value and
-   number format type) rather than ``values.batchGet``: about twice the bytes received, but it
-   tells a date from a number and an error from a text, as the local backend can.
+   number format type) rather than ``values.batchGet``: 2x (demo) to 8x (10,000 numeric rows)
+   the bytes received (bench/google_requests.py), but it tells a date from a number and an
+   error from a text, as the local backend can.
    ``value_source="values"`` uses ``values.batchGet`` (UNFORMATTED_VALUE, SERIAL_NUMBER)
    instead. The two requests cannot be merged into one: with ``ranges`` Google returns only
    the tabs the ranges touch (and a range naming a missing tab fails the whole request), and
