@@ -160,3 +160,15 @@ def test_the_process_shares_one_registry(monkeypatch):
     assert retry.shared_buckets() is retry.shared_buckets()
     mine = retry.configure_shared_buckets({"user": 10})
     assert retry.shared_buckets() is mine and mine.rate_for("user:x") == 10
+
+
+def test_backends_share_the_process_buckets_and_every_request_draws_from_them(make_backend, book, sleeps):
+    buckets = QuotaBuckets({"user": 3, "project": 300}, clock=sleeps.clock, sleep=sleeps)
+    first, second = make_backend(bucket=buckets), make_backend(bucket=buckets)
+    first.read(["data"])   # 2 requests
+    second.read(["data"])  # 2 more for the same service account: the 4th waits for a token
+    assert sleeps == [pytest.approx(20.0)]  # 3 per minute -> one every 20 s
+    from sheetsync.backends.google import GoogleBackend
+    default_a = GoogleBackend("k" * 30, first.client.http_client.auth)
+    default_b = GoogleBackend("k" * 30, first.client.http_client.auth)
+    assert default_a.bucket is default_b.bucket is retry.shared_buckets()
