@@ -831,6 +831,7 @@ class TabRenderer:
 
     def __init__(self, plan: TabPlan, styles: ooxml.StyleSheet, names: PartNames):
         self.plan = plan
+        check_tables_apart(plan)
         self.part, _ = names.numbered("xl/worksheets/sheet{}.xml")
         self.header_styles = {}
         self.columns = [self._columns(t, styles) for t in plan.tables]
@@ -1045,6 +1046,15 @@ class TabRenderer:
             xml = cell_xml(ref, value, o.style, formula) or f'<c r="{ref}" s="{o.style}"/>'
             patches.setdefault(-1 if i == -1 else i // CHUNK_ROWS, {})[(i, j)] = xml
         return patches
+
+
+def check_tables_apart(plan: TabPlan) -> None:
+    """Two tables on one cell would give Excel a row with a cell twice, which it 'repairs'."""
+    boxes = [(t.row, t.row + t.n_rows + 1, t.col, t.col + len(t.columns)) for t in plan.tables]
+    for k, (r0, r1, c0, c1) in enumerate(boxes):
+        for s0, s1, d0, d1 in boxes[k + 1:]:
+            if r0 < s1 and s0 < r1 and c0 < d1 and d0 < c1:
+                raise BackendError(f"tab {plan.name!r}: two tables overlap; the layout must keep them apart")
 
 
 def plain_values(values: Any) -> Any:

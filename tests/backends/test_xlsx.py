@@ -645,3 +645,15 @@ def test_create_makes_only_xlsx_files(tmp_path):
     with pytest.raises(BackendError, match="creates .xlsx"):
         XlsxBackend.create(tmp_path / "new.xlsm", {"data": []})
     assert not (tmp_path / "new.xlsm").exists()
+
+
+def test_overlapping_tables_are_refused_and_side_by_side_ones_share_rows(book):
+    before = book.read_bytes()
+    a = Table([Column("a", [1.0, 2.0])])
+    with pytest.raises(BackendError, match="two tables overlap"):
+        XlsxBackend(book).apply(Plan([TabPlan("t", tables=[a, Table([Column("b", [3.0])], row=2)])]))
+    assert book.read_bytes() == before
+    side = Table([Column("b", [3.0, 4.0, 5.0]), Column("c", ["x", "y", "z"])], col=2)
+    XlsxBackend(book).apply(Plan([TabPlan("t", tables=[side, a], texts=[Text(4, 0, "end")])]))
+    assert XlsxBackend(book).read(["t"]).values["t"] == [
+        ["a", None, "b", "c"], [1, None, 3, "x"], [2, None, 4, "y"], [None, None, 5, "z"], ["end"]]
