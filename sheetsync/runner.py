@@ -80,16 +80,12 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
         inputs = parse_inputs(snapshot, data_tab=data_tab, experiments_tab=experiments_tab,
                               only=experiments, previous_epochs=history_lengths)
     except InputError as e:
-        entry = RunEntry(action, list(experiments or []), outcome="input errors",
-                         messages=[str(p) for p in e.problems])
-        try:
-            backend.apply(log_only_plan(entry, previous_runs))
-        except BackendError:  # a read-only workbook: the problems matter more than the log
-            pass
+        _log_problems(backend, action, experiments, e, previous_runs)
         raise
     names = [e.name for e in inputs.experiments]
     _check_owned(snapshot, [t for n in names for t in (steps_tab_name(n), epochs_tab_name(n))])
-    histories = _read_histories(backend, snapshot, inputs.all_names)
+    starting_over = set(names) if action == "reset" else set()  # their history is not needed
+    histories = _read_histories(backend, snapshot, [n for n in inputs.all_names if n not in starting_over])
     outputs, reports = _train_all(inputs, saved, histories, action, progress)
     entry = _run_entry(action, inputs, reports)
     others = {n: h for n, h in histories.items() if n not in names}
@@ -104,6 +100,16 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _log_problems(backend, action: str, experiments, error: InputError, previous_runs) -> None:
+    """Bad input writes the run log alone, so the sheet itself says why nothing else changed."""
+    entry = RunEntry(action, list(experiments or []), outcome="input errors",
+                     messages=[str(p) for p in error.problems])
+    try:
+        backend.apply(log_only_plan(entry, previous_runs))
+    except BackendError:  # a read-only workbook: the problems matter more than the log
+        pass
 
 
 def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str, pd.DataFrame],
