@@ -105,15 +105,18 @@ def test_two_read_rounds_at_most():
     assert backend.reads == 3  # inputs + state, then the epochs histories
 
 
-def test_the_history_budget_counts_the_epochs_already_run():
+def test_the_history_budget_counts_the_epochs_already_run(monkeypatch):
+    from sheetsync import budgets
+
+    monkeypatch.setattr(budgets, "EPOCHS_CELL_BUDGET", 800)  # 100 epochs of a, b and 6 more
     tabs = demo_tabs()
-    tabs["experiments"] = [["", "e"], ["epochs", 70_000]]
+    tabs["experiments"] = [["", "e"], ["epochs", 60]]
     backend = MemoryBackend(tabs)
     run("mem", backend=backend)
-    with pytest.raises(InputError, match="epochs history would need"):
+    with pytest.raises(InputError, match="epochs history would need 960 cells"):
         run("mem", backend=backend)
     report = run("mem", backend=backend, action="reset")
-    assert report.experiments[0].total_epochs == 70_000
+    assert report.experiments[0].total_epochs == 60
 
 
 def test_above_the_cell_budget_steps_are_sampled_and_say_so(monkeypatch):
