@@ -1,0 +1,149 @@
+"""Locks, quota buckets and work state that hold across threads, processes and machines.
+
+Embedded (no Redis): `FileLocks` — an exclusive ``fcntl.flock`` per spreadsheet, the server's
+approach (the kernel drops a dead process's lock, so a killed worker never leaves a sheet
+locked); the process-wide `QuotaBuckets`; the SQLite `ScheduleStore` for claims and hashes.
+
+With Redis: `RedisLocks` (``SET NX PX`` with a token, released by compare-and-delete, expiring
+so a dead machine's lock frees itself), `RedisBuckets` (the same token bucket as
+`sheetsync.backends.retry.TokenBucket`, one Lua script per acquire so concurrent workers never
+both spend the same token) and `RedisWorkState` (claims and hashes). Outcomes still go to the
+SQLite store the workers are given.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import secrets
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from sheetsync.backends.retry import DEFAULT_RATES
+
+
+class LockTimeout(RuntimeError):
+    """The spreadsheet stayed locked by another run for longer than we were willing to wait."""
+
+
+class FileLocks:
+    def __init__(self, folder: str):
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+
+    def path_for(self, key: str) -> str:
+        return os.path.join(self.folder, hashlib.sha256(key.encode()).hexdigest()[:40] + ".lock")
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        fd = os.open(self.path_for(key), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class RedisLocks:
+    """One holder per spreadsheet across machines; the lease outlives any sane run."""
+
+    def __init__(self, redis, ttl: float = 900.0, poll: float = 0.05,
+                 wait: float = 1800.0, sleep: Callable[[float], None] = time.sleep):
+        self.redis, self.ttl, self.poll, self.wait, self.sleep = redis, ttl, poll, wait, sleep
+        self._release = redis.register_script(RELEASE)
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        name = "sheetsync:lock:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        token = secrets.token_hex(16)
+        waited = 0.0
+        while not self.redis.set(name, token, nx=True, px=int(self.ttl * 1000)):
+            if waited >= self.wait:
+                raise LockTimeout(f"{key} stayed locked for {waited:.0f} s")
+            self.sleep(self.poll)
+            waited += self.poll
+        try:
+            yield
+        finally:
+            self._release(keys=[name], args=[token])
+
+
+# The bucket as in TokenBucket.reserve: refill, take n (possibly into debt), say how long the
+# debt takes to repay. ARGV: rate per second, capacity, n, now (seconds; '' = Redis TIME).
+RESERVE = """
+local rate, capacity, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('time')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local state = redis.call('hmget', KEYS[1], 'tokens', 'stamp')
+local tokens, stamp = tonumber(state[1]), tonumber(state[2])
+if not tokens then tokens, stamp = capacity, now end
+tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate) - n
+redis.call('hset', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('expire', KEYS[1], math.ceil(capacity / rate) + 60)
+if tokens >= 0 then return '0' end
+return tostring(-tokens / rate)
+"""
+
+
+class RedisBuckets:
+    """`QuotaBuckets`' interface (``acquire(key, n=1)``) with the buckets in Redis.
+
+    `clock` None means Redis's own clock (right across machines); tests inject one.
+    """
+
+    def __init__(self, redis, rates: dict[str, float] | None = None,
+                 capacities: dict[str, float] | None = None,
+                 clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] = time.sleep, prefix: str = "sheetsync:bucket:"):
+        self.redis, self.clock, self.sleep, self.prefix = redis, clock, sleep, prefix
+        self.rates = dict(DEFAULT_RATES, **(rates or {}))
+        self.capacities = dict(capacities or {})
+        self._reserve = redis.register_script(RESERVE)
+
+    def rate_for(self, key: str) -> float:
+        kind = key.split(":", 1)[0]
+        return self.rates.get(kind, self.rates["user"])
+
+    def acquire(self, key: str, n: int = 1) -> float:
+        rate = self.rate_for(key)
+        capacity = self.capacities.get(key.split(":", 1)[0], rate)
+        now = "" if self.clock is None else repr(self.clock())
+        wait = float(self._reserve(keys=[self.prefix + key], args=[rate / 60.0, capacity, n, now]))
+        if wait > 0:
+            self.sleep(wait)
+        return wait
+
+
+class RedisWorkState:
+    """Idempotency claims and last inputs hashes in Redis (the `WorkState` of work.py)."""
+
+    def __init__(self, redis, claim_ttl: int = 7 * 86400):
+        self.redis, self.claim_ttl = redis, claim_ttl
+
+    def last_hash(self, target: str) -> str | None:
+        value = self.redis.hget("sheetsync:hashes", target)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def set_hash(self, target: str, inputs_hash: str) -> None:
+        self.redis.hset("sheetsync:hashes", target, inputs_hash)
+
+    def claim(self, key: str) -> bool:
+        name = "sheetsync:claim:" + key
+        if self.redis.get(name) in (b"done", "done"):
+            return False
+        self.redis.set(name, "started", ex=self.claim_ttl)
+        return True
+
+    def finish(self, key: str) -> None:
+        self.redis.set("sheetsync:claim:" + key, "done", ex=self.claim_ttl)
