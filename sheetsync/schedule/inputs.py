@@ -32,3 +32,11 @@ def inputs_hash(snapshot: Snapshot) -> str:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def flavours(snapshot: Snapshot) -> dict[str, str]:
+    """Each experiment's optimizer flavour, for the leaderboard ({} when the sheet does not parse)."""
+    try:
+        return {e.name: e.flavour for e in parse_inputs(snapshot).experiments}
+    except InputError:
+        return {}

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS schedules (
     created REAL NOT NULL,
     next_fire REAL,
     last_fire REAL,
-    warning TEXT
+    warning TEXT,
+    run_now REAL                    -- a run-now request waiting for the trigger process
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,6 +82,7 @@ class Schedule:
     next_fire: float | None = None
     last_fire: float | None = None
     warning: str | None = None
+    run_now: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -154,6 +156,14 @@ class ScheduleStore:
         with self._db() as db:
             db.execute("UPDATE schedules SET last_fire = COALESCE(?, last_fire), next_fire = ?, warning = ? "
                        "WHERE id = ?", (last_fire, next_fire, warning, schedule_id))
+
+    def request_run(self, schedule_id: str, when: float) -> bool:
+        with self._db() as db:
+            return db.execute("UPDATE schedules SET run_now = ? WHERE id = ?", (when, schedule_id)).rowcount > 0
+
+    def clear_run_now(self, schedule_id: str, when: float) -> None:
+        with self._db() as db:  # only the request we served: a newer one stays
+            db.execute("UPDATE schedules SET run_now = NULL WHERE id = ? AND run_now = ?", (schedule_id, when))
 
     # -- outcomes and sheets -----------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""A study group's roster: member sheets listed in a tab of the organiser's sheet, and the
+`leaderboard` tab sheetsync writes back there.
+
+Roster tab: the first column holding targets (Google URLs or keys, ``.xlsx`` paths; a relative
+path is taken from the organiser's folder). A header cell and blank cells are ignored.
+
+Leaderboard: one row per member experiment — member, experiment, final loss, flavour, status,
+last run (UTC), link — sorted best loss first; members whose last run failed appear with the
+message. It is an owned tab written through a backend `Plan` (one atomic write), so a user's tab
+named ``leaderboard`` is never overwritten.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sheetsync.backends import is_local
+from sheetsync.backends.base import Column, Plan, TabPlan, Table
+
+from .store import Outcome
+
+LEADERBOARD_TAB = "leaderboard"
+DEFAULT_ROSTER_TAB = "roster"
+
+
+def member_targets(rows: list[list], organiser: str) -> list[str]:
+    """The member sheets a roster tab lists, in order, without duplicates."""
+    found: list[str] = []
+    for row in rows:
+        cell = next((c for c in row if isinstance(c, str) and c.strip()), None)
+        if cell is None or not looks_like_target(cell.strip()):
+            continue
+        target = resolve_member(cell.strip(), organiser)
+        if target not in found:
+            found.append(target)
+    return found
+
+
+def looks_like_target(text: str) -> bool:
+    if is_local(text):
+        return True
+    try:
+        from sheetsync.backends.targets import parse_target
+
+        return parse_target(text) is not None
+    except Exception:  # noqa: BLE001 - a header such as "member sheet" is simply not a target
+        return False
+
+
+def resolve_member(text: str, organiser: str) -> str:
+    if is_local(text) and not Path(text).is_absolute() and is_local(organiser):
+        return str(Path(organiser).resolve().parent / text)
+    return text
+
+
+def link(target: str) -> str:
+    if is_local(target):
+        return Path(target).resolve().as_uri()
+    from sheetsync.backends.targets import parse_target
+
+    return f"https://docs.google.com/spreadsheets/d/{parse_target(target) or target}"
+
+
+def leaderboard_plan(members: list[str], last: dict[str, Outcome | None]) -> Plan:
+    rows = []
+    for target in members:
+        rows += member_rows(target, last.get(target))
+    rows.sort(key=lambda r: (r[2] is None, r[2] if r[2] is not None else 0.0, r[0]))
+    names = ["member", "experiment", "final loss", "flavour", "status", "last run", "link"]
+    formats = ["@", "@", "0.000000", "@", "@", "@", "@"]
+    widths = [28, 16, 14, 10, 40, 20, 50]
+    columns = [Column(n, [r[i] for r in rows], f, w) for i, (n, f, w) in enumerate(zip(names, formats, widths))]
+    return Plan(tabs=[TabPlan(LEADERBOARD_TAB, tables=[Table(columns)], frozen_rows=1, kind="leaderboard")])
+
+
+def member_rows(target: str, outcome: Outcome | None) -> list[list]:
+    name = Path(target).stem if is_local(target) else target[-12:]
+    if outcome is None:
+        return [[name, "", None, "", "not run yet", "", link(target)]]
+    when = datetime.fromtimestamp(outcome.finished, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    experiments = outcome.report.get("experiments") or []
+    if outcome.status != "recomputed" or not experiments:
+        return [[name, "", None, "", f"{outcome.status}: {outcome.message}"[:200], when, link(target)]]
+    return [[name, e["name"], e["loss"], e.get("flavour", ""), "diverged" if e.get("diverged") else "ok",
+             when, link(target)] for e in experiments]
