@@ -178,3 +178,9 @@ def test_a_setting_typed_with_a_decimal_comma_says_how_to_fix_it():
     found = problems_of(snapshot(good_data(), [["", "e"], ["lr", "0,001"], ["momentum", "0.5"]]))
     assert found == {"experiments!B2": "e: lr: a number stored as text ('0,001'); type it as a number "
                                        "(0.001) or format the cell as Number"}
+
+
+def test_multi_word_settings_are_found_by_their_experiment_name():
+    inputs = parse_inputs(snapshot(good_data(), [["", "e"], ["Weight Decay", 0.1], ["batch_size", 1]]))
+    assert inputs.setting_cells["e"] == {"weight_decay": "experiments!B2", "batch_size": "experiments!B3"}
+    assert inputs.warnings == ["experiments!B2: e: weight_decay is ignored by graddesc sgd"]

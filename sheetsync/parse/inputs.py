@@ -245,8 +245,8 @@ def _parse_experiments(snapshot: Snapshot, tab: str, n_inputs: int, problems: li
         exp = _build_experiment(name, values, exp_cells, n_inputs, problems)
         if exp is not None:
             experiments.append(exp)
-            cells[name] = exp_cells
-            warnings += [f"{exp_cells[k]}: {name}: {k} is ignored by {exp.flavour} {exp.optimizer}"
+            cells[name] = {_canonical(k): ref for k, ref in exp_cells.items()}
+            warnings += [f"{cells[name][k]}: {name}: {k} is ignored by {exp.flavour} {exp.optimizer}"
                          for k in exp.unused()]
     return experiments, cells
 
@@ -275,6 +275,11 @@ def _setting_rows(rows: list[list], tab: str, problems: list[Problem]) -> dict[s
             continue
         found[key] = r
     return found
+
+
+def _canonical(key: str) -> str:
+    """'batch size' -> 'batch_size' (the Experiment's name); 'init a' stays."""
+    return key if key.startswith("init ") else key.replace(" ", "_")
 
 
 def _setting_key(raw) -> str:
