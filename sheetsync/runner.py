@@ -133,8 +133,12 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         done_before += exp.epochs * dataset.n_rows
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
         notes = _notes(result, start)
+        formulas = None
+        if exp.mode == "formulas":
+            formulas, problem = _formulas(result, dataset, inputs.setting_cells.get(exp.name, {}))
+            notes += [problem] if problem else []
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), result.state.to_dict())
-        outputs.append(ExperimentOutput(result, history, notes))
+        outputs.append(ExperimentOutput(result, history, notes, formulas))
         reports.append(_report(exp.name, start, result, history, notes))
     return outputs, reports
 
@@ -166,9 +170,18 @@ def _notes(result, start: str) -> list[str]:
     if result.diagnostics.divergence is not None and not engine_says:
         notes.append(divergence_sentence(result))
     notes += result.diagnostics.notes
-    if result.experiment.mode == "formulas":
-        notes.append("Formula mode is not available yet: values were written.")
     return notes
+
+
+def _formulas(result, dataset, setting_cells: dict[str, str]) -> tuple[dict | None, str | None]:
+    """Formula mode's formulas for the steps tab, or why this run cannot have them."""
+    from .layout.formulas import FormulaModeError, step_formulas
+    from .layout.steps import HEADER_ROW
+
+    try:
+        return step_formulas(result, dataset.cell, setting_cells, HEADER_ROW + 2), None
+    except FormulaModeError as e:
+        return None, f"Formula mode: {e}; values were written."
 
 
 def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:

@@ -109,3 +109,22 @@ def test_a_full_run_leaves_every_part_of_the_users_tabs_byte_identical(tmp_path)
 
     wb = openpyxl.load_workbook(book)
     assert "xs" in wb.defined_names and wb["data"]["D1"].comment.text == "keep me"
+
+
+def test_formula_mode_writes_formulas_whose_cached_values_are_the_values(tmp_path):
+    import openpyxl
+
+    tabs = demo_tabs()
+    tabs["experiments"].append(["mode", "formulas", "values", "formulas", "formulas"])
+    book = write_book(tmp_path / "formulas.xlsx", tabs)
+    values = write_book(tmp_path / "values.xlsx")
+    assert cli.main(["run", str(book)]) == 0
+    assert cli.main(["run", str(values)]) == 0
+    ws = openpyxl.load_workbook(book)["basic steps"]
+    header = [c.value for c in ws[3]]
+    pred = ws.cell(4, header.index("pred") + 1).value
+    assert isinstance(pred, str) and pred.startswith("=")
+    assert str(ws.cell(5, header.index("a") + 1).value).startswith("=")  # a comes from the row above
+    assert "Formula mode" in ws["A2"].value
+    for name in ("basic", "adam", "relu"):
+        assert rows_of(book, f"{name} steps")[2:] == rows_of(values, f"{name} steps")[2:]

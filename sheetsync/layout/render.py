@@ -27,6 +27,7 @@ class ExperimentOutput:
     result: Result
     history: pd.DataFrame  # all epochs so far, this run's included
     notes: list[str] = field(default_factory=list)  # plain-language diagnostics for the epochs tab
+    formulas: dict[str, list] | None = None  # formula mode: column -> one formula (or None) per step
 
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
@@ -47,7 +48,7 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
     allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
     tabs: list[TabPlan] = []
     for o, epochs_tab, rows in zip(outputs, epochs_tabs, allowed):
-        tabs += [render_steps(o.result, rows), epochs_tab]
+        tabs += [render_steps(o.result, rows, o.formulas), epochs_tab]
     return Plan(tabs + small)
 
 

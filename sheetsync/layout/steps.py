@@ -56,7 +56,9 @@ def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[
     return np.flatnonzero(mask), k
 
 
-def render_steps(result: Result, allowed_rows: int | None = None) -> TabPlan:
+def render_steps(result: Result, allowed_rows: int | None = None,
+                 formulas: dict[str, list] | None = None) -> TabPlan:
+    """The steps tab; with `formulas` (formula mode) every computed cell holds its formula."""
     exp = result.experiment
     steps = result.steps
     div_index = _divergence_index(result)
@@ -70,8 +72,15 @@ def render_steps(result: Result, allowed_rows: int | None = None) -> TabPlan:
 
     table = Table(frame_columns(steps, rows), row=HEADER_ROW, col=0)
     tab.tables.append(table)
-    tab.texts.append(Text(0, 0, _title(result, len(steps)), bold=True))
     status = []
+    if formulas and k == 1:
+        for column in table.columns:
+            column.formulas = formulas.get(column.header)
+        status.append("Formula mode: every computed cell is its formula, so the spreadsheet recomputes "
+                      "it and Trace Precedents works.")
+    elif formulas:
+        status.append("Formula mode needs every step, and these steps are sampled, so values were written.")
+    tab.texts.append(Text(0, 0, _title(result, len(steps)), bold=True))
     if k > 1:
         status.append(f"SAMPLED: {len(rows):,} of {len(steps):,} steps shown (every {k}th step plus "
                       "the first and last step of each epoch); the epochs tab is complete.")
