@@ -2,7 +2,8 @@
 
 Embedded (no Redis): `FileLocks` — an exclusive ``fcntl.flock`` per spreadsheet, the server's
 approach (the kernel drops a dead process's lock, so a killed worker never leaves a sheet
-locked); the process-wide `QuotaBuckets`; the SQLite `ScheduleStore` for claims and hashes.
+locked); `PacedBuckets` (the in-process `QuotaBuckets`, holding a smaller burst so that every
+sliding minute stays inside the quota); the SQLite `ScheduleStore` for claims and hashes.
 
 With Redis: `RedisLocks` (``SET NX PX`` with a token, released by compare-and-delete, expiring
 so a dead machine's lock frees itself), `RedisBuckets` (the same token bucket as
@@ -21,7 +22,40 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from sheetsync.backends.retry import DEFAULT_RATES
+from sheetsync.backends.retry import DEFAULT_RATES, QuotaBuckets, TokenBucket
+
+BURST_SHARE = 0.1  # of a minute's quota a bucket may hold; the rest is paced
+
+
+def paced_rates(quota: dict[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Rates and capacities that keep every sliding minute within `quota`.
+
+    A bucket of capacity C refilled at R per minute lets through at most C + R in any 60 s;
+    the Sheets quota counts per minute, so the fleet runs at R = 90 % and C = 10 % of it.
+    """
+    quota = dict(DEFAULT_RATES, **(quota or {}))
+    capacities = {k: max(1.0, v * BURST_SHARE) for k, v in quota.items()}
+    return {k: quota[k] - capacities[k] for k in quota}, capacities
+
+
+class PacedBuckets(QuotaBuckets):
+    """`QuotaBuckets` whose buckets hold only `BURST_SHARE` of a minute (see `paced_rates`)."""
+
+    def __init__(self, quota: dict[str, float] | None = None, **kwargs):
+        rates, self.capacities = paced_rates(quota)
+        super().__init__(rates, **kwargs)
+
+    def acquire(self, key: str, n: int = 1) -> float:
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                kind = key.split(":", 1)[0]
+                capacity = self.capacities.get(kind, self.capacities["user"])
+                bucket = self._buckets[key] = TokenBucket(self.rate_for(key), capacity, clock=self.clock)
+            wait = bucket.reserve(n)
+        if wait > 0:
+            self.sleep(wait)
+        return wait
 
 
 class LockTimeout(RuntimeError):
@@ -102,13 +136,11 @@ class RedisBuckets:
     `clock` None means Redis's own clock (right across machines); tests inject one.
     """
 
-    def __init__(self, redis, rates: dict[str, float] | None = None,
-                 capacities: dict[str, float] | None = None,
+    def __init__(self, redis, quota: dict[str, float] | None = None,
                  clock: Callable[[], float] | None = None,
                  sleep: Callable[[float], None] = time.sleep, prefix: str = "sheetsync:bucket:"):
         self.redis, self.clock, self.sleep, self.prefix = redis, clock, sleep, prefix
-        self.rates = dict(DEFAULT_RATES, **(rates or {}))
-        self.capacities = dict(capacities or {})
+        self.rates, self.capacities = paced_rates(quota)
         self._reserve = redis.register_script(RESERVE)
 
     def rate_for(self, key: str) -> float:
@@ -117,7 +149,7 @@ class RedisBuckets:
 
     def acquire(self, key: str, n: int = 1) -> float:
         rate = self.rate_for(key)
-        capacity = self.capacities.get(key.split(":", 1)[0], rate)
+        capacity = self.capacities.get(key.split(":", 1)[0], self.capacities["user"])
         now = "" if self.clock is None else repr(self.clock())
         wait = float(self._reserve(keys=[self.prefix + key], args=[rate / 60.0, capacity, n, now]))
         if wait > 0:

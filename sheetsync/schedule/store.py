@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS schedules (
     next_fire REAL,
     last_fire REAL,
     warning TEXT,
-    run_now REAL                    -- a run-now request waiting for the trigger process
+    run_now REAL,                   -- a run-now request waiting for the trigger process
+    credentials TEXT                -- a service-account file (CLI only; never from HTTP)
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -83,6 +85,7 @@ class Schedule:
     last_fire: float | None = None
     warning: str | None = None
     run_now: float | None = None
+    credentials: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,19 +112,22 @@ class Outcome:
 class ScheduleStore:
     def __init__(self, path: str):
         self.path = path
+        self._local = threading.local()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
             db.executescript(SCHEMA)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
+        """This thread's connection (opened once: a dispatcher records thousands of outcomes)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; a crash loses at most the last outcome
+            self._local.db = db
+        yield db
 
     # -- schedules ---------------------------------------------------------------------------
 
@@ -130,10 +136,11 @@ class ScheduleStore:
         schedule.created = schedule.created or time.time()
         with self._db() as db:
             db.execute("INSERT INTO schedules (id, kind, targets, roster_tab, every, cron, force, owner, "
-                       "created, next_fire, last_fire, warning) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                       "created, next_fire, last_fire, warning, credentials) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (schedule.id, schedule.kind, json.dumps(schedule.targets), schedule.roster_tab,
                         schedule.every, schedule.cron, int(schedule.force), schedule.owner,
-                        schedule.created, schedule.next_fire, schedule.last_fire, schedule.warning))
+                        schedule.created, schedule.next_fire, schedule.last_fire, schedule.warning,
+                        schedule.credentials))
         return schedule
 
     def list(self, owner: str | None = None) -> list[Schedule]:
