@@ -23,7 +23,7 @@ Number = float | int
 
 @dataclass(frozen=True, eq=False)
 class Expr:
-    op: str  # "const" "sym" "+" "-" "*" "/" "neg" "sqrt" "abs" "sign" "max" "pow" "if" "<" ">" "=="
+    op: str  # "const" "sym" "+" "-" "*" "/" "neg" "sqrt" "abs" "sign" "max" "pow" "if" "<" ">" "==" "fma"
     args: tuple = ()
 
     # -- building ------------------------------------------------------------------------------
@@ -67,6 +67,9 @@ def absolute(e) -> Expr: return Expr("abs", (lift(e),))
 def sign(e) -> Expr: return Expr("sign", (lift(e),))
 def maximum(a, b) -> Expr: return Expr("max", (lift(a), lift(b)))
 def where(cond: Expr, then, otherwise) -> Expr: return Expr("if", (cond, lift(then), lift(otherwise)))
+def fma(a, b, c) -> Expr:
+    """a*b + c rounded once (see `fused`); spreadsheets have no such function and write a*b+c."""
+    return Expr("fma", (lift(a), lift(b), lift(c)))
 
 
 def subs(e: Expr, mapping: Mapping[str, Expr]) -> Expr:
@@ -130,6 +133,9 @@ def to_python(e: Expr, name: Callable[[str], str]) -> str:
     if op == "if":
         c, t, f = (to_python(a, name) for a in args)
         return f"({t} if {c} else {f})"
+    if op == "fma":
+        a, b, c = (to_python(x, name) for x in args)
+        return f"fma({a}, {b}, {c})"
     raise ValueError(f"unknown op {op}")
 
 
@@ -160,6 +166,10 @@ def evaluate(e: Expr, env: Mapping[str, float]) -> float:
     if op == "abs": return abs(vals[0])
     if op == "sign": return 1.0 if vals[0] > 0 else (-1.0 if vals[0] < 0 else 0.0)
     if op == "max": return vals[0] if vals[0] >= vals[1] else vals[1]
+    if op == "fma":
+        from .fused import fma_exact
+
+        return fma_exact(*vals)
     raise ValueError(f"unknown op {op}")
 
 
@@ -190,4 +200,7 @@ def to_formula(e: Expr, ref: Callable[[str], str]) -> str:
     if op == "if":
         c, t, f = (to_formula(a, ref) for a in args)
         return f"IF({c},{t},{f})"
+    if op == "fma":  # no fused multiply-add in a spreadsheet: one more rounding (<= 1 ulp)
+        a, b, c = (to_formula(x, ref) for x in args)
+        return f"(({a}*{b})+{c})"
     raise ValueError(f"unknown op {op}")

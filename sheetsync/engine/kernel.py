@@ -109,10 +109,21 @@ def _estimate_cells(spec: Spec) -> list[tuple[str, Expr]]:
     return cells
 
 
+def scaled_row_cells(spec: Spec, weight: Expr) -> list[tuple[str, Expr]]:
+    """The row's cells; in a batch of k rows each row's gradient is its share, (1/k)·(…), the
+    way autograd differentiates a mean: d(mean)/d(row loss) = 1/k, applied first."""
+    cells = spec.model.row_cells(spec.loss)
+    if spec.has_estimates:
+        cells = cells + _estimate_cells(spec)
+    if spec.batch_size == 1:
+        return cells
+    return [(name, weight * e if name == "dloss" or name.endswith(" est") else e) for name, e in cells]
+
+
 def generate_source(spec: Spec) -> str:
     model, upd, params = spec.model, spec.update, spec.params
     hyper = spec.hyper
-    rn = lambda n: _ident("hy_", n) if n in hyper else _row_name(model, n)  # noqa: E731
+    rn = lambda n: "w" if n == "w" else (_ident("hy_", n) if n in hyper else _row_name(model, n))  # noqa: E731
     step_cols = spec.step_columns()
     col = {c: i for i, c in enumerate(step_cols)}
     n_state = len(upd.state)
@@ -122,6 +133,8 @@ def generate_source(spec: Spec) -> str:
     w("import math")
     w("import numpy as np")
     w("from numba import njit")
+    w("from sheetsync.engine.reduction import torch_sum")
+    w("from sheetsync.engine.fused import fma")
     w("")
     w("@njit(cache=True, error_model='numpy', nogil=True)")
     w("def kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV):")
@@ -135,6 +148,9 @@ def generate_source(spec: Spec) -> str:
         for j, q in enumerate(params):
             w(f"        {_ident('prev_', s + '__' + q)} = S[e, {si * len(params) + j}]")
     w("        t = T[e]")
+    if spec.batch_size > 1:
+        w(f"        GB = np.empty(({len(params)}, {spec.batch_size}))")
+        w("        w = 1.0")
     w("        line = 0")
     w("        stopped = False")
     w("        epochs_done = 0")
@@ -150,16 +166,17 @@ def generate_source(spec: Spec) -> str:
         w(f"            {_ident('gsq_', q)} = 0.0")
         w(f"            {_ident('nz_', q)} = 0.0")
         w(f"            {_ident('gap_', q)} = 0.0")
-        w(f"            {_ident('bs_', q)} = 0.0")
     w("            for i in range(n):")
     w("                r = ORDER[ep % ORDER.shape[0], i]")
     for k, x in enumerate(model.inputs):
         w(f"                {_ident('in_', x)} = X[r, {k}]")
     w(f"                {_ident('in_', 'y')} = Y[r]")
-    row_cells = model.row_cells(spec.loss)
-    if spec.has_estimates:
-        row_cells = row_cells + _estimate_cells(spec)
-    for name, e in row_cells:
+    if spec.batch_size > 1:
+        w("                if nb == 0:")
+        w(f"                    w = 1.0 / ({spec.batch_size} if i + {spec.batch_size} <= n else n - i)")
+    from .expr import sym as _sym
+
+    for name, e in scaled_row_cells(spec, _sym("w")):
         w(f"                {_ident('r_', name)} = {to_python(e, rn)}")
     for q in params:
         src = f"de/d{q} est" if spec.gradient == "numeric" else f"de/d{q}"
@@ -176,7 +193,9 @@ def generate_source(spec: Spec) -> str:
             w(f"                gap = abs({_ident('r_', f'de/d{q} est')} - {_ident('r_', f'de/d{q}')})")
             w(f"                if gap > {_ident('gap_', q)}:")
             w(f"                    {_ident('gap_', q)} = gap")
-        w(f"                {_ident('bs_', q)} += {u}")
+    if spec.batch_size > 1:
+        for j, q in enumerate(params):
+            w(f"                GB[{j}, nb] = {_ident('u_', q)}")
     w("                nb += 1")
     # record the row
     w("                if rec:")
@@ -191,9 +210,9 @@ def generate_source(spec: Spec) -> str:
     end = "True" if spec.batch_size == 1 else f"nb == {spec.batch_size} or i == n - 1"
     w(f"                if {end}:")
     w("                    t += 1.0")
-    for q in params:
-        mean = _ident("u_", q) if spec.batch_size == 1 else f"{_ident('bs_', q)} / nb"
-        w(f"                    {_ident('g_', q)} = {mean}")
+    for j, q in enumerate(params):
+        total = _ident("u_", q) if spec.batch_size == 1 else f"torch_sum(GB[{j}], nb)"
+        w(f"                    {_ident('g_', q)} = {total}")
     for q in params:
         local = {"g": _ident("g_", q), "p": _ident("p_", q), "t": "t"}
         for s in upd.state:
@@ -225,8 +244,6 @@ def generate_source(spec: Spec) -> str:
         w(f"                        {_ident('p_', q)} = {_ident('o_', 'new__' + q)}")
     w("                    nb = 0")
     w("                    batch_loss = 0.0")
-    for q in params:
-        w(f"                    {_ident('bs_', q)} = 0.0")
     w("                    if bad != -2:")
     w("                        DIV[e, 0] = 1")
     w("                        DIV[e, 1] = line")

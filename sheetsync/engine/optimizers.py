@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..settings import Experiment
-from .expr import Expr, const, maximum, sqrt, sym, where
+from .expr import Expr, const, fma, maximum, sqrt, sym, where
 
 g, p, t = sym("g"), sym("p"), sym("t")
 
@@ -49,8 +49,23 @@ class Update:
 
 
 def _lerp(start: Expr, end: Expr, weight: Expr) -> Expr:
-    """torch.lerp as ATen computes it (two formulas, switched at |weight| < 0.5)."""
-    return where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1.0 - weight))
+    """torch.lerp as ATen computes it: two formulas switched at |weight| < 0.5, each fused."""
+    return where(weight < 0.5, fma(weight, end - start, start), fma(-(end - start), 1.0 - weight, end))
+
+
+def _add_(self: Expr, other: Expr, alpha: Expr) -> Expr:
+    """torch's `self.add_(other, alpha=alpha)`: fused."""
+    return fma(alpha, other, self)
+
+
+def _addcmul_(self: Expr, t1: Expr, t2: Expr, value: Expr) -> Expr:
+    """torch's `self.addcmul_(t1, t2, value=value)`: (value*t1)*t2 + self, fused."""
+    return fma(value * t1, t2, self)
+
+
+def _addcdiv_(self: Expr, t1: Expr, t2: Expr, value: Expr) -> Expr:
+    """torch's `self.addcdiv_(t1, t2, value=value)`: self + (value*t1)/t2 (a division: not fused)."""
+    return self + (value * t1) / t2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,7 +120,7 @@ def _pytorch(exp: Experiment) -> Update:
     o = exp.optimizer
     lr, wd = h("lr"), h("weight_decay")
     l2 = exp.weight_decay != 0 and o != "adamw"
-    gw = g + wd * p if l2 else g  # grad.add(param, alpha=weight_decay)
+    gw = _add_(g, p, wd) if l2 else g  # grad.add(param, alpha=weight_decay)
     cells: list[tuple[str, Expr]] = [("gw", gw)] if l2 else []
     G = sym("gw") if l2 else g
     hyper = ["lr"] + (["weight_decay"] if exp.weight_decay != 0 else [])
@@ -114,38 +129,40 @@ def _pytorch(exp: Experiment) -> Update:
     if o in ("sgd", "momentum", "nesterov"):
         mom = exp.momentum
         if mom == 0:
-            return Update(cells + [("new", p + (-lr) * G)], [], hyper, {},
+            return Update(cells + [("new", _add_(p, G, -lr))], [], hyper, {},
                           details | {"variant": "torch.optim SGD", "state_init": "none"})
-        buf = where(t.eq(1.0), G, prev("buf") * h("momentum") + (1.0 - h("dampening")) * G)
+        buf = where(t.eq(1.0), G, _add_(prev("buf") * h("momentum"), G, 1.0 - h("dampening")))
         cells.append(("buf", buf))
-        direction = G + h("momentum") * sym("buf") if exp.nesterov else sym("buf")
-        cells.append(("new", p + (-lr) * direction))
+        direction = _add_(G, sym("buf"), h("momentum")) if exp.nesterov else sym("buf")
+        cells.append(("new", _add_(p, direction, -lr)))
         return Update(cells, ["buf"], hyper + ["momentum", "dampening"], {"buf": 0.0},
                       details | {"variant": "torch.optim SGD" + (" (nesterov)" if exp.nesterov else " (momentum)"),
                                  "state_init": "first gradient (b1 = g1, no dampening)"})
     if o == "adagrad":
         clr = lr / (1.0 + (t - 1.0) * h("lr_decay"))
-        cells += [("sum", prev("sum") + G * G), ("new", p + (-clr) * (G / (sqrt(sym("sum")) + h("eps"))))]
+        cells += [("sum", _addcmul_(prev("sum"), G, G, 1.0)),
+                  ("new", _addcdiv_(p, G, sqrt(sym("sum")) + h("eps"), -clr))]
         return Update(cells, ["sum"], hyper + ["lr_decay", "eps"], {"sum": exp.initial_accumulator_value},
                       details | {"eps_placement": "outside sqrt", "state_init": "initial_accumulator_value"})
     if o == "rmsprop":
         alpha = h("alpha")
-        cells.append(("v", prev("v") * alpha + ((1.0 - alpha) * G) * G))
+        cells.append(("v", _addcmul_(prev("v") * alpha, G, G, 1.0 - alpha)))
         state = ["v"]
         if exp.centered:
             cells.append(("gavg", _lerp(prev("gavg"), G, 1.0 - alpha)))
-            avg = sqrt(sym("v") + (-1.0 * sym("gavg")) * sym("gavg")) + h("eps")
+            avg = sqrt(_addcmul_(sym("v"), sym("gavg"), sym("gavg"), -1.0)) + h("eps")
             state.append("gavg")
         else:
             avg = sqrt(sym("v")) + h("eps")
         cells.append(("avg", avg))
         hyper += ["alpha", "eps"]
         if exp.momentum > 0:
-            cells += [("buf", prev("buf") * h("momentum") + G / sym("avg")), ("new", p + (-lr) * sym("buf"))]
+            cells += [("buf", _addcdiv_(prev("buf") * h("momentum"), G, sym("avg"), 1.0)),
+                      ("new", _add_(p, sym("buf"), -lr))]
             state.append("buf")
             hyper.append("momentum")
         else:
-            cells.append(("new", p + (-lr) * (G / sym("avg"))))
+            cells.append(("new", _addcdiv_(p, G, sym("avg"), -lr)))
         return Update(cells, state, hyper, {s: 0.0 for s in state},
                       details | {"eps_placement": "outside sqrt", "bias_correction": False,
                                  "centered": exp.centered, "state_init": "zero"})
@@ -156,17 +173,19 @@ def _pytorch(exp: Experiment) -> Update:
             cells.append(("pd", p * (1.0 - lr * wd)))  # param.mul_(1 - lr * weight_decay)
             P = sym("pd")
         cells.append(("m", _lerp(prev("m"), G, 1.0 - b1)))
-        cells.append(("v", prev("v") * b2 + ((1.0 - b2) * G) * G))
+        cells.append(("v", _addcmul_(prev("v") * b2, G, G, 1.0 - b2)))
         state = ["m", "v"]
-        bc1, bc2_sqrt = 1.0 - b1 ** t, (1.0 - b2 ** t) ** 0.5
+        # torch: `bias_correction2 ** 0.5` is a pow() call; a literal 0.5 would let the compiler
+        # turn it into sqrt(), which rounds differently now and then. `half` arrives at run time.
+        bc1, bc2_sqrt = 1.0 - b1 ** t, (1.0 - b2 ** t) ** h("half")
         second = sym("v")
         if exp.amsgrad:
             cells.append(("vmax", maximum(prev("vmax"), sym("v"))))
             state.append("vmax")
             second = sym("vmax")
         cells.append(("denom", sqrt(second) / bc2_sqrt + h("eps")))
-        cells.append(("new", P + (-(lr / bc1)) * (sym("m") / sym("denom"))))
-        return Update(cells, state, hyper + ["beta1", "beta2", "eps"], {s: 0.0 for s in state},
+        cells.append(("new", _addcdiv_(P, sym("m"), sym("denom"), -(lr / bc1))))
+        return Update(cells, state, hyper + ["beta1", "beta2", "eps", "half"], {s: 0.0 for s in state},
                       details | {"eps_placement": "after bias correction", "bias_correction": True,
                                  "amsgrad": exp.amsgrad, "state_init": "zero",
                                  "weight_decay_mode": "decoupled" if o == "adamw" else details["weight_decay_mode"]})
@@ -190,44 +209,44 @@ def _fastai(exp: Experiment) -> Update:
             cells.append(("pd", p * (1.0 - lr * wd)))
             P = sym("pd")
         else:  # l2_reg: p.grad.data.add_(p.data, alpha=wd)
-            cells.append(("gw", g + wd * p))
+            cells.append(("gw", _add_(g, p, wd)))
             G = sym("gw")
     details: dict[str, Any] = {"variant": f"fastai {o}", "state_init": "zero",
                                "weight_decay_mode": ("decoupled" if decoupled else "l2") if exp.weight_decay else "none"}
     state: list[str] = []
     mom = exp.momentum
     if o in ("sgd", "momentum"):
-        if mom != 0:  # average_grad, undamped: grad_avg.mul_(mom).add_(grad)
-            cells.append(("avg", prev("avg") * h("momentum") + 1.0 * G))
+        if mom != 0:  # average_grad, undamped: grad_avg.mul_(mom).add_(grad, alpha=1)
+            cells.append(("avg", _add_(prev("avg") * h("momentum"), G, 1.0)))
             state.append("avg")
             hyper.append("momentum")
-            cells.append(("new", P + (-lr) * sym("avg")))
+            cells.append(("new", _add_(P, sym("avg"), -lr)))  # momentum_step
         else:
-            cells.append(("new", P + (-lr) * G))
+            cells.append(("new", _add_(P, G, -lr)))  # sgd_step
         return Update(cells, state, hyper, {s: 0.0 for s in state}, details)
     if o == "rmsprop":
         if mom != 0:
-            cells.append(("avg", prev("avg") * h("momentum") + 1.0 * G))
+            cells.append(("avg", _add_(prev("avg") * h("momentum"), G, 1.0)))
             state.append("avg")
             hyper.append("momentum")
         sqr_mom = h("alpha")  # average_sqr_grad: sqr_avg.mul_(sqr_mom).addcmul_(g, g, value=1-sqr_mom)
-        cells.append(("v", prev("v") * sqr_mom + ((1.0 - sqr_mom) * G) * G))
+        cells.append(("v", _addcmul_(prev("v") * sqr_mom, G, G, 1.0 - sqr_mom)))
         state.append("v")
         top = sym("avg") if mom != 0 else G
         # fastai's RMSProp() takes `eps` but never hands it to its Optimizer, so rms_prop_step
         # always uses its own default, 1e-8 (fastai 2.8.12). Exactly fastai means the same.
-        cells.append(("new", P + (-lr) * (top / (sqrt(sym("v")) + const(1e-8)))))
+        cells.append(("new", _addcdiv_(P, top, sqrt(sym("v")) + const(1e-8), -lr)))
         return Update(cells, state, hyper + ["alpha"], {s: 0.0 for s in state},
                       details | {"eps_placement": "outside sqrt", "bias_correction": False,
                                  "eps": "1e-8 always (fastai's RMSProp ignores its eps argument)"})
     if o == "adam":
         b1, b2 = h("beta1"), h("beta2")
-        cells.append(("m", prev("m") * b1 + (1.0 - b1) * G))  # average_grad(dampening=True)
-        cells.append(("v", prev("v") * b2 + ((1.0 - b2) * G) * G))
+        cells.append(("m", _add_(prev("m") * b1, G, 1.0 - b1)))  # average_grad(dampening=True)
+        cells.append(("v", _addcmul_(prev("v") * b2, G, G, 1.0 - b2)))
         # debias(mom, damp, step) = damp * (1 - mom**step) / (1 - mom)
         debias1 = ((1.0 - b1) * (1.0 - b1 ** t)) / (1.0 - b1)
         debias2 = ((1.0 - b2) * (1.0 - b2 ** t)) / (1.0 - b2)
-        cells.append(("new", P + (-lr / debias1) * (sym("m") / (sqrt(sym("v") / debias2) + h("eps")))))
+        cells.append(("new", _addcdiv_(P, sym("m"), sqrt(sym("v") / debias2) + h("eps"), -lr / debias1)))
         return Update(cells, ["m", "v"], hyper + ["beta1", "beta2", "eps"], {"m": 0.0, "v": 0.0},
                       details | {"eps_placement": "after bias correction", "bias_correction": True})
     raise ValueError(o)

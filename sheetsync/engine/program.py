@@ -9,7 +9,9 @@ where the cell is, relative to the line being computed:
 - ``prev:<column>``: a state column as it stood before this step, i.e. on the line of the
   previous step (the row above for one row per step), or the value carried into the Run;
 - ``g:<param>``: the gradient this step uses: ``row:de/d<p>`` (or its estimate) for one row per
-  step, the mean of the batch's lines otherwise;
+  step; in a batch, the sum of the batch's lines (each line holds its row's share), added in
+  torch's order (`reduction`);
+- ``batch:w``: 1/(rows in the line's batch);
 - ``set:<name>``: a setting (a cell of the `experiments` tab, or a constant).
 
 The layout turns these into A1 references (formula mode), the precedents map lists them, and
@@ -22,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .expr import Expr, subs, sym, symbols
-from .kernel import Spec, _estimate_cells
+from .kernel import Spec, scaled_row_cells
 from .models import LOSSES
 
 
@@ -53,16 +55,15 @@ def build_program(spec: Spec) -> Program:
     env["grad_step"] = sym("set:grad_step")
     formulas: dict[str, Expr] = {}
     outputs = {"pred", "err", "loss"} | {f"de/d{q}" for q in model.params}
-    for name, e in model.row_cells(spec.loss):
+    env["w"] = sym("batch:w")  # 1/(rows in this line's batch): each line shows its share
+    outputs |= {f"de/d{q} est" for q in model.params}
+    for name, e in scaled_row_cells(spec, sym("w")):
         inlined = subs(e, env)
         if name in outputs:
             formulas[name] = inlined
             env[name] = _row(name)
         else:
             env[name] = inlined  # intermediates (u, h, dloss) are written into their users
-    if spec.has_estimates:
-        for name, e in _estimate_cells(spec):
-            formulas[name] = subs(e, env)
 
     for q in model.params:
         local: dict[str, Expr] = {"p": _row(q), "g": sym(f"g:{q}"), "t": _row("step")}

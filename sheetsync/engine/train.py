@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import SettingError, SheetsyncError
 from ..settings import Experiment
 from . import graddesc
-from .kernel import Spec, generate_source, run_kernel
+from .kernel import Spec, run_kernel
 from .models import build_model, default_init, input_names
 from .optimizers import build_update
 from .result import Diagnostics, Divergence, Result, State
@@ -43,6 +43,7 @@ class Job:
         values = dict(self.experiment.values)
         values["lr"] = current_lr(self.experiment, state)
         values["eve_d"] = state.extra.get("eve_d", 1.0)
+        values["half"] = 0.5
         return np.array([float(values[name]) for name in self.spec.hyper])
 
     def order(self, first_epoch: int, n_epochs: int) -> np.ndarray:
@@ -244,39 +245,40 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
 
 
 def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataFrame):
+    """The epochs table and diagnostics from the loop's per-epoch sums (one numpy pass)."""
     spec, params = job.spec, job.spec.params
     ecols = {c: i for i, c in enumerate(spec.epoch_columns())}
-    rows, diag = [], Diagnostics()
-    epoch = start_epoch
-    line_base = 0
+    acc = np.concatenate([c.epochs for c in chunks]) if chunks else np.zeros((0, len(ecols)))
+    n = len(acc)
+    table: dict[str, object] = {"epoch": np.arange(start_epoch + 1, start_epoch + 1 + n, dtype=np.int64),
+                                "loss": acc[:, ecols["loss_sum"]] / np.maximum(acc[:, ecols["lines"]], 1)}
+    for q in params:
+        table[q] = acc[:, ecols[f"param {q}"]]
+    table["lr"] = np.concatenate([np.full(len(c.epochs), c.lr) for c in chunks]) if chunks else np.zeros(0)
+    table["sqrt(sum err^2)"] = np.sqrt(acc[:, ecols["err2_sum"]])
+    diag = Diagnostics()
+    dead_rows = [""] * n
+    if job.experiment.model in ("two_relu", "mlp"):
+        dead = {q: acc[:, ecols[f"nonzero {q}"]] == 0 for q in params}
+        for q, mask in dead.items():
+            if mask.any():
+                diag.dead[q] = int(table["epoch"][np.argmax(mask)])
+        if diag.dead:
+            dead_rows = [", ".join(q for q in params if dead[q][k]) for k in range(n)]
+    table["dead"] = dead_rows
+    if spec.has_estimates:
+        for q in params:
+            gaps = acc[:, ecols[f"gap {q}"]]
+            table[f"gap {q}"] = gaps
+            diag.grad_gap[q] = float(gaps.max()) if n else 0.0
+    line_base, epoch = 0, start_epoch
     for chunk in chunks:
-        for k, acc in enumerate(chunk.epochs):
-            epoch += 1
-            n_lines = max(1, int(acc[ecols["lines"]]))
-            row = {"epoch": epoch, "loss": acc[ecols["loss_sum"]] / n_lines}
-            row.update({q: acc[ecols[f"param {q}"]] for q in params})
-            row["lr"] = chunk.lr
-            row["sqrt(sum err^2)"] = math.sqrt(acc[ecols["err2_sum"]]) if acc[ecols["err2_sum"]] >= 0 else math.nan
-            dead = [q for q in params if acc[ecols[f"nonzero {q}"]] == 0 and job.experiment.model in ("two_relu", "mlp")]
-            for q in dead:
-                diag.dead.setdefault(q, epoch)
-            row["dead"] = ", ".join(dead)
-            if spec.has_estimates:
-                for q in params:
-                    gap = float(acc[ecols[f"gap {q}"]])
-                    row[f"gap {q}"] = gap
-                    diag.grad_gap[q] = max(diag.grad_gap.get(q, 0.0), gap)
-            rows.append(row)
+        epoch += len(chunk.epochs)
         if chunk.diverged and diag.divergence is None:
             line, param = chunk.diverged
             diag.divergence = divergence(job, chunk, line_base + line, param, epoch, steps)
         line_base += len(chunk.lines)
-    columns = ["epoch", "loss", *params, "lr", "sqrt(sum err^2)", "dead"]
-    if spec.has_estimates:
-        columns += [f"gap {q}" for q in params]
-    epochs = pd.DataFrame(rows, columns=columns)
-    epochs["epoch"] = epochs["epoch"].astype(np.int64)
-    return epochs, diag
+    return pd.DataFrame(table), diag
 
 
 def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps: pd.DataFrame) -> Divergence:
@@ -339,6 +341,18 @@ def finish_diagnostics(job: Job, diag: Diagnostics, params: dict[str, float]) ->
 # ---------------------------------------------------------------------------------------------
 # Sweeps
 
+# Settings that only change numbers in the loop, not its code (they travel in the H array).
+NUMERIC = {"lr", "momentum", "dampening", "weight_decay", "alpha", "eps", "beta1", "beta2", "lr_decay",
+           "initial_accumulator_value", "grad_step", "divergence_bound", "epochs", "seed", "mode"}
+
+
+def structure(job: Job) -> tuple:
+    """What decides the compiled loop's code: experiments that agree on it share one call."""
+    e = job.experiment
+    shape = tuple(sorted((k, v) for k, v in e.values.items() if k not in NUMERIC))
+    switches = (e.momentum == 0, e.weight_decay == 0, job.X.shape[1], job.spec.batch_size)
+    return shape + switches
+
 
 def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
           states: Sequence[State | None] | None = None) -> list[Result]:
@@ -355,7 +369,7 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
         if job.spec.update.epoch_macro or job.experiment.shuffle:
             results[i] = train(job.experiment, x, y, states[i], keep_steps=keep_steps)
             continue
-        key = (generate_source(job.spec), job.experiment.epochs)  # same loop, same length
+        key = (structure(job), job.experiment.epochs)  # same compiled loop, same length
         groups.setdefault(key, []).append(i)
     for (_, n_epochs), idx in groups.items():
         spec = jobs[idx[0]].spec

@@ -23,6 +23,7 @@ import numpy as np
 from ..backends.base import col_letter, quote_tab
 from ..engine.expr import Expr, to_formula
 from ..engine.program import Program, build_program
+from ..engine.reduction import render as render_sum, sum_tree
 from ..engine.result import Result
 from ..engine.train import prepare
 
@@ -134,6 +135,8 @@ class StepFormulas:
             return Ref("constant", "lr (set by the annealing macro)", value=self.lr_by_epoch.get(epoch))
         if name == "eve_d":
             return Ref("constant", "eve's d (set by its macro)", value=self.start(epoch)["eve_d"])
+        if name == "half":
+            return Ref("constant", "1/2 (a square root taken as torch does, by pow)", value=0.5)
         if name in self.settings:
             return Ref("setting", self.settings[name], setting=name)
         return Ref("constant", f"{name} (default)", value=float(self.result.experiment.values[name]))
@@ -177,22 +180,31 @@ class StepFormulas:
                 return self.gradient(i, what, r, template)
             if kind == "set":
                 return self.setting(what, epoch)
+            if kind == "batch":
+                return f"(1/{self.batch_rows(i)})"
             raise ValueError(name)
 
         return ref
+
+    def batch_first(self, i: int) -> int:
+        first = i
+        while not self.lines.batch_start[first]:
+            first -= 1
+        return first
+
+    def batch_rows(self, i: int) -> int:
+        first, last = self.batch_first(i), i
+        while not self.lines.batch_end[last]:
+            last += 1
+        return last - first + 1
 
     def gradient(self, i: int, param: str, r: str, template: bool) -> str:
         col = self.letter[self.program.gradient_source(param)]
         if self.batch == 1:
             return f"{col}{r}"
-        first = i
-        while not self.lines.batch_start[first]:
-            first -= 1
-        cells = [f"{col}{self.lines.row(k)}" for k in range(first, i + 1)]
-        total = cells[0]
-        for c in cells[1:]:
-            total = f"({total}+{c})"  # left to right, as the loop adds them
-        return f"({total}/{len(cells)})"
+        first = self.batch_first(i)
+        tree = sum_tree(i - first + 1)  # the shares added in torch's order
+        return render_sum(tree, lambda k: f"{col}{self.lines.row(first + k)}").replace(" ", "")
 
     # -- columns ----------------------------------------------------------------------------
     def all(self) -> dict[str, list[str | None]]:
@@ -260,12 +272,12 @@ class StepFormulas:
                     found.append(Ref("line", what, line=int(lines.prev_end[i])))
             elif kind == "g":
                 src = self.program.gradient_source(what)
-                first = i
-                while self.batch != 1 and not lines.batch_start[first]:
-                    first -= 1
+                first = i if self.batch == 1 else self.batch_first(i)
                 found.extend(Ref("line", src, line=k) for k in range(first, i + 1))
             elif kind == "set":
                 found.append(self.setting_ref(what, epoch))
+            elif kind == "batch":
+                found.append(Ref("constant", "1/rows in the batch", value=1.0 / self.batch_rows(i)))
             return "0"
 
         to_formula(self.program.formulas[column], ref)

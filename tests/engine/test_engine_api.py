@@ -87,13 +87,36 @@ def test_several_inputs_and_numeric_estimates():
 
 
 def test_mini_batches_step_once_per_batch_with_the_mean_gradient():
+    """Each line of a batch shows its row's share of the gradient, (1/k)·(row gradient), as
+    autograd computes the gradient of a mean; the step adds the shares in torch's order."""
+    from sheetsync.engine.reduction import evaluate as add_up, sum_tree
+
     r = train(Experiment(flavour="pytorch", batch_size=10, lr=0.1, epochs=1), XS, YS)
     steps = r.steps
     assert steps["step"].tolist() == [1] * 10 + [2] * 10 + [3] * 9
     first = steps.iloc[:10]
-    g = first["de/da"].sum() / 10
+    assert (first["de/db"] == (1.0 / 10) * (2.0 * first["err"])).all()
+    assert (first["de/da"] == first["x"] * first["de/db"]).all()
+    g = add_up(sum_tree(10), list(first["de/da"]))
     assert steps.iloc[9]["new a"] == 1.0 + (-0.1) * g
+    assert g == pytest.approx(first["de/da"].sum(), rel=1e-14)
     assert first["new a"].iloc[:9].isna().all()  # only the batch's last line carries the update
+    last = steps.iloc[20:]
+    assert (last["de/db"] == (1.0 / 9) * (2.0 * last["err"])).all()  # the short last batch: 1/9
+
+
+def test_batch_gradients_add_up_in_torchs_order():
+    """torch.sum does not add left to right; sheetsync's batch sum follows it exactly."""
+    import torch
+
+    from sheetsync.engine.reduction import evaluate as add_up, sum_tree, torch_sum
+
+    rng = np.random.default_rng(11)
+    for n in list(range(1, 70)) + [257, 1000, 4099]:
+        v = rng.normal(size=n) * 10.0 ** rng.uniform(-3, 3, size=n)
+        expected = torch.tensor(v, dtype=torch.float64).sum().item()
+        assert add_up(sum_tree(n), list(v)) == expected
+        assert torch_sum(v, n) == expected
 
 
 def test_epoch_loss_is_the_mean_row_loss():

@@ -2,8 +2,8 @@
 
 Every experiment below is trained in values mode, written as per-row formulas (with the values
 as cached results), and recalculated by LibreOffice headless. The recalculated cells must equal
-the values: bit for bit — which is more than the 1e-12 relative the pytorch and fastai
-flavours promise, and exactly what the graddesc flavour promises.
+the values: bit for bit in the graddesc flavour, and within 1e-12 relative in the pytorch and
+fastai flavours, whose fused multiply-adds (torch's) a spreadsheet cannot express.
 """
 
 import json
@@ -100,7 +100,7 @@ def recalculated(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", [e.name for e in GRADDESC + OTHERS + MULTI])
-def test_libreoffice_recalculates_every_cell_to_the_same_bits(recalculated, name):
+def test_libreoffice_recalculates_every_cell_to_the_same_numbers(recalculated, name):
     built, sheets = recalculated
     result, formulas = built[name]
     sheet = sheets[name]
@@ -116,7 +116,18 @@ def test_libreoffice_recalculates_every_cell_to_the_same_bits(recalculated, name
             if np.isnan(expected):
                 continue
             got = float(values[i + 1][j])
-            assert got == expected, f"{name} {c} line {i}: LibreOffice {got!r}, sheetsync {expected!r}"
+            if result.experiment.flavour == "graddesc":
+                assert got == expected, f"{name} {c} line {i}: LibreOffice {got!r}, sheetsync {expected!r}"
+            else:
+                # torch fuses its multiply-adds (engine.fused); a spreadsheet has no FMA, so a
+                # parameter may differ in its last bit. A gradient is a difference (pred - y) of
+                # numbers far larger than itself, and an estimate divides a difference of losses
+                # by h: each is held to 1e-12 of the magnitudes it is computed from.
+                scale = np.nanmax(np.abs(result.steps[c].to_numpy())) or 1.0
+                if c.endswith(" est"):
+                    scale = np.nanmax(np.abs(result.steps["loss"].to_numpy())) / result.experiment.grad_step
+                assert abs(got - expected) <= 1e-12 * max(abs(expected), scale), \
+                    f"{name} {c} line {i}: LibreOffice {got!r}, sheetsync {expected!r}"
             checked += 1
     assert checked >= len(result.steps) * 5
 
