@@ -62,8 +62,12 @@ class RunReport:
 
 def run(target: str, *, experiments: list[str] | None = None, action: str = "run", backend=None,
         progress: Callable[[int, int], None] | None = None, data_tab: str = DATA_TAB,
-        experiments_tab: str = EXPERIMENTS_TAB, credentials: str | None = None) -> RunReport:
-    """Run (continue from saved state) or reset the sheet's experiments (all, or `experiments`)."""
+        experiments_tab: str = EXPERIMENTS_TAB, credentials: str | None = None,
+        mode: str | None = None) -> RunReport:
+    """Run (continue from saved state) or reset the sheet's experiments (all, or `experiments`).
+
+    `mode` ("values" or "formulas"), when given, overrides every experiment's own `mode` setting.
+    """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
     started = time.perf_counter()
@@ -82,6 +86,8 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     except InputError as e:
         _log_problems(backend, action, experiments, e, previous_runs)
         raise
+    if mode is not None:
+        inputs.experiments = [e.replace(mode=mode) for e in inputs.experiments]
     names = [e.name for e in inputs.experiments]
     _check_owned(snapshot, [t for n in names for t in (steps_tab_name(n), epochs_tab_name(n))])
     starting_over = set(names) if action == "reset" else set()  # their history is not needed

@@ -9,7 +9,7 @@ import pytest
 from memory_backend import MemoryBackend
 from sheetsync import Experiment, train
 from sheetsync.demo import X, Y, demo_tabs
-from sheetsync.errors import InputError, OwnershipError
+from sheetsync.errors import InputError, OwnershipError, SettingError
 from sheetsync.runner import run
 
 
@@ -160,3 +160,13 @@ def test_the_other_tabs_of_a_spreadsheet_count_against_its_cells(monkeypatch):
     assert all(e.sampled for e in report.experiments)
     total = sum(len(g) * max(len(r) for r in g) for g in backend.grids.values())
     assert 35_000 < total <= 40_000  # sampling kept the whole spreadsheet inside its limit
+
+
+def test_a_mode_given_to_run_overrides_the_sheets_setting():
+    backend = MemoryBackend(demo_tabs())
+    run("mem", backend=backend, experiments=["basic"], mode="formulas")
+    steps = backend.plans[-1].tabs[0]
+    pred = next(c for c in steps.tables[0].columns if c.header == "pred")
+    assert pred.formulas[0].startswith("=")
+    with pytest.raises(SettingError, match="mode"):
+        run("mem", backend=backend, mode="pictures")
