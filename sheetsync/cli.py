@@ -36,6 +36,9 @@ examples:
   sheetsync reset book.xlsx                   start every experiment again from its init values
   sheetsync run book.xlsx --json              a JSON report on stdout, for scripts
   sheetsync push lab.toml --data data.csv --to book.xlsx
+  sheetsync run book.xlsx --formulas          write per-row formulas instead of numbers
+  sheetsync trace book.xlsx "basic steps!M17" where that number comes from, down to the inputs
+  sheetsync trace book.xlsx "basic steps!F5" --dependents --depth 2
 
 exit codes: 0 ok, 2 bad input, 3 a tab is yours (nothing written), 4 storage, 64 usage,
 70 internal error (rerun with --debug)
@@ -67,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("target", help="a workbook path ending in .xlsx/.xlsm (or a Google Sheet URL/key)")
         p.add_argument("--experiment", "-e", action="append", metavar="NAME",
                        help="only this experiment (repeatable)")
+        p.add_argument("--formulas", action="store_true",
+                       help="formula mode: write each step's formulas, so the spreadsheet recomputes them")
         _common(p)
 
     push = sub.add_parser("push", help="turn an experiment file and a CSV into a workbook, then run it")
@@ -79,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8750, help="port (default: 8750)")
     serve.add_argument("--folder", help="folder of .xlsx workbooks to serve (default: the current folder)")
     serve.add_argument("--token", help="the local token callers present (default: a new random one, printed)")
-    # trace and schedule arrive with their issues.
+    trace = sub.add_parser("trace", help="the precedents of a cell, down to the data and settings")
+    trace.add_argument("target", help="a workbook path or a Google Sheet URL/key")
+    trace.add_argument("cell", help="a cell of a steps tab, e.g. \"basic steps!M17\"")
+    trace.add_argument("--depth", type=int, default=None, help="levels to follow (default: to the inputs)")
+    trace.add_argument("--dependents", action="store_true", help="follow the cells that read it instead")
+    _common(trace)
     return parser
 
 
@@ -110,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if args.command == "trace":
+        from .trace import render_text, trace
+
+        result = trace(args.target, args.cell, depth=args.depth, dependents=args.dependents,
+                       credentials=args.credentials)
+        print(json.dumps(result, indent=2) if args.json else render_text(result))
+        return 0
     if args.command == "serve":
         from server.serve import serve
 
@@ -127,7 +144,8 @@ def _dispatch(args) -> int:
             from .runner import run
 
             report = run(args.target, experiments=args.experiment, action=args.command,
-                         progress=progress, credentials=args.credentials)
+                         progress=progress, credentials=args.credentials,
+                         mode="formulas" if args.formulas else None)
     finally:
         progress.close()
     _print_report(report, args.json)

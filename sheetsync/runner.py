@@ -89,7 +89,7 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     if mode is not None:
         inputs.experiments = [e.replace(mode=mode) for e in inputs.experiments]
     names = [e.name for e in inputs.experiments]
-    _check_owned(snapshot, [t for n in names for t in (steps_tab_name(n), epochs_tab_name(n))])
+    _check_owned(snapshot, [t for n in names for t in (steps_tab_name(n), epochs_tab_name(n), map_tab_name(n))])
     starting_over = set(names) if action == "reset" else set()  # their history is not needed
     histories = _read_histories(backend, snapshot, [n for n in inputs.all_names if n not in starting_over])
     outputs, reports = _train_all(inputs, saved, histories, action, progress)
@@ -98,8 +98,10 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     plan = render(outputs, x=inputs.dataset.train_x(), y=inputs.dataset.y, other_histories=others,
                   states=saved, entry=entry, previous_runs=previous_runs, order=inputs.all_names,
                   cell_budget=_cell_budget(snapshot, names))
-    for report, tab in zip(reports, plan.tabs[0::2]):
-        report.sampled = any("SAMPLED" in str(t.value) for t in tab.texts)
+    steps_tabs = {t.name: t for t in plan.tabs if t.kind == "steps"}
+    for report in reports:
+        tab = steps_tabs.get(steps_tab_name(report.name))
+        report.sampled = tab is not None and any("SAMPLED" in str(t.value) for t in tab.texts)
     backend.apply(plan)
     return RunReport(target, action, reports, inputs.warnings, inputs.dataset.fingerprint(),
                      [t.name for t in plan.tabs], round(time.perf_counter() - started, 3))
@@ -139,12 +141,15 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         done_before += exp.epochs * dataset.n_rows
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
         notes = _notes(result, start)
+        settings = inputs.setting_cells.get(exp.name, {})
         formulas = None
         if exp.mode == "formulas":
-            formulas, problem = _formulas(result, dataset, inputs.setting_cells.get(exp.name, {}))
+            formulas, problem = _formulas(result, dataset, settings)
             notes += [problem] if problem else []
-        saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), result.state.to_dict())
-        outputs.append(ExperimentOutput(result, history, notes, formulas))
+        state = result.state.to_dict()
+        state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
+        saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
+        outputs.append(ExperimentOutput(result, history, notes, formulas, _map(result, dataset, settings, history)))
         reports.append(_report(exp.name, start, result, history, notes))
     return outputs, reports
 
@@ -179,6 +184,25 @@ def _notes(result, start: str) -> list[str]:
     return notes
 
 
+def map_tab_name(experiment: str) -> str:
+    return f"{experiment} map"
+
+
+def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
+    """The `NAME map` tab: every column's formula pattern, precedents and dependents."""
+    from .layout.formulas import StepFormulas
+    from .layout.map import epochs_rows, render_map
+    from .layout.steps import HEADER_ROW
+
+    if result.steps.empty:
+        return None
+    name = result.experiment.name
+    sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2)
+    first_epoch_row = len(history) - len(result.epochs) + 2  # below the epochs tab's header
+    extra = epochs_rows(sf, steps_tab_name(name), epochs_tab_name(name), list(history.columns), first_epoch_row)
+    return render_map(name, sf, steps_tab_name(name), extra_rows=extra)
+
+
 def _formulas(result, dataset, setting_cells: dict[str, str]) -> tuple[dict | None, str | None]:
     """Formula mode's formulas for the steps tab, or why this run cannot have them."""
     from .layout.formulas import FormulaModeError, step_formulas
@@ -193,7 +217,7 @@ def _formulas(result, dataset, setting_cells: dict[str, str]) -> tuple[dict | No
 def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
     """The run's cell budget, less whatever the tabs this run keeps already hold beyond the
     spreadsheet's share (a Google spreadsheet holds 10 million cells in all)."""
-    replaced = {t.lower() for n in names for t in (steps_tab_name(n), epochs_tab_name(n))}
+    replaced = {t.lower() for n in names for t in (steps_tab_name(n), epochs_tab_name(n), map_tab_name(n))}
     replaced |= {COMPARE_TAB, RUNS_TAB, STATE_TAB}
     kept = sum(t.rows * t.cols for t in snapshot.tabs if t.title.lower() not in replaced)
     return max(0, min(budgets.CELL_BUDGET, budgets.SPREADSHEET_CELLS - kept))

@@ -90,7 +90,8 @@ class Tracer:
         steps = read_table(rows, HEADER_ROW).apply(lambda s: pd.to_numeric(s, errors="coerce"))
         if steps.empty or "step" not in steps:
             raise SheetsyncError(f"{self.steps_tab!r} holds no steps")
-        if steps["step"].isna().any() or (np.diff(steps["step"].to_numpy()) < 0).any():
+        gaps = np.diff(steps["step"].to_numpy())
+        if steps["step"].isna().any() or (gaps < 0).any() or (gaps > 1).any():
             raise SheetsyncError(f"{self.steps_tab!r} is sampled or edited: a trace needs every step "
                                  "(run again with fewer steps, or trace a cell of a complete table)")
         for c in ("epoch", "step", "row"):
@@ -109,7 +110,8 @@ class Tracer:
     def _starts(self, name: str) -> dict:
         saved = read_state(read_table(self.snapshot.values.get(STATE_TAB)))
         state = saved.get(name)
-        return dict(state.state.get("starts", {})) if state else {}
+        starts = state.state.get("starts", {}) if state else {}
+        return {int(k): v for k, v in starts.items()}
 
     # -- values ----------------------------------------------------------------------------
     def sheet_value(self, address: str):

@@ -95,15 +95,11 @@ class Lines:
         self.epoch_start[1:] = self.epoch[1:] != self.epoch[:-1]
         # the line holding the previous step's update: the end of the previous batch
         ends = np.flatnonzero(self.batch_end)
-        prev_end = np.full(n, -1)
-        for k in range(1, len(ends)):
-            prev_end[ends[k - 1] + 1: ends[k] + 1] = ends[k - 1]
-        self.prev_end = prev_end
+        batch = np.cumsum(self.batch_start) - 1
+        self.prev_end = np.where(batch > 0, ends[np.maximum(batch - 1, 0)] if len(ends) else -1, -1)
         starts = np.flatnonzero(self.epoch_start)
-        last_of_prev_epoch = np.full(n, -1)
-        for s in starts[1:]:
-            last_of_prev_epoch[s] = s - 1
-        self.last_of_prev_epoch = last_of_prev_epoch
+        self.last_of_prev_epoch = np.full(n, -1)
+        self.last_of_prev_epoch[starts[1:]] = starts[1:] - 1
 
     def row(self, i: int) -> int:
         return self.first_row + i

@@ -66,9 +66,8 @@ def _typical_line(sf: StepFormulas) -> int:
 def _boundary(sf: StepFormulas, column: str, typical: str | None) -> list[str]:
     lines = sf.lines
     notes = []
-    special = [i for i in range(len(lines.step))
-               if lines.prev_end[i] < 0 or lines.epoch_start[i] or sf.carried(i) is not None]
-    for i in special:
+    special = np.flatnonzero((lines.prev_end < 0) | lines.epoch_start)  # where carried values enter
+    for i in map(int, special):
         f = sf.formula(i, column)
         if f is None or (typical is not None and to_r1c1(f, lines.row(i), sf.columns.index(column)) ==
                          to_r1c1(typical, lines.row(_typical_line(sf)), sf.columns.index(column))):
@@ -188,7 +187,7 @@ def render_map(name: str, sf: StepFormulas, steps_tab: str, epochs_note: list[st
                "boundary rows"]
     widths = [16, 12, 14, 48, 48, 48, 36, 60]
     columns = [Column(h, [r[h] for r in rows], "@", w) for h, w in zip(headers, widths)]
-    tab = TabPlan(f"{name} map", kind="map", frozen_rows=3)
+    tab = TabPlan(f"{name} map", kind="map", frozen_rows=3)  # runner.map_tab_name
     tab.texts.append(Text(0, 0, f"{name}: where every number in '{steps_tab}' comes from", bold=True))
     tab.texts.append(Text(1, 0, "Each column's formula on a typical row (row "
                           f"{sf.lines.row(_typical_line(sf))}), its direct precedents and dependents. "

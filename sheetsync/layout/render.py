@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import budgets
-from ..backends.base import Plan, TabPlan
+from ..backends.base import Plan, TabPlan, Text
 from ..engine.result import Result
 from .compare import render_compare
 from .epochs import render_epochs
@@ -28,6 +28,7 @@ class ExperimentOutput:
     history: pd.DataFrame  # all epochs so far, this run's included
     notes: list[str] = field(default_factory=list)  # plain-language diagnostics for the epochs tab
     formulas: dict[str, list] | None = None  # formula mode: column -> one formula (or None) per step
+    map_tab: TabPlan | None = None  # the precedents map (`NAME map`)
 
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
@@ -48,7 +49,13 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
     allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
     tabs: list[TabPlan] = []
     for o, epochs_tab, rows in zip(outputs, epochs_tabs, allowed):
-        tabs += [render_steps(o.result, rows, o.formulas), epochs_tab]
+        steps_tab = render_steps(o.result, rows, o.formulas)
+        tabs += [steps_tab, epochs_tab]
+        if o.map_tab is not None:
+            if rows < len(o.result.steps):
+                o.map_tab.texts.append(Text(1, 8, "The steps tab is sampled: row numbers here are those "
+                                            "of the complete table."))
+            tabs.append(o.map_tab)
     return Plan(tabs + small)
 
 
