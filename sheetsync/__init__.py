@@ -11,5 +11,22 @@ from .errors import InputError, SettingError, SheetsyncError
 from .settings import Experiment
 
 __all__ = ["Experiment", "InputError", "Result", "SettingError", "SheetsyncError", "State",
-           "param_names", "sweep", "train"]
+           "param_names", "push", "run", "sweep", "trace", "train"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`run`, `push` and `trace` load the sheet machinery only when used."""
+    if name == "run":
+        from .runner import run
+
+        return run
+    if name == "push":
+        from .push import push
+
+        return push
+    if name == "trace":
+        from .trace import trace
+
+        return trace
+    raise AttributeError(f"module 'sheetsync' has no attribute {name!r}")
