@@ -77,7 +77,7 @@ class Column:
     """One column of a table: a header and its values (numbers, text or None for blank).
 
     ``values`` may be a numpy array (fast path for big step tables); NaN and infinities are
-    written as blanks with the text of `nan_text` (never sent as numbers). In formula mode
+    written as blank cells (never sent as numbers). In formula mode
     `formulas` holds one formula per value (``"=B2*C2"``) or None where the value stands.
     """
 
@@ -142,6 +142,7 @@ class Series:
     name: str
     y: RangeRef
     x: RangeRef | None = None  # None: the chart's shared domain
+    style: str | None = None  # "markers" or "line"; None: the chart kind's own (scatter: markers)
 
 
 @dataclass

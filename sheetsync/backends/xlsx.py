@@ -1168,6 +1168,9 @@ def comment_parts(notes: list[tuple[int, int, str]], blocks: list[int]) -> tuple
     return tostring(sheet.to_tree()), vml.encode("utf-8")
 
 
+_SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")
+
+
 def native_chart(chart: Chart):
     """An openpyxl line or scatter chart whose series point at `RangeRef`s."""
     from openpyxl.chart import LineChart, ScatterChart
@@ -1189,8 +1192,15 @@ def native_chart(chart: Chart):
         if scatter:
             series.yVal = y_source
             series.xVal = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None
-            series.marker = Marker(symbol="circle")
-            series.graphicalProperties = GraphicalProperties(ln=LineProperties(noFill=True))
+            if s.style == "line":  # a curve through the points (the model over a sorted grid)
+                series.marker = Marker(symbol="none")
+                series.graphicalProperties = GraphicalProperties(ln=LineProperties(w=28575))
+            else:  # filled markers: an unfilled marker shows white in LibreOffice
+                colour = _SERIES_COLOURS[len(native.series) % len(_SERIES_COLOURS)]
+                series.marker = Marker(symbol="circle", size=5)
+                series.marker.graphicalProperties = GraphicalProperties(solidFill=colour)
+                series.marker.graphicalProperties.line.solidFill = colour
+                series.graphicalProperties = GraphicalProperties(ln=LineProperties(noFill=True))
         else:
             series.val = y_source
             series.cat = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None

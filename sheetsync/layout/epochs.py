@@ -91,7 +91,7 @@ def _add_fit(tab: TabPlan, result: Result, x: np.ndarray, y: np.ndarray, col: in
     grid_x = RangeRef(tab.name, 1, col + 2, 1 + len(grid), col + 3)
     model_y = RangeRef(tab.name, 1, col + 3, 1 + len(grid), col + 4)
     tab.charts.append(Chart("scatter", "Fit: data and the model at the final parameters",
-                            [Series("data", data_y, data_x), Series("model", model_y, grid_x)],
+                            [Series("data", data_y, data_x, "markers"), Series("model", model_y, grid_x, "line")],
                             "x", "y", anchor=anchor))
 
 
