@@ -28,7 +28,7 @@ from sheetsync.backends.retry import DEFAULT_RATES
 
 from .roster import DEFAULT_ROSTER_TAB, LEADERBOARD_TAB, leaderboard_plan, member_targets
 from .store import Outcome, Schedule, ScheduleStore
-from .triggers import make_trigger, next_fire, period
+from .triggers import first_fire, make_trigger, next_fire, period
 from .work import SheetJob
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,10 @@ class Dispatcher:
         if schedule.run_now is not None:
             jobs += self.fire(schedule, schedule.run_now, 0.0, force=True)[0]
             self.store.clear_run_now(schedule.id, schedule.run_now)
-        if schedule.next_fire is None:
-            self.store.set_fire(schedule.id, None, next_fire(trigger, None, now), schedule.warning)
-        elif schedule.next_fire <= now:
+        if schedule.next_fire is None:  # new: its first fire time (an interval starts at once)
+            schedule.next_fire = first_fire(trigger, schedule.every, schedule.created, now)
+            self.store.set_fire(schedule.id, None, schedule.next_fire, schedule.warning)
+        if schedule.next_fire is not None and schedule.next_fire <= now:
             every = period(trigger, schedule.next_fire)
             fired, warning = self.fire(schedule, schedule.next_fire, every)
             following = next_fire(trigger, schedule.next_fire, max(now, schedule.next_fire + 1e-3))
@@ -150,8 +151,8 @@ class Dispatcher:
             members = self.targets(schedule)
             last = {t: self.store.last_outcome(t) for t in members}
             newest = max((o.finished for o in last.values() if o), default=0.0)
-            if newest <= self._leaderboards.get(schedule.id + ":seen", -1.0):
-                return
+            if newest <= self._leaderboards.get(schedule.id + ":seen", 0.0):
+                return  # nothing new (or nothing yet): no request spent
             organiser = self.open_backend(schedule.targets[0], schedule_credentials(schedule))
             organiser.apply(leaderboard_plan(members, last))
             self._leaderboards[schedule.id] = now

@@ -75,7 +75,7 @@ def leaderboard_plan(members: list[str], last: dict[str, Outcome | None]) -> Pla
 
 
 def member_rows(target: str, outcome: Outcome | None) -> list[list]:
-    name = Path(target).stem if is_local(target) else target[-12:]
+    name = Path(target).stem if is_local(target) else target[:12]  # a Google key: its start
     if outcome is None:
         return [[name, "", None, "", "not run yet", "", link(target)]]
     when = datetime.fromtimestamp(outcome.finished, timezone.utc).strftime("%Y-%m-%d %H:%M")

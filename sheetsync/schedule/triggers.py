@@ -9,6 +9,7 @@ still does the calendar arithmetic (DST-free UTC, cron edge cases), through `nex
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 from apscheduler.triggers.cron import CronTrigger
@@ -27,7 +28,8 @@ def make_trigger(every: int | None, cron: str | None, start: float):
     if every is not None:
         if int(every) < MIN_INTERVAL:
             raise TriggerError(f"the interval must be at least {MIN_INTERVAL} seconds, not {every}")
-        return IntervalTrigger(seconds=int(every), start_date=to_dt(start), timezone=timezone.utc)
+        # whole seconds: a slot is never a rounding error after the moment it was created at
+        return IntervalTrigger(seconds=int(every), start_date=to_dt(math.floor(start)), timezone=timezone.utc)
     try:
         return CronTrigger.from_crontab(cron, timezone=timezone.utc)
     except ValueError as e:
@@ -39,6 +41,14 @@ def next_fire(trigger, previous: float | None, now: float) -> float | None:
     (missed slots are skipped, never replayed in a burst)."""
     fire = trigger.get_next_fire_time(to_dt(previous) if previous is not None else None, to_dt(now))
     return fire.timestamp() if fire is not None else None
+
+
+def first_fire(trigger, every: int | None, created: float, now: float) -> float | None:
+    """A new interval schedule fires at once (its first slot is its creation, in whole
+    seconds); a cron schedule waits for its first time."""
+    if every is not None:
+        return float(math.floor(created))
+    return next_fire(trigger, None, now)
 
 
 def period(trigger, now: float) -> float:
