@@ -157,62 +157,54 @@ class Tracer:
         return line, self.columns[col - 1]
 
     def precedents(self, line: int, column: str, depth: int | None) -> Node:
+        return self._walk(line, column, depth, self._precedent_refs)
+
+    def dependents(self, line: int, column: str, depth: int | None) -> Node:
+        return self._walk(line, column, depth, self._dependent_refs)
+
+    def _precedent_refs(self, line: int, column: str) -> list[Ref]:
+        return self.formulas.precedents(line, column)
+
+    def _dependent_refs(self, line: int, column: str) -> list[Ref]:
+        """The cells that read (line, column): found by asking the lines that could."""
+        n = len(self.steps)
+        window = range(line, min(n, line + max(self.formulas.batch, 1) + 2))
+        next_epoch = [k for k in range(line + 1, min(n, line + len(self.steps))) if self.formulas.lines.epoch_start[k]][:1]
+        out: dict[tuple, Ref] = {}
+        for k in list(window) + next_epoch:
+            for d in self.columns:
+                if any(r.kind == "line" and r.line == line and r.name == column
+                       for r in self.formulas.precedents(k, d)):
+                    out.setdefault((k, d), Ref("line", d, line=k))
+        return list(out.values())
+
+    def _walk(self, line: int, column: str, depth: int | None, refs_of) -> Node:
+        """Depth-first, each cell expanded once (later visits say so), at most MAX_NODES nodes.
+
+        Iterative: a late row's trace runs through every earlier row, far deeper than Python's
+        recursion allows."""
         root = self.node(Ref("line", column, line=line))
         seen: set[str] = set()
-        count = [0]
-
-        def expand(node: Node, line: int, column: str, level: int) -> None:
+        stack = [(root, line, column, 0)]
+        count = 0
+        while stack:
+            node, at, col, level = stack.pop()
             if node.cell in seen:
                 node.seen = True
-                return
+                continue
             seen.add(node.cell)
-            if depth is not None and level >= depth:
-                node.truncated = bool(self.formulas.precedents(line, column))
-                return
-            for ref in self.formulas.precedents(line, column):
-                count[0] += 1
-                if count[0] > MAX_NODES:
-                    node.truncated = True
-                    return
+            refs = refs_of(at, col)
+            if (depth is not None and level >= depth) or count >= MAX_NODES:
+                node.truncated = bool(refs)
+                continue
+            children = []
+            for ref in refs:
+                count += 1
                 child = self.node(ref)
                 node.children.append(child)
                 if ref.kind == "line":
-                    expand(child, ref.line, ref.name, level + 1)
-
-        expand(root, line, column, 0)
-        return root
-
-    def dependents(self, line: int, column: str, depth: int | None) -> Node:
-        root = self.node(Ref("line", column, line=line))
-        seen: set[str] = set()
-        n = len(self.steps)
-        window = max(self.formulas.batch, 1) + 2
-
-        def readers(line: int, column: str) -> list[Ref]:
-            out = []
-            lines = range(line, min(n, line + window))
-            extra = [k for k in range(line + 1, n) if self.formulas.lines.epoch_start[k]][:1]
-            for k in list(lines) + extra:
-                for d in self.columns:
-                    if any(r.kind == "line" and r.line == line and r.name == column
-                           for r in self.formulas.precedents(k, d)):
-                        out.append(Ref("line", d, line=k))
-            return list({(r.line, r.name): r for r in out}.values())
-
-        def expand(node: Node, line: int, column: str, level: int) -> None:
-            if node.cell in seen:
-                node.seen = True
-                return
-            seen.add(node.cell)
-            if (depth is not None and level >= depth) or len(seen) > MAX_NODES:
-                node.truncated = True
-                return
-            for ref in readers(line, column):
-                child = self.node(ref)
-                node.children.append(child)
-                expand(child, ref.line, ref.name, level + 1)
-
-        expand(root, line, column, 0)
+                    children.append((child, ref.line, ref.name, level + 1))
+            stack.extend(reversed(children))  # visit in formula order
         return root
 
 
