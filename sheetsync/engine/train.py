@@ -230,9 +230,10 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
         lines[:, 0] += np.concatenate(offsets) + 1
     else:
         lines = np.empty((0, len(cols)))
-    steps = pd.DataFrame(lines, columns=cols)
-    for c in ("epoch", "step", "row"):
-        steps[c] = steps[c].astype(np.int64)
+    columns = {c: lines[:, i] for i, c in enumerate(cols)}
+    for c in ("epoch", "step", "row"):  # counters are whole numbers
+        columns[c] = columns[c].astype(np.int64)
+    steps = pd.DataFrame(columns)
 
     epochs, diag = epoch_table(job, chunks, start_epoch, steps)
     finish_diagnostics(job, diag, state.params)
