@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -84,15 +85,24 @@ RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class RedisLocks:
-    """One holder per spreadsheet across machines; the lease outlives any sane run."""
+    """One holder per spreadsheet across machines.
 
-    def __init__(self, redis, ttl: float = 900.0, poll: float = 0.05,
+    The lease is short (`ttl`) and renewed by a thread while the holder lives, so a machine that
+    dies mid-run frees the sheet within `ttl` seconds and its retry need not wait long.
+    """
+
+    def __init__(self, redis, ttl: float = 30.0, poll: float = 0.05,
                  wait: float = 1800.0, sleep: Callable[[float], None] = time.sleep):
         self.redis, self.ttl, self.poll, self.wait, self.sleep = redis, ttl, poll, wait, sleep
         self._release = redis.register_script(RELEASE)
+        self._renew = redis.register_script(RENEW)
 
     @contextmanager
     def hold(self, key: str) -> Iterator[None]:
@@ -104,10 +114,19 @@ class RedisLocks:
                 raise LockTimeout(f"{key} stayed locked for {waited:.0f} s")
             self.sleep(self.poll)
             waited += self.poll
+        done = threading.Event()
+        renewer = threading.Thread(target=self._keep, args=(name, token, done), daemon=True)
+        renewer.start()
         try:
             yield
         finally:
+            done.set()
+            renewer.join()
             self._release(keys=[name], args=[token])
+
+    def _keep(self, name: str, token: str, done: threading.Event) -> None:
+        while not done.wait(self.ttl / 3):
+            self._renew(keys=[name], args=[token, int(self.ttl * 1000)])
 
 
 # The bucket as in TokenBucket.reserve: refill, take n (possibly into debt), say how long the

@@ -10,7 +10,8 @@ the started-job registry's cleanup, and delivered again (the claim and the lock 
 safe).
 
 Workers rebuild their `Context` from a plain config dict (`build_context`):
-``store`` (SQLite path), ``locks`` (lock folder, embedded), ``redis_url``, ``backend_factory``
+``store`` (SQLite path), ``locks`` (lock folder, embedded), ``redis_url``, ``lock_ttl``
+(seconds a dead worker's Redis lock outlives it, default 30), ``backend_factory``
 (``"module:function"``, ``(target, credentials) -> backend``; tests use it), ``rates``.
 """
 
@@ -42,7 +43,7 @@ def build_context(config: dict, *, clock: Callable[[], float] = time.time, bucke
     store = ScheduleStore(config["store"])
     redis = connect(config["redis_url"]) if config.get("redis_url") else None
     if redis is not None:
-        locks, state = RedisLocks(redis), RedisWorkState(redis)
+        locks, state = RedisLocks(redis, ttl=float(config.get("lock_ttl", 30))), RedisWorkState(redis)
         bucket = bucket or RedisBuckets(redis, config.get("rates"))
     else:
         locks = FileLocks(config.get("locks") or os.path.join(os.path.dirname(os.path.abspath(config["store"])), "locks"))

@@ -1,9 +1,8 @@
 """Backend factories that RQ workers can import by name (``"fleet:open_sheet"``).
 
 `FLEET` is a process-wide in-memory fleet (sim.py) for in-process workers (threads, RQ's
-SimpleWorker). `paused_xlsx` opens a real workbook whose write waits: it writes a marker file
-once the run has computed everything and is about to write, then sleeps, so a test can
-SIGKILL the worker at exactly that moment.
+SimpleWorker). `paused_xlsx` opens a real workbook whose atomic write waits after the
+temporary file is complete and before the rename, so a test can SIGKILL the worker there.
 """
 
 from __future__ import annotations
@@ -27,17 +26,18 @@ def open_sheet(target: str, credentials: str | None):
 
 
 def paused_xlsx(target: str, credentials: str | None):
+    """The local backend, but its atomic write stops between the finished temporary file and
+    the rename (marker file written) — the worst moment to die — unless ``<marker>.done`` exists."""
     from sheetsync.backends import open_backend
 
-    backend = open_backend(target)
     marker = os.environ.get("SHEETSYNC_TEST_PAUSE_MARKER")
     if marker and not os.path.exists(marker + ".done"):
-        real_apply = backend.apply
+        real_replace = os.replace
 
-        def apply(plan):
-            open(marker, "w").close()  # the run is computed; the write has not started
+        def replace_after_a_pause(src, dst):
+            open(marker, "w").close()
             time.sleep(60)  # the test kills us here
-            real_apply(plan)
+            real_replace(src, dst)
 
-        backend.apply = apply
-    return backend
+        os.replace = replace_after_a_pause  # this worker process exists for this one test
+    return open_backend(target)
