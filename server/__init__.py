@@ -5,7 +5,7 @@
 
 With no config the settings come from `SHEETSYNC_…` environment variables (see
 `server.config`). Blueprints: `health` (``/healthz``), `docs` (``/openapi.json``), `runs`
-(``/v1/runs``), `precedents` (``/v1/precedents``). `server.wsgi:app` serves it under gunicorn;
+(``/v1/runs``), `precedents` (``/v1/precedents``), `schedules` (``/v1/schedules``). `server.wsgi:app` serves it under gunicorn;
 ``sheetsync serve`` runs it locally.
 """
 
@@ -43,10 +43,11 @@ def create_app(config: Mapping | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import meta, precedents, runs
+    from . import meta, precedents, runs, schedules
 
-    for blueprint in (meta.health, meta.docs, runs.bp, precedents.bp):
+    for blueprint in (meta.health, meta.docs, runs.bp, precedents.bp, schedules.bp):
         app.register_blueprint(blueprint)
+    schedules.init_app(app)
 
 
 def cors(response):
