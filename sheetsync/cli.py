@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--depth", type=int, default=None, help="levels to follow (default: to the inputs)")
     trace.add_argument("--dependents", action="store_true", help="follow the cells that read it instead")
     _common(trace)
+    from .schedule.cli import add_parsers
+
+    add_parsers(sub)  # schedule add|list|remove|run-now, scheduler
     return parser
 
 
@@ -120,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if args.command in ("schedule", "scheduler"):
+        from .schedule.cli import dispatch
+
+        return dispatch(args)
     if args.command == "trace":
         from .trace import render_text, trace
 
