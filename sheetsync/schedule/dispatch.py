@@ -76,8 +76,8 @@ class Dispatcher:
         jobs: list[SheetJob] = []
         for schedule in self.store.list():
             jobs += self._tick_one(schedule, now)
-        self.refresh_leaderboards(now)
         self.executor.pump(now)
+        self.refresh_leaderboards(now)
         return jobs
 
     def _tick_one(self, schedule: Schedule, now: float) -> list[SheetJob]:
