@@ -142,10 +142,11 @@ local state = redis.call('hmget', KEYS[1], 'tokens', 'stamp')
 local tokens, stamp = tonumber(state[1]), tonumber(state[2])
 if not tokens then tokens, stamp = capacity, now end
 tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate) - n
-redis.call('hset', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+-- %.17g: tostring keeps 14 digits, which would cut an epoch stamp to 1/10,000 s
+redis.call('hset', KEYS[1], 'tokens', string.format('%.17g', tokens), 'stamp', string.format('%.17g', now))
 redis.call('expire', KEYS[1], math.ceil(capacity / rate) + 60)
 if tokens >= 0 then return '0' end
-return tostring(-tokens / rate)
+return string.format('%.17g', -tokens / rate)
 """
 
 

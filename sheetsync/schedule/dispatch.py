@@ -26,6 +26,7 @@ from typing import Callable
 from sheetsync.backends import is_local
 from sheetsync.backends.retry import DEFAULT_RATES
 
+from .coordination import paced_rates
 from .roster import DEFAULT_ROSTER_TAB, LEADERBOARD_TAB, leaderboard_plan, member_targets
 from .store import Outcome, Schedule, ScheduleStore
 from .triggers import first_fire, make_trigger, next_fire, period
@@ -126,7 +127,8 @@ class Dispatcher:
         if n == 0 or every in (0.0, float("inf")):
             return 0.0
         even = self.spread * every / n
-        pace = REQUESTS_TO_RECOMPUTE * 60.0 / min(self.rates["user"], self.rates["project"]) if n_remote else 0.0
+        paced, _ = paced_rates(self.rates)  # what the buckets actually let through
+        pace = REQUESTS_TO_RECOMPUTE * 60.0 / min(paced["user"], paced["project"]) if n_remote else 0.0
         return max(even, pace) if n_remote else even
 
     def targets(self, schedule: Schedule) -> list[str]:
