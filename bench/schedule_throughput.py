@@ -2,7 +2,7 @@
 against four.
 
 A real ``redis-server`` on loopback, N small lab workbooks (one experiment, 8 rows, 20 epochs),
-and RQ worker processes (``rq worker --burst``) running `sheetsync.schedule.work.recompute` on
+and RQ worker processes (``rq worker --burst -c sheetsync.schedule.rq_settings``) running `sheetsync.schedule.work.recompute` on
 forced jobs. Each workbook is opened through a backend that behaves like Google Sheets on the
 wire: every request first takes its tokens from the shared Redis buckets (60/min per user,
 300/min per project, paced at 90 % so no sliding minute exceeds them) and then waits a network
@@ -158,7 +158,8 @@ def measure(name: str, workers: int, quota: dict, sheets: list[str], args, redis
                PYTHONPATH=os.pathsep.join([str(REPO / "bench"), str(REPO), os.environ.get("PYTHONPATH", "")]))
     started = time.time()
     procs = [subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", redis_url,
-                               "--logging_level", "ERROR", QUEUE_NAME], env=env) for _ in range(workers)]
+                               "--logging_level", "ERROR", "-c", "sheetsync.schedule.rq_settings", QUEUE_NAME], env=env)
+             for _ in range(workers)]
     for p in procs:
         p.wait()
     wall = time.time() - started
