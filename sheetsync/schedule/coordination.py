@@ -191,6 +191,7 @@ class RedisWorkState:
         self.redis.hset("sheetsync:hashes", target, inputs_hash)
 
     def claim(self, key: str) -> bool:
+        # read-then-write is enough: claims are taken under the spreadsheet's lock
         name = "sheetsync:claim:" + key
         if self.redis.get(name) in (b"done", "done"):
             return False

@@ -26,7 +26,7 @@ from typing import Callable
 from sheetsync.backends import is_local
 from sheetsync.backends.retry import DEFAULT_RATES
 
-from .coordination import paced_rates
+from .coordination import RENEW, paced_rates
 from .roster import DEFAULT_ROSTER_TAB, LEADERBOARD_TAB, leaderboard_plan, member_targets
 from .store import Outcome, Schedule, ScheduleStore
 from .triggers import first_fire, make_trigger, next_fire, period
@@ -205,11 +205,7 @@ class LeaderLock:
         px = int(self.ttl * 1000)
         if self.redis.set(self.name, self._token, nx=True, px=px):
             return True
-        held = self.redis.get(self.name)
-        if held is not None and held.decode() == self._token:
-            self.redis.pexpire(self.name, px)
-            return True
-        return False
+        return bool(self.redis.eval(RENEW, 1, self.name, self._token, px))  # ours: renew, atomically
 
     def release(self) -> None:
         if self._fd is not None:

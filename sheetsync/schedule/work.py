@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -70,7 +70,6 @@ class Context:
     open_backend: Callable[[str, str | None], object]
     clock: Callable[[], float] = time.time
     max_attempts: int = MAX_ATTEMPTS
-    hooks: dict = field(default_factory=dict)  # "after_run": callable(job, report), for the roster
 
 
 class Transient(Exception):
@@ -111,8 +110,6 @@ def _attempt(job: SheetJob, ctx: Context) -> Outcome:
             row["flavour"] = flavours(snapshot).get(row["name"], "")
         ctx.state.set_hash(job.target, digest)
         ctx.state.finish(key)
-    if outcome.status == "recomputed" and "after_run" in ctx.hooks:
-        ctx.hooks["after_run"](job, outcome)
     return outcome
 
 
