@@ -71,6 +71,7 @@ class Dispatcher:
         self.rates = dict(DEFAULT_RATES, **(rates or {}))
         self.open_backend = open_backend or _open_backend
         self._leaderboards: dict[str, float] = {}  # schedule id -> newest outcome written
+        self._members: dict[str, list[str]] = {}  # roster schedule id -> members at its last fire
 
     def tick(self, now: float | None = None) -> list[SheetJob]:
         now = time.time() if now is None else now
@@ -108,6 +109,8 @@ class Dispatcher:
             self.store.record(Outcome(schedule.targets[0], slot, "failed", schedule.id,
                                       message=f"could not read the roster: {e}"[:2000], finished=time.time()))
             return [], schedule.warning
+        if schedule.kind == "roster":
+            self._members[schedule.id] = targets
         remote = [t for t in targets if not is_local(t)]
         warning = quota_warning(schedule, len(remote), every, self.rates) if every else None
         gap = self._gap(len(targets), len(remote), every)
@@ -149,8 +152,10 @@ class Dispatcher:
         written = self._leaderboards.get(schedule.id)
         if written is not None and now - written < LEADERBOARD_EVERY:
             return
+        members = self._members.get(schedule.id)
+        if not members:
+            return  # not fired since this process started: nothing of ours to show yet
         try:
-            members = self.targets(schedule)
             last = {t: self.store.last_outcome(t) for t in members}
             newest = max((o.finished for o in last.values() if o), default=0.0)
             if newest <= self._leaderboards.get(schedule.id + ":seen", 0.0):

@@ -99,3 +99,7 @@ def test_a_roster_schedule_through_the_google_api(google, tmp_path):
     assert sorted(r[1] for r in board[1:]) == ["adam", "basic", "momentum", "relu"]
     assert all(MEMBER in r[6] for r in board[1:])
     assert fake.books[ORGANISER].by_title("roster").values()[1][0].endswith("/edit")  # the user's tab kept
+    organiser_calls = [c.kind for c in fake.api_calls if ORGANISER in c.url]
+    # per slot one roster read (metadata + values); a leaderboard write (metadata + batchUpdate)
+    # only after the slots that recomputed someone, none after the skip
+    assert len(organiser_calls) == 3 * 2 + 2 * 2
