@@ -27,6 +27,10 @@ def client(tmp_path):
 def test_a_caller_without_credentials_is_refused(client):
     assert client.get("/v1/schedules").status_code == 401
     assert client.post("/v1/schedules", json={"spreadsheets": ["member.xlsx"], "every": 600}).status_code == 401
+    assert client.delete("/v1/schedules/abc").status_code == 401
+    assert client.post("/v1/schedules/abc/run-now").status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token-at-all-0123456789"}
+    assert client.get("/v1/schedules", headers=wrong).status_code == 401
 
 
 def test_add_list_run_now_remove(client):
