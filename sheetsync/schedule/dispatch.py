@@ -70,7 +70,8 @@ class Dispatcher:
         self.store, self.executor, self.spread = store, executor, spread
         self.rates = dict(DEFAULT_RATES, **(rates or {}))
         self.open_backend = open_backend or _open_backend
-        self._leaderboards: dict[str, float] = {}  # schedule id -> newest outcome written
+        self._written: dict[str, float] = {}  # roster schedule id -> when its leaderboard was written
+        self._shown: dict[str, tuple] = {}  # roster schedule id -> the member outcomes it shows
         self._members: dict[str, list[str]] = {}  # roster schedule id -> members at its last fire
 
     def tick(self, now: float | None = None) -> list[SheetJob]:
@@ -149,7 +150,7 @@ class Dispatcher:
                 self._refresh(schedule, now)
 
     def _refresh(self, schedule: Schedule, now: float) -> None:
-        written = self._leaderboards.get(schedule.id)
+        written = self._written.get(schedule.id)
         if written is not None and now - written < LEADERBOARD_EVERY:
             return
         members = self._members.get(schedule.id)
@@ -157,13 +158,12 @@ class Dispatcher:
             return  # not fired since this process started: nothing of ours to show yet
         try:
             last = {t: self.store.last_outcome(t) for t in members}
-            newest = max((o.finished for o in last.values() if o), default=0.0)
-            if newest <= self._leaderboards.get(schedule.id + ":seen", 0.0):
+            news = tuple((t, o.finished, o.status) if o else None for t, o in last.items())
+            if all(n is None for n in news) or news == self._shown.get(schedule.id):
                 return  # nothing new (or nothing yet): no request spent
             organiser = self.open_backend(schedule.targets[0], schedule_credentials(schedule))
             organiser.apply(leaderboard_plan(members, last))
-            self._leaderboards[schedule.id] = now
-            self._leaderboards[schedule.id + ":seen"] = newest
+            self._written[schedule.id], self._shown[schedule.id] = now, news
         except Exception as e:  # noqa: BLE001 - the leaderboard must never stop the schedule
             log.warning("leaderboard of schedule %s not written: %s", schedule.id, e)
 

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim import SimClock  # noqa: E402
+from schedule_sim import SimClock  # noqa: E402
 
 
 def free_port() -> int:

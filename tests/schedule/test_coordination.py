@@ -14,7 +14,7 @@ from sheetsync.schedule.coordination import PacedBuckets, RedisBuckets, RedisLoc
 from sheetsync.schedule.dispatch import Dispatcher, LeaderLock, quota_warning
 from sheetsync.schedule.executors import InlineExecutor, build_context
 from sheetsync.schedule.store import Schedule
-from sim import SimClock
+from schedule_sim import SimClock
 
 
 def test_one_leader_by_file_lock(tmp_path):
@@ -111,7 +111,7 @@ def test_a_schedule_beyond_the_quota_is_reported():
 
 
 def test_the_dispatcher_records_the_warning_and_does_not_pile_up_a_late_schedule(tmp_path):
-    context = build_context({"store": str(tmp_path / "s.sqlite3"), "backend_factory": "fleet:open_sheet"})
+    context = build_context({"store": str(tmp_path / "s.sqlite3"), "backend_factory": "schedule_fleet:open_sheet"})
     executor = InlineExecutor(context)
     dispatcher = Dispatcher(context.store, executor)
     targets = [f"key-{i:04d}-abcdefghijklmnopqrstuvwxyz" for i in range(1000)]

@@ -3,7 +3,7 @@
 Ten schedules of 100 sheets each, every two hours, each schedule running as its own user; the
 sheets were recomputed yesterday (their hashes are known); 150 edits land at random moments;
 at 12:17 four organisers press run-now (1,200 requests wanted at once: 4x the project's minute,
-5x each user's). The fleet is in memory with Google's request pattern (sim.py); the
+5x each user's). The fleet is in memory with Google's request pattern (schedule_sim.py); the
 clock is simulated, so a day takes seconds. Checked: no sliding minute beyond 300 requests
 for the project or 60 for any user; one outcome per sheet per slot (none lost, none twice);
 every edit recomputed at the sheet's next check, within one interval; nothing else recomputed.
@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from sim import SimSheets, lab_tabs, max_in_window
+from schedule_sim import SimSheets, lab_tabs, max_in_window
 from sheetsync.schedule.coordination import FileLocks, PacedBuckets, RedisBuckets, RedisLocks, RedisWorkState
 from sheetsync.schedule.dispatch import Dispatcher
 from sheetsync.schedule.executors import InlineExecutor

@@ -27,7 +27,7 @@ from sheetsync.schedule.executors import InlineExecutor  # noqa: E402
 from sheetsync.schedule.roster import LEADERBOARD_TAB  # noqa: E402
 from sheetsync.schedule.store import Schedule, ScheduleStore  # noqa: E402
 from sheetsync.schedule.work import Context  # noqa: E402
-from sim import SimClock  # noqa: E402
+from schedule_sim import SimClock  # noqa: E402
 
 MEMBER = "1MemberSheetKeyAbCdEfGhIjKlMnOpQrStUvWx"
 ORGANISER = "1OrganiserKeyAbCdEfGhIjKlMnOpQrStUvWxYz"

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-import fleet
-from sim import lab_tabs
+import schedule_fleet as fleet
+from schedule_sim import lab_tabs
 from sheetsync.schedule.dispatch import Dispatcher
 from sheetsync.schedule.executors import RQExecutor, ThreadExecutor, build_context
 from sheetsync.schedule.roster import LEADERBOARD_TAB
@@ -35,7 +35,7 @@ class Harness:
 
     def __init__(self, kind, tmp_path, redis_url=None):
         self.kind, self.clock = kind, Clock()
-        self.config = {"store": str(tmp_path / "schedules.sqlite3"), "backend_factory": "fleet:open_sheet"}
+        self.config = {"store": str(tmp_path / "schedules.sqlite3"), "backend_factory": "schedule_fleet:open_sheet"}
         if kind == "rq":
             self.config["redis_url"] = redis_url
             self.executor = RQExecutor(self.config)

@@ -51,7 +51,7 @@ def test_a_worker_killed_mid_write_leaves_the_workbook_unchanged_and_the_job_is_
     book = write_demo(tmp_path / "member.xlsx")
     before = digest(book)
     config = {"store": str(tmp_path / "schedules.sqlite3"), "redis_url": redis_url,
-              "backend_factory": "fleet:paused_xlsx", "lock_ttl": 1}  # the dead worker's lock lapses soon
+              "backend_factory": "schedule_fleet:paused_xlsx", "lock_ttl": 1}  # the dead worker's lock lapses soon
     executor = RQExecutor(config)
     executor.submit(SheetJob(str(book), 1_800_000_000.0, "s1"))
     assert executor.pump(time.time()) == 1

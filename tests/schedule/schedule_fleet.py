@@ -1,6 +1,6 @@
-"""Backend factories that RQ workers can import by name (``"fleet:open_sheet"``).
+"""Backend factories that RQ workers can import by name (``"schedule_fleet:open_sheet"``).
 
-`FLEET` is a process-wide in-memory fleet (sim.py) for in-process workers (threads, RQ's
+`FLEET` is a process-wide in-memory fleet (schedule_sim.py) for in-process workers (threads, RQ's
 SimpleWorker). `paused_xlsx` opens a real workbook whose atomic write waits after the
 temporary file is complete and before the rename, so a test can SIGKILL the worker there.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from sim import SimClock, SimSheets
+from schedule_sim import SimClock, SimSheets
 
 
 class NoQuota:
