@@ -18,4 +18,11 @@ The flow, one direction (DESIGN.md §2; the scheduler orchestrates, it owns no m
 
 With Redis configured the per-spreadsheet locks, the quota buckets, the idempotency claims and
 the change hashes live in Redis (`coordination.py`) so they hold across machines.
+
+Limits, on purpose: outcomes are written to the SQLite store the workers are given, so RQ
+workers on other machines need that file on storage they share with the trigger process (the
+locks, the buckets, the claims and the change hashes are in Redis and need nothing shared);
+the queue of jobs waiting for their spread start lives in the trigger process's memory without
+Redis (a restart forgets it: the next slot picks up what changed); an RQ deployment does not
+coalesce a late schedule's jobs (a second job of a sheet costs one cheap check and is skipped).
 """

@@ -22,6 +22,7 @@ else fails the sheet at once and the error is recorded; no sheet's failure touch
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,7 +142,9 @@ def is_transient(error: Exception) -> bool:
 
 
 def retry_delay(attempt: int) -> float:
-    return RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)]
+    """Backoff with jitter (half to all of the step), so sheets that failed together — a Google
+    outage — do not all come back in the same second."""
+    return RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)] * random.uniform(0.5, 1.0)
 
 
 def idempotency_key(target: str, digest: str, slot: float) -> str:
