@@ -27,7 +27,7 @@ from sheetsync.backends import is_local
 from sheetsync.backends.retry import DEFAULT_RATES
 
 from .coordination import RENEW, paced_rates
-from .roster import DEFAULT_ROSTER_TAB, LEADERBOARD_TAB, leaderboard_plan, member_targets
+from .roster import DEFAULT_ROSTER_TAB, leaderboard_plan, member_targets
 from .store import Outcome, Schedule, ScheduleStore
 from .triggers import first_fire, make_trigger, next_fire, period
 from .work import SheetJob

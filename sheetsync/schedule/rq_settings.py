@@ -6,7 +6,6 @@ already loaded instead of paying the import on each job (about a second).
 """
 
 import sheetsync.runner  # noqa: F401 - preloaded for the forked work horses
-import sheetsync.schedule.executors  # noqa: F401
 from sheetsync.schedule.executors import QUEUE_NAME
 
 QUEUES = [QUEUE_NAME]

@@ -130,8 +130,8 @@ def test_retries_are_bounded(harness):
 
 def test_a_roster_gets_a_leaderboard_of_its_members(harness):
     fleet.FLEET.add("organiser", {"roster": [["member sheet"], [A], [C], [""], [A]]})
-    schedule = harness.store.add(Schedule("", "roster", ["organiser"], every=3600, roster_tab="roster",
-                                          created=harness.clock.now))
+    harness.store.add(Schedule("", "roster", ["organiser"], every=3600, roster_tab="roster",
+                               created=harness.clock.now))
     dispatcher = Dispatcher(harness.store, harness.executor, open_backend=fleet.open_sheet)
     fired = dispatcher.tick(harness.clock.now)
     assert [j.target for j in fired] == [A, C], (harness.store.list(), harness.clock.now, harness.store.outcomes())
