@@ -119,8 +119,11 @@ def test_every_endpoint_but_healthz_requires_a_caller(client, app):
     assert client.get("/v1/runs/abc").status_code == 401
     assert client.get("/v1/precedents?spreadsheet=demo.xlsx&cell=a!A1").status_code == 401
     assert client.get("/openapi.json").status_code == 401
+    assert client.get("/v1/schedules").status_code == 401
+    assert client.post("/v1/schedules/abc/run-now").status_code == 401
     rules = {r.rule for r in app.url_map.iter_rules() if r.endpoint != "static"}
-    assert rules == {"/healthz", "/openapi.json", "/v1/runs", "/v1/runs/<run_id>", "/v1/precedents"}
+    assert rules == {"/healthz", "/openapi.json", "/v1/runs", "/v1/runs/<run_id>", "/v1/precedents",
+                     "/v1/schedules", "/v1/schedules/<schedule_id>", "/v1/schedules/<schedule_id>/run-now"}
 
 
 # -- acting as the user on Google ------------------------------------------------------------
