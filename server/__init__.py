@@ -19,7 +19,7 @@ from flask import Flask, request
 from . import config as settings
 from .auth import IdTokenVerifier
 from .errors import register_error_handlers
-from .locks import SpreadsheetLocks
+from sheetsync.locks import SpreadsheetLocks
 from .service import RunService
 from .store import RunStore
 from .views import Services

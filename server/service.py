@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sheetsync.errors import SheetsyncError
 
 from .errors import ApiError, from_sheetsync
-from .locks import SpreadsheetLocks
+from sheetsync.locks import SpreadsheetLocks
 from .spreadsheets import Sheet
 from .store import RunStore
 

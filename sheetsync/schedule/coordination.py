@@ -14,9 +14,7 @@ SQLite store the workers are given.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import secrets
 import threading
 import time
@@ -24,6 +22,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from sheetsync.backends.retry import DEFAULT_RATES, QuotaBuckets, TokenBucket
+from sheetsync.locks import SpreadsheetLocks as FileLocks  # noqa: F401  (the server's lock files, shared on purpose)
 
 BURST_SHARE = 0.1  # of a minute's quota a bucket may hold; the rest is paced
 
@@ -61,24 +60,6 @@ class PacedBuckets(QuotaBuckets):
 
 class LockTimeout(RuntimeError):
     """The spreadsheet stayed locked by another run for longer than we were willing to wait."""
-
-
-class FileLocks:
-    def __init__(self, folder: str):
-        self.folder = folder
-        os.makedirs(folder, exist_ok=True)
-
-    def path_for(self, key: str) -> str:
-        return os.path.join(self.folder, hashlib.sha256(key.encode()).hexdigest()[:40] + ".lock")
-
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        fd = os.open(self.path_for(key), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
 
 
 RELEASE = """

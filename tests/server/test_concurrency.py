@@ -15,7 +15,7 @@ from itertools import groupby
 
 from server_support import LOCAL_TOKEN, auth
 from server import create_app
-from server.locks import SpreadsheetLocks
+from sheetsync.locks import SpreadsheetLocks
 from sheetsync.backends.xlsx import XlsxBackend
 from sheetsync.demo import write_demo
 
@@ -97,7 +97,7 @@ def test_different_spreadsheets_run_in_parallel(local_config, folder):
 HOLDER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from server.locks import SpreadsheetLocks
+    from sheetsync.locks import SpreadsheetLocks
     with SpreadsheetLocks({folder!r}).hold("local:/books/demo.xlsx"):
         print("held", flush=True)
         time.sleep(600)
