@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .expr import Expr, symbols, to_python
+from .expr import Expr, to_python
 from .models import Model
 from .optimizers import Update
 
@@ -126,7 +126,6 @@ def generate_source(spec: Spec) -> str:
     rn = lambda n: "w" if n == "w" else (_ident("hy_", n) if n in hyper else _row_name(model, n))  # noqa: E731
     step_cols = spec.step_columns()
     col = {c: i for i, c in enumerate(step_cols)}
-    n_state = len(upd.state)
     L: list[str] = []
     w = L.append
 
@@ -328,5 +327,3 @@ def run_kernel(spec: Spec, X, Y, order, P, S, H, T, n_epochs: int, record: bool)
     kernel(X, Y, order, P, S, H, T, n_epochs, record, R, EPO, DIV)
     return R, EPO, DIV
 
-
-_ = symbols

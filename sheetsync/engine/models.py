@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .expr import Expr, absolute, const, maximum, sign, subs, sym, where
+from .expr import Expr, absolute, maximum, sign, subs, sym, where
 
 # A row's loss and the derivative of the loss with respect to `pred`.
 LOSSES = {
@@ -141,5 +141,3 @@ def default_init(model: str, params: list[str], seed: int) -> dict[str, float]:
     draws = rng.uniform(-1.0, 1.0, size=len(params))
     return {p: (0.0 if p.startswith("b") or p == "d" else float(v)) for p, v in zip(params, draws)}
 
-
-_ = const  # re-exported for model authors

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from .expr import Expr, subs, sym, symbols
 from .kernel import Spec, scaled_row_cells
-from .models import LOSSES
 
 
 @dataclass(frozen=True)
@@ -82,5 +81,3 @@ def build_program(spec: Spec) -> Program:
     ordered = {c: formulas[c] for c in spec.step_columns() if c in formulas}
     return Program(spec, ordered, list(model.params), [*model.inputs, "y"])
 
-
-_ = LOSSES

@@ -7,7 +7,6 @@ the steps and epochs tables, and derives the diagnostics.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -18,7 +17,7 @@ from ..errors import SettingError, SheetsyncError
 from ..settings import Experiment
 from . import graddesc
 from .kernel import Spec, run_kernel
-from .models import build_model, default_init, input_names
+from .models import build_model, default_init
 from .optimizers import build_update
 from .result import Diagnostics, Divergence, Result, State
 

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..backends.base import col_letter, quote_tab
-from ..engine.expr import Expr, to_formula
+from ..engine.expr import to_formula
 from ..engine.program import Program, build_program
 from ..engine.reduction import render as render_sum, sum_tree
 from ..engine.result import Result
@@ -323,5 +323,3 @@ def step_formulas(result: Result, data_cells: Callable[[int, str], str], setting
     """Formulas for every cell of `result.steps` laid out from sheet row `first_row` (1-based)."""
     return StepFormulas(result, data_cells, setting_cells, first_row).all()
 
-
-_ = Expr
