@@ -69,11 +69,7 @@ def seed(fake: FakeSheetsAPI, tabs: dict[str, list[list]]):
     for title, rows in tabs.items():
         sheet = book.by_title(title)
         sheet.grid["rowCount"] = max(1000, len(rows))
-        for r, row in enumerate(rows):
-            for c, v in enumerate(row):
-                if v is not None:
-                    kind = "stringValue" if isinstance(v, str) else "numberValue"
-                    sheet.cells[(r, c)] = {"userEnteredValue": {kind: v}}
+        sheet.fill(rows)
     return book
 
 

@@ -40,12 +40,7 @@ def google(tmp_path):
         api.add_service_account(EMAIL, key.public_key())
         book = api.create(KEY, shared_with={EMAIL}, tabs=("data", "experiments"))
         for tab, rows in demo_tabs().items():
-            sheet = book.by_title(tab)
-            for r, row in enumerate(rows):
-                for c, v in enumerate(row):
-                    if v is not None:
-                        kind = "stringValue" if isinstance(v, str) else "numberValue"
-                        sheet.cells[(r, c)] = {"userEnteredValue": {kind: v}}
+            book.by_title(tab).fill(rows)
         creds, identity = credentials_from_file(sa)
         yield api, GoogleBackend(KEY, creds, identity=identity)
 

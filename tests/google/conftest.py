@@ -61,11 +61,7 @@ def fake(mock, rsa_key) -> FakeSheetsAPI:
 def book(fake):
     """A user's spreadsheet with a data tab and a notes tab, shared with the service account."""
     sheet = fake.create(KEY, shared_with={SA_EMAIL}, tabs=("data", "notes"))
-    data = sheet.by_title("data")
-    for r, row in enumerate([["x", "y"], [1, 2.5], [2, 4.5], [3, 6.5]]):
-        for c, v in enumerate(row):
-            kind = "stringValue" if isinstance(v, str) else "numberValue"
-            data.cells[(r, c)] = {"userEnteredValue": {kind: v}}
+    sheet.by_title("data").fill([["x", "y"], [1, 2.5], [2, 4.5], [3, 6.5]])
     sheet.by_title("notes").cells[(0, 0)] = {"userEnteredValue": {"stringValue": "my own notes"},
                                              "note": "keep me"}
     return sheet

@@ -108,6 +108,16 @@ class FakeSheet:
     def grid(self) -> dict:
         return self.props.setdefault("gridProperties", {"rowCount": 1000, "columnCount": 26})
 
+    def fill(self, rows: list[list], skip=(None,)) -> "FakeSheet":
+        """Type `rows` into the sheet as a user would: numbers as numbers, text as text (values
+        in `skip` stay blank)."""
+        for r, row in enumerate(rows):
+            for c, v in enumerate(row):
+                if v not in skip:
+                    kind = "stringValue" if isinstance(v, str) else "numberValue"
+                    self.cells[(r, c)] = {"userEnteredValue": {kind: v}}
+        return self
+
     def values(self) -> list[list]:
         """User-entered values as a list of rows (for assertions): numbers, text, '=formula'."""
         if not self.cells:

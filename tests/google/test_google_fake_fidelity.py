@@ -90,12 +90,7 @@ def test_delete_sheet_reply_is_an_empty_object_like_the_recording(sheet):
 
 
 def put_values(sheet, rows):
-    target = sheet.sheets[0]
-    for r, row in enumerate(rows):
-        for c, v in enumerate(row):
-            if v != "":
-                kind = "stringValue" if isinstance(v, str) else "numberValue"
-                target.cells[(r, c)] = {"userEnteredValue": {kind: v}}
+    sheet.sheets[0].fill(rows, skip=("",))
 
 
 def test_batch_get_reproduces_recorded_ragged_rows(fake, sheet):

@@ -10,12 +10,7 @@ from sheets_support import KEY, SA_EMAIL
 def seed(fake):
     book = fake.create(KEY, shared_with={SA_EMAIL}, tabs=("data", "experiments"))
     for title, rows in demo_tabs().items():
-        sheet = book.by_title(title)
-        for r, row in enumerate(rows):
-            for c, v in enumerate(row):
-                if v is not None:
-                    kind = "stringValue" if isinstance(v, str) else "numberValue"
-                    sheet.cells[(r, c)] = {"userEnteredValue": {kind: v}}
+        book.by_title(title).fill(rows)
     return book
 
 

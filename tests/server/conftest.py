@@ -79,12 +79,7 @@ def fake(mock) -> FakeSheetsAPI:
     api = FakeSheetsAPI(seed=3).register(mock)
     book = api.create(SHEET_KEY, shared_with={"owner@example.com"}, tabs=("data", "experiments"))
     for tab, rows in demo_tabs().items():
-        sheet = book.by_title(tab)
-        for r, row in enumerate(rows):
-            for c, v in enumerate(row):
-                if v is not None:
-                    kind = "stringValue" if isinstance(v, str) else "numberValue"
-                    sheet.cells[(r, c)] = {"userEnteredValue": {kind: v}}
+        book.by_title(tab).fill(rows)
     api.add_user_token(OWNER_TOKEN, "owner@example.com")
     api.add_user_token(STRANGER_TOKEN, "stranger@example.com")
     return api
