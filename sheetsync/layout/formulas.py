@@ -206,34 +206,32 @@ class StepFormulas:
     def all(self) -> dict[str, list[str | None]]:
         n = len(self.result.steps)
         out: dict[str, list[str | None]] = {c: [None] * n for c in self.columns}
-        templates = {c: "=" + to_formula(e, self._renderer(0, template=True))
-                     for c, e in self.program.formulas.items()
-                     if self.batch == 1 or not c.startswith(("new ",)) and c not in self.job.spec.state_cols}
-        for c, text in templates.items():
-            if len(text) > MAX_FORMULA_CHARS:
-                raise FormulaModeError(f"the formula for {c!r} would be {len(text):,} characters, over a "
-                                       f"spreadsheet's limit of 8,192; use values mode for this model")
+        # One row per step with no macro between epochs: every line but the carried-in ones
+        # follows its column's template, so render each column once and format it per row.
+        fast = self.batch == 1 and self.macro not in ("adam_ann", "adagrad_ann", "eve")
+        templates = ({c: "=" + to_formula(e, self._renderer(0, template=True))
+                      for c, e in self.program.formulas.items()} if fast else {})
         update_cols = set(self.job.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         lines = self.lines
+        data_rows = self.result.steps["row"].to_numpy() - 1
         for i in range(n):
             row = lines.row(i)
-            epoch = int(lines.epoch[i])
-            data_row = int(self.result.steps["row"].iat[i]) - 1
             for name in self.program.input_columns:
-                out[name][i] = "=" + absolute(self.data_cells(data_row, name))
+                out[name][i] = "=" + absolute(self.data_cells(int(data_rows[i]), name))
             for q in self.program.param_columns:
                 out[q][i] = self.param_link(i, q)
-            needs_slow = self.carried(i) is not None or (self.batch != 1) or \
-                (self.macro in ("adam_ann", "adagrad_ann", "eve"))
+            slow = not fast or self.carried(i) is not None
+            p = lines.row(lines.prev_end[i]) if lines.prev_end[i] >= 0 else row
             for c, e in self.program.formulas.items():
                 if c in update_cols and not lines.batch_end[i]:
                     continue
-                if needs_slow or c not in templates:
-                    out[c][i] = "=" + to_formula(e, self._renderer(i, template=False))
-                else:
-                    p = lines.row(lines.prev_end[i]) if lines.prev_end[i] >= 0 else row
-                    out[c][i] = templates[c].format(r=row, p=p)
-            del epoch
+                out[c][i] = ("=" + to_formula(e, self._renderer(i, template=False)) if slow
+                             else templates[c].format(r=row, p=p))
+        for c in self.program.formulas:
+            longest = max((len(f) for f in out[c] if f), default=0)
+            if longest > MAX_FORMULA_CHARS:
+                raise FormulaModeError(f"the formula for {c!r} would be {longest:,} characters, over a "
+                                       f"spreadsheet's limit of 8,192; use values mode for this model")
         return out
 
     # -- precedents of one cell (the trace) ----------------------------------------------------
