@@ -220,19 +220,20 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
     cols = spec.step_columns()
     start_epoch = state.epoch - sum(len(c.epochs) for c in chunks)
     if keep_steps and chunks:
-        lines = np.concatenate([c.lines for c in chunks]) if chunks else np.empty((0, len(cols)))
+        # One chunk (any run short of CHUNK_STEPS) is used as the loop wrote it: a million
+        # steps are ~130 MB, and copying them again cost more than the training.
+        lines = chunks[0].lines if len(chunks) == 1 else np.concatenate([c.lines for c in chunks])
         # the loop numbers epochs within a call; make them count across Runs, 1-based
-        offsets, e0 = [], start_epoch
+        start, e0 = 0, start_epoch + 1
         for c in chunks:
-            offsets.append(np.full(len(c.lines), e0, dtype=np.float64))
-            e0 += len(c.epochs)
-        lines[:, 0] += np.concatenate(offsets) + 1
+            lines[start:start + len(c.lines), 0] += e0
+            start, e0 = start + len(c.lines), e0 + len(c.epochs)
     else:
         lines = np.empty((0, len(cols)))
     columns = {c: lines[:, i] for i, c in enumerate(cols)}
     for c in ("epoch", "step", "row"):  # counters are whole numbers
         columns[c] = columns[c].astype(np.int64)
-    steps = pd.DataFrame(columns)
+    steps = pd.DataFrame(columns, copy=False)  # column views of `lines`, not one more copy
 
     epochs, diag = epoch_table(job, chunks, start_epoch, steps)
     finish_diagnostics(job, diag, state.params)

@@ -26,7 +26,9 @@ from pathlib import Path
 
 from ..errors import SheetsyncError
 from .store import Schedule, ScheduleStore
-from .triggers import TriggerError, make_trigger, period
+
+# `sheetsync run` builds this parser too: APScheduler (the triggers) loads only when a schedule
+# command runs.
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -96,6 +98,8 @@ def add(store: ScheduleStore, args) -> Schedule:
     every = parse_interval(args.every) if args.every else None
     kind = "roster" if args.roster else ("sheet" if len(args.targets) == 1 else "list")
     targets = [absolute(t) for t in ([args.roster] if args.roster else args.targets)]
+    from .triggers import TriggerError, make_trigger, period
+
     schedule = Schedule("", kind, list(dict.fromkeys(targets)), every, args.cron,
                         args.tab if args.roster else None, args.force, created=time.time(),
                         credentials=args.credentials)
