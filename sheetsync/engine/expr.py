@@ -3,7 +3,8 @@
 Models and optimizers are written as small expressions over named cells (``a*x + b``), the way
 a spreadsheet row is written. From one expression sheetsync derives:
 
-- Python source that numba compiles into the training loop (`to_python`),
+- Python source that numba compiles into the training loop (`to_python`), and the same
+  loop's C source (`to_c`, for the C backend: see `native`),
 - a reference evaluation in plain Python floats, used by tests and traces (`evaluate`),
 - the cells it reads, for the precedents map (`symbols`),
 - spreadsheet formula text (`to_formula`), for formula mode.
@@ -135,6 +136,49 @@ def to_python(e: Expr, name: Callable[[str], str]) -> str:
         return f"({t} if {c} else {f})"
     if op == "fma":
         a, b, c = (to_python(x, name) for x in args)
+        return f"fma({a}, {b}, {c})"
+    raise ValueError(f"unknown op {op}")
+
+
+def _c_literal(v: float) -> str:
+    # hex floats are exact: no decimal-to-binary rounding left to the C compiler
+    if math.isnan(v):
+        return "NAN"
+    if math.isinf(v):
+        return "INFINITY" if v > 0 else "(-INFINITY)"
+    text = float(v).hex()
+    return f"({text})" if text.startswith("-") else text
+
+
+def to_c(e: Expr, name: Callable[[str], str]) -> str:
+    """C source for `e`, operation for operation as `to_python` renders it (the C backend must
+    agree with numba bit for bit: same operations, same order, same NaN choices)."""
+    op, args = e.op, e.args
+    if op == "const":
+        return _c_literal(args[0])
+    if op == "sym":
+        return name(args[0])
+    if op in _BINARY:
+        return f"({to_c(args[0], name)} {_BINARY[op]} {to_c(args[1], name)})"
+    if op == "neg":
+        return f"(-{to_c(args[0], name)})"
+    if op == "pow":  # numba's `**` on floats is llvm.pow, a call to the same libm pow()
+        return f"pow({to_c(args[0], name)}, {to_c(args[1], name)})"
+    if op == "sqrt":
+        return f"sqrt({to_c(args[0], name)})"
+    if op == "abs":
+        return f"fabs({to_c(args[0], name)})"
+    if op == "sign":
+        x = to_c(args[0], name)
+        return f"(({x} > 0.0) ? 1.0 : (({x} < 0.0) ? -1.0 : 0.0))"
+    if op == "max":  # not fmax(): NaN and -0.0 must pick the operand `a if a >= b else b` picks
+        a, b = to_c(args[0], name), to_c(args[1], name)
+        return f"(({a} >= {b}) ? {a} : {b})"
+    if op == "if":
+        c, t, f = (to_c(a, name) for a in args)
+        return f"({c} ? {t} : {f})"
+    if op == "fma":  # C99 fma(): one rounding, like numba's llvm.fma
+        a, b, c = (to_c(x, name) for x in args)
         return f"fma({a}, {b}, {c})"
     raise ValueError(f"unknown op {op}")
 

@@ -9,27 +9,16 @@ them differ from the unfused one in the last bit. Matching torch to the bit need
 
 from fractions import Fraction
 
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+# The compiled versions: C99 fma() in the C backend (`native`), llvm.fma in the numba backend
+# (`numba_support.fma`). Both are the correctly rounded fused operation, so they agree.
 
 
-@intrinsic
-def _llvm_fma(typingctx, a, b, c):
-    sig = types.float64(types.float64, types.float64, types.float64)
+def __getattr__(name: str):
+    if name == "fma":  # imported lazily: this module must not import numba (see `native`)
+        from .numba_support import fma
 
-    def codegen(context, builder, signature, args):
-        double = ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [double], ir.FunctionType(double, [double] * 3))
-        return builder.call(fn, args)
-
-    return sig, codegen
-
-
-@njit(cache=True, inline="always")
-def fma(a, b, c):
-    """a*b + c with a single rounding (the CPU's fused instruction, via LLVM)."""
-    return _llvm_fma(a, b, c)
+        return fma
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fma_exact(a: float, b: float, c: float) -> float:

@@ -2,20 +2,28 @@
 
 Per-row steps are sequential, so the loop itself must be compiled to be fast. This module
 renders the row cells (`models`) and the update cells (`optimizers`) into the source of one
-numba function, specialised to the structure of an experiment (model, loss, optimizer options,
+function, specialised to the structure of an experiment (model, loss, optimizer options,
 batch size), with the numeric settings (lr, betas, ...) passed in per experiment: a sweep of
-1,000 learning rates is one call. numba compiles without fast-math and with numpy's error
-model, so every operation is the IEEE operation the expression names (no FMA contraction, no
-reordering; 1/0 gives inf rather than an exception).
+1,000 learning rates is one call. Every operation is the IEEE operation the expression names
+(no FMA contraction, no reordering, no fast-math; 1/0 gives inf rather than an exception).
 
-Generated sources are written to a cache folder and compiled with ``cache=True``, so a kernel
-is compiled once per machine, not once per process.
+Two backends compile the same loop and give the same bits (see `native` for the contract):
+
+- C (`native`): the loop as C source, compiled by the system C compiler into a cached shared
+  library and called through ctypes. A fresh process pays well under a millisecond to load it,
+  where numba pays ~0.5 s to import and initialise, so C is the default when a compiler exists.
+- numba: the loop as Python source compiled with ``cache=True``; the fallback when there is no
+  C compiler or a compile fails. numba is imported only when this backend runs.
+
+``SHEETSYNC_KERNEL=c`` or ``=numba`` forces a backend. Generated sources and compiled kernels
+live in one cache folder, so a kernel is compiled once per machine, not once per process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -26,13 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SheetsyncError
 from .expr import Expr, to_python
 from .models import Model
 from .optimizers import Update
 
 # Epoch accumulator layout (per experiment, per epoch): see `Layout.epoch_cols`.
 _lock = threading.Lock()
-_loaded: dict[str, object] = {}
+_loaded: dict[str, object] = {}  # in-process kernels by key ("c:" + key for C)
+_failed_c: set[str] = set()  # C kernels that failed to compile here: numba runs them
+log = logging.getLogger(__name__)
 
 
 def _ident(prefix: str, name: str) -> str:
@@ -132,8 +143,7 @@ def generate_source(spec: Spec) -> str:
     w("import math")
     w("import numpy as np")
     w("from numba import njit")
-    w("from sheetsync.engine.reduction import torch_sum")
-    w("from sheetsync.engine.fused import fma")
+    w("from sheetsync.engine.numba_support import fma, torch_sum")
     w("")
     w("@njit(cache=True, error_model='numpy', nogil=True)")
     w("def kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV):")
@@ -292,7 +302,66 @@ def cache_dir() -> Path:
         return folder
 
 
-def load_kernel(spec: Spec):
+def backend() -> str:
+    """"c" or "numba": SHEETSYNC_KERNEL if set, else C when a C compiler is installed."""
+    from . import native
+
+    forced = os.environ.get("SHEETSYNC_KERNEL", "").strip().lower()
+    if forced in ("", "auto"):
+        return "c" if native.compiler() else "numba"
+    if forced == "numba":
+        return "numba"
+    if forced == "c":
+        if native.compiler() is None:
+            cc = os.environ.get("CC") or "cc"
+            raise SheetsyncError(f"SHEETSYNC_KERNEL=c, but there is no C compiler: {cc!r} was not found "
+                                 "(install one, set CC, or unset SHEETSYNC_KERNEL to use numba)")
+        return "c"
+    raise SheetsyncError(f"SHEETSYNC_KERNEL={forced!r}: expected c, numba or auto")
+
+
+def load_kernel(spec: Spec, which: str | None = None):
+    """The compiled loop for `spec`, called as
+    kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV); `which` is a `backend()`."""
+    which = which or backend()
+    if which == "c":
+        kernel = _load_c_kernel(spec)
+        if kernel is not None:
+            return kernel
+    return _load_numba_kernel(spec)
+
+
+def _load_c_kernel(spec: Spec):
+    """The C kernel, or None (after a logged warning) when it cannot be compiled."""
+    from . import native
+
+    argv = native.compiler()
+    forced = os.environ.get("SHEETSYNC_KERNEL", "").strip().lower() == "c"
+    if argv is None:  # the compiler went away since backend() looked
+        if forced:
+            raise SheetsyncError("SHEETSYNC_KERNEL=c, but there is no C compiler")
+        return None
+    source = native.generate_c_source(spec)
+    key = native.cache_key(source, argv)
+    with _lock:
+        fn = _loaded.get("c:" + key)
+        if fn is not None:
+            return fn
+        if key in _failed_c and not forced:
+            return None
+        try:
+            fn = native.load(spec, source, key, argv)
+        except native.CompileError as e:
+            if forced:
+                raise SheetsyncError(f"SHEETSYNC_KERNEL=c, but the training loop did not compile: {e}") from None
+            _failed_c.add(key)
+            log.warning("the C training loop did not compile, using numba instead: %s", e)
+            return None
+        _loaded["c:" + key] = fn
+        return fn
+
+
+def _load_numba_kernel(spec: Spec):
     source = generate_source(spec)
     key = hashlib.sha256(source.encode()).hexdigest()[:24]
     with _lock:
@@ -301,7 +370,7 @@ def load_kernel(spec: Spec):
             return fn
         path = cache_dir() / f"sheetsync_kernel_{key}.py"
         if not path.exists() or path.read_text() != source:
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_text(source)
             os.replace(tmp, path)  # atomic: concurrent processes never see half a file
         module_spec = importlib.util.spec_from_file_location(f"sheetsync_kernel_{key}", path)

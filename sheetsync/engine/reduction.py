@@ -5,8 +5,8 @@ For a parameter shared by every row of a batch, autograd sums the rows' contribu
 does not add left to right: it adds whole SIMD vectors lane by lane, four vectors at a time,
 in a cascade of levels, then the leftover rows, then the lanes. Float addition is not
 associative, so on a long run near a minimum the order shows. This module spells out that
-order once, as a tree of additions over row indices, used both by the compiled loop and by
-formula mode, and checked against ``torch.sum`` by the tests.
+order once, as a tree of additions over row indices, used by formula mode and checked against
+``torch.sum`` by the tests; the compiled loops (numba's and C's) spell the same order as code.
 
 The sum kernel works on vectors of 4 doubles on every CPU torch supports (its AVX-512 build
 still reduces in 256-bit vectors: measured against torch.sum for every length up to 20,000).
@@ -16,9 +16,6 @@ Above 32,768 rows torch splits a sum across threads, which this does not model.
 from __future__ import annotations
 
 import functools
-
-import numpy as np
-from numba import njit
 
 ILP = 4  # vectors summed side by side (row_sum's ilp_factor)
 LEVELS = 4  # cascade levels (multi_row_sum's num_levels)
@@ -112,59 +109,13 @@ def render(tree: Tree, leaf) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The same order as compiled code, for the training loop (checked against `sum_tree`).
+# The same order as compiled code lives with its backend (`numba_support.torch_sum`, and the C
+# copy in `native`), so that this module, which formula mode imports, never imports numba.
 
 
-@njit(cache=True, error_model="numpy")
-def _strided_row_sum(buf, offset, stride, size):
-    """row_sum over buf[offset + stride*i] for i < size (one lane of a vectorized sum)."""
-    size_ilp = size // 4
-    acc = np.zeros((4, 4))
-    level_power = max(4, _clog2(size_ilp) // 4)
-    level_step = 1 << level_power
-    level_mask = level_step - 1
-    i = 0
-    while i + level_step <= size_ilp:
-        for _ in range(level_step):
-            for k in range(4):
-                acc[0, k] += buf[offset + stride * (i * 4 + k)]
-            i += 1
-        for j in range(1, 4):
-            for k in range(4):
-                acc[j, k] += acc[j - 1, k]
-                acc[j - 1, k] = 0.0
-            if i & (level_mask << (j * level_power)):
-                break
-    while i < size_ilp:
-        for k in range(4):
-            acc[0, k] += buf[offset + stride * (i * 4 + k)]
-        i += 1
-    for j in range(1, 4):
-        for k in range(4):
-            acc[0, k] += acc[j, k]
-    p0 = acc[0, 0]
-    for r in range(size_ilp * 4, size):
-        p0 += buf[offset + stride * r]
-    return ((p0 + acc[0, 1]) + acc[0, 2]) + acc[0, 3]
+def __getattr__(name: str):
+    if name == "torch_sum":  # the numba version, for callers that ask for it by its old name
+        from .numba_support import torch_sum
 
-
-@njit(cache=True, error_model="numpy")
-def _clog2(n):
-    k = 0
-    while (1 << k) < n:
-        k += 1
-    return k
-
-
-@njit(cache=True, error_model="numpy")
-def torch_sum(buf, n):
-    """sum(buf[:n]) in torch's CPU order (see `sum_tree`)."""
-    if n >= 4:
-        n_vec = n // 4
-        total = 0.0
-        for i in range(n_vec * 4, n):
-            total += buf[i]
-        for lane in range(4):
-            total += _strided_row_sum(buf, lane, 4, n_vec)
-        return total
-    return _strided_row_sum(buf, 0, 1, n)
+        return torch_sum
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
