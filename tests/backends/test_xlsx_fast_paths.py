@@ -1,0 +1,326 @@
+"""The fast paths of the .xlsx backend give exactly what the reference paths give.
+
+Reading: `SheetScan` (text scanning) against `WorkbookReader.cells_by_elementtree` on every
+workbook the suite builds, files made by openpyxl (normal and write_only), LibreOffice's saves,
+the demo, and hypothesis-made sheet XML (including malformed XML: the same error either way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import zipfile
+
+import numpy as np
+import openpyxl
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from sheetsync.backends import ooxml
+from sheetsync.backends import xlsx as xlsx_module
+from sheetsync.backends.xlsx import SheetScan, WorkbookReader, XlsxBackend
+
+from xlsx_builders import members, plain_workbook, rewrite_zip, rich_workbook, small_plan, with_sheet_data
+
+# ---------------------------------------------------------------------------------------------
+# Reading: both ways, every worksheet
+
+
+def outcome(read, part):
+    """The rows read, each value as (type, repr) so that NaN equals NaN and -0.0 differs from
+    0.0 and 1 from 1.0; or the error raised."""
+    try:
+        return exact(read(part))
+    except Exception as e:  # noqa: BLE001 - the error itself is what is compared
+        return ("raised", type(e), str(e))
+
+
+def exact(rows):
+    return [[(type(v), repr(v)) for v in row] for row in rows]
+
+
+def worksheets(path) -> list[str]:
+    pkg = ooxml.Package(str(path))
+    try:
+        reader = WorkbookReader(pkg)
+        return [rel.target for rel in reader.rels.values()
+                if rel.type == ooxml.REL_WORKSHEET and pkg.has(rel.target)]
+    finally:
+        pkg.close()
+
+
+def read_both_ways(path) -> list[bool]:
+    """Every worksheet read by ElementTree, by `cells` (scan with fallback) and by the scan
+    alone; asserts they agree and returns, per sheet, whether the scan handled it itself."""
+    handled = []
+    pkg = ooxml.Package(str(path))
+    try:
+        for part in worksheets(path):
+            reader = WorkbookReader(pkg)
+            reference = outcome(reader.cells_by_elementtree, part)
+            assert outcome(WorkbookReader(pkg).cells, part) == reference, part
+            reader = WorkbookReader(pkg)
+            reader._dates = reader.date_xfs()
+            scanned = SheetScan(reader).rows(part)
+            if scanned is not None:
+                assert exact(scanned) == reference, part
+            handled.append(scanned is not None)
+    finally:
+        pkg.close()
+    return handled
+
+
+def varied_rows(n: int = 40) -> list[list]:
+    rng = np.random.default_rng(3)
+    rows = [["x", "y", "when", "flag", "label", "int", "big", "tiny"]]
+    for i in range(n):
+        rows.append([float(rng.normal()), float(rng.normal()) * 1e-7, dt.datetime(2024, 1, 1 + i % 28, i % 24),
+                     bool(i % 2), f"  text {i} & <b> ", i - 20, 1e22 * (i + 1), 5e-324 * i])
+    rows.append([None, 1, None, None, "_x0041_ looks escaped", 0, -0.0, 1.7976931348623157e308])
+    rows.append([])
+    rows.append(["=A2*2", "=SUM(A2:A5)", "=1/0", None, "=\"a\"&\"b\"", None, None, None])
+    return rows
+
+
+def test_workbooks_the_suite_builds(tmp_path):
+    plain = tmp_path / "plain.xlsx"
+    plain_workbook(plain)
+    rich = tmp_path / "rich.xlsx"
+    rich_workbook(rich)
+    macro = tmp_path / "rich.xlsm"
+    rich_workbook(macro, macro=True)
+    applied = tmp_path / "applied.xlsx"
+    rich_workbook(applied)
+    XlsxBackend(applied).apply(small_plan())
+    for path in (plain, rich, macro, applied):
+        read_both_ways(path)
+    # the plain tabs and our own steps tab go through the scan itself, not the fallback
+    assert all(read_both_ways(plain))
+    assert any(read_both_ways(applied))
+
+
+@pytest.mark.parametrize("write_only", [False, True])
+def test_openpyxl_workbooks(tmp_path, write_only):
+    path = tmp_path / "book.xlsx"
+    wb = openpyxl.Workbook(write_only=write_only)
+    if not write_only:
+        wb.remove(wb.active)
+    ws = wb.create_sheet("data")
+    for row in varied_rows():
+        ws.append(row)
+    numbers = wb.create_sheet("numbers")
+    for row in np.random.default_rng(0).normal(size=(3000, 4)).tolist():
+        numbers.append(row + [int(row[0] * 100)])
+    wb.create_sheet("empty")
+    wb.save(path)
+    handled = read_both_ways(path)
+    assert handled[1]  # the numbers sheet
+
+
+def test_benchmark_shaped_workbook_in_small_chunks(tmp_path, monkeypatch):
+    """A data tab like the benchmark's, read in chunks so small that rows straddle them."""
+    path = tmp_path / "book.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "data"
+    ws.append(["x", "y"])
+    rng = np.random.default_rng(0)
+    for x in rng.random(500):
+        ws.append([float(x), float(2 * x + 30 + rng.normal(0, 0.1))])
+    ws.append([3, 4])  # integers: the chunk is no longer "plain floats"
+    ws.append([None, 5.5])
+    wb.save(path)
+    assert all(read_both_ways(path))
+    for size in (64, 1000, 4096):
+        monkeypatch.setattr(xlsx_module, "_SCAN_CHUNK", size)
+        assert all(read_both_ways(path))
+
+
+def soffice() -> str | None:
+    return shutil.which("soffice")
+
+
+@pytest.mark.skipif(soffice() is None, reason="LibreOffice is not installed")
+def test_libreoffice_saved_workbooks(tmp_path):
+    source = tmp_path / "source.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "data"
+    for row in varied_rows():
+        ws.append(row)
+    ws["C2"].number_format = "yyyy-mm-dd hh:mm"
+    wb.create_sheet("other").append(["a", 1, True])
+    wb.save(source)
+    applied = tmp_path / "applied.xlsx"
+    rich_workbook(applied)
+    XlsxBackend(applied).apply(small_plan())
+    out = tmp_path / "out"
+    for book in (source, applied):
+        subprocess.run([soffice(), "--headless", f"-env:UserInstallation=file://{tmp_path / 'profile'}",
+                        "--convert-to", "xlsx", "--outdir", str(out), str(book)],
+                       check=True, capture_output=True, timeout=180)
+        handled = read_both_ways(out / book.name)
+        assert any(handled)
+
+
+def test_the_demo_workbook(tmp_path):
+    from sheetsync import cli
+
+    book = tmp_path / "lab.xlsx"
+    assert cli.main(["demo", str(book)]) == 0
+    assert all(read_both_ways(book)[:2])  # data and experiments
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading: hand-written and generated sheet XML
+
+
+def base_workbook(path) -> None:
+    """Style 1 is a date; shared strings hold 'zero', 'one & two', ' three' (openpyxl writes
+    inline strings only, so the part is added by hand)."""
+    wb = openpyxl.Workbook()
+    wb.active.title = "data"
+    wb.active["A1"].number_format = "yyyy-mm-dd"
+    wb.save(path)
+    parts = members(path)
+    strings = (f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{ooxml.NS_MAIN}" count="3" uniqueCount="3">'
+               '<si><t>zero</t></si><si><t>one &amp; two</t></si><si><r><t xml:space="preserve"> three</t></r></si></sst>')
+    rels = parts["xl/_rels/workbook.xml.rels"].decode().replace(
+        "</Relationships>", f'<Relationship Id="rIdStrings" Type="{ooxml.REL_SHARED_STRINGS}" '
+        'Target="sharedStrings.xml"/></Relationships>')
+    types = parts["[Content_Types].xml"].decode().replace(
+        "</Types>", '<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+    rewrite_zip(path, replace={"xl/_rels/workbook.xml.rels": rels.encode(), "[Content_Types].xml": types.encode()},
+                add={"xl/sharedStrings.xml": strings.encode()})
+
+
+def sheet_agrees(path, sheet_data: str) -> None:
+    with_sheet_data(path, sheet_data)
+    read_both_ways(path)
+
+
+SHAPES = [
+    '<row r="1"><c r="A1" s="1"><v>45000</v></c><c r="B1" t="inlineStr"><is><t> 3 </t></is></c>'
+    '<c r="C1" t="str"><f>"1,5"</f><v>1,5</v></c></row>',
+    '<row r="2"><c t="n" r="B2" s="0"><v>1</v></c><c s="1" r="C2"><v>2.5</v></c><c r="D2"/><c r="E2"></c></row>',
+    '<row r="3" spans="1:3" ht="12.8" customHeight="1"><c r="A3" t="b"><v>0</v></c><c r="B3" t="e"><v>#N/A</v></c>'
+    '<c r="C3" t="s"><v>1</v></c><c r="E3" t="s"><v>2</v></c><c r="D3" t="str"><v>plain _x0041_</v></c></row>',
+    '<row><c><v>7</v></c><c t="inlineStr"><is><t xml:space="preserve"> a </t></is></c><c r="E9"><v>-0</v></c></row>',
+    '<row r="5"/><row r="7"><c r="C7"><v>1e5</v></c><c r="A7"><v>٣</v></c><c r="B7"><v>00012</v></c></row>',
+    "<row r='8'><c r='A8' t='s'><v>0</v></c></row><row r=\"9\"><c r=\"A9\" t=\"s\"><v>0</v></c></row>",
+    '<row r="9">\n  <c r="A9">\n    <v>1</v>\n  </c>\n</row>\n',
+    '<row r="10"><c r="A10" t="inlineStr"><is><r><t>rich </t></r><r><t>text</t></r></is></c>'
+    '<c r="B10"><v>a &amp; b</v></c><c r="C10" t="str"><v>a &lt; b</v></c></row>',
+    '<row r="3"><c r="A3"><v>99</v></c></row>',  # a row again: its cells land in the earlier row
+    '<row r="12"><c r="AB12" t="d"><v>2024-02-03T04:05:06</v></c><c r="B12" t="inlineStr"><v>1</v></c>'
+    '<c r="C12" t="n"><is><t>x</t></is></c></row>',
+    '<row r="13"><c r="A13"><v>nan</v></c><c r="B13"><v>-inf</v></c><c r="C13"><v>1_000</v></c></row>',
+    '<row r="14" x14ac:dyDescent="0.25"><c r="A14"><v>1</v></c></row>',  # undeclared prefix: an error
+    '<row r="15"><c r="A15"><v>1</v></c>',  # unclosed row
+    '<row r="16"><c r="A16"><v>x</v></c></row>',  # not a number
+    '<row r="17"><c r="A17" t="s"><v>5</v></c></row>',  # no such shared string
+    '<row r="0"><c r="A1"><v>1</v></c></row>',
+    '<!-- a comment --><row r="1"><c r="A1"><v>1</v></c></row>',
+    '<row r="1"><c r="A1" s="1" s="2"><v>1</v></c></row>',  # duplicate attribute
+    '<row r="1"><c r="A1" xmlns="urn:other"><v>1</v></c><c r="B1"><v>2</v></c></row>',
+    '<row r="1"><c r="A1"><v>1\x01</v></c></row>',
+    '<row r="1"><c r="A1"><v>1]]>2</v></c></row>',
+    '<row r="20"><c r="A20" t="inlineStr"><is><t></t></is></c><c r="B20" t="str"><v></v></c><c r="C20"><v/></c></row>',
+]
+
+
+@pytest.mark.parametrize("sheet_data", SHAPES)
+def test_hand_written_cells(tmp_path, sheet_data):
+    path = tmp_path / "book.xlsx"
+    base_workbook(path)
+    sheet_agrees(path, sheet_data)
+
+
+def test_hand_written_cells_all_together_and_shaped_rows_among_them(tmp_path):
+    path = tmp_path / "book.xlsx"
+    base_workbook(path)
+    regular = "".join(f'<row r="{i}"><c r="A{i}" t="n"><v>{i / 7!r}</v></c><c r="B{i}" s="1"><v>{i}</v></c></row>'
+                      for i in range(30, 60))
+    sheet_agrees(path, "".join(SHAPES[:11]) + regular + SHAPES[3] + regular.replace('r="3', 'r="6'))
+
+
+attr_value = st.sampled_from(["0", "1", "2", "n", "s", "b", "e", "str", "inlineStr", "d", "x", ""])
+texts = st.sampled_from(["1", "-2", "1.5", "2.5E-3", "1e5", " 3 ", "0", "1", "true", "#DIV/0!", "٣", "nan",
+                         "x", "", "a &amp; b", "_x0041_", "0.1", "-0", "1e400", "5e-324", "00", "--1"])
+
+
+@st.composite
+def cell_xml(draw, row: int, col: int) -> str:
+    ref = draw(st.sampled_from([f"{'ABCDEFGH'[col]}{row}", "", f"{'ABCDEFGH'[col].lower()}{row}",
+                                f"${'ABC'[col % 3]}$1", "Z9"]))
+    attrs = []
+    if ref:
+        attrs.append(("r", ref))
+    if draw(st.booleans()):
+        attrs.append(("s", draw(st.sampled_from(["0", "1", "2"]))))
+    if draw(st.booleans()):
+        attrs.append(("t", draw(attr_value)))
+    if draw(st.booleans()):
+        attrs.append(("cm", "1"))
+    attrs = draw(st.permutations(attrs))
+    quote = draw(st.sampled_from(['"', '"', "'"]))
+    start = "<c" + "".join(f" {k}={quote}{v}{quote}" for k, v in attrs)
+    text = draw(texts)
+    body = draw(st.sampled_from(["", "v", "v", "v", "is", "is-space", "f", "rich", "space"]))
+    return {
+        "": start + "/>",
+        "v": f"{start}><v>{text}</v></c>",
+        "is": f"{start}><is><t>{text}</t></is></c>",
+        "is-space": f'{start}><is><t xml:space="preserve">{text}</t></is></c>',
+        "f": f"{start}><f>A1*2</f><v>{text}</v></c>",
+        "rich": f"{start}><is><r><t>{text}</t></r></is></c>",
+        "space": f"{start}> <v>{text}</v> </c>",
+    }[body]
+
+
+@st.composite
+def sheet_xml(draw) -> str:
+    rows = []
+    for i in range(draw(st.integers(0, 6))):
+        number = draw(st.sampled_from([i + 1, i + 1, i + 1, None, 1, i + 3]))
+        attrs = f' r="{number}"' if number is not None else ""
+        attrs += draw(st.sampled_from(["", "", ' spans="1:4"', ' ht="15" customHeight="1"']))
+        cells = [draw(cell_xml(number or i + 1, j)) for j in range(draw(st.integers(0, 5)))]
+        gap = draw(st.sampled_from(["", "", "\n"]))
+        rows.append(f"<row{attrs}/>" if not cells and draw(st.booleans()) else
+                    f"<row{attrs}>{gap.join(cells)}</row>{gap}")
+    return "".join(rows)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sheet_data=sheet_xml())
+def test_generated_sheets(tmp_path_factory, sheet_data):
+    path = tmp_path_factory.mktemp("gen") / "book.xlsx"
+    base_workbook(path)
+    sheet_agrees(path, sheet_data)
+
+
+def test_the_scan_handles_the_common_shapes_itself(tmp_path):
+    path = tmp_path / "book.xlsx"
+    base_workbook(path)
+    with_sheet_data(path, "".join(SHAPES[:7]))
+    assert read_both_ways(path) == [True]
+    with_sheet_data(path, SHAPES[16])  # a comment: ElementTree reads it
+    assert read_both_ways(path) == [False]
+
+
+def test_a_sheet_in_another_encoding_or_with_a_doctype_is_left_to_elementtree(tmp_path):
+    path = tmp_path / "book.xlsx"
+    base_workbook(path)
+    with_sheet_data(path, '<row r="1"><c r="A1" t="inlineStr"><is><t>é</t></is></c></row>')
+    with zipfile.ZipFile(path) as z:
+        xml = z.read("xl/worksheets/sheet1.xml").decode()
+    body = xml[xml.index("<worksheet"):]
+    latin = ('<?xml version="1.0" encoding="ISO-8859-1"?>' + body).encode("latin-1")
+    rewrite_zip(path, replace={"xl/worksheets/sheet1.xml": latin})
+    assert read_both_ways(path) == [False]
+    doctype = ('<?xml version="1.0"?><!DOCTYPE worksheet [<!ENTITY e "1">]>' + body).encode()
+    rewrite_zip(path, replace={"xl/worksheets/sheet1.xml": doctype})
+    assert read_both_ways(path) == [False]
