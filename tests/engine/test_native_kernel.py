@@ -1,0 +1,316 @@
+"""The C backend (`engine.native`) against the numba backend: the same bits, every output.
+
+Each case builds one experiment's compiled structure (model x optimizer options x batch size x
+gradient kind x loss), then runs both compiled loops on the same inputs: several experiment
+rows side by side (ordinary learning rates, one that diverges, one whose parameters cross a
+small divergence bound), data with zeros and negatives, a multi-row shuffle order, recording on
+and off. P, S, T, R, EPO and DIV must agree to the bit: NaNs where the other has NaNs, -0.0
+where the other has -0.0. The public API (`train`, `sweep`, graddesc's macros) is compared too,
+with SHEETSYNC_KERNEL switched, and the C path is checked not to import numba at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sheetsync import Experiment, SheetsyncError, sweep, train
+from sheetsync.engine import kernel, native
+from sheetsync.engine.train import pack, prepare, reset_state
+
+pytestmark = pytest.mark.skipif(native.compiler() is None, reason="no C compiler")
+
+# Zeros (u == 0 at the relu's elbow, zero gradients) and negatives; 11 rows, so batches of 4 and
+# 7 end with a short batch.
+XV = np.array([0.0, -3.0, 2.5, 0.0, 7.0, -1.0, 4.0, -0.5, 9.0, 1.0, -6.0])
+YV = 2.0 * XV + 3.0 + np.array([0.0, 0.1, -0.2, 0.0, 0.3, -0.1, 0.0, 0.05, -0.4, 0.2, 0.0])
+X2 = np.column_stack([XV, XV * XV - 4.0])
+
+
+def bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same shape, same bits; any NaN matches any NaN (payloads are not a computed result)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind != "f":
+        return bool(np.array_equal(a, b))
+    same = a.view(np.int64) == b.view(np.int64)
+    return bool((same | (np.isnan(a) & np.isnan(b))).all())
+
+
+def run_both(exp: Experiment, x, n_epochs: int = 3, record: bool = True, shuffle_rows: int = 2, y=YV):
+    """Run exp's compiled loop on both backends with identical inputs; return both outputs."""
+    job = prepare(exp, x, y)
+    spec = job.spec
+    P, S, H, T = pack(job, reset_state(job))
+    lr_col, bound_col = spec.hyper.index("lr"), spec.hyper.index("divergence_bound")
+    # rows: the experiment, half its lr, a diverging lr, a bound the parameters soon cross
+    P, S, T = (np.repeat(a, 4, axis=0) for a in (P, S, T))
+    H = np.repeat(H, 4, axis=0)
+    H[1, lr_col] *= 0.5
+    H[2, lr_col] = 1e30
+    H[3, bound_col] = 1.05
+    rng = np.random.default_rng(7)
+    P = P + rng.uniform(-0.5, 0.5, size=P.shape)  # break the symmetry of all-ones starts
+    n = len(y)
+    order = np.stack([rng.permutation(n) for _ in range(shuffle_rows)]).astype(np.int64)
+    out = {}
+    for which in ("c", "numba"):
+        fn = kernel.load_kernel(spec, which)
+        if which == "c":
+            assert isinstance(fn, native.NativeKernel)
+        p, s, t = P.copy(), S.copy(), T.copy()
+        # outputs start as a sentinel, so lines a backend does not write must agree too
+        R = np.full((4, n_epochs * n if record else 0, len(spec.step_columns())), -7.25)
+        EPO = np.full((4, n_epochs, len(spec.epoch_columns())), -7.25)
+        DIV = np.zeros((4, 5), dtype=np.int64)
+        fn(job.X, job.Y, order, p, s, H.copy(), t, n_epochs, record, R, EPO, DIV)
+        out[which] = {"P": p, "S": s, "T": t, "R": R, "EPO": EPO, "DIV": DIV}
+    return out["c"], out["numba"]
+
+
+def assert_same(c, nb, label=""):
+    for name in c:
+        assert bits_equal(c[name], nb[name]), f"{label}: {name} differs\nC:\n{c[name]}\nnumba:\n{nb[name]}"
+
+
+# --- the structure matrix ---------------------------------------------------------------------
+
+MODELS = [("linear", XV, {}), ("linear", X2, {}), ("two_linear", XV, {}), ("two_relu", XV, {}),
+          ("mlp", X2, {"hidden": 3})]
+
+OPTIMIZERS = [
+    # graddesc: the workbook's update cells (macros run outside the loop, tested further down)
+    dict(flavour="graddesc", optimizer="sgd"),
+    dict(flavour="graddesc", optimizer="momentum"),
+    dict(flavour="graddesc", optimizer="rmsprop"),
+    dict(flavour="graddesc", optimizer="adam"),
+    dict(flavour="graddesc", optimizer="eve"),
+    dict(flavour="graddesc", optimizer="adagrad"),
+    dict(flavour="graddesc", optimizer="adagrad_ann"),
+    # pytorch
+    dict(flavour="pytorch", optimizer="sgd"),
+    dict(flavour="pytorch", optimizer="sgd", weight_decay=0.01),
+    dict(flavour="pytorch", optimizer="momentum", momentum=0.9),
+    dict(flavour="pytorch", optimizer="momentum", momentum=0.9, dampening=0.3, weight_decay=0.02),
+    dict(flavour="pytorch", optimizer="nesterov", momentum=0.8),
+    dict(flavour="pytorch", optimizer="nesterov", momentum=0.8, weight_decay=0.01),
+    dict(flavour="pytorch", optimizer="adagrad", lr_decay=0.05, initial_accumulator_value=0.1),
+    dict(flavour="pytorch", optimizer="adagrad", weight_decay=0.01),
+    dict(flavour="pytorch", optimizer="rmsprop"),
+    dict(flavour="pytorch", optimizer="rmsprop", centered=True),
+    dict(flavour="pytorch", optimizer="rmsprop", momentum=0.5),
+    dict(flavour="pytorch", optimizer="rmsprop", centered=True, momentum=0.5, weight_decay=0.01),
+    dict(flavour="pytorch", optimizer="adam"),
+    dict(flavour="pytorch", optimizer="adam", weight_decay=0.01, amsgrad=True),
+    dict(flavour="pytorch", optimizer="adamw"),
+    dict(flavour="pytorch", optimizer="adamw", weight_decay=0.05, amsgrad=True),
+    # fastai
+    dict(flavour="fastai", optimizer="sgd", weight_decay=0.0),
+    dict(flavour="fastai", optimizer="sgd", weight_decay=0.01, decouple_wd=False),
+    dict(flavour="fastai", optimizer="momentum", momentum=0.9, weight_decay=0.01),
+    dict(flavour="fastai", optimizer="rmsprop", momentum=0.0),
+    dict(flavour="fastai", optimizer="rmsprop", momentum=0.9, weight_decay=0.01, decouple_wd=False),
+    dict(flavour="fastai", optimizer="adam"),
+    dict(flavour="fastai", optimizer="adam", weight_decay=0.01),
+]
+
+BATCHES = [1, 4, 7, "all"]
+GRADIENTS = [("analytic", "forward"), ("numeric", "forward"), ("both", "central"), ("numeric", "central"),
+             ("both", "forward")]
+
+
+def _lr(flavour: str, optimizer: str) -> float:
+    if flavour == "graddesc":
+        return {"sgd": 1e-3, "momentum": 1e-3, "adagrad": 0.05, "adagrad_ann": 0.05}.get(optimizer, 0.05)
+    return 0.01
+
+
+def matrix():
+    """Every optimizer with every model; batch size, gradient kind and loss rotate through
+    their values, so each is met with every optimizer and with every model."""
+    cases = []
+    for i, opt in enumerate(OPTIMIZERS):
+        for j, (model, x, extra) in enumerate(MODELS):
+            batch = 1 if opt["flavour"] == "graddesc" else BATCHES[(i + j) % len(BATCHES)]  # the workbook's rows
+            gradient, method = GRADIENTS[(2 * i + j) % len(GRADIENTS)]
+            loss = "absolute" if (i + 3 * j) % 4 == 0 else "squared"
+            settings = dict(opt, model=model, batch_size=batch, gradient=gradient, grad_method=method,
+                            loss=loss, lr=_lr(opt["flavour"], opt["optimizer"]), **extra)
+            label = "-".join(f"{v}" for v in settings.values())
+            cases.append(pytest.param(settings, x, id=f"{label}-{x.ndim}d"))
+    return cases
+
+
+@pytest.mark.parametrize("settings, x", matrix())
+def test_c_and_numba_loops_agree_bit_for_bit(settings, x):
+    c, nb = run_both(Experiment(**settings), x)
+    assert_same(c, nb, str(settings))
+    assert c["DIV"][2, 0] == 1, "the lr of 1e30 should diverge"  # the stopping line is compared above
+    c, nb = run_both(Experiment(**settings), x, n_epochs=2, record=False, shuffle_rows=1)
+    assert_same(c, nb, f"unrecorded {settings}")
+
+
+@pytest.mark.parametrize("batch, gradient", itertools.product(BATCHES, GRADIENTS))
+def test_every_batch_and_gradient_kind_with_adam(batch, gradient):
+    settings = dict(flavour="pytorch", optimizer="adam", model="two_relu", batch_size=batch,
+                    gradient=gradient[0], grad_method=gradient[1], lr=0.02)
+    c, nb = run_both(Experiment(**settings), XV)
+    assert_same(c, nb, str(settings))
+
+
+def test_long_full_batch_uses_torchs_cascade_order():
+    """A full batch of 600 rows reaches the cascade levels of torch's sum (n // 4 >= 16)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=600) * 10.0 ** rng.uniform(-3, 3, size=600)
+    exp = Experiment(flavour="pytorch", optimizer="sgd", batch_size="all", lr=1e-9)
+    c, nb = run_both(exp, x, 4, y=2.0 * x + 1.0)
+    assert_same(c, nb, "full batch of 600")
+
+
+def test_c_torch_sum_follows_the_tree(tmp_path):
+    """The C copy of torch's sum order against `reduction.sum_tree` (itself checked against torch)."""
+    import ctypes
+
+    from sheetsync.engine.reduction import evaluate as add_up, sum_tree
+
+    source = native.TORCH_SUM_C.join(["#include <stdint.h>\n", "double sum_for_test(const double *b, int64_t n) "
+                                      "{ return torch_sum(b, n); }\n"])
+    so = tmp_path / "torch_sum.so"
+    native._build(source, so, native.compiler())
+    fn = ctypes.CDLL(str(so)).sum_for_test
+    fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_void_p, ctypes.c_int64]
+    rng = np.random.default_rng(11)
+    for n in list(range(1, 70)) + [257, 1000, 4099]:
+        v = rng.normal(size=n) * 10.0 ** rng.uniform(-3, 3, size=n)
+        assert fn(v.ctypes.data, n) == add_up(sum_tree(n), list(v)), n
+
+
+# --- the public API on both backends ----------------------------------------------------------
+
+
+def _results(monkeypatch, which, fn):
+    monkeypatch.setenv("SHEETSYNC_KERNEL", which)
+    return fn()
+
+
+def assert_results_equal(a, b):
+    for ra, rb in zip(a, b):
+        pd.testing.assert_frame_equal(ra.steps, rb.steps, check_exact=True)
+        pd.testing.assert_frame_equal(ra.epochs, rb.epochs, check_exact=True)
+        assert repr(ra.state.to_dict()) == repr(rb.state.to_dict())  # repr: nan == nan, 0.0 != -0.0
+        assert repr(ra.diagnostics) == repr(rb.diagnostics)
+
+
+GRADDESC = ["sgd", "momentum", "rmsprop", "adam", "adam_ann", "adagrad", "eve", "adagrad_ann"]
+
+
+@pytest.mark.parametrize("optimizer", GRADDESC)
+def test_graddesc_tabs_with_their_macros_agree(monkeypatch, optimizer):
+    from sheetsync.demo import X, Y
+
+    exp = Experiment(flavour="graddesc", optimizer=optimizer, epochs=4)
+    c = _results(monkeypatch, "c", lambda: [train(exp, X, Y)])
+    nb = _results(monkeypatch, "numba", lambda: [train(exp, X, Y)])
+    assert_results_equal(c, nb)
+
+
+def test_a_sweep_of_several_experiments_agrees(monkeypatch):
+    exps = [Experiment(flavour="pytorch", optimizer="adam", lr=lr, epochs=3, model="two_relu", init={"b": -0.5})
+            for lr in (0.001, 0.01, 0.1, 1e12)]
+    exps += [Experiment(flavour="fastai", optimizer="sgd", momentum=0.9, lr=lr, epochs=3, batch_size=4)
+             for lr in (0.01, 0.2)]
+    exps += [Experiment(flavour="graddesc", optimizer="sgd", lr=1e-3, epochs=3),
+             Experiment(flavour="pytorch", optimizer="sgd", lr=0.01, epochs=3, shuffle=True, seed=5)]
+    c = _results(monkeypatch, "c", lambda: sweep(exps, XV, YV, keep_steps=True))
+    nb = _results(monkeypatch, "numba", lambda: sweep(exps, XV, YV, keep_steps=True))
+    assert c[3].diagnostics.divergence is not None
+    assert_results_equal(c, nb)
+
+
+# --- selection, fallback, and no numba on the C path ----------------------------------------
+
+
+def test_forcing_c_without_a_compiler_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("SHEETSYNC_KERNEL", "c")
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(SheetsyncError, match="no C compiler.*'/nonexistent/cc' was not found"):
+        train(Experiment(flavour="pytorch", epochs=1), XV, YV)
+
+
+def test_an_unknown_backend_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("SHEETSYNC_KERNEL", "fortran")
+    with pytest.raises(SheetsyncError, match="expected c, numba or auto"):
+        train(Experiment(flavour="pytorch", epochs=1), XV, YV)
+
+
+def test_without_a_compiler_numba_runs_silently(monkeypatch):
+    monkeypatch.delenv("SHEETSYNC_KERNEL", raising=False)
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert kernel.backend() == "numba"
+    train(Experiment(flavour="pytorch", epochs=1), XV, YV)
+
+
+def test_a_failed_compile_falls_back_to_numba_and_leaves_no_library(monkeypatch, tmp_path, caplog):
+    broken = tmp_path / "broken-cc"
+    broken.write_text("#!/bin/sh\necho 'cc: internal error' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("SHEETSYNC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(broken))
+    monkeypatch.delenv("SHEETSYNC_KERNEL", raising=False)
+    monkeypatch.setattr(kernel, "_failed_c", set())
+    exp = Experiment(flavour="pytorch", optimizer="adam", epochs=2)
+    with caplog.at_level("WARNING", logger="sheetsync.engine.kernel"):
+        r = train(exp, XV, YV)
+    assert "did not compile, using numba instead" in caplog.text and "internal error" in caplog.text
+    assert not list((tmp_path / "cache" / "kernels").glob("*.so"))
+    assert not list((tmp_path / "cache" / "kernels").glob("*.tmp*"))
+    monkeypatch.setenv("CC", "cc")
+    assert r.steps.equals(train(exp, XV, YV).steps)
+    monkeypatch.setenv("CC", str(broken))
+    monkeypatch.setenv("SHEETSYNC_KERNEL", "c")
+    with pytest.raises(SheetsyncError, match="did not compile.*internal error"):
+        train(exp, XV, YV)
+
+
+def test_a_cached_library_is_reused_across_processes(tmp_path):
+    code = textwrap.dedent("""
+        import sheetsync
+        from sheetsync.engine import kernel
+        r = sheetsync.train(sheetsync.Experiment(flavour="pytorch", optimizer="rmsprop", epochs=2), [1, 2, 3], [3, 5, 7])
+        print(r.params["a"])
+    """)
+    env = dict(os.environ, SHEETSYNC_CACHE_DIR=str(tmp_path), SHEETSYNC_KERNEL="c")
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    libs = list((tmp_path / "kernels").glob("sheetsync_c_*.so"))
+    assert len(libs) == 1
+    stamp = libs[0].stat().st_mtime_ns
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert second.stdout == first.stdout and libs[0].stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("settings", [
+    dict(flavour="pytorch", optimizer="sgd", model="linear", lr=1e-5),
+    dict(flavour="graddesc", optimizer="adam"),  # Reset's warm-up passes and the macro between epochs
+    dict(flavour="graddesc", optimizer="adagrad_ann"),
+])
+def test_the_c_backend_never_imports_numba(settings):
+    code = textwrap.dedent(f"""
+        import sys
+        import sheetsync
+        from sheetsync.demo import X, Y
+        r = sheetsync.train(sheetsync.Experiment(epochs=3, **{settings!r}), X, Y)
+        assert len(r.steps) == 3 * len(X), len(r.steps)
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("numba", "llvmlite"))
+        print(loaded)
+    """)
+    env = dict(os.environ, SHEETSYNC_KERNEL="c")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
