@@ -47,10 +47,13 @@ import gc
 import heapq
 import math
 import os
+import queue
 import re
 import stat
 import struct
+import sys
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
@@ -58,6 +61,7 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
 import numpy as np
+import orjson
 
 from ..errors import BackendError, OwnershipError
 from . import ooxml
@@ -1111,22 +1115,68 @@ def copy_compressed(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.Zi
 
 
 def write_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
-    """Write one part; `data` is bytes, str, or a function returning an iterable of str chunks."""
+    """Write one part; `data` is bytes, str, or a function returning an iterable of chunks
+    (str or bytes)."""
     with zf.open(info, "w", force_zip64=True) as w:
         if isinstance(data, bytes):
             w.write(data)
         elif isinstance(data, str):
             w.write(data.encode("utf-8"))
         else:
-            buffer: list[str] = []
-            size = 0
-            for chunk in data():
-                buffer.append(chunk)
-                size += len(chunk)
-                if size > 1 << 20:
-                    w.write("".join(buffer).encode("utf-8"))
-                    buffer, size = [], 0
-            w.write("".join(buffer).encode("utf-8"))
+            write_streamed(w, data())
+
+
+STREAM_BLOCK = 1 << 21  # characters encoded and handed over at a time
+STREAM_QUEUE = 4  # blocks waiting at most: memory stays bounded (~10 MB)
+
+
+def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
+    """Write the text `chunks` make to the zip member `w`, compressing on a second core.
+
+    This thread renders and encodes blocks of ~2 MB; a writer thread deflates, checksums and
+    writes them (zlib, crc32 and file writes release the GIL), so compression overlaps the
+    rendering of the next block instead of following it. Only the writer thread touches `w`.
+    An error on either side stops both and is raised here.
+    """
+    blocks: queue.Queue = queue.Queue(maxsize=STREAM_QUEUE)
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            while (block := blocks.get()) is not None:
+                w.write(block)
+        except BaseException as e:  # noqa: BLE001 - handed to the rendering thread
+            failed.append(e)
+            while blocks.get() is not None:  # unblock the producer until it stops
+                pass
+
+    writer = threading.Thread(target=drain, name="sheetsync-deflate", daemon=True)
+    # The writer needs the GIL for a moment between its C calls; by default it waits up to 5 ms
+    # for this thread to let go each time, which starves it (it would then do half its work).
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, 0.0002))
+    writer.start()
+    try:
+        buffer: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            if isinstance(chunk, str):
+                chunk = chunk.encode("utf-8")
+            buffer.append(chunk)
+            size += len(chunk)
+            if size >= STREAM_BLOCK:
+                if failed:
+                    break
+                blocks.put(b"".join(buffer))
+                buffer, size = [], 0
+        if not failed:
+            blocks.put(b"".join(buffer))
+    finally:
+        blocks.put(None)
+        writer.join()
+        sys.setswitchinterval(switch)
+    if failed:
+        raise failed[0]
 
 
 # =============================================================================================
@@ -1346,11 +1396,18 @@ class TabRenderer:
         return f"<cols>{cols}</cols>"
 
     def _rows(self) -> Iterator[str]:
-        sources = [self._table_rows(t, cols) for t, cols in zip(self.plan.tables, self.columns)]
+        sources = [self._table_rows(t, cols, self._alone_in_its_rows(t))
+                   for t, cols in zip(self.plan.tables, self.columns)]
         sources.append(self._loose_cells())
         merged = heapq.merge(*sources, key=lambda item: item[0])
         current, pieces = -1, []
         for row, col, xml in merged:
+            if col < 0:  # whole <row> elements that no other source has cells in
+                if pieces:
+                    yield _row_xml(current, pieces)
+                current, pieces = -1, []
+                yield xml
+                continue
             if row != current:
                 if pieces:
                     yield _row_xml(current, pieces)
@@ -1358,6 +1415,15 @@ class TabRenderer:
             pieces.append((col, xml))
         if pieces:
             yield _row_xml(current, pieces)
+
+    def _alone_in_its_rows(self, table) -> bool:
+        """No other table and no loose cell shares a row with `table`: its rows can be written
+        whole, chunk by chunk, without merging."""
+        first, last = table.row, table.row + table.n_rows
+        if any(other is not table and other.row <= last and first <= other.row + other.n_rows
+               for other in self.plan.tables):
+            return False
+        return not any(first <= r <= last and not self._in_table(r, c) for r, c in self.overlays)
 
     def _loose_cells(self) -> Iterator[tuple[int, int, str]]:
         """Texts and highlighted cells outside every table."""
@@ -1374,7 +1440,9 @@ class TabRenderer:
         return any(t.col <= col < t.col + len(t.columns) and t.row <= row <= t.row + t.n_rows
                    for t in self.plan.tables)
 
-    def _table_rows(self, table, columns: list[ColumnData]) -> Iterator[tuple[int, int, str]]:
+    def _table_rows(self, table, columns: list[ColumnData], framed: bool) -> Iterator[tuple[int, int, str]]:
+        """The table's cells, a row at a time as (row, col, cells); or, `framed`, whole <row>
+        elements a chunk at a time as (first row, -1, rows)."""
         letters = [col_letter(table.col + j) for j in range(len(columns))]
         patches = self._table_patches(table)
         header_style = self.header_styles[id(table)]
@@ -1382,12 +1450,18 @@ class TabRenderer:
                   for j, c in enumerate(table.columns)]
         for (r, j), xml in patches.pop(-1, {}).items():
             header[j] = xml
-        yield table.row, table.col, "".join(header)
-        template = row_template(letters, columns)
+        if framed:
+            yield table.row, -1, _row_xml(table.row, [(0, "".join(header))])
+        else:
+            yield table.row, table.col, "".join(header)
+        rows = RowsRenderer(letters, columns, table.row + 2, framed)
         for i0 in range(0, table.n_rows, CHUNK_ROWS):
             chunk_patches = patches.pop(i0 // CHUNK_ROWS, {})
             i1 = min(table.n_rows, i0 + CHUNK_ROWS)
-            for k, xml in enumerate(chunk_rows(letters, columns, template, table.row + 2, i0, i1, chunk_patches)):
+            if framed:
+                yield table.row + 1 + i0, -1, rows.framed(i0, i1, chunk_patches)
+                continue
+            for k, xml in enumerate(rows.separate(i0, i1, chunk_patches)):
                 yield table.row + 1 + i0 + k, table.col, xml
 
     def _table_patches(self, table) -> dict[int, dict[tuple[int, int], str]]:
@@ -1452,54 +1526,130 @@ def column_cells(letter: str, rownums: list[str], data: ColumnData, i0: int, i1:
     return [cell_xml(letter + r, v, data.style, f) for r, v, f in zip(rownums, values, formulas)]
 
 
-def row_template(letters: list[str], columns: list[ColumnData]) -> str:
-    """A str.format template for one table row: {0} is the row number, {k} column k's value.
+class RowsRenderer:
+    """The data rows of one table as XML, a chunk of rows at a time.
 
-    The fast path for big numeric tables: one C-level format call per row (floats written with
-    repr, so they read back bit for bit) instead of Python string work per cell. Other columns
-    are rendered beforehand and slotted in whole.
+    The fast path for big numeric tables: the numbers are written as text in C (`number_texts`),
+    then a whole chunk is made by one %-format of a template repeated once per row, the row
+    numbers and texts laid out by slice assignments: no Python work per cell or per row. Other
+    columns are rendered beforehand (`column_cells`) and slotted in whole. Rows holding a
+    NaN/infinity (written blank) or an overlaid cell are rendered apart (`odd_row`) and swapped
+    in. Tables of numbers only are rendered as bytes (no encoding afterwards), others as str.
     """
-    parts = []
-    for k, (letter, data) in enumerate(zip(letters, columns), start=1):
-        if data.fast:
-            style = f' s="{data.style}"' if data.style else ""
-            parts.append(f'<c r="{letter}{{0}}"{style}><v>{{{k}!r}}</v></c>')
-        else:
-            parts.append(f"{{{k}}}")
-    return "".join(parts)
+
+    def __init__(self, letters: list[str], columns: list[ColumnData], first_row: int, framed: bool):
+        self.letters, self.columns, self.first_row, self.framed_rows = letters, columns, first_row, framed
+        self.as_bytes = all(c.fast for c in columns)
+        cells = "".join(f'<c r="{letter}%s"{_style_attr(c.style)}><v>%s</v></c>' if c.fast else "%s"
+                        for letter, c in zip(letters, columns))
+        self.row = f'<row r="%s">{cells}</row>' if framed else cells
+        self.width = (1 if framed else 0) + sum(2 if c.fast else 1 for c in columns)
+        self._templates: dict[tuple[int, bool], Any] = {}
+
+    def framed(self, i0: int, i1: int, patches: dict[tuple[int, int], str]) -> str | bytes:
+        """Rows i0..i1 as <row> elements, one text."""
+        text, odd, fields, rownums = self._render(i0, i1, patches, separate=False)
+        if not odd:
+            return text
+        rows = text.split(self._sep)[:-1]
+        for k, cell_patches in odd.items():
+            rows[k] = self._text(f'<row r="{rownums[k]}">'
+                                 f'{odd_row(self.letters, self.columns, fields, k, i0 + k, rownums[k], cell_patches)}</row>')
+        return self._sep[:0].join(rows)
+
+    def separate(self, i0: int, i1: int, patches: dict[tuple[int, int], str]) -> list[str]:
+        """The cells of rows i0..i1, one string per row."""
+        text, odd, fields, rownums = self._render(i0, i1, patches, separate=True)
+        if self.as_bytes:
+            text = text.decode("ascii")
+        rows = text.split("\0")[:-1]
+        for k, cell_patches in odd.items():
+            rows[k] = odd_row(self.letters, self.columns, fields, k, i0 + k, rownums[k], cell_patches)
+        return rows
+
+    @property
+    def _sep(self):
+        return b"\0" if self.as_bytes else "\0"
+
+    def _text(self, text: str):
+        return text.encode("utf-8") if self.as_bytes else text
+
+    def _render(self, i0: int, i1: int, patches: dict[tuple[int, int], str], separate: bool):
+        """(text of the chunk, {odd row: its patches}, the columns' texts or cells, row numbers).
+
+        The text separates rows by NUL (which no cell holds: XML cannot) when `separate` or
+        when some row is odd and must be swapped."""
+        columns, n = self.columns, i1 - i0
+        rownums = [str(self.first_row + i) for i in range(i0, i1)]
+        odd: dict[int, list[tuple[int, str]]] = {}
+        for (i, j), xml in patches.items():
+            odd.setdefault(i - i0, []).append((j, xml))
+        fields = []
+        for j, data in enumerate(columns):
+            if not data.fast:
+                fields.append(column_cells(self.letters[j], rownums, data, i0, i1))
+                continue
+            block = data.values[i0:i1]
+            if block.dtype.kind == "f":
+                for k in np.flatnonzero(~np.isfinite(block)).tolist():
+                    odd.setdefault(k, [])
+            fields.append(number_texts(block, self.as_bytes))
+        numbers = [r.encode("ascii") for r in rownums] if self.as_bytes else rownums
+        args: list = [None] * (n * self.width)
+        w, at = self.width, 0
+        if self.framed_rows:
+            args[0::w] = numbers
+            at = 1
+        for data, texts in zip(columns, fields):
+            if data.fast:
+                args[at::w] = numbers
+                at += 1
+            args[at::w] = texts
+            at += 1
+        return self._template(n, separate or bool(odd)) % tuple(args), odd, fields, rownums
+
+    def _template(self, n: int, separated: bool):
+        key = (n, separated)
+        if key not in self._templates:
+            row = self.row + ("\0" if separated else "")
+            self._templates[key] = self._text(row * n)
+        return self._templates[key]
 
 
-def chunk_rows(letters: list[str], columns: list[ColumnData], template: str, first_row: int,
-               i0: int, i1: int, patches: dict[tuple[int, int], str]) -> Iterator[str]:
-    """The cells of data rows i0..i1 of a table, one string per row.
+_NUMBER_DTYPES = {np.dtype(t) for t in ("float64", "int8", "int16", "int32", "int64",
+                                       "uint8", "uint16", "uint32", "uint64")}
 
-    Rows holding a NaN/infinity (written blank) or an overlaid cell take the slow path."""
-    rownums = [str(first_row + i) for i in range(i0, i1)]
-    odd: dict[int, list[tuple[int, str]]] = {}
-    for (i, j), xml in patches.items():
-        odd.setdefault(i - i0, []).append((j, xml))
-    fields = []
+
+def number_texts(block: np.ndarray, as_bytes: bool = False) -> list[str] | list[bytes]:
+    """The numbers of a 1-D array as cell texts, NaN and infinities as "null" (written blank).
+
+    orjson writes a float as the shortest text that reads back as the same double (as repr
+    does, in another notation: 0.00001 for 1e-05, 1e16 for 1e+16, always with a "." or an
+    exponent, so it never reads back as an integer), an integer in decimal, and does it in C,
+    ~20x faster than repr per float. Other float types are widened to float64 first (exact,
+    the value `tolist` gives)."""
+    if len(block) == 0:
+        return []
+    if block.dtype not in _NUMBER_DTYPES:
+        block = block.astype(np.float64 if block.dtype.kind == "f" else np.int64)
+    data = orjson.dumps(np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+    return data.split(b",") if as_bytes else data.decode("ascii").split(",")
+
+
+def _style_attr(style: int) -> str:
+    return f' s="{style}"' if style else ""
+
+
+def odd_row(letters: list[str], columns: list[ColumnData], fields: list[list], k: int, index: int,
+            rownum: str, patches: list[tuple[int, str]]) -> str:
+    """Data row `index` of a table (row k of its chunk, sheet row `rownum`) cell by cell:
+    numbers from the arrays, other cells as rendered in `fields`, overlaid cells from `patches`."""
+    cells = []
     for j, data in enumerate(columns):
-        if not data.fast:
-            fields.append(column_cells(letters[j], rownums, data, i0, i1))
-            continue
-        block = data.values[i0:i1]
-        if block.dtype.kind == "f":
-            for k in np.flatnonzero(~np.isfinite(block)).tolist():
-                odd.setdefault(k, [])
-        fields.append(block.tolist())
-    format_row = template.format
-    for k, args in enumerate(zip(rownums, *fields)):
-        if k in odd:
-            yield odd_row(letters, columns, args, odd[k])
+        if data.fast:
+            cells.append(cell_xml(letters[j] + rownum, data.values[index], data.style))
         else:
-            yield format_row(*args)
-
-
-def odd_row(letters: list[str], columns: list[ColumnData], args: tuple, patches: list[tuple[int, str]]) -> str:
-    rownum, values = args[0], args[1:]
-    cells = [cell_xml(letters[j] + rownum, v, columns[j].style) if columns[j].fast else v
-             for j, v in enumerate(values)]
+            cells.append(fields[j][k])
     for j, xml in patches:
         cells[j] = xml
     return "".join(cells)
