@@ -324,3 +324,187 @@ def test_a_sheet_in_another_encoding_or_with_a_doctype_is_left_to_elementtree(tm
     doctype = ('<?xml version="1.0"?><!DOCTYPE worksheet [<!ENTITY e "1">]>' + body).encode()
     rewrite_zip(path, replace={"xl/worksheets/sheet1.xml": doctype})
     assert read_both_ways(path) == [False]
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing: numbers as orjson writes them, rows a chunk at a time, read back by openpyxl and us
+
+
+EDGE_FLOATS = [0.0, -0.0, 1.0, -1.0, 0.1, 1 / 3, 1e-5, 1e-7, 1e16, 1e22, 1e21, 1e15, 123456789012345678.0,
+               9007199254740993.0, 2.0 ** 53, 5e-324, 2.2250738585072014e-308, 2.225073858507201e-308,
+               1.7976931348623157e308, -1.7976931348623157e308, 0.30000000000000004, 1.2345678901234567,
+               100.0, 1e-300, 4.9406564584124654e-300, 12345.678, -2.5e-10, 1e100]
+
+
+def edge_floats(n: int, seed: int = 0) -> np.ndarray:
+    """Edge values, values of 17 significant digits and random bit patterns, NaN and
+    infinities among them (blank cells)."""
+    rng = np.random.default_rng(seed)
+    bits = np.frombuffer(rng.bytes(8 * n), dtype=np.float64).copy()
+    values = np.concatenate([EDGE_FLOATS, [np.nan, np.inf, -np.inf], rng.normal(size=n), bits])
+    return values[: n + len(EDGE_FLOATS) + 3]
+
+
+def expected_cell(value):
+    if isinstance(value, (float, np.floating)):
+        return None if not np.isfinite(value) else ("float", float(value).hex())
+    if isinstance(value, (int, np.integer)):
+        return ("int", int(value))
+    return ("str", value) if value not in (None, "") else None
+
+
+def read_cell(value):
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, float):
+        return ("float", value.hex())
+    if isinstance(value, int):
+        return ("int", value)
+    return ("str", value) if value not in (None, "") else None
+
+
+def numbers_plan(n: int):
+    from sheetsync.backends.base import Column, Highlight, Plan, Table, TabPlan, Text
+
+    floats = edge_floats(n)
+    n = len(floats)
+    ints = np.arange(n, dtype=np.int64) * 7919 - 10**6
+    ints[:3] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, 0]
+    big = np.arange(n, dtype=np.uint64) + np.uint64(2**64 - n)
+    small = (np.arange(n) % 100).astype(np.int16)
+    single = np.linspace(-3, 3, n).astype(np.float32)
+    main = Table([Column("step", ints, number_format="0"), Column("x", floats),
+                  Column("rev", floats[::-1]),  # a strided view
+                  Column("u64", big), Column("i16", small), Column("f32", single, number_format="0.000")],
+                 row=2, col=1)
+    mixed = Table([Column("label", [f"row {i}" if i % 3 else "" for i in range(40)]),
+                   Column("y", floats[:40]), Column("n", list(range(40)))], row=0, col=10)
+    plan = TabPlan("numbers", tables=[main, mixed], frozen_rows=3,
+                   texts=[Text(0, 0, "title"), Text(5, 8, "beside the table, in its rows")],
+                   highlights=[Highlight(row=10, col=2, n_rows=3, n_cols=2, color="FFFF00")])
+    alone = TabPlan("alone", tables=[Table([Column("x", floats), Column("i", ints)], row=1, col=0)],
+                    texts=[Text(0, 0, "above")],
+                    highlights=[Highlight(row=7, col=0, n_rows=1, n_cols=2, color="FF0000")])
+    return Plan([plan, alone])
+
+
+def expected_grid(tab) -> dict[tuple[int, int], object]:
+    """(row, col) -> expected read value of every table and text cell of a TabPlan."""
+    cells = {}
+    for t in tab.tables:
+        for j, col in enumerate(t.columns):
+            cells[(t.row, t.col + j)] = expected_cell(col.header)
+            for i, v in enumerate(col.values):
+                cells[(t.row + 1 + i, t.col + j)] = expected_cell(v)
+    for x in tab.texts:
+        cells[(x.row, x.col)] = expected_cell(x.value)
+    return cells
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_written_numbers_read_back_exactly_by_openpyxl(tmp_path, monkeypatch, read_only):
+    monkeypatch.setattr(xlsx_module, "CHUNK_ROWS", 97)  # many chunks, NaN rows and patches inside them
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    plan = numbers_plan(1500)
+    XlsxBackend(path).apply(plan)
+    wb = openpyxl.load_workbook(path, read_only=read_only)
+    for tab in plan.tabs:
+        ws = wb[tab.name]
+        got = {(c.row - 1, c.column - 1): read_cell(c.value) for row in ws.iter_rows() for c in row
+               if read_cell(c.value) is not None}
+        want = {k: v for k, v in expected_grid(tab).items() if v is not None}
+        assert got == want, tab.name
+
+
+def test_written_numbers_read_back_exactly_by_sheetsync(tmp_path, monkeypatch):
+    monkeypatch.setattr(xlsx_module, "CHUNK_ROWS", 97)
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    plan = numbers_plan(1500)
+    XlsxBackend(path).apply(plan)
+    values = XlsxBackend(path).read([t.name for t in plan.tabs]).values
+    for tab in plan.tabs:
+        got = {(r, c): read_cell(v) for r, row in enumerate(values[tab.name]) for c, v in enumerate(row)
+               if read_cell(v) is not None}
+        assert got == {k: v for k, v in expected_grid(tab).items() if v is not None}, tab.name
+    assert all(read_both_ways(path))
+
+
+def test_rows_are_written_whole_only_when_alone(tmp_path):
+    """The written XML: every row once, in order, its cells in column order with their r."""
+    import re as regex
+
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    XlsxBackend(path).apply(numbers_plan(300))
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if not name.startswith("xl/worksheets/sheet") or name.endswith("sheet1.xml"):
+                continue
+            xml = z.read(name).decode()
+            rows = [int(r) for r in regex.findall(r'<row r="(\d+)"', xml)]
+            assert rows == sorted(set(rows)), name
+            for number, body in regex.findall(r'<row r="(\d+)">(.*?)</row>', xml):
+                refs = regex.findall(r'<c r="([A-Z]+)(\d+)"', body)
+                assert all(digits == number for _, digits in refs), name
+                columns = [xlsx_module.column_index(letters) for letters, _ in refs]
+                assert columns == sorted(set(columns)), name
+            assert "null" not in xml and "\0" not in xml
+
+
+LO_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(soffice() is None, reason="LibreOffice is not installed")
+def test_libreoffice_reads_orjson_numbers_as_it_reads_repr(tmp_path):
+    """Each float written both ways (repr, as sheetsync wrote them before, and orjson's
+    notation) in one sheet: LibreOffice reads the same double from both, and (where its parser
+    is exact, which the test reports otherwise) the double written."""
+    import json
+    from pathlib import Path
+
+    import orjson
+
+    values = edge_floats(200)
+    values = values[np.isfinite(values)]
+    texts = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
+    rows = "".join(f'<row r="{i + 1}"><c r="A{i + 1}"><v>{float(v)!r}</v></c><c r="B{i + 1}"><v>{t}</v></c></row>'
+                   for i, (v, t) in enumerate(zip(values.tolist(), texts)))
+    path = tmp_path / "both.xlsx"
+    plain_workbook(path)
+    with_sheet_data(path, rows)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([LO_PYTHON, str(root / "tests/support/lo_recalc.py"), str(path), "data"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    read = json.loads(proc.stdout)["data"]["values"]
+    assert len(read) == len(values)
+    for (by_repr, by_orjson), value in zip(read, values.tolist()):
+        assert by_repr == by_orjson, (value, by_repr, by_orjson)
+    assert [float(by_repr) for by_repr, _ in read] == values.tolist()
+
+
+@pytest.mark.skipif(soffice() is None, reason="LibreOffice is not installed")
+def test_libreoffice_reads_an_applied_table_exactly(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    monkeypatch.setattr(xlsx_module, "CHUNK_ROWS", 97)
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    plan = numbers_plan(400)
+    XlsxBackend(path).apply(plan)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([LO_PYTHON, str(root / "tests/support/lo_recalc.py"), str(path), "alone"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    read = json.loads(proc.stdout)["alone"]["values"]
+    assert read[0][0] == "above" and read[1][:2] == ["x", "i"]
+    numbers = [[float(v) if v != "" else None for v in row[:2]] for row in read[2:]]
+    table = plan.tabs[1].tables[0]
+    floats, ints = table.columns[0].values, table.columns[1].values
+    assert [x.hex() if x is not None else None for x, _ in numbers] == \
+        [float(v).hex() if np.isfinite(v) else None for v in floats]
+    # LibreOffice holds every number as a double: the int64 column reads back rounded to one
+    assert [i for _, i in numbers] == [float(v) for v in ints.tolist()]
