@@ -1,41 +1,78 @@
-"""Benchmark: `XlsxBackend.apply` of a 100,000 x 20 numeric steps table against openpyxl's
-write_only mode writing the same cells. Not a test; run `python bench/xlsx_write.py [ROWS]`.
+"""Benchmark: `XlsxBackend.apply` of a big numeric steps table, side by side in one run:
 
-Both write floats with full precision into a new tab; apply also copies the user's workbook
-part by part and edits the package, which is included in its time.
+- sheetsync now (this working tree),
+- sheetsync before the fast write path (the backend as of git commit BASELINE, loaded from git
+  under another module name: floats written with repr through one str.format per row, rows
+  merged one by one, compression in the same thread),
+- openpyxl's write_only mode writing the same cells.
+
+Not a test; run `python bench/xlsx_write.py [ROWS] [COLS]` (default 125,000 x 16 = 2,000,000
+cells, the steps budget of `sheetsync run`: 3 integer columns, the rest floats, as a steps tab).
+All write floats with full precision into a new tab; apply also copies the user's workbook
+part by part and edits the package, which is included in its time. Wall and CPU time are both
+printed: on a busy machine the writer thread's overlap shows in wall time only.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from openpyxl import Workbook
 
-from sheetsync.backends.base import Column, Plan, Table, TabPlan
-from sheetsync.backends.xlsx import XlsxBackend
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-COLS = 20
+from sheetsync.backends.base import Column, Plan, Table, TabPlan  # noqa: E402
+from sheetsync.backends.xlsx import XlsxBackend  # noqa: E402
 
-
-def timed(label: str, action) -> float:
-    """Wall time, with CPU time beside it (on a busy machine the CPU time is the fairer one)."""
-    start, cpu = time.perf_counter(), time.process_time()
-    action()
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    print(f"{label:<34} {seconds:8.2f} s wall {cpu:8.2f} s cpu")
-    return cpu
+BASELINE = "313b677"  # the last commit before the fast read and write paths
+INT_COLS = 3
 
 
-def sheetsync_apply(folder: str, values: np.ndarray) -> None:
-    path = os.path.join(folder, "sheetsync.xlsx")
-    backend = XlsxBackend.create(path, {"data": [["x", "y"], [1, 2]]})
-    columns = [Column(f"c{j}", values[:, j], number_format="0.000000") for j in range(COLS)]
-    plan = Plan([TabPlan("basic steps", tables=[Table(columns)], frozen_rows=1)])
-    return lambda: backend.apply(plan)
+def baseline_backend():
+    """The backend module as of BASELINE, importable beside the current one."""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{BASELINE}:sheetsync/backends/xlsx.py"],
+                            capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="sheetsync-baseline-")) / "xlsx_baseline.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("sheetsync.backends.xlsx_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def timed(label: str, action, repeat: int = 3) -> tuple[float, float]:
+    """Best wall and CPU time of `repeat` runs."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        start, cpu = time.perf_counter(), time.process_time()
+        action()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    print(f"{label:<40} {min(walls):8.3f} s wall {min(cpus):8.3f} s cpu")
+    return min(walls), min(cpus)
+
+
+def steps_plan(values: np.ndarray) -> Plan:
+    rows, cols = values.shape
+    columns = [Column(name, np.arange(rows, dtype=np.int64) // div, number_format="0")
+               for name, div in (("epoch", rows // 10 or 1), ("step", 1), ("row", 1))][:INT_COLS]
+    columns += [Column(f"c{j}", values[:, j]) for j in range(cols - len(columns))]
+    return Plan([TabPlan("basic steps", tables=[Table(columns, row=2)], frozen_rows=3)])
+
+
+def apply_with(backend_class, folder: str, name: str, plan: Plan):
+    path = os.path.join(folder, name)
+    backend_class.create(path, {"data": [["x", "y"], [1, 2]]})
+    return lambda: backend_class(path).apply(plan)
 
 
 def openpyxl_write_only(folder: str, values: np.ndarray):
@@ -44,7 +81,7 @@ def openpyxl_write_only(folder: str, values: np.ndarray):
     def write() -> None:
         wb = Workbook(write_only=True)
         ws = wb.create_sheet("basic steps")
-        ws.append([f"c{j}" for j in range(COLS)])
+        ws.append([f"c{j}" for j in range(values.shape[1])])
         for row in values.tolist():
             ws.append(row)
         wb.save(path)
@@ -53,16 +90,22 @@ def openpyxl_write_only(folder: str, values: np.ndarray):
 
 
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    values = np.random.default_rng(0).normal(size=(rows, COLS))
-    print(f"{rows:,} rows x {COLS} columns = {rows * COLS:,} numeric cells")
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 125_000
+    cols = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+    values = np.random.default_rng(0).normal(size=(rows, cols))
+    plan = steps_plan(values)
+    before = baseline_backend()
+    print(f"{rows:,} rows x {cols} columns = {rows * cols:,} numeric cells")
     with tempfile.TemporaryDirectory() as folder:
-        ours = timed("sheetsync XlsxBackend.apply", sheetsync_apply(folder, values))
-        theirs = timed("openpyxl write_only", openpyxl_write_only(folder, values))
+        now = timed("sheetsync XlsxBackend.apply (now)", apply_with(XlsxBackend, folder, "now.xlsx", plan))
+        old = timed(f"sheetsync apply before ({BASELINE})",
+                    apply_with(before.XlsxBackend, folder, "before.xlsx", plan))
+        theirs = timed("openpyxl write_only", openpyxl_write_only(folder, values), repeat=1)
         sizes = {name: os.path.getsize(os.path.join(folder, name)) / 1e6
-                 for name in ("sheetsync.xlsx", "openpyxl.xlsx")}
-    print(f"file size: sheetsync {sizes['sheetsync.xlsx']:.1f} MB, openpyxl {sizes['openpyxl.xlsx']:.1f} MB")
-    print(f"ratio (cpu): openpyxl / sheetsync = {theirs / ours:.1f}x")
+                 for name in ("now.xlsx", "before.xlsx", "openpyxl.xlsx")}
+    print("file size: " + ", ".join(f"{name} {mb:.1f} MB" for name, mb in sizes.items()))
+    print(f"speed-up now vs before: {old[0] / now[0]:.1f}x wall, {old[1] / now[1]:.1f}x cpu")
+    print(f"speed-up now vs openpyxl write_only: {theirs[0] / now[0]:.1f}x wall, {theirs[1] / now[1]:.1f}x cpu")
 
 
 if __name__ == "__main__":

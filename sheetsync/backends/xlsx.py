@@ -1167,7 +1167,7 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
             if size >= STREAM_BLOCK:
                 if failed:
                     break
-                blocks.put(b"".join(buffer))
+                blocks.put(buffer[0] if len(buffer) == 1 else b"".join(buffer))  # a big chunk: no copy
                 buffer, size = [], 0
         if not failed:
             blocks.put(b"".join(buffer))
@@ -1594,7 +1594,7 @@ class RowsRenderer:
                 for k in np.flatnonzero(~np.isfinite(block)).tolist():
                     odd.setdefault(k, [])
             fields.append(number_texts(block, self.as_bytes))
-        numbers = [r.encode("ascii") for r in rownums] if self.as_bytes else rownums
+        numbers = number_texts(np.arange(self.first_row + i0, self.first_row + i1), True) if self.as_bytes else rownums
         args: list = [None] * (n * self.width)
         w, at = self.width, 0
         if self.framed_rows:
