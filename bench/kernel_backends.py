@@ -6,10 +6,11 @@ differ in fixed costs. Measured here, each backend forced with SHEETSYNC_KERNEL:
 1. a fresh process: `python -m sheetsync run` on the demo workbook (4 experiments, 29 rows),
    and a fresh process that only imports sheetsync and trains the demo's 4 experiments;
    warm caches (one unmeasured run first), best of 3;
-2. the cold compile of one kernel: a fresh process with an empty kernel cache trains one
-   experiment, minus the same with the cache warm (the C compiler vs numba's compile);
+2. the cold compile of one kernel: the seconds of the first `train` call in a fresh process
+   with an empty kernel cache, next to the same with the cache warm (best of 3); for C also the
+   compiler alone (one `cc` run);
 3. loop speed: 100,000 rows x 10 epochs of linear pytorch SGD, `keep_steps=False`, in one
-   process, best of 3 after a warm-up (the loops should run at about the same speed).
+   process, best of 5 after a warm-up (the loops should run at about the same speed).
 
 Run:  python bench/kernel_backends.py          (about a minute)
 """
@@ -51,10 +52,14 @@ TRAIN_DEMO = textwrap.dedent("""
 """)
 
 TRAIN_ONE = textwrap.dedent("""
+    import time
     import sheetsync
-    sheetsync.train(sheetsync.Experiment(flavour="pytorch", optimizer="{optimizer}", model="{model}", lr=0.001,
-                                         epochs=2), [1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
+    exp = sheetsync.Experiment(flavour="pytorch", optimizer="{optimizer}", model="{model}", lr=0.001, epochs=2)
+    start = time.perf_counter()
+    sheetsync.train(exp, [1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
+    print(time.perf_counter() - start)
 """)
+COLD_CASES = [("linear", "sgd"), ("two_relu", "adam"), ("mlp", "rmsprop")]
 
 
 def child_seconds(cmd: list[str], env: dict) -> float:
@@ -94,20 +99,39 @@ def fresh_process(work: Path, cache: Path) -> dict[str, dict[str, float]]:
 
 
 def cold_compile(work: Path) -> dict[str, list[tuple[str, float, float]]]:
-    """Per backend: (kernel, cold seconds, warm seconds) of a fresh process training it."""
+    """Per backend: (kernel, first train() seconds with an empty cache, the same warm)."""
     out: dict[str, list[tuple[str, float, float]]] = {}
-    cases = [("linear", "sgd"), ("two_relu", "adam"), ("mlp", "rmsprop")]
     for which in BACKENDS:
         rows = []
-        for model, optimizer in cases:
+        for model, optimizer in COLD_CASES:
             cache = Path(tempfile.mkdtemp(dir=work))
             env = dict(os.environ, SHEETSYNC_KERNEL=which, SHEETSYNC_CACHE_DIR=str(cache))
             cmd = [sys.executable, "-c", TRAIN_ONE.format(model=model, optimizer=optimizer)]
-            cold = child_seconds(cmd, env)
-            warm = min(child_seconds(cmd, env) for _ in range(2))
+
+            def first_train() -> float:
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                return float(proc.stdout.split()[-1])
+
+            cold = first_train()
+            warm = min(first_train() for _ in range(3))
             rows.append((f"{model} {optimizer}", cold, warm))
         out[which] = rows
     return out
+
+
+def compiler_alone(work: Path) -> list[float]:
+    """Seconds of one C compiler run per kernel of COLD_CASES."""
+    from sheetsync import Experiment
+    from sheetsync.engine import native
+    from sheetsync.engine.train import prepare
+
+    times = []
+    for k, (model, optimizer) in enumerate(COLD_CASES):
+        job = prepare(Experiment(flavour="pytorch", optimizer=optimizer, model=model), [1.0, 2.0], [1.0, 2.0])
+        start = time.perf_counter()
+        native._build(native.generate_c_source(job.spec), work / f"alone-{k}.so", native.compiler())
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def loop_speed(rows: int, epochs: int) -> dict[str, float]:
@@ -122,7 +146,7 @@ def loop_speed(rows: int, epochs: int) -> dict[str, float]:
         os.environ["SHEETSYNC_KERNEL"] = which
         train(exp.replace(epochs=1), x[:10], y[:10], keep_steps=False)  # compile or load once
         best = float("inf")
-        for _ in range(3):
+        for _ in range(5):
             start = time.perf_counter()
             r = train(exp, x, y, keep_steps=False)
             best = min(best, time.perf_counter() - start)
@@ -148,13 +172,16 @@ def main() -> None:
             c, nb = fresh["c"][key], fresh["numba"][key]
             print(f"  {label:34s} {c:8.3f} {nb:8.3f} {nb / c:8.2f}")
         compiled = cold_compile(work)
-        print("\nCold compile of one kernel in a fresh process (cold - warm seconds):")
-        for (label, c_cold, c_warm), (_, n_cold, n_warm) in zip(compiled["c"], compiled["numba"]):
-            c, nb = c_cold - c_warm, n_cold - n_warm
-            print(f"  {label:20s} C {c:6.3f}   numba {nb:6.3f}   numba/C {nb / c:6.1f}")
+        alone = compiler_alone(work)
+        print("\nThe first train() call in a fresh process, kernel cache empty (cold) and full (warm), seconds:")
+        print(f"  {'':16s} {'C cold':>7s} {'C warm':>7s} {'cc only':>7s} {'numba cold':>10s} {'numba warm':>10s}"
+              f" {'cold numba/C':>12s}")
+        for (label, c_cold, c_warm), (_, n_cold, n_warm), cc in zip(compiled["c"], compiled["numba"], alone):
+            print(f"  {label:16s} {c_cold:7.3f} {c_warm:7.3f} {cc:7.3f} {n_cold:10.3f} {n_warm:10.3f}"
+                  f" {n_cold / c_cold:12.1f}")
         speed = loop_speed(args.rows, args.epochs)
         steps = args.rows * args.epochs
-        print(f"\nLoop speed, linear pytorch sgd, {args.rows:,} rows x {args.epochs} epochs, best of 3:")
+        print(f"\nLoop speed, linear pytorch sgd, {args.rows:,} rows x {args.epochs} epochs, best of 5:")
         for which in BACKENDS:
             print(f"  {which:6s} {speed[which]:7.3f} s  {steps / speed[which] / 1e6:6.1f} M steps/s")
         print(f"  numba/C time ratio {speed['numba'] / speed['c']:.2f} (final parameters identical)")
