@@ -282,8 +282,8 @@ def test_a_failed_compile_falls_back_to_numba_and_leaves_no_library(monkeypatch,
 def test_a_cached_library_is_reused_across_processes(tmp_path):
     code = textwrap.dedent("""
         import sheetsync
-        from sheetsync.engine import kernel
-        r = sheetsync.train(sheetsync.Experiment(flavour="pytorch", optimizer="rmsprop", epochs=2), [1, 2, 3], [3, 5, 7])
+        exp = sheetsync.Experiment(flavour="pytorch", optimizer="rmsprop", epochs=2)
+        r = sheetsync.train(exp, [1, 2, 3], [3, 5, 7])
         print(r.params["a"])
     """)
     env = dict(os.environ, SHEETSYNC_CACHE_DIR=str(tmp_path), SHEETSYNC_KERNEL="c")
@@ -314,3 +314,32 @@ def test_the_c_backend_never_imports_numba(settings):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_processes_compiling_the_same_kernel_at_once_all_succeed(tmp_path):
+    code = textwrap.dedent("""
+        import sheetsync
+        r = sheetsync.train(sheetsync.Experiment(flavour="fastai", optimizer="adam", epochs=2), [1, 2, 3], [3, 5, 7])
+        print(repr(r.params["b"]))
+    """)
+    env = dict(os.environ, SHEETSYNC_CACHE_DIR=str(tmp_path), SHEETSYNC_KERNEL="c")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outs = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert len({out for out, _ in outs}) == 1
+    folder = tmp_path / "kernels"
+    assert len(list(folder.glob("sheetsync_c_*.so"))) == 1 and not list(folder.glob("*.tmp*"))
+
+
+def test_threads_training_at_once_get_the_same_numbers(monkeypatch):
+    """The scheduler trains in threads; ctypes releases the GIL during the loop, as nogil numba."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("SHEETSYNC_KERNEL", "c")
+    exps = [Experiment(flavour="pytorch", optimizer=o, lr=0.01, epochs=20, model=m)
+            for o in ("adam", "rmsprop", "sgd") for m in ("linear", "two_relu")]
+    alone = [train(e, XV, YV).params for e in exps]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda e: train(e, XV, YV).params, exps * 3))
+    assert together == alone * 3
