@@ -15,10 +15,12 @@ except
 - ``xl/calcChain.xml`` — dropped when it lists cells of a removed sheet (Excel rebuilds it);
 
 and the owned tabs' parts are generated here. Worksheet XML is streamed (a steps table has
-millions of cells): inline strings, floats written with ``repr`` so they read back bit for bit,
-NaN and infinities as blank cells, Excel's ``_xHHHH_`` escapes for characters XML cannot hold.
-Comments (with their VML) and native charts come from openpyxl's serialisers, fed directly.
-Owned tabs go after the user's tabs, in plan order.
+millions of cells): inline strings, floats as the shortest text that reads back bit for bit
+(orjson's notation, e.g. ``1e16`` and ``0.00001``; ``repr`` for the odd cell), NaN and
+infinities as blank cells, Excel's ``_xHHHH_`` escapes for characters XML cannot hold; numeric
+tables a chunk of rows per format call (`RowsRenderer`), deflated by a second thread. Every
+cell keeps its ``r`` attribute. Comments (with their VML) and native charts come from
+openpyxl's serialisers, fed directly. Owned tabs go after the user's tabs, in plan order.
 
 Ownership mark: every tab sheetsync creates carries a hidden, sheet-local defined name
 ``_sheetsync_owned`` (``localSheetId`` = the tab, value ``'<tab>'!$A$1``). Excel and LibreOffice
@@ -35,7 +37,9 @@ that someone else saved while we were writing (theirs wins).
 
 Reading parses the sheet XML in one streaming pass (openpyxl gives either a formula cell's cached
 value or its formula per pass, never both, and reads a formula without a cached value as empty),
-with openpyxl's helpers for date formats and serial dates.
+with openpyxl's helpers for date formats and serial dates. The pass is a text scan
+(`SheetScan`) for the cell shapes real files hold, ElementTree for any other cell and for any
+sheet the scan cannot vouch for; both give the same values (tests/backends/test_xlsx_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -495,7 +499,7 @@ class SheetScan:
     def _context(self, head: bytes) -> None:
         """The root's start tag, in which single cells and attribute sets are parsed."""
         encoding = _ENCODING.match(head.removeprefix(b"\xef\xbb\xbf"))
-        if encoding and encoding.group(1).lower() not in (b"utf-8", b"utf8"):
+        if encoding and encoding.group(1).lower() != b"utf-8":
             raise _Unrecognised("not UTF-8")
         if b"<!" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise _Unrecognised("a DOCTYPE, comment or UTF-16")
@@ -1151,11 +1155,15 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
                 pass
 
     writer = threading.Thread(target=drain, name="sheetsync-deflate", daemon=True)
-    # The writer needs the GIL for a moment between its C calls; by default it waits up to 5 ms
-    # for this thread to let go each time, which starves it (it would then do half its work).
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch, 0.0002))
-    writer.start()
+    with _quick_gil_handover():
+        writer.start()
+        _render_into(blocks, chunks, failed, writer)
+    if failed:
+        raise failed[0]
+
+
+def _render_into(blocks: queue.Queue, chunks: Iterable[str | bytes], failed: list, writer: threading.Thread) -> None:
+    """Encode and join `chunks` into blocks for the writer thread; then tell it to stop."""
     try:
         buffer: list[bytes] = []
         size = 0
@@ -1174,9 +1182,34 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
     finally:
         blocks.put(None)
         writer.join()
-        sys.setswitchinterval(switch)
-    if failed:
-        raise failed[0]
+
+
+_handover_lock = threading.Lock()
+_handover_users = 0
+_handover_saved = 0.005
+
+
+@contextlib.contextmanager
+def _quick_gil_handover():
+    """A short GIL switch interval while a writer thread compresses.
+
+    The writer needs the GIL for a moment between its C calls (crc32, deflate, write, each of
+    which releases it); by default it waits up to 5 ms for the rendering thread to let go each
+    time, which can idle it as long as it works. Counted, so that concurrent writes (the server)
+    restore the interval only when the last one ends."""
+    global _handover_users, _handover_saved
+    with _handover_lock:
+        if _handover_users == 0:
+            _handover_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_handover_saved, 0.0002))
+        _handover_users += 1
+    try:
+        yield
+    finally:
+        with _handover_lock:
+            _handover_users -= 1
+            if _handover_users == 0:
+                sys.setswitchinterval(_handover_saved)
 
 
 # =============================================================================================

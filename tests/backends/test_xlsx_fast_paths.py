@@ -508,3 +508,64 @@ def test_libreoffice_reads_an_applied_table_exactly(tmp_path, monkeypatch):
         [float(v).hex() if np.isfinite(v) else None for v in floats]
     # LibreOffice holds every number as a double: the int64 column reads back rounded to one
     assert [i for _, i in numbers] == [float(v) for v in ints.tolist()]
+
+
+class FailingMember:
+    def __init__(self, fail_at: int):
+        self.fail_at, self.blocks = fail_at, []
+
+    def write(self, data: bytes) -> None:
+        if len(self.blocks) == self.fail_at:
+            raise OSError("disk full")
+        self.blocks.append(data)
+
+
+def test_a_failing_writer_thread_stops_the_rendering_and_its_error_is_raised(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", 10)
+    rendered = []
+
+    def chunks():
+        for i in range(1000):
+            rendered.append(i)
+            yield f"<row r='{i}'/>"
+
+    interval = sys.getswitchinterval()
+    member = FailingMember(fail_at=3)
+    with pytest.raises(OSError, match="disk full"):
+        xlsx_module.write_streamed(member, chunks())
+    assert len(member.blocks) == 3 and len(rendered) < 1000
+    assert sys.getswitchinterval() == interval
+
+
+def test_streamed_blocks_are_the_chunks_in_order(monkeypatch):
+    monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", 100)
+    member = FailingMember(fail_at=-1)
+    chunks = [f"<row r='{i}'/>" if i % 2 else f"<row r='{i}'/>".encode() for i in range(500)]
+    xlsx_module.write_streamed(member, iter(chunks))
+    assert b"".join(member.blocks) == b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
+
+
+def test_concurrent_writes_restore_the_switch_interval():
+    import sys
+    import threading
+
+    interval = sys.getswitchinterval()
+    started, release = threading.Barrier(3), threading.Event()
+
+    def slow_chunks():
+        started.wait()
+        release.wait(5)
+        yield "x"
+
+    threads = [threading.Thread(target=xlsx_module.write_streamed, args=(FailingMember(-1), slow_chunks()))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    started.wait()
+    assert sys.getswitchinterval() <= 0.0002
+    release.set()
+    for t in threads:
+        t.join()
+    assert sys.getswitchinterval() == interval
