@@ -303,7 +303,8 @@ def cache_dir() -> Path:
 
 
 def backend() -> str:
-    """"c" or "numba": SHEETSYNC_KERNEL if set, else C when a C compiler is installed."""
+    """The backend to run: SHEETSYNC_KERNEL if set, else "c" when a C compiler is installed,
+    else "numba"."""
     from . import native
 
     forced = os.environ.get("SHEETSYNC_KERNEL", "").strip().lower()
