@@ -272,7 +272,7 @@ class WorkbookReader:
         self._dates = self.date_xfs()
         with _gc_paused():
             rows = SheetScan(self).rows(part)
-        return rows if rows is not None else self.cells_by_elementtree(part)
+            return rows if rows is not None else self.cells_by_elementtree(part)
 
     def cells_by_elementtree(self, part: str) -> list[list[CellValue]]:
         """The reference reading: every cell through ElementTree (`SheetScan` must agree)."""
@@ -385,7 +385,7 @@ class WorkbookReader:
 @contextlib.contextmanager
 def _gc_paused():
     """No cyclic garbage collection while a sheet is read: the reading makes only acyclic
-    lists, yet their number alone triggers full collections that cost more than the scan."""
+    lists, yet their number alone triggers full collections that cost more than the reading."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -569,3 +569,50 @@ def test_concurrent_writes_restore_the_switch_interval():
     for t in threads:
         t.join()
     assert sys.getswitchinterval() == interval
+
+
+@st.composite
+def regular_sheet_xml(draw) -> str:
+    """Many rows of one shape (what the scan reads in bulk), row numbers mostly in sequence,
+    with odd rows, gaps, repeats and rows of another shape among them."""
+    shape = []
+    for j in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["", ' t="n"', ' s="1"', ' t="s"', ' t="b"', ' t="e"', ' t="str"',
+                                     ' t="inlineStr"', ' s="2" t="n"', ' t="n" s="0"']))
+        form = draw(st.sampled_from(["v", "v", "v", "is", "empty"]))
+        shape.append(("ABCDEF"[j + draw(st.integers(0, 1))] if j else "A", kind, form))
+    columns = sorted({letter for letter, _, _ in shape})
+    shape = [next(s for s in shape if s[0] == letter) for letter in columns]
+    numbers = st.sampled_from(["0.5", "-1.25", "3e-7", "1e16", "2", "-3", "0", "1", "0.1", "٣", "1e400"])
+    text = st.sampled_from(["1", "0", "#N/A", "a", " b ", "_x0041_", "true"])
+    rows, number = [], 0
+    for _ in range(draw(st.integers(1, 60))):
+        step = draw(st.sampled_from([1, 1, 1, 1, 1, 1, 2, 0, -1]))
+        number = max(1, number + step)
+        cells = []
+        for letter, kind, form in shape:
+            value = draw(numbers if kind in ("", ' t="n"', ' s="1"', ' s="2" t="n"', ' t="n" s="0"') else text)
+            cells.append({"v": f'<c r="{letter}{number}"{kind}><v>{value}</v></c>',
+                          "is": f'<c r="{letter}{number}"{kind}><is><t>{value}</t></is></c>',
+                          "empty": f'<c r="{letter}{number}"{kind}/>'}[form])
+        odd = draw(st.sampled_from([None] * 8 + ["formula", "other", "self-closing", "no r"]))
+        if odd == "formula":
+            cells[0] = f'<c r="A{number}"><f>1+1</f><v>2</v></c>'
+        elif odd == "other":
+            cells.append(f'<c r="H{number}" t="inlineStr"><is><t>odd</t></is></c>')
+        if odd == "self-closing":
+            rows.append(f'<row r="{number}"/>')
+        elif odd == "no r":
+            rows.append(f'<row>{"".join(cells)}</row>')
+        else:
+            rows.append(f'<row r="{number}">{"".join(cells)}</row>')
+    return "".join(rows)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sheet_data=regular_sheet_xml(), chunk=st.sampled_from([64, 300, 1 << 22]))
+def test_generated_regular_sheets(tmp_path_factory, monkeypatch, sheet_data, chunk):
+    monkeypatch.setattr(xlsx_module, "_SCAN_CHUNK", chunk)
+    path = tmp_path_factory.mktemp("regular") / "book.xlsx"
+    base_workbook(path)
+    sheet_agrees(path, sheet_data)
