@@ -768,7 +768,7 @@ def _wanted(title: str, wanted: list[str]) -> bool:
 
 
 def _extent(rows: list[list]) -> tuple[int, int]:
-    return len(rows), max((len(r) for r in rows), default=0)
+    return len(rows), max(map(len, rows), default=0)
 
 
 def _number(text: str) -> int | float:
