@@ -581,15 +581,15 @@ class SheetScan:
                 return None
             form = "v" if v else "is" if inline else empty
             key.append((letters, attrs, form))
+            kind, style = self._cell_attrs.get(attrs) or self._cell_kind(attrs)  # checked, empty or not
             parts.append(f'<c r="{letters}[0-9]+"{re.escape(attrs)}')
             if form == "v":
                 parts.append(f"><v>({_TEXT}+)</v></c>")
             elif form == "is":
                 parts.append(f'><is><t(?: xml:space="preserve")?>({_TEXT}+)</t></is></c>')
             else:
-                parts.append(re.escape(empty))
+                parts.append(re.escape(empty))  # reads as nothing: no text to capture
                 continue
-            kind, style = self._cell_attrs.get(attrs) or self._cell_kind(attrs)
             values.append((column_index(letters), self._value_of(form, kind, style)))
         key = tuple(key)
         if key not in self._shapes:

@@ -228,6 +228,8 @@ SHAPES = [
     '<row r="1"><c r="A1"><v>1\x01</v></c></row>',
     '<row r="1"><c r="A1"><v>1]]>2</v></c></row>',
     '<row r="20"><c r="A20" t="inlineStr"><is><t></t></is></c><c r="B20" t="str"><v></v></c><c r="C20"><v/></c></row>',
+    '<row r="21"><c r="A21"><v>1</v></c><c r="B21" s="1" s="2"/></row>',  # duplicate, in an empty cell
+    '<row r="22"><c r="A22"><v>1</v></c><c r="B22" x:y="1"/></row>',  # undeclared prefix, ditto
 ]
 
 
