@@ -580,13 +580,15 @@ def regular_sheet_xml(draw) -> str:
     shape = []
     for j in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["", ' t="n"', ' s="1"', ' t="s"', ' t="b"', ' t="e"', ' t="str"',
-                                     ' t="inlineStr"', ' s="2" t="n"', ' t="n" s="0"']))
+                                     ' t="inlineStr"', ' s="2" t="n"', ' t="n" s="0"',
+                                     ' s="1" s="1"', ' x:y="1"', ' xmlns="urn:x"', ' t="n&amp;"']))
         form = draw(st.sampled_from(["v", "v", "v", "is", "empty"]))
         shape.append(("ABCDEF"[j + draw(st.integers(0, 1))] if j else "A", kind, form))
     columns = sorted({letter for letter, _, _ in shape})
     shape = [next(s for s in shape if s[0] == letter) for letter in columns]
     numbers = st.sampled_from(["0.5", "-1.25", "3e-7", "1e16", "2", "-3", "0", "1", "0.1", "٣", "1e400"])
     text = st.sampled_from(["1", "0", "#N/A", "a", " b ", "_x0041_", "true"])
+    row_attrs = draw(st.sampled_from(["", "", "", "", ' spans="1:3"', ' ht="1" ht="2"', ' x14ac:dyDescent="1"']))
     rows, number = [], 0
     for _ in range(draw(st.integers(1, 60))):
         step = draw(st.sampled_from([1, 1, 1, 1, 1, 1, 2, 0, -1]))
@@ -603,11 +605,11 @@ def regular_sheet_xml(draw) -> str:
         elif odd == "other":
             cells.append(f'<c r="H{number}" t="inlineStr"><is><t>odd</t></is></c>')
         if odd == "self-closing":
-            rows.append(f'<row r="{number}"/>')
+            rows.append(f'<row r="{number}"{row_attrs}/>')
         elif odd == "no r":
             rows.append(f'<row>{"".join(cells)}</row>')
         else:
-            rows.append(f'<row r="{number}">{"".join(cells)}</row>')
+            rows.append(f'<row r="{number}"{row_attrs}>{"".join(cells)}</row>')
     return "".join(rows)
 
 
