@@ -1162,7 +1162,8 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
         raise failed[0]
 
 
-def _render_into(blocks: queue.Queue, chunks: Iterable[str | bytes], failed: list, writer: threading.Thread) -> None:
+def _render_into(blocks: queue.Queue, chunks: Iterable[str | bytes], failed: list,
+                 writer: threading.Thread) -> None:
     """Encode and join `chunks` into blocks for the writer thread; then tell it to stop."""
     try:
         buffer: list[bytes] = []
@@ -1586,8 +1587,8 @@ class RowsRenderer:
             return text
         rows = text.split(self._sep)[:-1]
         for k, cell_patches in odd.items():
-            rows[k] = self._text(f'<row r="{rownums[k]}">'
-                                 f'{odd_row(self.letters, self.columns, fields, k, i0 + k, rownums[k], cell_patches)}</row>')
+            cells = odd_row(self.letters, self.columns, fields, k, i0 + k, rownums[k], cell_patches)
+            rows[k] = self._text(f'<row r="{rownums[k]}">{cells}</row>')
         return self._sep[:0].join(rows)
 
     def separate(self, i0: int, i1: int, patches: dict[tuple[int, int], str]) -> list[str]:
@@ -1627,7 +1628,9 @@ class RowsRenderer:
                 for k in np.flatnonzero(~np.isfinite(block)).tolist():
                     odd.setdefault(k, [])
             fields.append(number_texts(block, self.as_bytes))
-        numbers = number_texts(np.arange(self.first_row + i0, self.first_row + i1), True) if self.as_bytes else rownums
+        numbers = rownums
+        if self.as_bytes:
+            numbers = number_texts(np.arange(self.first_row + i0, self.first_row + i1), True)
         args: list = [None] * (n * self.width)
         w, at = self.width, 0
         if self.framed_rows:
