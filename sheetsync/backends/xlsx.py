@@ -44,6 +44,7 @@ sheet the scan cannot vouch for; both give the same values (tests/backends/test_
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import datetime as dt
@@ -51,7 +52,6 @@ import gc
 import heapq
 import math
 import os
-import queue
 import re
 import stat
 import struct
@@ -59,6 +59,8 @@ import sys
 import tempfile
 import threading
 import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 from xml.etree import ElementTree as ET
@@ -1130,59 +1132,88 @@ def write_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
             write_streamed(w, data())
 
 
-STREAM_BLOCK = 1 << 21  # characters encoded and handed over at a time
-STREAM_QUEUE = 4  # blocks waiting at most: memory stays bounded (~10 MB)
+STREAM_BLOCK = 1 << 21  # characters encoded and deflated at a time
+DEFLATE_THREADS = 2  # blocks deflated at once, besides the rendering thread
+WINDOW = 1 << 15  # deflate's window: each block may refer back this far into the one before
 
 
 def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
-    """Write the text `chunks` make to the zip member `w`, compressing on a second core.
+    """Write the text `chunks` make to the zip member `w`, deflating on other cores.
 
-    This thread renders and encodes blocks of ~2 MB; a writer thread deflates, checksums and
-    writes them (zlib, crc32 and file writes release the GIL), so compression overlaps the
-    rendering of the next block instead of following it. Only the writer thread touches `w`.
-    An error on either side stops both and is raised here.
+    This thread renders and encodes blocks of ~2 MB; worker threads deflate them (zlib releases
+    the GIL), each block on its own as pigz does: a raw deflate of the block, primed with the
+    last 32 KB of the one before (so matches reach back as in one stream), ended by a sync flush
+    (byte-aligned, not final); the member's compressor is replaced by `_Deflated`, which hands
+    the zip writer those bytes in order while it checksums and counts the text as usual, and
+    ends the stream with an empty final block. Compression thus overlaps the rendering of the
+    next blocks instead of following it. A member whose compressor is not zlib (or a writer
+    without one) is written plainly. At most DEFLATE_THREADS + 2 blocks are in flight.
     """
-    blocks: queue.Queue = queue.Queue(maxsize=STREAM_QUEUE)
-    failed: list[BaseException] = []
-
-    def drain() -> None:
+    compressor = getattr(w, "_compressor", None)
+    if not isinstance(compressor, type(zlib.compressobj())):
+        for block in _blocks(chunks):
+            w.write(block)
+        return
+    deflated = _Deflated(compressor)
+    w._compressor = deflated
+    pending: collections.deque = collections.deque()
+    with _quick_gil_handover(), ThreadPoolExecutor(DEFLATE_THREADS, "sheetsync-deflate") as pool:
         try:
-            while (block := blocks.get()) is not None:
-                w.write(block)
-        except BaseException as e:  # noqa: BLE001 - handed to the rendering thread
-            failed.append(e)
-            while blocks.get() is not None:  # unblock the producer until it stops
-                pass
-
-    writer = threading.Thread(target=drain, name="sheetsync-deflate", daemon=True)
-    with _quick_gil_handover():
-        writer.start()
-        _render_into(blocks, chunks, failed, writer)
-    if failed:
-        raise failed[0]
+            previous = b""
+            for block in _blocks(chunks):
+                pending.append((block, pool.submit(_deflate_block, block, previous[-WINDOW:])))
+                previous = block
+                while len(pending) > DEFLATE_THREADS + 1:
+                    _write_oldest(w, deflated, pending)
+            while pending:
+                _write_oldest(w, deflated, pending)
+        finally:
+            for _, future in pending:
+                future.cancel()
 
 
-def _render_into(blocks: queue.Queue, chunks: Iterable[str | bytes], failed: list,
-                 writer: threading.Thread) -> None:
-    """Encode and join `chunks` into blocks for the writer thread; then tell it to stop."""
-    try:
-        buffer: list[bytes] = []
-        size = 0
-        for chunk in chunks:
-            if isinstance(chunk, str):
-                chunk = chunk.encode("utf-8")
-            buffer.append(chunk)
-            size += len(chunk)
-            if size >= STREAM_BLOCK:
-                if failed:
-                    break
-                blocks.put(buffer[0] if len(buffer) == 1 else b"".join(buffer))  # a big chunk: no copy
-                buffer, size = [], 0
-        if not failed:
-            blocks.put(b"".join(buffer))
-    finally:
-        blocks.put(None)
-        writer.join()
+def _blocks(chunks: Iterable[str | bytes]) -> Iterator[bytes]:
+    """The chunks encoded and gathered into blocks of about STREAM_BLOCK bytes."""
+    buffer: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8")
+        buffer.append(chunk)
+        size += len(chunk)
+        if size >= STREAM_BLOCK:
+            yield buffer[0] if len(buffer) == 1 else b"".join(buffer)  # a big chunk: no copy
+            buffer, size = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+def _deflate_block(block: bytes, previous: bytes) -> bytes:
+    """`block` as raw deflate at level 1 (the level of our other parts), continuing a stream
+    whose last 32 KB of text were `previous`, flushed to a byte boundary, not final."""
+    primed = {"zdict": previous} if previous else {}
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15, **primed)
+    return compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _write_oldest(w: BinaryIO, deflated: "_Deflated", pending: collections.deque) -> None:
+    block, future = pending.popleft()
+    deflated.ready.append(future.result())
+    w.write(block)  # counts and checksums the text; writes what `deflated` hands it
+
+
+class _Deflated:
+    """Stands in for a zip member's compressor: hands back each block as deflated beforehand."""
+
+    def __init__(self, replaced):
+        self.replaced = replaced  # not used: the stream is made of the blocks deflated apart
+        self.ready: collections.deque = collections.deque()
+
+    def compress(self, data) -> bytes:
+        return self.ready.popleft()
+
+    def flush(self) -> bytes:
+        return b"\x03\x00"  # an empty final block (fixed Huffman codes) ends the deflate stream
 
 
 _handover_lock = threading.Lock()
@@ -1194,10 +1225,10 @@ _handover_saved = 0.005
 def _quick_gil_handover():
     """A short GIL switch interval while a writer thread compresses.
 
-    The writer needs the GIL for a moment between its C calls (crc32, deflate, write, each of
-    which releases it); by default it waits up to 5 ms for the rendering thread to let go each
-    time, which can idle it as long as it works. Counted, so that concurrent writes (the server)
-    restore the interval only when the last one ends."""
+    A deflating thread needs the GIL for a moment before and after each block (zlib releases it
+    meanwhile); by default it waits up to 5 ms for the rendering thread to let go each time,
+    which idles it for a good part of the time it works. Counted, so that concurrent writes
+    (the server) restore the interval only when the last one ends."""
     global _handover_users, _handover_saved
     with _handover_lock:
         if _handover_users == 0:

@@ -512,21 +512,44 @@ def test_libreoffice_reads_an_applied_table_exactly(tmp_path, monkeypatch):
     assert [i for _, i in numbers] == [float(v) for v in ints.tolist()]
 
 
-class FailingMember:
-    def __init__(self, fail_at: int):
-        self.fail_at, self.blocks = fail_at, []
+def stream_into_zip(chunks) -> bytes:
+    import io
 
-    def write(self, data: bytes) -> None:
-        if len(self.blocks) == self.fail_at:
-            raise OSError("disk full")
-        self.blocks.append(data)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(xlsx_module.new_info("part.xml"), "w", force_zip64=True) as w:
+            xlsx_module.write_streamed(w, chunks)
+    return buffer.getvalue()
 
 
-def test_a_failing_writer_thread_stops_the_rendering_and_its_error_is_raised(monkeypatch):
+@pytest.mark.parametrize("block", [10, 1000, 1 << 21])
+def test_blocks_deflated_apart_make_one_valid_member(monkeypatch, block):
+    import io
+
+    monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", block)
+    rng = np.random.default_rng(0)
+    chunks = [f"<row r='{i}'><v>{x!r}</v></row>" if i % 2 else f"<row r='{i}'/>".encode()
+              for i, x in enumerate(rng.normal(size=20_000))]
+    text = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
+    data = stream_into_zip(iter(chunks))
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.testzip() is None and z.read("part.xml") == text
+    assert stream_into_zip(iter([])) and zipfile.ZipFile(io.BytesIO(stream_into_zip(iter([])))).read("part.xml") == b""
+
+
+def test_a_failing_deflate_stops_the_rendering_and_its_error_is_raised(monkeypatch):
     import sys
 
     monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", 10)
-    rendered = []
+    real, calls, rendered = xlsx_module._deflate_block, [], []
+
+    def failing(block, previous):
+        calls.append(block)
+        if len(calls) == 3:
+            raise OSError("no memory for the deflate")
+        return real(block, previous)
+
+    monkeypatch.setattr(xlsx_module, "_deflate_block", failing)
 
     def chunks():
         for i in range(1000):
@@ -534,16 +557,23 @@ def test_a_failing_writer_thread_stops_the_rendering_and_its_error_is_raised(mon
             yield f"<row r='{i}'/>"
 
     interval = sys.getswitchinterval()
-    member = FailingMember(fail_at=3)
-    with pytest.raises(OSError, match="disk full"):
-        xlsx_module.write_streamed(member, chunks())
-    assert len(member.blocks) == 3 and len(rendered) < 1000
+    with pytest.raises(OSError, match="no memory"):
+        stream_into_zip(chunks())
+    assert len(rendered) < 20
     assert sys.getswitchinterval() == interval
 
 
-def test_streamed_blocks_are_the_chunks_in_order(monkeypatch):
+class PlainMember:
+    def __init__(self):
+        self.blocks = []
+
+    def write(self, data: bytes) -> None:
+        self.blocks.append(data)
+
+
+def test_a_member_without_zlib_is_written_plainly(monkeypatch):
     monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", 100)
-    member = FailingMember(fail_at=-1)
+    member = PlainMember()
     chunks = [f"<row r='{i}'/>" if i % 2 else f"<row r='{i}'/>".encode() for i in range(500)]
     xlsx_module.write_streamed(member, iter(chunks))
     assert b"".join(member.blocks) == b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
@@ -561,8 +591,7 @@ def test_concurrent_writes_restore_the_switch_interval():
         release.wait(5)
         yield "x"
 
-    threads = [threading.Thread(target=xlsx_module.write_streamed, args=(FailingMember(-1), slow_chunks()))
-               for _ in range(2)]
+    threads = [threading.Thread(target=stream_into_zip, args=(slow_chunks(),)) for _ in range(2)]
     for t in threads:
         t.start()
     started.wait()
