@@ -174,6 +174,18 @@ def test_long_full_batch_uses_torchs_cascade_order():
     assert_same(c, nb, "full batch of 600")
 
 
+@pytest.mark.parametrize("settings", [
+    dict(flavour="pytorch", optimizer="adam", model="two_relu", batch_size=4, gradient="both"),
+    dict(flavour="pytorch", optimizer="rmsprop", centered=True, momentum=0.5, model="mlp", hidden=3),
+    dict(flavour="fastai", optimizer="adam", weight_decay=0.01, batch_size=7, gradient="numeric", loss="absolute"),
+])
+def test_large_loops_compiled_at_O1_agree_too(monkeypatch, settings):
+    """Past LARGE_SOURCE the C compiler runs at -O1 without the FMA clone: still the same bits."""
+    monkeypatch.setattr(native, "LARGE_SOURCE", 0)
+    c, nb = run_both(Experiment(**settings, lr=0.01), X2 if settings.get("model") == "mlp" else XV)
+    assert_same(c, nb, str(settings))
+
+
 def test_c_torch_sum_follows_the_tree(tmp_path):
     """The C copy of torch's sum order against `reduction.sum_tree` (itself checked against torch)."""
     import ctypes
