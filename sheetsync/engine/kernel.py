@@ -42,7 +42,7 @@ from .optimizers import Update
 # Epoch accumulator layout (per experiment, per epoch): see `Layout.epoch_cols`.
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}  # in-process kernels by key ("c:" + key for C)
-_failed_c: set[str] = set()  # C kernels that failed to compile here: numba runs them
+_failed_c: set[str] = set()  # C kernels (or "cc:" + compiler identity) that failed here: numba runs them
 log = logging.getLogger(__name__)
 
 
@@ -344,11 +344,12 @@ def _load_c_kernel(spec: Spec):
         return None
     source = native.generate_c_source(spec)
     key = native.cache_key(source, argv)
+    broken = "cc:" + native.identity(argv)
     with _lock:
         fn = _loaded.get("c:" + key)
         if fn is not None:
             return fn
-        if key in _failed_c and not forced:
+        if (key in _failed_c or broken in _failed_c) and not forced:
             return None
         try:
             fn = native.load(spec, source, key, argv)
@@ -356,7 +357,13 @@ def _load_c_kernel(spec: Spec):
             if forced:
                 raise SheetsyncError(f"SHEETSYNC_KERNEL=c, but the training loop did not compile: {e}") from None
             _failed_c.add(key)
-            log.warning("the C training loop did not compile, using numba instead: %s", e)
+            # A compiler that cannot build even a trivial library (headers missing, say) is not
+            # tried again in this process; one that fails on one loop is, on the next.
+            if not native.compiler_works(argv):
+                _failed_c.add(broken)
+                log.warning("the C compiler %s does not work, training loops run with numba: %s", argv[0], e)
+            else:
+                log.warning("the C training loop did not compile, using numba instead: %s", e)
             return None
         _loaded["c:" + key] = fn
         return fn

@@ -43,6 +43,7 @@ import platform
 import shlex
 import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -320,7 +321,7 @@ def compiler() -> list[str] | None:
     return [path, *argv[1:]] if path else None
 
 
-def _identity(argv: list[str]) -> str:
+def identity(argv: list[str]) -> str:
     """What names this compiler without running it (a subprocess per process costs ~10 ms)."""
     real = os.path.realpath(argv[0])
     st = os.stat(real)
@@ -334,7 +335,7 @@ def flags_for(source: str) -> tuple[str, ...]:
 
 
 def cache_key(source: str, argv: list[str]) -> str:
-    text = "\0".join([source, " ".join(flags_for(source) + LIBS), _identity(argv)])
+    text = "\0".join([source, " ".join(flags_for(source) + LIBS), identity(argv)])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -360,6 +361,20 @@ def _build(source: str, so_path: Path, argv: list[str]) -> None:
                 leftover.unlink()
             except FileNotFoundError:
                 pass
+
+
+PROBE_C = "#include <math.h>\n#include <stdint.h>\nint probe(void) { return (int)fma(2.0, 3.0, 1.0); }\n"
+
+
+def compiler_works(argv: list[str]) -> bool:
+    """Whether `argv` builds a trivial library (after a failure: the compiler's fault or the loop's?)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            _build(PROBE_C, Path(tmp) / "probe.so", argv)
+            ctypes.CDLL(str(Path(tmp) / "probe.so"))
+            return True
+        except (CompileError, OSError):
+            return False
 
 
 def load(spec: Spec, source: str, key: str, argv: list[str]):

@@ -269,26 +269,48 @@ def test_without_a_compiler_numba_runs_silently(monkeypatch):
     train(Experiment(flavour="pytorch", epochs=1), XV, YV)
 
 
+def _fake_compiler(path, script: str):
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
 def test_a_failed_compile_falls_back_to_numba_and_leaves_no_library(monkeypatch, tmp_path, caplog):
-    broken = tmp_path / "broken-cc"
-    broken.write_text("#!/bin/sh\necho 'cc: internal error' >&2\nexit 1\n")
-    broken.chmod(0o755)
+    # a compiler that builds the probe but refuses the training loop
+    picky = _fake_compiler(tmp_path / "picky-cc", 'for a; do case "$a" in *.c) grep -q "int kernel" "$a" && '
+                           '{ echo "cc: internal error" >&2; exit 1; };; esac; done\nexec cc "$@"\n')
     monkeypatch.setenv("SHEETSYNC_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("CC", str(broken))
+    monkeypatch.setenv("CC", picky)
     monkeypatch.delenv("SHEETSYNC_KERNEL", raising=False)
     monkeypatch.setattr(kernel, "_failed_c", set())
     exp = Experiment(flavour="pytorch", optimizer="adam", epochs=2)
     with caplog.at_level("WARNING", logger="sheetsync.engine.kernel"):
         r = train(exp, XV, YV)
-    assert "did not compile, using numba instead" in caplog.text and "internal error" in caplog.text
-    assert not list((tmp_path / "cache" / "kernels").glob("*.so"))
-    assert not list((tmp_path / "cache" / "kernels").glob("*.tmp*"))
+    assert "the C training loop did not compile, using numba instead" in caplog.text
+    assert "internal error" in caplog.text
+    folder = tmp_path / "cache" / "kernels"
+    assert not list(folder.glob("*.so")) and not list(folder.glob("*.tmp*"))
     monkeypatch.setenv("CC", "cc")
     assert r.steps.equals(train(exp, XV, YV).steps)
-    monkeypatch.setenv("CC", str(broken))
+    monkeypatch.setenv("CC", picky)
     monkeypatch.setenv("SHEETSYNC_KERNEL", "c")
     with pytest.raises(SheetsyncError, match="did not compile.*internal error"):
         train(exp, XV, YV)
+
+
+def test_a_compiler_that_builds_nothing_is_given_up_on(monkeypatch, tmp_path, caplog):
+    broken = _fake_compiler(tmp_path / "broken-cc", "echo 'fatal error: math.h: No such file' >&2\nexit 1\n")
+    monkeypatch.setenv("SHEETSYNC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", broken)
+    monkeypatch.delenv("SHEETSYNC_KERNEL", raising=False)
+    monkeypatch.setattr(kernel, "_failed_c", set())
+    calls = []
+    monkeypatch.setattr(native, "_build", lambda *a, real=native._build: calls.append(1) or real(*a))
+    with caplog.at_level("WARNING", logger="sheetsync.engine.kernel"):
+        train(Experiment(flavour="pytorch", optimizer="adam", epochs=1), XV, YV)
+        train(Experiment(flavour="pytorch", optimizer="sgd", epochs=1), XV, YV)
+    assert "does not work, training loops run with numba" in caplog.text
+    assert len(calls) == 2  # the first loop and the probe; the second loop goes straight to numba
 
 
 def test_a_cached_library_is_reused_across_processes(tmp_path):
