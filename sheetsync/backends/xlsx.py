@@ -18,8 +18,8 @@ and the owned tabs' parts are generated here. Worksheet XML is streamed (a steps
 millions of cells): inline strings, floats as the shortest text that reads back bit for bit
 (orjson's notation, e.g. ``1e16`` and ``0.00001``; ``repr`` for the odd cell), NaN and
 infinities as blank cells, Excel's ``_xHHHH_`` escapes for characters XML cannot hold; numeric
-tables a chunk of rows per format call (`RowsRenderer`), deflated by a second thread. Every
-cell keeps its ``r`` attribute. Comments (with their VML) and native charts come from
+tables a chunk of rows per format call (`RowsRenderer`), deflated in blocks by worker threads
+while the next rows render (`write_streamed`). Every cell keeps its ``r`` attribute. Comments (with their VML) and native charts come from
 openpyxl's serialisers, fed directly. Owned tabs go after the user's tabs, in plan order.
 
 Ownership mark: every tab sheetsync creates carries a hidden, sheet-local defined name
