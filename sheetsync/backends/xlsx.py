@@ -69,6 +69,11 @@ from xml.sax.saxutils import escape
 import numpy as np
 import orjson
 
+try:  # Intel's ISA-L deflate: the same format, ~3x faster than zlib at level 1, a smaller file
+    from isal import isal_zlib as deflate_lib
+except ImportError:  # a platform without isal's wheels
+    deflate_lib = zlib
+
 from ..errors import BackendError, OwnershipError
 from . import ooxml
 from .base import (CellError, CellValue, Chart, DateCell, Plan, Snapshot, TabInfo, TabPlan, Text,
@@ -1190,10 +1195,11 @@ def _blocks(chunks: Iterable[str | bytes]) -> Iterator[bytes]:
 
 def _deflate_block(block: bytes, previous: bytes) -> bytes:
     """`block` as raw deflate at level 1 (the level of our other parts), continuing a stream
-    whose last 32 KB of text were `previous`, flushed to a byte boundary, not final."""
+    whose last 32 KB of text were `previous`, flushed to a byte boundary, not final. ISA-L
+    where installed (it releases the GIL as zlib does)."""
     primed = {"zdict": previous} if previous else {}
-    compressor = zlib.compressobj(1, zlib.DEFLATED, -15, **primed)
-    return compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    compressor = deflate_lib.compressobj(1, deflate_lib.DEFLATED, -15, **primed)
+    return compressor.compress(block) + compressor.flush(deflate_lib.Z_SYNC_FLUSH)
 
 
 def _write_oldest(w: BinaryIO, deflated: "_Deflated", pending: collections.deque) -> None:

@@ -526,10 +526,18 @@ def stream_into_zip(chunks) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.parametrize("library", ["isal", "zlib"])
 @pytest.mark.parametrize("block", [10, 1000, 1 << 21])
-def test_blocks_deflated_apart_make_one_valid_member(monkeypatch, block):
+def test_blocks_deflated_apart_make_one_valid_member(monkeypatch, block, library):
     import io
+    import zlib
 
+    if library == "isal":
+        from isal import isal_zlib
+
+        assert xlsx_module.deflate_lib is isal_zlib  # a declared dependency: used when installed
+    else:  # the fallback where isal has no wheel
+        monkeypatch.setattr(xlsx_module, "deflate_lib", zlib)
     monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", block)
     rng = np.random.default_rng(0)
     chunks = [f"<row r='{i}'><v>{x!r}</v></row>" if i % 2 else f"<row r='{i}'/>".encode()
