@@ -186,6 +186,29 @@ def test_large_loops_compiled_at_O1_agree_too(monkeypatch, settings):
     assert_same(c, nb, str(settings))
 
 
+def test_odd_array_layouts_are_copied_in_and_out():
+    """The C loop reads flat C-ordered float64/int64 arrays: other layouts and dtypes are copied
+    in, and the in-place outputs (P, S, T, R, EPO, DIV) copied back, as numba would see them."""
+    job = prepare(Experiment(flavour="pytorch", optimizer="adam", model="mlp", lr=0.01), X2, YV)
+    spec = job.spec
+    P, S, H, T = pack(job, reset_state(job))
+    P, S, H = (np.asfortranarray(np.repeat(a, 2, axis=0)) for a in (P, S, H))
+    T = np.repeat(T, 2)
+    order = np.arange(len(YV), dtype=np.int32)[None, :]
+    out = {}
+    for which in ("c", "numba"):
+        p, s, t = P.copy(order="F"), S.copy(order="F"), np.repeat(T, 2)[::2]  # t: a strided view
+        R = np.full((2, 2 * len(YV), len(spec.step_columns())), -1.0)
+        EPO = np.zeros((2, 2, len(spec.epoch_columns())))
+        DIV = np.zeros((2, 5), dtype=np.int64)
+        order_arg = order if which == "c" else order.astype(np.int64)  # numba would compile an int32 copy
+        kernel.load_kernel(spec, which)(np.asfortranarray(job.X), job.Y, order_arg, p, s, H, t, 2, True, R, EPO, DIV)
+        out[which] = {"P": np.ascontiguousarray(p), "S": np.ascontiguousarray(s), "T": np.ascontiguousarray(t),
+                      "R": R, "EPO": EPO, "DIV": DIV}
+    assert not bits_equal(out["c"]["P"], np.ascontiguousarray(P))  # updated in place
+    assert_same(out["c"], out["numba"], "odd layouts")
+
+
 def test_c_torch_sum_follows_the_tree(tmp_path):
     """The C copy of torch's sum order against `reduction.sum_tree` (itself checked against torch)."""
     import ctypes
