@@ -398,9 +398,9 @@ def load(spec: Spec, source: str, key: str, argv: list[str]):
             raise CompileError(f"could not load {so_path}: {e}") from None
     fn = lib.kernel
     fn.restype = ctypes.c_int
-    fn.argtypes = [ctypes.c_void_p] * 12 + [ctypes.c_int64] * 5
-    fn.argtypes[7] = ctypes.c_int64  # n_epochs
-    fn.argtypes[8] = ctypes.c_int64  # rec
+    pointer, integer = ctypes.c_void_p, ctypes.c_int64
+    # X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV, E, n, order_rows, x_cols, r_lines
+    fn.argtypes = [pointer] * 7 + [integer] * 2 + [pointer] * 3 + [integer] * 5
     return NativeKernel(spec, fn, lib)
 
 
