@@ -210,7 +210,12 @@ def _last_data_row(rows: list[list], cols) -> int:
     cols = list(cols)
     last = 0
     for r in range(1, len(rows)):
-        if all(is_blank(rows[r][c] if c < len(rows[r]) else None) for c in cols):
+        row = rows[r]
+        for c in cols:  # a loop, not all(...): 100,000 rows of numbers should cost little
+            v = row[c] if c < len(row) else None
+            if type(v) is float or not is_blank(v):
+                break  # the row holds data
+        else:
             break
         last = r
     return last
