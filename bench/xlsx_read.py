@@ -22,23 +22,20 @@ import numpy as np
 import openpyxl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's workbook builder
 
 from sheetsync.backends import ooxml  # noqa: E402
 from sheetsync.backends.xlsx import WorkbookReader, XlsxBackend  # noqa: E402
 
 
 def data_workbook(path: str, rows: int) -> None:
+    """The data tab of bench/run_vs_libreoffice.py's big case, made by the same function."""
+    from run_vs_libreoffice import sheetsync_workbook
+
     rng = np.random.default_rng(0)
     x = rng.random(rows)
     y = 2 * x + 30 + rng.normal(0, 0.1, rows)
-    wb = openpyxl.Workbook()
-    data = wb.active
-    data.title = "data"
-    data.append(["x", "y"])
-    for xv, yv in zip(x, y):
-        data.append([float(xv), float(yv)])
-    wb.create_sheet("experiments").append(["setting", "big"])
-    wb.save(path)
+    sheetsync_workbook(Path(path), x, y, [["setting", "big"]])
 
 
 def timed(label: str, action, repeat: int = 3):
