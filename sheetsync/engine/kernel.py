@@ -131,6 +131,17 @@ def scaled_row_cells(spec: Spec, weight: Expr) -> list[tuple[str, Expr]]:
     return [(name, weight * e if name == "dloss" or name.endswith(" est") else e) for name, e in cells]
 
 
+def update_names(upd: Update, q: str):
+    """Variable names of parameter `q`'s update cells in a generated loop (numba's and C's):
+    its gradient, value, step count, previous state, each cell, and the settings."""
+    local = {"g": _ident("g_", q), "p": _ident("p_", q), "t": "t"}
+    for s in upd.state:
+        local[f"prev_{s}"] = _ident("prev_", s + "__" + q)
+    for name, _ in upd.cells:
+        local[name] = _ident("o_", name + "__" + q)
+    return lambda n: local.get(n) or _ident("hy_", n)
+
+
 def generate_source(spec: Spec) -> str:
     model, upd, params = spec.model, spec.update, spec.params
     hyper = spec.hyper
@@ -223,14 +234,9 @@ def generate_source(spec: Spec) -> str:
         total = _ident("u_", q) if spec.batch_size == 1 else f"torch_sum(GB[{j}], nb)"
         w(f"                    {_ident('g_', q)} = {total}")
     for q in params:
-        local = {"g": _ident("g_", q), "p": _ident("p_", q), "t": "t"}
-        for s in upd.state:
-            local[f"prev_{s}"] = _ident("prev_", s + "__" + q)
-        for name, _ in upd.cells:
-            local[name] = _ident("o_", name + "__" + q)
-        name_of = lambda n, local=local: local.get(n) or _ident("hy_", n)  # noqa: E731
+        name_of = update_names(upd, q)
         for name, e in upd.cells:
-            w(f"                    {local[name]} = {to_python(e, name_of)}")
+            w(f"                    {name_of(name)} = {to_python(e, name_of)}")
     w("                    if rec:")
     for s in upd.state:
         for q in params:

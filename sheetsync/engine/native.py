@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from .expr import sym, to_c
-from .kernel import Spec, _ident, _row_name, cache_dir, scaled_row_cells
+from .kernel import Spec, _ident, _row_name, cache_dir, scaled_row_cells, update_names
 
 # No flag here may change a result: no -ffast-math, no FP contraction. -O3 (not -O2) because it
 # matches numba's loop speed on more kernels (its vectorizer never reassociates without
@@ -232,14 +232,9 @@ def generate_c_source(spec: Spec) -> str:
         total = _ident("u_", q) if batch == 1 else f"torch_sum(GB + {j * batch}, nb)"
         let(_ident("g_", q), total, 4)
     for q in params:
-        local = {"g": _ident("g_", q), "p": _ident("p_", q), "t": "t"}
-        for s in upd.state:
-            local[f"prev_{s}"] = _ident("prev_", s + "__" + q)
-        for name, _ in upd.cells:
-            local[name] = _ident("o_", name + "__" + q)
-        name_of = lambda n, local=local: local.get(n) or _ident("hy_", n)  # noqa: E731
+        name_of = update_names(upd, q)
         for name, e in upd.cells:
-            let(local[name], to_c(e, name_of), 4)
+            let(name_of(name), to_c(e, name_of), 4)
     w("if (rec) {", 4)
     w(f"double *Rl = R + (e * r_lines + line) * {len(step_cols)};", 5)
     for s in upd.state:
