@@ -131,6 +131,13 @@ def scaled_row_cells(spec: Spec, weight: Expr) -> list[tuple[str, Expr]]:
     return [(name, weight * e if name == "dloss" or name.endswith(" est") else e) for name, e in cells]
 
 
+def row_names(spec: Spec):
+    """Variable names of a row's symbols in a generated loop (numba's and C's): the batch
+    share w, the settings, the parameters, the inputs and the row's cells."""
+    hyper = set(spec.hyper)
+    return lambda n: "w" if n == "w" else (_ident("hy_", n) if n in hyper else _row_name(spec.model, n))
+
+
 def update_names(upd: Update, q: str):
     """Variable names of parameter `q`'s update cells in a generated loop (numba's and C's):
     its gradient, value, step count, previous state, each cell, and the settings."""
@@ -145,7 +152,7 @@ def update_names(upd: Update, q: str):
 def generate_source(spec: Spec) -> str:
     model, upd, params = spec.model, spec.update, spec.params
     hyper = spec.hyper
-    rn = lambda n: "w" if n == "w" else (_ident("hy_", n) if n in hyper else _row_name(model, n))  # noqa: E731
+    rn = row_names(spec)
     step_cols = spec.step_columns()
     col = {c: i for i, c in enumerate(step_cols)}
     L: list[str] = []

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from .expr import sym, to_c
-from .kernel import Spec, _ident, _row_name, cache_dir, scaled_row_cells, update_names
+from .kernel import Spec, _ident, _row_name, cache_dir, row_names, scaled_row_cells, update_names
 
 # No flag here may change a result: no -ffast-math, no FP contraction. -O3 (not -O2) because it
 # matches numba's loop speed on more kernels (its vectorizer never reassociates without
@@ -148,7 +148,7 @@ static double torch_sum(const double *buf, int64_t n) {
 def generate_c_source(spec: Spec) -> str:
     model, upd, params = spec.model, spec.update, spec.params
     hyper = spec.hyper
-    rn = lambda n: "w" if n == "w" else (_ident("hy_", n) if n in hyper else _row_name(model, n))  # noqa: E731
+    rn = row_names(spec)
     step_cols = spec.step_columns()
     col = {c: i for i, c in enumerate(step_cols)}
     ecol = {c: i for i, c in enumerate(spec.epoch_columns())}
