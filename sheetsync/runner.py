@@ -26,6 +26,7 @@ from .layout import (COMPARE_TAB, RUNS_TAB, STATE_TAB, ExperimentOutput, RunEntr
                      epochs_tab_name, log_only_plan, merge_history, render, steps_tab_name)
 from .layout.state import read_state, settings_hash, signature
 from .layout.steps import divergence_sentence
+from .layout.epochs import HEADER_ROW as EPOCHS_HEADER_ROW, read_history
 from .layout.tables import read_table
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
 from .parse.inputs import Inputs, model_params
@@ -198,7 +199,7 @@ def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
         return None
     name = result.experiment.name
     sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2)
-    first_epoch_row = len(history) - len(result.epochs) + 2  # below the epochs tab's header
+    first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
     extra = epochs_rows(sf, steps_tab_name(name), epochs_tab_name(name), list(history.columns), first_epoch_row)
     return render_map(name, sf, steps_tab_name(name), extra_rows=extra)
 
@@ -259,7 +260,7 @@ def _read_histories(backend, snapshot: Snapshot, all_names: list[str]) -> dict[s
     if not tabs:
         return {}
     more = backend.read(tabs)
-    return {n: read_table(more.values.get(epochs_tab_name(n))) for n in all_names
+    return {n: read_history(more.values.get(epochs_tab_name(n))) for n in all_names
             if epochs_tab_name(n) in tabs}
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from .backends.base import Snapshot, col_letter, quote_tab
 from .engine.result import Diagnostics, Result, State
 from .errors import SheetsyncError
+from .layout.epochs import read_history
 from .layout.formulas import Ref, StepFormulas
 from .layout.state import STATE_TAB, read_state
 from .layout.steps import HEADER_ROW
@@ -97,7 +98,7 @@ class Tracer:
         for c in ("epoch", "step", "row"):
             steps[c] = steps[c].astype(np.int64)
         self.steps = steps
-        epochs = read_table(snapshot.values.get(f"{experiment_name} epochs")).apply(
+        epochs = read_history(snapshot.values.get(f"{experiment_name} epochs")).apply(
             lambda s: pd.to_numeric(s, errors="coerce"))
         starts = self._starts(experiment_name)
         result = Result(self.experiment, steps, epochs if not epochs.empty else pd.DataFrame({"epoch": [], "lr": []}),

@@ -15,8 +15,9 @@ import pandas as pd
 
 from ..backends.base import Chart, Column, RangeRef, Series, Table, TabPlan, Text
 from ..engine.result import Result
-from .tables import frame_columns
+from .tables import frame_columns, read_table
 
+HEADER_ROW = 0  # 0-based row of the table's header; the first epoch sits just below it
 MAX_PATH_SERIES = 8  # more lines than this make a parameter chart unreadable
 FIT_GRID = 200
 CHART_ROWS = 22  # rows a 371 px chart covers at the default row height, plus a margin
@@ -25,6 +26,15 @@ FIT_POINTS = 500  # data points drawn in the fit chart (sampled evenly beyond th
 
 def epochs_tab_name(experiment: str) -> str:
     return f"{experiment} epochs"
+
+
+def read_history(rows: list[list] | None) -> pd.DataFrame:
+    """A `NAME epochs` tab read back: its table, wherever a version of sheetsync put the header
+    (the first row whose first cell is `epoch`)."""
+    for i, row in enumerate(rows or []):
+        if row and row[0] == "epoch":
+            return read_table(rows, header_row=i)
+    return pd.DataFrame()
 
 
 def merge_history(previous: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
@@ -45,9 +55,9 @@ def merge_history(previous: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFr
 def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.ndarray,
                   notes: list[str]) -> TabPlan:
     name = epochs_tab_name(result.experiment.name)
-    tab = TabPlan(name, kind="epochs", frozen_rows=1)
+    tab = TabPlan(name, kind="epochs", frozen_rows=HEADER_ROW + 1)
     columns = frame_columns(history)
-    tab.tables.append(Table(columns, row=0, col=0))
+    tab.tables.append(Table(columns, row=HEADER_ROW, col=0))
     side = len(columns) + 1
     lines = ["Diagnostics"] + (notes or ["Nothing unusual: no divergence, no dead units."])
     for i, line in enumerate(lines):
@@ -64,14 +74,14 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
 
 
 def _path_chart(tab: str, history: pd.DataFrame, params: list[str], anchor) -> Chart:
-    n = len(history)
+    n, top = len(history), HEADER_ROW + 1
     columns = list(history.columns)
-    epoch = RangeRef(tab, 1, 0, 1 + n, 1)
+    epoch = RangeRef(tab, top, 0, top + n, 1)
     series = []
     for p in params[:MAX_PATH_SERIES]:
         if p in columns:
             c = columns.index(p)
-            series.append(Series(p, RangeRef(tab, 1, c, 1 + n, c + 1)))
+            series.append(Series(p, RangeRef(tab, top, c, top + n, c + 1)))
     title = "Parameter paths (value carried into the next epoch)"
     if len(params) > MAX_PATH_SERIES:
         title += f": first {MAX_PATH_SERIES} of {len(params)}"
