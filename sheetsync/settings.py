@@ -88,16 +88,17 @@ def _default_gradient(f: str, o: str) -> str:
 
 
 def _number(v: Any) -> float:
+    shown = v
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        if isinstance(v, str):
-            try:
-                return float(v.strip())
-            except ValueError:
-                pass
-        raise ValueError(f"expected a number, found {v!r}")
+        if not isinstance(v, str):
+            raise ValueError(f"expected a number, found {v!r}")
+        try:
+            v = float(v.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, found {shown!r}") from None
     v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"expected a finite number, found {v!r}")
+    if not math.isfinite(v):  # 'nan' or 'inf' would train with NaN
+        raise ValueError(f"expected a finite number, found {shown!r}")
     return v
 
 
@@ -220,6 +221,47 @@ SETTINGS: dict[str, Setting] = {
 }
 SETTING_NAMES = tuple(SETTINGS) + ("init",)
 
+# Common spellings of settings (other libraries, papers, the course) -> sheetsync's name. Used only
+# to suggest the right name for an unknown one, by meaning where letters mislead ('learning rate'
+# is nearer 'lr_decay' than 'lr' letter by letter); the sheet keeps one name per setting.
+# Keys are normalised as `_normal` does: lower case, words joined by '_'.
+SYNONYMS = {
+    **dict.fromkeys(("learning_rate", "learningrate", "rate", "step_size", "stepsize", "eta",
+                     "base_lr", "lr0"), "lr"),
+    **dict.fromkeys(("n_epochs", "num_epochs", "nb_epochs", "number_of_epochs", "max_epochs",
+                     "epoch", "nepochs", "iterations"), "epochs"),
+    **dict.fromkeys(("batchsize", "bs", "batch", "minibatch", "minibatch_size", "mini_batch_size",
+                     "batch_length"), "batch_size"),
+    **dict.fromkeys(("beta_1", "b1", "first_moment"), "beta1"),
+    **dict.fromkeys(("beta_2", "b2", "second_moment"), "beta2"),
+    **dict.fromkeys(("mom", "mu", "momentum_beta"), "momentum"),
+    **dict.fromkeys(("wd", "weightdecay", "l2", "l2_penalty", "weight_decay_rate"),
+                    "weight_decay"),
+    **dict.fromkeys(("epsilon", "fuzz", "fuzz_factor"), "eps"),
+    **dict.fromkeys(("optimiser", "optim", "opt", "solver"), "optimizer"),
+    **dict.fromkeys(("flavor", "style", "variant"), "flavour"),
+    **dict.fromkeys(("random_seed", "rng_seed", "random_state"), "seed"),
+    **dict.fromkeys(("hidden_units", "hidden_size", "n_hidden", "units", "neurons"), "hidden"),
+    **dict.fromkeys(("rho", "sq_decay", "decay_rate"), "alpha"),
+    **dict.fromkeys(("loss_function", "criterion"), "loss"),
+    **dict.fromkeys(("h", "finite_difference_step", "epsilon_step"), "grad_step"),
+}
+assert set(SYNONYMS.values()) <= set(SETTINGS), "a synonym must name a setting"
+
+
+def _normal(name: Any) -> str:
+    return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+def suggest_setting(name: Any) -> str:
+    """' (did you mean 'lr'?)' for an unknown setting name: by meaning first, then by letters."""
+    key = _normal(name)
+    squeezed = key.replace("_", "")
+    for known in (*SETTINGS, *SYNONYMS):  # 'batchsize', 'beta_1', 'Weight-Decay'
+        if known.replace("_", "") == squeezed:
+            return f" (did you mean {SYNONYMS.get(known, known)!r}?)"
+    return closest(key, SETTING_NAMES)
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -283,7 +325,7 @@ def _validate(settings: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
         key = str(raw_key).strip().lower().replace(" ", "_")
         if key not in SETTINGS:
             raise SettingError(str(raw_key), "unknown setting; known settings are "
-                               + ", ".join(SETTING_NAMES) + closest(key, SETTING_NAMES))
+                               + ", ".join(SETTING_NAMES) + suggest_setting(raw_key))
         if value is None or (isinstance(value, str) and not value.strip()):
             continue  # blank: take the default
         given[key] = value

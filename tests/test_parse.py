@@ -148,7 +148,7 @@ def test_a_huge_run_is_refused_at_once():
     start = time.perf_counter()
     data = [["x", "y"]] + [[i, i] for i in range(1000)]
     found = problems_of(snapshot(data, [["", "big"], ["epochs", 10_000_000]]))
-    assert "over the budget" in found["experiments"]
+    assert "over the budget" in found["experiments!B2"]
     found = problems_of(snapshot(data, [["", "huge"], ["epochs", 1_000_000_000]]))
     assert "1 to 10,000,000" in found["experiments!B2"]
     assert time.perf_counter() - start < 1.0
@@ -175,12 +175,75 @@ def test_an_experiment_name_may_not_make_an_input_tabs_name():
 
 
 def test_a_setting_typed_with_a_decimal_comma_says_how_to_fix_it():
-    found = problems_of(snapshot(good_data(), [["", "e"], ["lr", "0,001"], ["momentum", "0.5"]]))
+    found = problems_of(snapshot(good_data(), [["", "e"], ["lr", "0,001"], ["momentum", 0.5]]))
     assert found == {"experiments!B2": "e: lr: a number stored as text ('0,001'); type it as a number "
                                        "(0.001) or format the cell as Number"}
+
+
+def test_a_number_stored_as_text_in_a_setting_is_refused_as_in_the_data_tab():
+    data = good_data()
+    data[2][1] = "0.0001 "
+    experiments = [["", "e", "f"], ["lr", "0.0001 ", 0.1], ["epochs", 5, "1,5"], ["init a", "2", 1]]
+    found = problems_of(snapshot(data, experiments))
+    same = "a number stored as text ('0.0001 '); type it as a number (0.0001) or format the cell as Number"
+    assert found["data!B3"] == same
+    assert found["experiments!B2"] == f"e: lr: {same}"
+    assert found["experiments!C3"] == ("f: epochs: a number stored as text ('1,5'); type it as a number "
+                                       "(1.5) or format the cell as Number")
+    assert "a number stored as text ('2')" in found["experiments!B4"]
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", " NaN "])
+def test_non_finite_settings_are_refused_with_their_cell(text):
+    found = problems_of(snapshot(good_data(), [["", "e", "f"], ["lr", text, 0.1],
+                                               ["divergence_bound", 1e10, text]]))
+    assert found == {"experiments!B2": f"e: lr: expected a finite number, found {text!r}",
+                     "experiments!C3": f"f: divergence_bound: expected a finite number, found {text!r}"}
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("learning_rate", "lr"), ("learning rate", "lr"), ("Step Size", "lr"), ("stepsize", "lr"),
+    ("eta", "lr"), ("n_epochs", "epochs"), ("num_epochs", "epochs"), ("batchsize", "batch_size"),
+    ("bs", "batch_size"), ("beta_1", "beta1"), ("beta_2", "beta2"), ("mom", "momentum"),
+    ("wd", "weight_decay"), ("weight-decay", "weight_decay"), ("epsilon", "eps"),
+    ("optimiser", "optimizer"), ("flavor", "flavour"), ("momentun", "momentum"),
+])
+def test_common_spellings_of_a_setting_get_the_setting_it_means(typed, meant):
+    found = problems_of(snapshot(good_data(), [["", "e"], [typed, 1]]))
+    assert found == {"experiments!A2": f"unknown setting {typed!r} (did you mean {meant!r}?)"}
+
+
+def test_every_budget_names_the_cell_that_makes_the_run_too_big(monkeypatch):
+    from sheetsync import budgets
+
+    data = [["x", "y"]] + [[i, i] for i in range(1000)]
+    experiments = [["", "small", "big"], ["epochs", 5, 400_000]]
+    with pytest.raises(InputError) as info:
+        parse_inputs(snapshot(data, experiments))
+    compute, history = [str(p) for p in info.value.problems]
+    assert compute.startswith("experiments!C2: this run would take 1,600,020,000 row-steps")
+    assert history.startswith("experiments!C2: the epochs history would need 3,200,040 cells")
+    # epochs at its default: the experiment's name cell; a long history counts against the run
+    found = problems_of(snapshot(good_data(), [["", "a", "b"], ["lr", 0.1, 0.1]]),
+                        previous_epochs={"b": 200_000})
+    assert found == {"experiments!C1": "the epochs history would need 1,600,080 cells, over the budget "
+                                       "of 1,000,000; lower epochs or reset"}
+    monkeypatch.setattr(budgets, "MAX_DATA_ROWS", 3)
+    found = problems_of(snapshot(good_data(), good_experiments()))
+    assert found == {"data!A5": "4 data rows; the limit is 3 (rows 2 to 4)"}
 
 
 def test_multi_word_settings_are_found_by_their_experiment_name():
     inputs = parse_inputs(snapshot(good_data(), [["", "e"], ["Weight Decay", 0.1], ["batch_size", 1]]))
     assert inputs.setting_cells["e"] == {"weight_decay": "experiments!B2", "batch_size": "experiments!B3"}
     assert inputs.warnings == ["experiments!B2: e: weight_decay is ignored by graddesc sgd"]
+
+
+@pytest.mark.parametrize("settings", [{"lr": "nan"}, {"lr": float("inf")}, {"divergence_bound": "inf"},
+                                      {"epochs": "inf"}, {"init": {"a": "nan"}}])
+def test_the_python_api_refuses_non_finite_settings(settings):
+    from sheetsync.errors import SettingError
+    from sheetsync.settings import Experiment
+
+    with pytest.raises(SettingError, match="expected a finite number"):
+        Experiment("e", **settings)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from .. import budgets
 from ..backends.base import Snapshot, a1
 from ..errors import InputError, Problem, SettingError, closest
-from ..settings import SETTING_NAMES, SETTINGS, Experiment
+from ..settings import SETTINGS, Experiment, suggest_setting
 from .cells import NUMBER_LIKE, describe_non_number, is_blank, number_or_problem
 
 DATA_TAB = "data"
@@ -84,13 +85,14 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     warnings: list[str] = []
     dataset = _parse_data(snapshot, data_tab, problems, warnings)
     n_inputs = dataset.x.shape[1] if dataset is not None else 1
-    experiments, cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems, warnings,
-                                            (data_tab, experiments_tab))
+    experiments, cells, name_cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems,
+                                                        warnings, (data_tab, experiments_tab))
     all_names = [e.name for e in experiments]
     if only:
         experiments = _select(experiments, only, experiments_tab, problems)
     if dataset is not None and not problems:
-        problems += budget_problems(experiments, dataset, previous_epochs or {}, experiments_tab)
+        problems += budget_problems(experiments, dataset, previous_epochs or {}, experiments_tab,
+                                    cells, name_cells)
     if problems:
         raise InputError(problems)
     return Inputs(dataset, experiments, warnings, cells, all_names)
@@ -116,7 +118,10 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
                                 f"below the headers, found {n}"))
         return None
     if n > budgets.MAX_DATA_ROWS:
-        problems.append(Problem(tab, f"{n:,} data rows; the limit is {budgets.MAX_DATA_ROWS:,}"))
+        # the first row past the limit: where the data would have to stop
+        problems.append(Problem(a1(1 + budgets.MAX_DATA_ROWS, 0, tab),
+                                f"{n:,} data rows; the limit is {budgets.MAX_DATA_ROWS:,} (rows 2 to "
+                                f"{1 + budgets.MAX_DATA_ROWS:,})"))
         return None
     _warn_rows_after_gap(rows, last, columns.values(), tab, warnings)
 
@@ -236,24 +241,26 @@ def _warn_rows_after_gap(rows, last, cols, tab, warnings) -> None:
 
 def _parse_experiments(snapshot: Snapshot, tab: str, n_inputs: int, problems: list[Problem],
                        warnings: list[str], input_tabs=(DATA_TAB, EXPERIMENTS_TAB),
-                       ) -> tuple[list[Experiment], dict[str, dict[str, str]]]:
+                       ) -> tuple[list[Experiment], dict[str, dict[str, str]], dict[str, str]]:
+    """The experiments, each one's setting cells (setting -> A1) and each one's name cell."""
     rows = _tab_values(snapshot, tab, problems,
                        "setting names in column A and experiment names in row 1")
     if rows is None:
-        return [], {}
+        return [], {}, {}
     setting_rows = _setting_rows(rows, tab, problems)
     names = _experiment_names(rows, tab, problems, input_tabs)
     experiments, cells = [], {}
     for col, name in names:
         exp_cells = {key: a1(r, col, tab) for key, r in setting_rows.items()}
         values = {key: _cell(rows, r, col) for key, r in setting_rows.items()}
-        exp = _build_experiment(name, values, exp_cells, n_inputs, problems)
+        exp = build_experiment(name, values, lambda key, c=exp_cells, n=a1(0, col, tab): c.get(key, n),
+                               n_inputs, problems)
         if exp is not None:
             experiments.append(exp)
             cells[name] = {_canonical(k): ref for k, ref in exp_cells.items()}
             warnings += [f"{cells[name][k]}: {name}: {k} is ignored by {exp.flavour} {exp.optimizer}"
                          for k in exp.unused()]
-    return experiments, cells
+    return experiments, cells, {name: a1(0, col, tab) for col, name in names}
 
 
 def _setting_rows(rows: list[list], tab: str, problems: list[Problem]) -> dict[str, int]:
@@ -270,16 +277,23 @@ def _setting_rows(rows: list[list], tab: str, problems: list[Problem]) -> dict[s
         if key in found:
             problems.append(Problem(where, f"duplicate setting {key!r} (also in {a1(found[key], 0, tab)})"))
             continue
-        if key.startswith("init "):
-            if not re.fullmatch(r"init [a-z][a-z0-9_]*", key):
-                problems.append(Problem(where, f"expected 'init <parameter>' such as 'init a', found {raw!r}"))
-                continue
-        elif key.replace(" ", "_") not in SETTINGS:
-            problems.append(Problem(where, f"unknown setting {str(raw).strip()!r}"
-                                    f"{closest(key.replace(' ', '_'), SETTING_NAMES)}"))
+        problem = setting_name_problem(raw)
+        if problem:
+            problems.append(Problem(where, problem))
             continue
         found[key] = r
     return found
+
+
+def setting_name_problem(raw) -> str | None:
+    """What is wrong with a setting's name (a row of column A, a key of an experiment file)."""
+    key = _setting_key(raw)
+    if key.startswith("init "):
+        if not re.fullmatch(r"init [a-z][a-z0-9_]*", key):
+            return f"expected 'init <parameter>' such as 'init a', found {raw!r}"
+    elif key.replace(" ", "_") not in SETTINGS:
+        return f"unknown setting {str(raw).strip()!r}{suggest_setting(raw)}"
+    return None
 
 
 def _canonical(key: str) -> str:
@@ -357,22 +371,27 @@ def tab_name_problem(name: str) -> str | None:
     return None
 
 
-def _build_experiment(name: str, values: dict[str, object], cells: dict[str, str], n_inputs: int,
-                      problems: list[Problem]) -> Experiment | None:
-    """Validate one column, reporting every bad setting (not just the first)."""
+def build_experiment(name: str, values: dict[str, object], where: Callable[[str], str],
+                     n_inputs: int | None, problems: list[Problem]) -> Experiment | None:
+    """Validate one experiment, reporting every bad setting (not just the first): the one check
+    behind the experiments tab and push's experiment files.
+
+    `values`: setting key as `_setting_key` gives it ('lr', 'batch size', 'init a') -> value, names
+    already checked (`setting_name_problem`); `where(key)`: the cell (or file and table) a problem
+    of that setting is reported at; `n_inputs` None skips the check of init parameter names."""
     settings = {k.replace(" ", "_"): v for k, v in values.items() if not k.startswith("init ")}
     init_raw = {k[5:]: v for k, v in values.items() if k.startswith("init ") and not is_blank(v)}
     before = len(problems)
     for key, v in list(settings.items()):
         marker = _marker_problem(v) or _text_number_problem(v)
         if marker:
-            problems.append(Problem(cells[key.replace("_", " ")], f"{name}: {key}: {marker}"))
+            problems.append(Problem(where(key.replace("_", " ")), f"{name}: {key}: {marker}"))
             del settings[key]
     init: dict[str, float] = {}
     for param, v in init_raw.items():
         number, problem = number_or_problem(v)
         if problem:
-            problems.append(Problem(cells[f"init {param}"], f"{name}: init {param}: {problem}"))
+            problems.append(Problem(where(f"init {param}"), f"{name}: init {param}: {problem}"))
         else:
             init[param] = number
     exp = None
@@ -383,26 +402,23 @@ def _build_experiment(name: str, values: dict[str, object], cells: dict[str, str
             break
         except SettingError as e:
             key = str(e.setting).strip().lower().replace(" ", "_")
-            problems.append(Problem(cells.get(key.replace("_", " "), cells.get(key, name)),
+            problems.append(Problem(where(key.replace("_", " ")),
                                     f"{name}: {e.setting}: {e.problem}"))
             if key not in settings:
                 break
             del settings[key]
             dropped.add(key)
-    if exp is not None and not dropped & {"model", "hidden"}:  # else the params are unknown
-        _check_init_names(exp, init, cells, n_inputs, problems)
+    if exp is not None and n_inputs is not None and not dropped & {"model", "hidden"}:
+        _check_init_names(exp, init, where, n_inputs, problems)  # (else the params are unknown)
     return exp if len(problems) == before else None
 
 
 def _text_number_problem(value) -> str | None:
-    """'0,001' or '5%' in a setting: a number stored as text that Python cannot read as is."""
-    if not isinstance(value, str) or not NUMBER_LIKE.match(value.strip()):
-        return None
-    try:
-        float(value.strip())
-        return None  # '0.001' typed as text reads fine
-    except ValueError:
+    """'0.0001 ' or '1,5' in a setting: a number stored as text, refused as in the data tab (a
+    cell that only looks like a number is a surprise waiting in the next spreadsheet program)."""
+    if isinstance(value, str) and NUMBER_LIKE.match(value.strip()):
         return describe_non_number(value)
+    return None
 
 
 def _marker_problem(value) -> str | None:
@@ -414,16 +430,16 @@ def _marker_problem(value) -> str | None:
     return None
 
 
-def _check_init_names(exp: Experiment, init: dict[str, float], cells: dict[str, str], n_inputs: int,
+def _check_init_names(exp: Experiment, init: dict[str, float], where: Callable[[str], str], n_inputs: int,
                       problems: list[Problem]) -> None:
     try:
         params = model_params(exp, n_inputs)
     except ValueError as e:  # e.g. two_relu with several inputs
-        problems.append(Problem(cells.get("model", exp.name), f"{exp.name}: model: {e}"))
+        problems.append(Problem(where("model"), f"{exp.name}: model: {e}"))
         return
     for p in init:
         if p not in params:
-            problems.append(Problem(cells[f"init {p}"], f"{exp.name}: the {exp.model} model has no "
+            problems.append(Problem(where(f"init {p}"), f"{exp.name}: the {exp.model} model has no "
                                     f"parameter {p!r}; its parameters are {', '.join(params[:12])}"
                                     f"{closest(p, params)}"))
 
@@ -462,23 +478,34 @@ def steps_per_epoch(exp: Experiment, n_rows: int) -> int:
 
 
 def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_epochs: dict[str, int],
-                    tab: str = EXPERIMENTS_TAB) -> list[Problem]:
-    """Refuse, before training, a run that would not fit the documented budgets."""
+                    tab: str = EXPERIMENTS_TAB, setting_cells: dict[str, dict[str, str]] | None = None,
+                    name_cells: dict[str, str] | None = None) -> list[Problem]:
+    """Refuse, before training, a run that would not fit the documented budgets.
+
+    Each problem names the `epochs` cell of the experiment that takes the largest share (its name
+    cell when epochs is left at the default), so the learner knows which number to lower."""
     problems = []
-    work = 0
-    history_cells = 0
+    work: dict[str, int] = {}
+    history_cells: dict[str, int] = {}
     for exp in experiments:
         n_params = len(model_params(exp, dataset.x.shape[1]))
-        work += exp.epochs * dataset.n_rows * n_params * (2 if exp.gradient != "analytic" else 1)
+        work[exp.name] = exp.epochs * dataset.n_rows * n_params * (2 if exp.gradient != "analytic" else 1)
         history = previous_epochs.get(exp.name, 0) + exp.epochs
-        history_cells += history * (n_params + budgets.EPOCHS_FIXED_COLS)
-    if work > budgets.COMPUTE_BUDGET:
-        problems.append(Problem(tab, f"this run would take {work:,.0f} row-steps × parameters, over "
-                                f"the budget of {budgets.COMPUTE_BUDGET:,}; lower epochs or run fewer "
-                                "experiments at once (--experiment NAME)"))
-    if history_cells > budgets.EPOCHS_CELL_BUDGET:
-        problems.append(Problem(tab, f"the epochs history would need {history_cells:,} cells, over the "
-                                f"budget of {budgets.EPOCHS_CELL_BUDGET:,}; lower epochs or reset"))
+        history_cells[exp.name] = history * (n_params + budgets.EPOCHS_FIXED_COLS)
+
+    def culprit(shares: dict[str, int]) -> str:
+        name = max(shares, key=shares.get)
+        cell = (setting_cells or {}).get(name, {}).get("epochs") or (name_cells or {}).get(name, tab)
+        return cell
+
+    if sum(work.values()) > budgets.COMPUTE_BUDGET:
+        problems.append(Problem(culprit(work), f"this run would take {sum(work.values()):,.0f} row-steps × "
+                                f"parameters, over the budget of {budgets.COMPUTE_BUDGET:,}; lower epochs or "
+                                "run fewer experiments at once (--experiment NAME)"))
+    if sum(history_cells.values()) > budgets.EPOCHS_CELL_BUDGET:
+        problems.append(Problem(culprit(history_cells), f"the epochs history would need "
+                                f"{sum(history_cells.values()):,} cells, over the budget of "
+                                f"{budgets.EPOCHS_CELL_BUDGET:,}; lower epochs or reset"))
     return problems
 
 
