@@ -17,9 +17,12 @@ Errors print one line per problem on stderr, never a traceback (unless --debug).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .errors import InputError, SheetsyncError
@@ -27,6 +30,7 @@ from .errors import InputError, SheetsyncError
 EXIT_USAGE = 64
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # what a shell reports for a command stopped by SIGPIPE (`| head`)
 
 EXAMPLES = """\
 examples:
@@ -107,19 +111,80 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    stdout = sys.stdout = _Stdout(sys.stdout)
     try:
-        return _dispatch(args)
+        # --debug leaves warnings to Python, raw; else they are collected and shown plainly
+        with contextlib.nullcontext([]) if args.debug else warnings.catch_warnings(record=True) as caught:
+            try:
+                code = _dispatch(args)
+                sys.stdout.flush()  # a closed pipe shows here, not at exit
+                return code
+            finally:
+                _show_warnings(caught)
     except SheetsyncError as e:
         return _fail(e, args)
     except KeyboardInterrupt:
         print("sheetsync: interrupted; the workbook was not changed by the unfinished write", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as e:  # a bug: one line, never a traceback unless asked
-        if args.debug:
+    except BrokenPipeError:
+        if not stdout.reader_gone:
+            return _internal(args)
+        # the reader of stdout left (`sheetsync trace … --json | head -1`): stop quietly, the
+        # Python docs' way: point stdout at devnull so the flush at exit cannot fail again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass  # stdout is no file (a test's capture): nothing is flushed at exit
+        return EXIT_PIPE_CLOSED
+    except Exception:  # a bug: one line, never a traceback unless asked
+        return _internal(args)
+    finally:
+        sys.stdout = stdout.stream
+
+
+def _internal(args) -> int:
+    if args.debug:
+        raise
+    e = sys.exc_info()[1]
+    print(f"sheetsync: internal error: {type(e).__name__}: {e}. Rerun with --debug for the "
+          "traceback, and please report it.", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+class _Stdout:
+    """sys.stdout, noting whether a write failed because its reader went away."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self.reader_gone = True
             raise
-        print(f"sheetsync: internal error: {type(e).__name__}: {e}. Rerun with --debug for the "
-              "traceback, and please report it.", file=sys.stderr)
-        return EXIT_INTERNAL
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self.reader_gone = True
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def _show_warnings(caught: list) -> None:
+    """Python warnings (numpy's overflow, a library's notice) as one plain line each: never the
+    raw 'file.py:313: RuntimeWarning' with a source line."""
+    shown = set()
+    for w in list(caught):
+        text = " ".join(str(w.message).split())
+        if text not in shown:
+            shown.add(text)
+            print(f"warning: {text}", file=sys.stderr)
 
 
 def _dispatch(args) -> int:
@@ -208,7 +273,8 @@ def _fail(error: SheetsyncError, args) -> int:
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
     if isinstance(error, InputError) and len(lines) > 1:
-        print(f"{len(lines)} problems; nothing was written but the run log", file=sys.stderr)
+        written = getattr(error, "written", "nothing was written but the run log")  # push: nothing
+        print(f"{len(lines)} problems; {written}", file=sys.stderr)
     if getattr(args, "json", False):
         out = {"ok": False, "exit_code": error.exit_code, "error": type(error).__name__, "messages": lines}
         if problems:

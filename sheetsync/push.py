@@ -18,17 +18,25 @@ Inputs and results land in one atomic write.
 from __future__ import annotations
 
 import csv
+import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from .backends.base import Column, Plan, Table, TabPlan
-from .errors import InputError, OwnershipError, Problem, SettingError
+from .backends.base import Column, Plan, Snapshot, Table, TabInfo, TabPlan
+from .errors import InputError, OwnershipError, Problem
 from .parse import DATA_TAB, EXPERIMENTS_TAB
-from .parse.cells import is_blank
-from .settings import Experiment
+from .parse.cells import NUMBER_LIKE, is_blank
+from .parse.inputs import _setting_key, build_experiment, parse_inputs, setting_name_problem
 
 ABOUT_TAB = "about"
+
+
+class PushInputError(InputError):
+    """Bad pushed inputs, found before the target was opened: no file was written at all."""
+
+    written = "nothing was written"
 
 
 def load_experiments(path: str | Path) -> list[list[Any]]:
@@ -73,50 +81,69 @@ def _parse_document(path: Path, text: str) -> Any:
 
 
 def _flatten(settings: dict[str, Any]) -> dict[str, Any]:
-    """{'init': {'a': 1}} -> {'init a': 1}; other keys as written."""
+    """{'init': {'a': 1}} -> {'init a': 1}; other keys as written; numbers written as strings
+    (YAML reads `lr: 1e-4` as the text '1e-4') become numbers: a file has no cell format."""
     flat = {}
     for key, value in settings.items():
         if str(key).strip().lower() == "init" and isinstance(value, dict):
-            flat.update({f"init {p}": v for p, v in value.items()})
+            flat.update({f"init {p}": _file_value(v) for p, v in value.items()})
         else:
-            flat[str(key)] = value
+            flat[str(key)] = _file_value(value)
     return flat
 
 
+def _file_value(value: Any) -> Any:
+    if isinstance(value, str) and NUMBER_LIKE.match(value.strip()):
+        number = _number(value.strip())
+        if isinstance(number, (int, float)) and math.isfinite(number):
+            return number
+    return value
+
+
 def _validate(path: Path, columns: dict[str, dict[str, Any]]) -> None:
-    problems = []
+    """The sheet's own checks (`parse.inputs.build_experiment`), named by file and table."""
+    problems: list[Problem] = []
     for name, settings in columns.items():
-        plain = {k: v for k, v in settings.items() if not k.lower().startswith("init ")}
-        init = {k[5:].strip(): v for k, v in settings.items() if k.lower().startswith("init ")}
-        for _ in range(len(plain) + 1):
-            try:
-                Experiment(name, init=init, **plain)
-                break
-            except SettingError as e:
-                problems.append(Problem(f"{path} [{name}]", f"{e.setting}: {e.problem}"))
-                key = next((k for k in plain if k.strip().lower().replace(" ", "_")
-                            == str(e.setting).strip().lower().replace(" ", "_")), None)
-                if key is None:
-                    break
-                del plain[key]
+        where = f"{path} [{name}]"
+        values: dict[str, Any] = {}
+        for raw, value in settings.items():
+            key = _setting_key(raw)
+            problem = setting_name_problem(raw)
+            if problem is None and key in values:
+                problem = f"duplicate setting {key!r}"
+            if problem:
+                problems.append(Problem(where, problem))
+            else:
+                values[key] = value
+        build_experiment(name, values, lambda key, w=where: w, None, problems, named=False)
     if problems:
         raise InputError(problems)
 
 
 def load_csv(path: str | Path) -> list[list[Any]]:
     """The data tab (rows) a CSV describes: numbers as numbers, anything else as written, so the
-    sheet's own checks name the cell of a bad value (data!B7 is line 7 of the CSV)."""
+    sheet's own checks find a bad value (`push` names it by the CSV's line)."""
+    return _load_csv(path)[0]
+
+
+def _load_csv(path: str | Path) -> tuple[list[list[Any]], list[int]]:
+    """The rows, and the line of the CSV each row starts on (a quoted field may span lines)."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = [row for row in csv.reader(f)]
+            reader = csv.reader(f)
+            rows, lines, line = [], [], 0
+            for row in reader:
+                rows.append(row)
+                lines.append(line + 1)
+                line = reader.line_num
     except OSError as e:
         raise InputError([Problem(str(path), f"cannot read the data file ({e.strerror})")]) from None
     except (UnicodeDecodeError, csv.Error) as e:
         raise InputError([Problem(str(path), f"not a readable CSV file: {e}")]) from None
     if not rows:
         raise InputError([Problem(str(path), "the CSV is empty; expected headers x and y in line 1")])
-    return [rows[0]] + [[_number(v) for v in row] for row in rows[1:]]
+    return [rows[0]] + [[_number(v) for v in row] for row in rows[1:]], lines
 
 
 def _number(text: str) -> Any:
@@ -197,10 +224,59 @@ def push(experiment_file: str | Path, data_csv: str | Path, target: str, *, back
     """Write the file's experiments and the CSV's data into `target` (new or existing), then run."""
     from .runner import run
 
-    inputs = {DATA_TAB: load_csv(data_csv), EXPERIMENTS_TAB: load_experiments(experiment_file)}
+    try:
+        data, lines = _load_csv(data_csv)
+        inputs = {DATA_TAB: data, EXPERIMENTS_TAB: load_experiments(experiment_file)}
+    except InputError as e:
+        raise PushInputError(e.problems) from None
+    in_files = _FileNames(str(data_csv), lines, str(experiment_file), inputs)
+    try:  # checked before the target is opened: bad inputs create or change no file
+        parse_inputs(Snapshot(target, [TabInfo(DATA_TAB, 0, owned=True), TabInfo(EXPERIMENTS_TAB, 1, owned=True)],
+                              inputs))
+    except InputError as e:
+        raise PushInputError([in_files.problem(p) for p in e.problems]) from None
     if backend is None:
         backend = _open_or_create(target, credentials)
-    return run(target, backend=PushBackend(backend, inputs), progress=progress, action="run")
+    try:
+        return run(target, backend=PushBackend(backend, inputs), progress=progress, action="run")
+    except PushInputError:
+        raise
+    except InputError as e:  # e.g. a budget counting the target's history
+        raise InputError([in_files.problem(p) for p in e.problems]) from None
+
+
+class _FileNames:
+    """A problem found in the pushed tabs, named by the file it came from: ``data!B3`` becomes
+    ``data.csv:3: column y: …``, ``experiments!C6`` becomes ``lab.toml [relu] epochs: …``."""
+
+    def __init__(self, data_csv: str, lines: list[int], experiment_file: str, inputs: dict):
+        self.data_csv, self.lines, self.experiment_file = data_csv, lines, experiment_file
+        self.data, self.experiments = inputs[DATA_TAB], inputs[EXPERIMENTS_TAB]
+
+    def problem(self, p: Problem) -> Problem:
+        m = re.fullmatch(r"(.+)!([A-Z]+)(\d+)", p.cell)
+        tab = m.group(1) if m else p.cell
+        if tab not in (DATA_TAB, EXPERIMENTS_TAB):
+            return p
+        if not m:
+            return Problem(self.data_csv if tab == DATA_TAB else self.experiment_file, p.message)
+        col = 0
+        for ch in m.group(2):
+            col = col * 26 + ord(ch) - 64
+        col, row = col - 1, int(m.group(3)) - 1  # 0-based, as the rows
+        if tab == DATA_TAB:
+            line = self.lines[row] if row < len(self.lines) else self.lines[-1] + row - len(self.lines) + 1
+            header = self.data[0]
+            about_the_cell = p.message.startswith(("expected a", "a number", "the cell", "the formula")) \
+                and not p.message.startswith("expected at least")
+            if row >= 1 and col < len(header) and about_the_cell:
+                return Problem(f"{self.data_csv}:{line}", f"column {str(header[col]).strip()}: {p.message}")
+            return Problem(f"{self.data_csv}:{line}", p.message)
+        names, rows = self.experiments[0], self.experiments
+        name = names[col] if 0 < col < len(names) else None
+        key = rows[row][0] if 0 < row < len(rows) else None
+        where = self.experiment_file + (f" [{name}]" if name else "") + (f" {key}" if key else "")
+        return Problem(where, p.message)
 
 
 def _open_or_create(target: str, credentials: str | None):

@@ -161,3 +161,53 @@ def test_a_progress_bar_appears_on_a_terminal_for_long_runs(monkeypatch):
     quiet = cli._ProgressBar(enabled=False)  # --json: never a bar
     quiet(1, 2)
     assert quiet.bar is None
+
+
+def test_a_huge_number_in_the_data_prints_no_python_warning(tmp_path):
+    book = write_book(tmp_path / "book.xlsx", {"data": [["x", "y"], [1e308, 1], [2, 3], [3, 4]],
+                                               "experiments": [["setting", "basic"], ["lr", 0.1]]})
+    done = sheetsync("run", str(book))
+    assert done.returncode == 0, done.stderr
+    assert "DIVERGED" in done.stdout and "lr < 0" not in done.stdout  # 1/inf is no bound to quote
+    assert done.stderr == ""  # was: train.py:313: RuntimeWarning: overflow encountered in square
+
+
+def test_any_python_warning_becomes_one_plain_line(monkeypatch, tmp_path, capsys):
+    import warnings
+
+    def noisy(args):
+        warnings.warn("a library changed its mind\n  about something", FutureWarning)
+        warnings.warn("a library changed its mind\n  about something", FutureWarning)
+        return 0
+
+    monkeypatch.setattr(cli, "_dispatch", noisy)
+    assert cli.main(["run", str(tmp_path / "x.xlsx")]) == 0
+    assert capsys.readouterr().err == "warning: a library changed its mind about something\n"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    book = write_book(tmp_path / "book.xlsx")
+    assert sheetsync("run", str(book), "-e", "basic").returncode == 0
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for args in (["trace", str(book), "basic steps!M30", "--json"], ["run", str(book), "--json"]):
+        # `… | head -0`: the pipe's reader is gone before the first write
+        proc = subprocess.Popen([sys.executable, "-m", "sheetsync", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == cli.EXIT_PIPE_CLOSED, err
+        assert err == ""  # was: "sheetsync: internal error: BrokenPipeError"
+
+
+def test_a_push_with_bad_inputs_writes_no_file_and_says_so(tmp_path, capsys):
+    lab = tmp_path / "lab.toml"
+    lab.write_text("[basic]\nlr = 0.001\n")
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n1,2\n2,abc\n3,\n")
+    book = tmp_path / "new.xlsx"
+    assert cli.main(["push", str(lab), "--data", str(data), "--to", str(book)]) == 2
+    assert not book.exists()
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {data}:3: column y: expected a number, found 'abc'",
+        f"error: {data}:4: column y: expected a number, found an empty cell",
+        "2 problems; nothing was written"]

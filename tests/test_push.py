@@ -85,12 +85,56 @@ def test_bad_settings_in_the_file_are_all_named(files):
     assert any("[b]" in m and "did you mean 'linear'" in m for m in messages)
 
 
-def test_bad_csv_values_are_named_by_their_cell(files):
-    (files / "bad.csv").write_text("x,y\n1,2\n2,abc\n3,6\n")
+def test_bad_csv_values_are_named_by_their_file_and_line_and_nothing_is_written(files):
+    (files / "bad.csv").write_text('x,y\n1,2\n2,abc\n3,"a\nb"\n4,"1,5"\n')
     backend = MemoryBackend()
-    with pytest.raises(InputError, match=r"data!B3: expected a number, found 'abc'"):
+    with pytest.raises(InputError) as info:
         push(files / "lab.toml", files / "bad.csv", "mem", backend=backend)
-    assert [t.name for t in backend.plans[0].tabs] == ["data", "experiments", "runs"]
+    assert [str(p) for p in info.value.problems] == [
+        f"{files / 'bad.csv'}:3: column y: expected a number, found 'abc'",
+        f"{files / 'bad.csv'}:4: column y: expected a number, found 'a\\nb'",
+        f"{files / 'bad.csv'}:6: column y: a number stored as text ('1,5'); type it as a number (1.5) "
+        "or format the cell as Number"]
+    assert backend.plans == []
+    (files / "short.csv").write_text("x,z\n1,2\n")
+    with pytest.raises(InputError) as info:
+        push(files / "lab.toml", files / "short.csv", "mem", backend=backend)
+    assert [p.cell for p in info.value.problems] == [f"{files / 'short.csv'}:1"]
+    assert backend.plans == []
+
+
+def test_a_push_to_a_new_workbook_with_bad_inputs_creates_no_file(files):
+    (files / "bad.csv").write_text("x,y\n1,2\n2,abc\n")
+    target = files / "new.xlsx"
+    with pytest.raises(InputError, match=r"bad.csv:3: column y"):
+        push(files / "lab.toml", files / "bad.csv", str(target))
+    assert not target.exists()
+
+
+def test_a_budget_problem_names_the_experiment_file_table_and_setting(files):
+    (files / "long.toml").write_text("[slow]\nepochs = 10000000\n")
+    (files / "big.csv").write_text("x,y\n" + "".join(f"{i},{i}\n" for i in range(100)))
+    with pytest.raises(InputError) as info:
+        push(files / "long.toml", files / "big.csv", "mem", backend=MemoryBackend())
+    assert info.value.problems[0].cell == f"{files / 'long.toml'} [slow] epochs"
+    assert "over the budget" in info.value.problems[0].message
+
+
+def test_experiment_files_are_checked_as_the_sheet_is(files):
+    (files / "odd.yaml").write_text("a:\n  learning rate: 0.1\n  lr: nan\n  epochs: '1,5'\n"
+                                    "b:\n  lr: 1e-4\n  divergence_bound: .inf\n  LR: 0.1\n")
+    with pytest.raises(InputError) as info:
+        load_experiments(files / "odd.yaml")
+    where = str(files / "odd.yaml")
+    assert sorted(str(p) for p in info.value.problems) == sorted([
+        f"{where} [a]: unknown setting 'learning rate' (did you mean 'lr'?)",
+        f"{where} [a]: lr: expected a finite number, found 'nan'",
+        f"{where} [a]: epochs: a number stored as text ('1,5'); type it as a number (1.5) or format the "
+        "cell as Number",
+        f"{where} [b]: duplicate setting 'lr'",
+        f"{where} [b]: divergence_bound: expected a finite number, found inf"])
+    (files / "ok.yaml").write_text("b:\n  lr: 1e-4\n  epochs: '3'\n")  # YAML reads 1e-4 as text
+    assert load_experiments(files / "ok.yaml")[1:] == [["lr", 0.0001], ["epochs", 3]]
 
 
 def test_unreadable_files_are_input_errors(files):

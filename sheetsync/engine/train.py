@@ -310,7 +310,9 @@ def stable_lr_bound(job: Job) -> float | None:
     e = job.experiment
     if e.model != "linear" or e.loss != "squared" or e.optimizer != "sgd" or job.spec.batch_size != 1:
         return None
-    return float(1.0 / ((job.X ** 2).sum(axis=1).max() + 1.0))
+    with np.errstate(over="ignore"):  # x near 1e308: x² is inf, and the bound 0 says nothing
+        bound = float(1.0 / ((job.X ** 2).sum(axis=1).max() + 1.0))
+    return bound if bound > 0 else None
 
 
 def finish_diagnostics(job: Job, diag: Diagnostics, params: dict[str, float]) -> None:
@@ -319,7 +321,8 @@ def finish_diagnostics(job: Job, diag: Diagnostics, params: dict[str, float]) ->
         # forward difference on a quadratic is biased by exactly h·L''/2: h for b, h·x² for a
         h = e.grad_step
         for j, q in enumerate(job.spec.params):
-            curv = 1.0 if q == "b" else float((job.X[:, min(j, job.X.shape[1] - 1)] ** 2).max())
+            with np.errstate(over="ignore"):  # x near 1e308: the bias bound is inf, as it should be
+                curv = 1.0 if q == "b" else float((job.X[:, min(j, job.X.shape[1] - 1)] ** 2).max())
             diag.grad_gap_theory[q] = h * curv
     if diag.divergence:
         d = diag.divergence

@@ -372,26 +372,28 @@ def tab_name_problem(name: str) -> str | None:
 
 
 def build_experiment(name: str, values: dict[str, object], where: Callable[[str], str],
-                     n_inputs: int | None, problems: list[Problem]) -> Experiment | None:
+                     n_inputs: int | None, problems: list[Problem], named: bool = True) -> Experiment | None:
     """Validate one experiment, reporting every bad setting (not just the first): the one check
     behind the experiments tab and push's experiment files.
 
     `values`: setting key as `_setting_key` gives it ('lr', 'batch size', 'init a') -> value, names
     already checked (`setting_name_problem`); `where(key)`: the cell (or file and table) a problem
-    of that setting is reported at; `n_inputs` None skips the check of init parameter names."""
+    of that setting is reported at; `n_inputs` None skips the check of init parameter names;
+    `named` False leaves the experiment's name out of messages (`where` already says it)."""
+    label = f"{name}: " if named else ""
     settings = {k.replace(" ", "_"): v for k, v in values.items() if not k.startswith("init ")}
     init_raw = {k[5:]: v for k, v in values.items() if k.startswith("init ") and not is_blank(v)}
     before = len(problems)
     for key, v in list(settings.items()):
         marker = _marker_problem(v) or _text_number_problem(v)
         if marker:
-            problems.append(Problem(where(key.replace("_", " ")), f"{name}: {key}: {marker}"))
+            problems.append(Problem(where(key.replace("_", " ")), f"{label}{key}: {marker}"))
             del settings[key]
     init: dict[str, float] = {}
     for param, v in init_raw.items():
         number, problem = number_or_problem(v)
         if problem:
-            problems.append(Problem(where(f"init {param}"), f"{name}: init {param}: {problem}"))
+            problems.append(Problem(where(f"init {param}"), f"{label}init {param}: {problem}"))
         else:
             init[param] = number
     exp = None
@@ -403,7 +405,7 @@ def build_experiment(name: str, values: dict[str, object], where: Callable[[str]
         except SettingError as e:
             key = str(e.setting).strip().lower().replace(" ", "_")
             problems.append(Problem(where(key.replace("_", " ")),
-                                    f"{name}: {e.setting}: {e.problem}"))
+                                    f"{label}{e.setting}: {e.problem}"))
             if key not in settings:
                 break
             del settings[key]
