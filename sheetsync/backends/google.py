@@ -68,6 +68,7 @@ from gspread.exceptions import APIError
 from ..errors import BackendError, OwnershipError
 from .base import (Chart, Column, CellError, CellValue, DateCell, Highlight, Plan, RangeRef,
                    Snapshot, TabInfo, TabPlan, Table, Text, col_letter)
+from .order import NEW, arrange
 from .retry import Limiter, Outcome, RetryPolicy, send_with_retry, shared_buckets
 from .targets import Identity, load_credentials, parse_target, token_fingerprint
 
@@ -534,15 +535,26 @@ def tab_grid(tab: TabPlan) -> tuple[int, int]:
     return max(rows, tab.frozen_rows + 1, 1), max(cols, tab.frozen_cols + 1, 1)
 
 
-def add_sheet(tab: TabPlan, sheet_id: int, title: str, hidden: bool) -> Sub:
+def add_sheet(tab: TabPlan, sheet_id: int, title: str, hidden: bool, index: int | None = None) -> Sub:
     rows, cols = tab_grid(tab)
     grid = {"rowCount": rows, "columnCount": cols}
     if tab.frozen_rows:
         grid["frozenRowCount"] = tab.frozen_rows
     if tab.frozen_cols:
         grid["frozenColumnCount"] = tab.frozen_cols
-    return Sub.of({"addSheet": {"properties": {"sheetId": sheet_id, "title": title, "sheetType": "GRID",
-                                               "hidden": hidden, "gridProperties": grid}}})
+    props = {"sheetId": sheet_id, "title": title, "sheetType": "GRID", "hidden": hidden, "gridProperties": grid}
+    if index is not None:
+        props["index"] = index
+    return Sub.of({"addSheet": {"properties": props}})
+
+
+def tab_positions(plan: Plan, meta: Metadata, drop: bool) -> dict[str, int]:
+    """The index each plan tab's addSheet names (`order.arrange`: a replaced tab keeps its place).
+    Adds are sent in increasing index, after the deletes (`drop`) or before them."""
+    stale = {s.sheet_id for s in stale_sheets(plan, meta)}
+    replaced = {i for i, s in enumerate(meta.sheets) if s.sheet_id in stale}
+    order = arrange([s.title for s in meta.sheets], [t.name for t in plan.tabs], replaced, drop)
+    return {plan.tabs[k].name: pos for pos, (kind, k) in enumerate(order) if kind == NEW}
 
 
 def mark(sheet_id: int, key: str, value: dict, metadata_id: int | None = None) -> Sub:
@@ -773,22 +785,25 @@ class GoogleBackend:
         if cell_count(plan) * MIN_CELL_BYTES <= self.payload_limit:  # else surely too big
             block = max(1024, self.payload_limit // 4)
             content = [sub for tab in plan.tabs for sub in TabWriter(tab, new_ids[tab.name], block).requests()]
-            adds = [add_sheet(t, new_ids[t.name], t.name, t.hidden) for t in plan.tabs]
+            at = tab_positions(plan, meta, drop=True)  # the deletes come first
+            adds = [add_sheet(t, new_ids[t.name], t.name, t.hidden, at[t.name])
+                    for t in sorted(plan.tabs, key=lambda t: at[t.name])]
             one_shot = deletes + adds + content + charts + owned_marks
             if len(batch_body(one_shot)) <= self.payload_limit:
                 return WritePlan(run, one_shot, [], new_ids, [])
-        staged = self._staging(plan, run, new_ids, taken)
+        staged = self._staging(plan, meta, run, new_ids, taken)
         staged.final = deletes + staged.final + charts + owned_marks  # the atomic swap
         return staged
 
-    def _staging(self, plan: Plan, run: str, new_ids: dict[str, int], taken: set[int]) -> WritePlan:
+    def _staging(self, plan: Plan, meta: Metadata, run: str, new_ids: dict[str, int], taken: set[int]) -> WritePlan:
         """Cells go to hidden staging tabs in chunks (formats and formulas by batchUpdate, plain
         values by values.batchUpdate); the final request renames and unhides them."""
         first, renames, subs, ranges = [], [], [], []
         block = max(1024, self.payload_limit // 4)
-        for i, tab in enumerate(plan.tabs):
+        at = tab_positions(plan, meta, drop=False)  # staged beside the tabs the swap deletes
+        for i, tab in sorted(enumerate(plan.tabs), key=lambda it: at[it[1].name]):
             sid, mid, title = new_ids[tab.name], self._new_id(taken), f"sheetsync staging {run} {i + 1}"
-            first.append(add_sheet(tab, sid, title, True))
+            first.append(add_sheet(tab, sid, title, True, at[tab.name]))
             first.append(mark(sid, STAGING_KEY, {"run": run, "tab": tab.name}, mid))
             writer = TabWriter(tab, sid, block, raw_title=title)
             subs += writer.requests()

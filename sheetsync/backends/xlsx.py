@@ -20,7 +20,7 @@ millions of cells): inline strings, floats as the shortest text that reads back 
 infinities as blank cells, Excel's ``_xHHHH_`` escapes for characters XML cannot hold; numeric
 tables a chunk of rows per format call (`RowsRenderer`), deflated in blocks by worker threads
 while the next rows render (`write_streamed`). Every cell keeps its ``r`` attribute. Comments (with their VML) and native charts come from
-openpyxl's serialisers, fed directly. Owned tabs go after the user's tabs, in plan order.
+openpyxl's serialisers, fed directly. Tabs go where `order.arrange` says: a replaced tab keeps its place.
 
 Ownership mark: every tab sheetsync creates carries a hidden, sheet-local defined name
 ``_sheetsync_owned`` (``localSheetId`` = the tab, value ``'<tab>'!$A$1``). Excel and LibreOffice
@@ -76,6 +76,7 @@ except ImportError:  # a platform without isal's wheels
 
 from ..errors import BackendError, OwnershipError
 from . import ooxml
+from .order import NEW, OLD, arrange
 from .base import (CellError, CellValue, Chart, DateCell, Plan, Snapshot, TabInfo, TabPlan, Text,
                    Uncomputed, col_letter)
 
@@ -909,7 +910,10 @@ class Surgery:
     def _edited_parts(self) -> dict[str, str]:
         """New text of the package-level parts: workbook, its rels, content types, styles, app."""
         kept = [i for i in range(len(self.wb.sheets)) if i not in self.replaced]
-        position = {old: new for new, old in enumerate(kept)}
+        # backends.order: a replaced tab keeps its place, a new one goes beside its plan neighbour
+        self.order = arrange([s.name for s in self.wb.sheets], [t.plan.name for t in self.tabs], self.replaced)
+        position = {i: new for new, (kind, i) in enumerate(self.order) if kind == OLD}
+        self.new_position = {k: new for new, (kind, k) in enumerate(self.order) if kind == NEW}
         used_ids = set(self.wb_rels)
         new_rels, new_sheets = self._new_sheet_entries(used_ids)
         if self.styles_part is None:
@@ -951,7 +955,7 @@ class Surgery:
     def _view_positions(self, position: dict[int, int]) -> dict[int, int]:
         """Where the workbook views' active and first tabs go: a replaced tab's view follows its
         new version."""
-        new_index = {t.plan.name.casefold(): len(position) + k for k, t in enumerate(self.tabs)}
+        new_index = {t.plan.name.casefold(): self.new_position[k] for k, t in enumerate(self.tabs)}
         views = dict(position)
         for i in self.replaced:
             name = self.wb.sheets[i].name.casefold()
@@ -960,7 +964,7 @@ class Surgery:
         return views
 
     def _workbook_text(self, kept: list[int], position: dict[int, int], new_sheets: list[str]) -> str:
-        sheets = [self.wb.sheets[i].xml for i in kept] + new_sheets
+        sheets = [self.wb.sheets[i].xml if kind == OLD else new_sheets[i] for kind, i in self.order]
         names = []
         for d in self.wb.defined_names:
             if d.name == OWNED_MARK:
@@ -972,7 +976,7 @@ class Surgery:
                              ooxml.with_local_sheet_id(d.xml, position[d.local]))
         owned = owned_positions(self.wb)
         marked = [(position[i], self.wb.sheets[i].name) for i in kept if i in owned]
-        marked += [(len(kept) + k, t.plan.name) for k, t in enumerate(self.tabs)]
+        marked += [(self.new_position[k], t.plan.name) for k, t in enumerate(self.tabs)]
         prefix = self.wb.main_prefix()
         names += [ooxml.defined_name_element(prefix, OWNED_MARK, pos, abs_ref(name, 0, 0, 1, 1))
                   for pos, name in marked]
@@ -989,8 +993,8 @@ class Surgery:
         if not self.pkg.has("docProps/app.xml"):
             return
         worksheets = [s.name for s in self.wb.sheets if self._is_worksheet(s)]
-        after = [self.wb.sheets[i].name for i in kept if self._is_worksheet(self.wb.sheets[i])]
-        after += [t.plan.name for t in self.tabs]
+        after = [self.wb.sheets[i].name if kind == OLD else self.tabs[i].plan.name for kind, i in self.order
+                 if kind == NEW or self._is_worksheet(self.wb.sheets[i])]
         text = self.pkg.text("docProps/app.xml")
         new = ooxml.update_app_titles(text, worksheets, after)
         if new != text:

@@ -247,13 +247,13 @@ def test_sheet_local_names_and_active_tab_follow_their_sheets(tmp_path):
     later.defined_names["mine"] = openpyxl.workbook.defined_name.DefinedName("mine", attr_text="later!$A$1")
     wb.active = 2
     wb.save(path)
-    XlsxBackend(path).apply(Plan([TabPlan("basic steps")]))
-    wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["data", "later", "basic steps"]
+    XlsxBackend(path).apply(Plan([TabPlan("basic steps"), TabPlan("basic epochs")]))
+    wb = openpyxl.load_workbook(path)  # ours keeps its place, the new one goes beside it: 'later' moves
+    assert wb.sheetnames == ["data", "basic steps", "basic epochs", "later"]
     assert wb["later"].defined_names["mine"].attr_text == "later!$A$1"
     assert wb.active.title == "later"
     assert [(t.title, t.owned) for t in XlsxBackend(path).read([]).tabs] == [
-        ("data", False), ("later", False), ("basic steps", True)]
+        ("data", False), ("basic steps", True), ("basic epochs", True), ("later", False)]
 
 
 def test_stale_calc_chain_is_dropped(book):

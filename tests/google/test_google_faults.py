@@ -22,7 +22,12 @@ SMALL = 8_000  # a payload limit that makes the demo plan go through staging in 
 
 
 def visible(st: dict) -> dict:
-    return {t: v for t, v in st.items() if not any(k == STAGING_KEY for k, _ in v["marks"])}
+    """The tabs a user sees, each with its place among them (staging tabs sit hidden beside the
+    tabs they will replace, so raw indices count them)."""
+    shown = {t: dict(v) for t, v in st.items() if not any(k == STAGING_KEY for k, _ in v["marks"])}
+    for rank, t in enumerate(sorted(shown, key=lambda t: shown[t]["index"])):
+        shown[t]["index"] = rank
+    return shown
 
 
 def job(backend, plan_rows=40):
