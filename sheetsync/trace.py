@@ -6,6 +6,11 @@ with its address, its value as the sheet holds it, and its formula — ending at
 settings and values carried in from the previous Run. It works the same on values-mode and
 formula-mode output, because the precedents come from the formula program (`engine.program`),
 not from parsing whatever the sheet holds.
+
+A cell of ``NAME epochs`` starts one level higher: its precedents are the steps rows of that
+epoch as the map describes them (`layout.map.epochs_rows`: the loss is the mean of the epoch's
+row losses, a parameter the epoch's last update), or, for an epoch of an earlier Run whose steps
+are no longer in the steps tab, the value carried from that Run.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import pandas as pd
 from .backends.base import Snapshot, col_letter, quote_tab
 from .engine.result import Diagnostics, Result, State
 from .errors import SheetsyncError
+from .layout import epochs as epochs_layout
 from .layout.epochs import read_history
 from .layout.formulas import Ref, StepFormulas
+from .layout.map import epochs_rows
 from .layout.state import STATE_TAB, read_state
 from .layout.steps import HEADER_ROW
 from .layout.tables import read_table
@@ -29,6 +36,8 @@ from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
 
 MAX_NODES = 2000  # a full trace of a late row visits every earlier row: cap what is printed
 _CELL = re.compile(r"^\s*(?:'((?:[^']|'')+)'|([^!]+))!\$?([A-Za-z]{1,3})\$?(\d+)\s*$")
+# a reference inside a formula the map gives: 'tab'!K4, 'tab'!K4:K32, experiments!$B$5
+_REF = re.compile(r"(?:'((?:[^']|'')+)'|([A-Za-z_][\w.]*))!\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?")
 
 
 @dataclass
@@ -37,7 +46,7 @@ class Node:
     label: str  # column name, setting, or what a constant is
     value: Any
     formula: str | None = None
-    kind: str = "line"  # line | data | setting | carried | constant
+    kind: str = "line"  # line | data | setting | carried | constant | value (written, no formula)
     children: list["Node"] = field(default_factory=list)
     seen: bool = False  # already expanded higher up the tree
     truncated: bool = False
@@ -98,6 +107,7 @@ class Tracer:
         for c in ("epoch", "step", "row"):
             steps[c] = steps[c].astype(np.int64)
         self.steps = steps
+        self.epochs_tab = f"{experiment_name} epochs"
         epochs = read_history(snapshot.values.get(f"{experiment_name} epochs")).apply(
             lambda s: pd.to_numeric(s, errors="coerce"))
         starts = self._starts(experiment_name)
@@ -107,6 +117,7 @@ class Tracer:
         self.formulas = StepFormulas(result, lambda i, name: self.dataset.cell(i, name), settings,
                                      HEADER_ROW + 2)
         self.columns = list(steps.columns)
+        self.history = epochs
 
     def _starts(self, name: str) -> dict:
         saved = read_state(read_table(self.snapshot.values.get(STATE_TAB)))
@@ -180,14 +191,15 @@ class Tracer:
         return list(out.values())
 
     def _walk(self, line: int, column: str, depth: int | None, refs_of) -> Node:
+        root = self.node(Ref("line", column, line=line))
+        self._expand([(root, line, column, 0)], set(), depth, refs_of)
+        return root
+
+    def _expand(self, stack: list, seen: set[str], depth: int | None, refs_of, count: int = 0) -> None:
         """Depth-first, each cell expanded once (later visits say so), at most MAX_NODES nodes.
 
         Iterative: a late row's trace runs through every earlier row, far deeper than Python's
         recursion allows."""
-        root = self.node(Ref("line", column, line=line))
-        seen: set[str] = set()
-        stack = [(root, line, column, 0)]
-        count = 0
         while stack:
             node, at, col, level = stack.pop()
             if node.cell in seen:
@@ -206,22 +218,93 @@ class Tracer:
                 if ref.kind == "line":
                     children.append((child, ref.line, ref.name, level + 1))
             stack.extend(reversed(children))  # visit in formula order
+
+    # -- the epochs tab ----------------------------------------------------------------------
+    def epoch_precedents(self, letters: str, row: int, depth: int | None) -> Node:
+        """The tree of a `NAME epochs` cell: the steps rows of its epoch, or the carried value."""
+        top = epochs_layout.HEADER_ROW + 2  # 1-based sheet row of the first epoch
+        columns = list(self.history.columns)
+        col = _column_number(letters)
+        j = row - top
+        if "epoch" not in self.history or not (0 <= j < len(self.history)) or not 1 <= col <= len(columns):
+            last = top + len(self.history) - 1
+            raise SheetsyncError(f"{quote_tab(self.epochs_tab)}!{letters}{row}: outside the epochs table "
+                                 f"(rows {top}–{last}, columns A–{col_letter(max(len(columns), 1) - 1)})")
+        column = columns[col - 1]
+        address = f"{quote_tab(self.epochs_tab)}!{letters}{row}"
+        value = self.sheet_value(address)
+        epoch = int(self.history["epoch"].iat[j])
+        this_run = sorted(set(int(e) for e in self.steps["epoch"]))
+        if epoch not in this_run:
+            root = Node(address, column, value, None, "line")
+            root.children.append(Node(f"(carried in) {address}", f"the value carried from an earlier Run "
+                                      f"(epoch {epoch}; this Run's steps are epochs {this_run[0]}–{this_run[-1]})",
+                                      value, None, "carried"))
+            return root
+        described = next(r for r in epochs_rows(self.formulas, self.steps_tab, self.epochs_tab, columns, row,
+                                                epoch=epoch) if r["column"] == column)
+        formula = described["formula (A1)"] if str(described["formula (A1)"]).startswith("=") else None
+        if formula is None:  # the epoch number, a diagnostic, a default lr: written as a value
+            return Node(address, f"{column}: {described['precedents']}", value, None, "value")
+        root = Node(address, column, value, formula, "line")
+        if depth is not None and depth < 1:
+            root.truncated = True
+            return root
+        stack = []
+        for tab, first, last in self._formula_refs(formula):
+            if tab != self.steps_tab:  # a setting cell (lr)
+                root.children.append(Node(first, column, self.sheet_value(first), None, "setting"))
+                continue
+            (c1, r1), (c2, r2) = first, last
+            for r in range(r1, r2 + 1):
+                for c in range(c1, c2 + 1):
+                    ref = Ref("line", self.columns[c - 1], line=r - self.formulas.lines.first_row)
+                    child = self.node(ref)
+                    root.children.append(child)
+                    stack.append((child, ref.line, ref.name, 1))
+        self._expand(stack[::-1], {root.cell}, depth, self._precedent_refs, len(root.children))
         return root
+
+    def _formula_refs(self, formula: str):
+        """(tab, (col, row), (col, row)) per steps range in `formula`; (tab, address, None) for others."""
+        for m in _REF.finditer(formula):
+            tab = (m.group(1) or "").replace("''", "'") or m.group(2)
+            if tab != self.steps_tab:
+                yield tab, m.group(0).replace("$", ""), None
+                continue
+            start = (_column_number(m.group(3)), int(m.group(4)))
+            end = (_column_number(m.group(5)), int(m.group(6))) if m.group(5) else start
+            yield tab, start, end
+
+
+def _column_number(letters: str) -> int:
+    """'A' -> 1, 'AB' -> 28."""
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ord(ch) - 64
+    return n
 
 
 def trace(target: str, cell: str, *, depth: int | None = None, dependents: bool = False, backend=None,
           credentials: str | None = None, token: str | None = None) -> dict:
     """The tree of precedents (or dependents) of `cell`, e.g. ``"basic steps!H17"``, as a dict."""
     tab, letters, row = parse_cell(cell)
-    if not tab.endswith(" steps"):
-        raise SheetsyncError(f"{cell}: a trace starts from a cell of a 'NAME steps' tab")
-    name = tab[: -len(" steps")]
+    suffix = next((s for s in (" steps", " epochs") if tab.endswith(s)), None)
+    if suffix is None:
+        raise SheetsyncError(f"{cell}: a trace starts from a cell of a 'NAME steps' or 'NAME epochs' tab")
+    if suffix == " epochs" and dependents:
+        raise SheetsyncError(f"{cell}: only charts and the compare tab read 'NAME epochs'; --dependents "
+                             "starts from a cell of a 'NAME steps' tab")
+    name = tab[: -len(suffix)]
     if backend is None:
         from .backends import open_backend
 
         backend = open_backend(target, credentials, token) if token else open_backend(target, credentials)
-    snapshot = backend.read([DATA_TAB, EXPERIMENTS_TAB, tab, f"{name} epochs", STATE_TAB])
+    snapshot = backend.read([DATA_TAB, EXPERIMENTS_TAB, f"{name} steps", f"{name} epochs", STATE_TAB])
     tracer = Tracer(snapshot, name)
+    if suffix == " epochs":
+        root = tracer.epoch_precedents(letters, row, depth)
+        return {"cell": f"{quote_tab(tab)}!{letters}{row}", "direction": "precedents", "tree": root.to_dict()}
     line, column = tracer.locate(tab, letters, row)
     root = tracer.dependents(line, column, depth) if dependents else tracer.precedents(line, column, depth)
     return {"cell": f"{quote_tab(tab)}!{letters}{row}", "direction": "dependents" if dependents else "precedents",
@@ -240,7 +323,7 @@ def render_text(result: dict) -> str:
         text = f"{node['cell']} = {fmt(node.get('value'))}"
         if node.get("formula"):
             text += f"   {node['formula']}"
-        if node["kind"] in ("setting", "constant", "carried", "data"):
+        if node["kind"] in ("setting", "constant", "carried", "data", "value"):
             text += f"   [{node['label']}]"
         if node.get("seen"):
             text += "   (expanded above)"

@@ -128,15 +128,16 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
 
 
 def epochs_rows(sf: StepFormulas, steps_tab: str, epochs_tab: str, columns: list[str],
-                first_history_row: int) -> list[dict]:
-    """The epochs tab's columns for this Run's first epoch: what each is computed from.
+                first_history_row: int, epoch: int | None = None) -> list[dict]:
+    """The epochs tab's columns for this Run's first epoch (or `epoch`, one of this Run's, for
+    `trace`): what each is computed from.
 
     `first_history_row` is the 1-based sheet row of this Run's first epoch in the epochs tab.
     """
     lines = sf.lines
     if not len(lines.step):
         return []
-    first_epoch = int(lines.epoch[0])
+    first_epoch = int(lines.epoch[0]) if epoch is None else epoch
     idx = np.flatnonzero(lines.epoch == first_epoch)
     top, bottom = lines.row(int(idx[0])), lines.row(int(idx[-1]))
     tab = quote_tab(steps_tab)
