@@ -10,6 +10,7 @@ Exit codes (also in the README):
     64  bad command line
     70  internal error (a bug: rerun with --debug and report the traceback)
     130 interrupted
+    141 stdout closed early (`| head`): stopped quietly
 
 Errors print one line per problem on stderr, never a traceback (unless --debug).
 """
@@ -45,7 +46,7 @@ examples:
   sheetsync trace book.xlsx "basic steps!F5" --dependents --depth 2
 
 exit codes: 0 ok, 2 bad input, 3 a tab is yours (nothing written), 4 storage, 64 usage,
-70 internal error (rerun with --debug)
+70 internal error (rerun with --debug), 141 stdout closed early
 """
 
 
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="the local token callers present (default: a new random one, printed)")
     trace = sub.add_parser("trace", help="the precedents of a cell, down to the data and settings")
     trace.add_argument("target", help="a workbook path or a Google Sheet URL/key")
-    trace.add_argument("cell", help="a cell of a steps tab, e.g. \"basic steps!M17\"")
+    trace.add_argument("cell", help="a cell of a steps or epochs tab, e.g. \"basic steps!M17\"")
     trace.add_argument("--depth", type=int, default=None, help="levels to follow (default: to the inputs)")
     trace.add_argument("--dependents", action="store_true", help="follow the cells that read it instead")
     _common(trace)

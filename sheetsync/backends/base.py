@@ -188,7 +188,8 @@ class Plan:
     """Everything one run writes. Applied as one atomic change.
 
     `tabs` are created or replaced (owned tabs only); `remove` names owned tabs to delete.
-    Tabs appear after the user's tabs, in the order given. A backend must refuse (with
+    A replaced tab keeps its place; new tabs go beside their neighbours in the order given, or
+    after the user's tabs (`order.arrange`). A backend must refuse (with
     `OwnershipError`) to touch any tab that exists and is not owned.
     """
 
