@@ -28,7 +28,7 @@ from .backends.base import Column, Plan, Snapshot, Table, TabInfo, TabPlan
 from .errors import InputError, OwnershipError, Problem
 from .parse import DATA_TAB, EXPERIMENTS_TAB
 from .parse.cells import NUMBER_LIKE, is_blank
-from .parse.inputs import _setting_key, build_experiment, parse_inputs, setting_name_problem
+from .parse.inputs import build_experiment, parse_inputs, setting_key, setting_name_problem
 
 ABOUT_TAB = "about"
 
@@ -107,7 +107,7 @@ def _validate(path: Path, columns: dict[str, dict[str, Any]]) -> None:
         where = f"{path} [{name}]"
         values: dict[str, Any] = {}
         for raw, value in settings.items():
-            key = _setting_key(raw)
+            key = setting_key(raw)
             problem = setting_name_problem(raw)
             if problem is None and key in values:
                 problem = f"duplicate setting {key!r}"
@@ -239,8 +239,6 @@ def push(experiment_file: str | Path, data_csv: str | Path, target: str, *, back
         backend = _open_or_create(target, credentials)
     try:
         return run(target, backend=PushBackend(backend, inputs), progress=progress, action="run")
-    except PushInputError:
-        raise
     except InputError as e:  # e.g. a budget counting the target's history
         raise InputError([in_files.problem(p) for p in e.problems]) from None
 

@@ -272,7 +272,7 @@ def _setting_rows(rows: list[list], tab: str, problems: list[Problem]) -> dict[s
             if any(not is_blank(v) for v in rows[r][1:]):
                 problems.append(Problem(a1(r, 0, tab), "values without a setting name in column A"))
             continue
-        key = _setting_key(raw)
+        key = setting_key(raw)
         where = a1(r, 0, tab)
         if key in found:
             problems.append(Problem(where, f"duplicate setting {key!r} (also in {a1(found[key], 0, tab)})"))
@@ -287,7 +287,7 @@ def _setting_rows(rows: list[list], tab: str, problems: list[Problem]) -> dict[s
 
 def setting_name_problem(raw) -> str | None:
     """What is wrong with a setting's name (a row of column A, a key of an experiment file)."""
-    key = _setting_key(raw)
+    key = setting_key(raw)
     if key.startswith("init "):
         if not re.fullmatch(r"init [a-z][a-z0-9_]*", key):
             return f"expected 'init <parameter>' such as 'init a', found {raw!r}"
@@ -301,7 +301,7 @@ def _canonical(key: str) -> str:
     return key if key.startswith("init ") else key.replace(" ", "_")
 
 
-def _setting_key(raw) -> str:
+def setting_key(raw) -> str:
     """'Init A' -> 'init a'; 'Batch Size' -> 'batch size' (underscores become spaces here)."""
     key = " ".join(str(raw).strip().lower().split())
     if key == "init" or key.startswith("init "):
@@ -376,7 +376,7 @@ def build_experiment(name: str, values: dict[str, object], where: Callable[[str]
     """Validate one experiment, reporting every bad setting (not just the first): the one check
     behind the experiments tab and push's experiment files.
 
-    `values`: setting key as `_setting_key` gives it ('lr', 'batch size', 'init a') -> value, names
+    `values`: setting key as `setting_key` gives it ('lr', 'batch size', 'init a') -> value, names
     already checked (`setting_name_problem`); `where(key)`: the cell (or file and table) a problem
     of that setting is reported at; `n_inputs` None skips the check of init parameter names;
     `named` False leaves the experiment's name out of messages (`where` already says it)."""
