@@ -191,17 +191,24 @@ def map_tab_name(experiment: str) -> str:
 
 def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
     """The `NAME map` tab: every column's formula pattern, precedents and dependents."""
-    from .layout.formulas import StepFormulas
+    from .backends.base import TabPlan, Text
+    from .layout.formulas import FormulaModeError, StepFormulas
     from .layout.map import epochs_rows, render_map
     from .layout.steps import HEADER_ROW
 
     if result.steps.empty:
         return None
     name = result.experiment.name
-    sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2)
-    first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
-    extra = epochs_rows(sf, steps_tab_name(name), epochs_tab_name(name), list(history.columns), first_epoch_row)
-    return render_map(name, sf, steps_tab_name(name), extra_rows=extra)
+    try:
+        sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2)
+        first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
+        extra = epochs_rows(sf, steps_tab_name(name), epochs_tab_name(name), list(history.columns), first_epoch_row)
+        return render_map(name, sf, steps_tab_name(name), extra_rows=extra)
+    except FormulaModeError:  # a value carried as inf has no formula: say so, do not fail the run
+        tab = TabPlan(map_tab_name(name), kind="map")
+        tab.texts.append(Text(0, 0, f"{name}: no precedents map for this Run: a value it carries is not a "
+                              "finite number (the run diverged), and a formula cannot hold it", bold=True))
+        return tab
 
 
 def _formulas(result, dataset, setting_cells: dict[str, str]) -> tuple[dict | None, str | None]:

@@ -211,3 +211,13 @@ def test_a_push_with_bad_inputs_writes_no_file_and_says_so(tmp_path, capsys):
         f"error: {data}:3: column y: expected a number, found 'abc'",
         f"error: {data}:4: column y: expected a number, found an empty cell",
         "2 problems; nothing was written"]
+
+
+def test_a_run_whose_carried_values_overflow_still_writes_and_says_why_there_is_no_map(tmp_path, capsys):
+    book = write_book(tmp_path / "book.xlsx", {"data": [["x", "y"], [1e160, 1], [2, 1e160], [3, 4]],
+                                               "experiments": [["setting", "e"], ["optimizer", "adam"]]})
+    assert cli.main(["run", str(book)]) == 0  # was: 70, internal error: FormulaModeError
+    assert cli.main(["run", str(book)]) == 0  # continuing from the carried inf
+    err = capsys.readouterr().err
+    assert "internal error" not in err
+    assert rows_of(book, "e map")[0][0].startswith("e: no precedents map for this Run: a value it carries is not a finite")
