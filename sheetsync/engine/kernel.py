@@ -216,7 +216,7 @@ def generate_source(spec: Spec) -> str:
         w(f"                {_ident('gsq_', q)} += {u} * {u}")
         w(f"                if {u} != 0.0:")
         w(f"                    {_ident('nz_', q)} += 1.0")
-        if spec.gradient == "both":
+        if spec.gradient in ("both", "numeric"):  # both columns are written
             w(f"                gap = abs({_ident('r_', f'de/d{q} est')} - {_ident('r_', f'de/d{q}')})")
             w(f"                if gap > {_ident('gap_', q)}:")
             w(f"                    {_ident('gap_', q)} = gap")

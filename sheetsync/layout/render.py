@@ -17,9 +17,13 @@ from ..backends.base import Plan, TabPlan, Text
 from ..engine.result import Result
 from .compare import render_compare
 from .epochs import render_epochs
+from .landscape import render_landscape
 from .runs import RunEntry, render_runs
 from .state import SavedState, render_state
-from .steps import render_steps, steps_cells
+from .steps import CHART_COLUMNS, render_steps, steps_cells
+
+
+LANDSCAPE_SHARE = 0.1  # of the cells left after the epochs and small tabs, for the landscapes
 
 
 @dataclass
@@ -46,9 +50,12 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
         histories = {n: histories[n] for n in sorted(histories, key=lambda n: _rank(order, n))}
     small = [render_compare(histories), render_runs(previous_runs, entry), render_state(states)]
     used = sum(_cells(t) for t in epochs_tabs + small)
+    share = int(max(0, cell_budget - used) * LANDSCAPE_SHARE) // max(len(outputs), 1)
+    landscapes = [render_landscape(o.result, x, y, share) for o in outputs]
+    used += sum(_cells(t) for t in landscapes if t is not None)
     allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
     tabs: list[TabPlan] = []
-    for o, epochs_tab, rows in zip(outputs, epochs_tabs, allowed):
+    for o, epochs_tab, rows, land in zip(outputs, epochs_tabs, allowed, landscapes):
         steps_tab = render_steps(o.result, rows, o.formulas)
         tabs += [steps_tab, epochs_tab]
         if o.map_tab is not None:
@@ -56,6 +63,8 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
                 o.map_tab.texts.append(Text(1, 8, "The steps tab is sampled: row numbers here are those "
                                             "of the complete table."))
             tabs.append(o.map_tab)
+        if land is not None:
+            tabs.append(land)
     return Plan(tabs + small)
 
 
@@ -66,7 +75,7 @@ def steps_allowances(results: list[Result], budget: int) -> list[int]:
     if total <= budget:
         return [len(r.steps) for r in results]
     budget = max(budget, 0)
-    return [max(int(budget * size / total) // max(len(r.steps.columns), 1), 10)
+    return [max(int(budget * size / total) // (len(r.steps.columns) + CHART_COLUMNS), 10)
             for r, size in zip(results, sizes)]
 
 
