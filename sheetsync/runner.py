@@ -106,6 +106,8 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     for report in reports:
         tab = steps_tabs.get(steps_tab_name(report.name))
         report.sampled = tab is not None and any("SAMPLED" in str(t.value) for t in tab.texts)
+        if tab is not None:
+            report.diagnostics["rows"] = highlighted_rows(tab)
     backend.apply(plan)
     return RunReport(target, action, reports, inputs.warnings, inputs.dataset.fingerprint(),
                      [t.name for t in plan.tabs], round(time.perf_counter() - started, 3))
@@ -245,6 +247,15 @@ def _report(name, start, result, history, notes) -> ExperimentReport:
                             {k: float(v) for k, v in result.params.items()},
                             divergence_sentence(result) if div else None, notes,
                             sqrt_sum_err2=error, diagnostics=diagnostics_summary(result))
+
+
+def highlighted_rows(tab) -> dict[str, str]:
+    """The steps tab's cells of the rows where the explosion started and where it diverged."""
+    from .backends.base import a1
+    from .layout.steps import DIVERGED, ONSET
+
+    kinds = {ONSET: "started", DIVERGED: "diverged"}
+    return {kinds[h.color]: a1(h.row, 0, tab.name) for h in tab.highlights if h.color in kinds}
 
 
 def diagnostics_summary(result) -> dict[str, Any]:

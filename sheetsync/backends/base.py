@@ -87,6 +87,7 @@ class Column:
     width: float | None = None  # in characters
     formulas: Sequence[str | None] | None = None
     note: str | None = None  # a comment on the header cell
+    wrap: bool = False  # long texts wrap inside their cells (the run log's messages)
 
 
 @dataclass

@@ -456,6 +456,11 @@ class TabWriter:
                     "range": grid_range(self.sid, table.row + 1, c, table.row + 1 + table.n_rows, c + 1),
                     "cell": {"userEnteredFormat": {"numberFormat": number_format(column.number_format)}},
                     "fields": "userEnteredFormat.numberFormat"}}))
+            if column.wrap and table.n_rows:
+                subs.append(Sub.of({"repeatCell": {
+                    "range": grid_range(self.sid, table.row + 1, c, table.row + 1 + table.n_rows, c + 1),
+                    "cell": {"userEnteredFormat": {"wrapStrategy": "WRAP", "verticalAlignment": "TOP"}},
+                    "fields": "userEnteredFormat.wrapStrategy,userEnteredFormat.verticalAlignment"}}))
             if column.width:
                 subs.append(Sub.of({"updateDimensionProperties": {
                     "range": {"sheetId": self.sid, "dimension": "COLUMNS", "startIndex": c, "endIndex": c + 1},

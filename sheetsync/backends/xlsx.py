@@ -1334,7 +1334,7 @@ class TabRenderer:
             if isinstance(values, np.ndarray) and values.dtype.kind not in "fiub":
                 values = values.tolist()
             fast = isinstance(values, np.ndarray) and values.dtype.kind in "fiu" and not col.formulas
-            out.append(ColumnData(values, col.formulas, styles.xf(col.number_format), fast))
+            out.append(ColumnData(values, col.formulas, styles.xf(col.number_format, wrap=col.wrap), fast))
         return out
 
     def _overlays(self, styles: ooxml.StyleSheet) -> dict[tuple[int, int], Overlay]:

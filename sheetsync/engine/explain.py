@@ -10,9 +10,10 @@ Definitions (the tests hold the code to them):
   (Δ = −lr·g) the margin is lr times the curvature along the gradient; momentum, Adam and the
   rest use the same ratio with their own Δ. A step that goes uphill (gᵀΔ ≥ 0) has margin +inf.
 - A step *overshoots* when its update raises the loss of the very rows it was computed on.
-- The *run-up* of a diverged run is the longest stretch of consecutive steps ending at the
-  diverging step in which every step overshoots and each step's loss (before its update) is
-  larger than the one before. Its first step is where the explosion started.
+- A diverged run's explosion *started* at the last step taken from a point where the loss over
+  all data rows was no higher than where the Run began: after that update the loss stayed above
+  the Run's starting loss until the run left the divergence bound (the step from which it never
+  recovered).
 - A ReLU unit *died* at the first step after which its pre-activation is ≤ 0 on every data row
   for the rest of the run.
 """
@@ -175,7 +176,7 @@ def coupled_pairs(model: Model) -> list[tuple[str, str]]:
     return pairs
 
 
-def how_sentence(result: "Result", onset: int | None) -> str:
+def how_sentence(result: "Result", onset: int | None, X: np.ndarray) -> str:
     """Why a step can overshoot on this model, in the model's own terms."""
     model = result.spec.model
     loss = result.experiment.loss
@@ -206,7 +207,7 @@ def how_sentence(result: "Result", onset: int | None) -> str:
             f"the gradient is 2·({terms}); a plain SGD step overshoots that row once "
             f"lr·2·({terms}) > 2")
     if len(model.inputs) == 1 and loss == "squared":
-        x = np.abs(steps[model.inputs[0]].to_numpy()) if len(steps) else np.zeros(0)
+        x = np.abs(X[:, 0])
         if len(x):
             big = float(x.max())
             text += (f", so on the row with the largest x² (x = {big:g}) once lr > "
@@ -229,38 +230,46 @@ class Onset:
     x: float | None
     moved: list[str]  # parameters with the largest updates relative to their values
     relative: dict[str, float]  # their relative updates at that step
-    loss_before: float
+    loss_before: float  # the step's own loss before and after its update
     loss_after: float
+    lowest: float  # the mean loss over all data rows just before this step (at most the Run's start)
+    start_loss: float  # … and where the Run began
+    rows: int
 
 
-def find_onset(result: "Result", div_line: int) -> Onset | None:
-    """The first step of the run-up that ends at the diverging line `div_line`."""
+ONSET_EVALS = 20_000_000  # steps × data rows the search for the lowest loss may evaluate
+
+
+def find_onset(result: "Result", div_line: int, X: np.ndarray, Y: np.ndarray) -> Onset | None:
+    """The step after the run's lowest loss over the whole data, before the diverging line."""
     steps = result.steps
     if not (0 <= div_line < len(steps)):
         return None
+    model = result.spec.model
     step_no = steps["step"].to_numpy()
     ends = np.flatnonzero(np.r_[step_no[1:div_line + 1] != step_no[:div_line], True])  # batch ends
-    window = 64
-    while True:
-        lines = ends[max(0, len(ends) - window):]
-        geo = step_geometry(result, lines)
-        j = len(lines) - 1
-        while j > 0 and geo.overshoot[j - 1] and geo.before[j - 1] < geo.before[j]:
-            j -= 1
-        if j > 0 or len(lines) == len(ends):
-            break
-        window *= 4
-    end = int(lines[j])
-    first = int(np.searchsorted(step_no, step_no[end], "left"))
+    window = max(1, min(len(ends), ONSET_EVALS // max(len(Y), 1)))
+    ends = ends[len(ends) - window:]
+    # the full-data loss before each of these steps, and after the last of them
+    starts = np.r_[np.searchsorted(step_no, step_no[ends], "left")]
+    params = {q: np.r_[steps[q].to_numpy()[starts], steps[f"new {q}"].to_numpy()[ends[-1]]] for q in model.params}
+    full = mean_loss(model, result.experiment.loss, X, Y, params)
+    start = mean_loss(model, result.experiment.loss, X, Y, {q: steps[q].to_numpy()[:1] for q in model.params})[0]
+    with np.errstate(invalid="ignore"):
+        below = np.flatnonzero(full[:-1] <= start)  # NaN (blown up) is never below
+    j = int(below[-1]) if len(below) else 0  # the last time the loss was back where the Run began
+    end, first = int(ends[j]), int(starts[j])
+    geo = step_geometry(result, np.array([end]))
     rel = _relative_updates(result, end)
     top = max(rel.values()) if rel else 0.0
     moved = [q for q, r in sorted(rel.items(), key=lambda kv: -kv[1]) if top and r >= top / 2][:3]
-    inputs = result.spec.model.inputs
+    inputs = model.inputs
     return Onset(line=first, epoch=int(steps["epoch"].iloc[end]), step=int(step_no[end]),
                  row=int(steps["row"].iloc[first]),
                  x=float(steps[inputs[0]].iloc[first]) if len(inputs) == 1 else None,
                  moved=moved, relative={q: rel[q] for q in moved},
-                 loss_before=float(geo.before[j]), loss_after=float(geo.after[j]))
+                 loss_before=float(geo.before[0]), loss_after=float(geo.after[0]), lowest=float(full[j]),
+                 start_loss=float(start), rows=len(Y))
 
 
 def _relative_updates(result: "Result", line: int) -> dict[str, float]:
@@ -285,10 +294,12 @@ def onset_sentence(result: "Result", onset: Onset) -> str:
     step_no = result.steps["step"].to_numpy()
     s = result.steps.iloc[int(np.searchsorted(step_no, onset.step, "right")) - 1]  # the batch's update
     changes = ", ".join(f"{q} {float(s[q]):.4g} → {float(s[f'new {q}']):.4g}" for q in onset.moved)
-    return (f"It started at {where}: that update ({changes}) overshot, raising the loss of its own "
-            f"row{'s' if result.spec.batch_size > 1 else ''} from {onset.loss_before:,.4g} to "
-            f"{onset.loss_after:,.4g}, and every step after it did the same with a larger loss "
-            f"each time, until the run left the ±{result.experiment.divergence_bound:g} bound.")
+    own = "its own rows" if result.spec.batch_size > 1 else "its own row"
+    verb = "overshot" if onset.loss_after > onset.loss_before else "did not overshoot"
+    return (f"It started at {where}: after this update ({changes}) the loss over all {onset.rows:,} data "
+            f"rows ({onset.lowest:,.4g} just before it) never again came down to where the Run began "
+            f"({onset.start_loss:,.4g}); the update {verb} {own} (loss {onset.loss_before:,.4g} → "
+            f"{onset.loss_after:,.4g}).")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -351,10 +351,10 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
         if len(steps):
             hit = np.flatnonzero(steps["step"].to_numpy() == div.step)
             if len(hit):
-                diag.onset = explain.find_onset(result, int(hit[-1]))
+                diag.onset = explain.find_onset(result, int(hit[-1]), job.X, job.Y)
             if diag.onset is not None:
                 story.append(explain.onset_sentence(result, diag.onset))
-            story.append(explain.how_sentence(result, diag.onset.line if diag.onset else None))
+            story.append(explain.how_sentence(result, diag.onset.line if diag.onset else None, job.X))
     losses = result.epochs["loss"].to_numpy() if len(result.epochs) else np.zeros(0)
     if div is None:
         rose = explain.rising(losses)
