@@ -57,8 +57,9 @@ def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[
 
 
 def render_steps(result: Result, allowed_rows: int | None = None,
-                 formulas: dict[str, list] | None = None) -> TabPlan:
-    """The steps tab; with `formulas` (formula mode) every computed cell holds its formula."""
+                 formulas: dict[str, list] | None = None, settings_block=None) -> TabPlan:
+    """The steps tab; with `formulas` (formula mode) every computed cell holds its formula, and
+    `settings_block` (a Table right of the steps table) holds the settings they read."""
     exp = result.experiment
     steps = result.steps
     div_index = _divergence_index(result)
@@ -78,6 +79,8 @@ def render_steps(result: Result, allowed_rows: int | None = None,
             column.formulas = formulas.get(column.header)
         status.append("Formula mode: every computed cell is its formula, so the spreadsheet recomputes "
                       "it and Trace Precedents works.")
+        if settings_block is not None:  # formula mode's settings block (layout.formulas)
+            tab.tables.append(settings_block)
     elif formulas:
         status.append("Formula mode needs every step, and these steps are sampled, so values were written.")
     tab.texts.append(Text(0, 0, _title(result, len(steps)), bold=True))
