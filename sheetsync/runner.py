@@ -148,15 +148,16 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
         notes = _notes(result, start)
         settings = inputs.setting_cells.get(exp.name, {})
-        formulas = None
+        formulas = block = None
         if exp.mode == "formulas":
-            formulas, problem = _formulas(result, dataset, settings)
+            formulas, block, problem = _formulas(result, dataset, settings)
             notes += [problem] if problem else []
         state = result.state.to_dict()
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
         state["start_origin"] = result.start_origin
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
-        outputs.append(ExperimentOutput(result, history, notes, formulas, _map(result, dataset, settings, history)))
+        outputs.append(ExperimentOutput(result, history, notes, formulas,
+                                        _map(result, dataset, settings, history, formulas is not None), block))
         reports.append(_report(exp.name, start, result, history, notes))
     return outputs, reports
 
@@ -201,7 +202,7 @@ def experiment_tabs(experiment: str) -> tuple[str, ...]:
             landscape_tab_name(experiment))
 
 
-def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
+def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame, settings_block: bool = False):
     """The `NAME map` tab: every column's formula pattern, precedents and dependents."""
     from .layout.formulas import StepFormulas
     from .layout.map import epochs_rows, render_map
@@ -210,21 +211,23 @@ def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
     if result.steps.empty:
         return None
     name = result.experiment.name
-    sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2)
+    sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block)
     first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
     extra = epochs_rows(sf, steps_tab_name(name), epochs_tab_name(name), list(history.columns), first_epoch_row)
     return render_map(name, sf, steps_tab_name(name), extra_rows=extra)
 
 
-def _formulas(result, dataset, setting_cells: dict[str, str]) -> tuple[dict | None, str | None]:
-    """Formula mode's formulas for the steps tab, or why this run cannot have them."""
-    from .layout.formulas import FormulaModeError, step_formulas
+def _formulas(result, dataset, setting_cells: dict[str, str]):
+    """Formula mode's formulas for the steps tab and its settings block, or why this run
+    cannot have them."""
+    from .layout.formulas import FormulaModeError, StepFormulas
     from .layout.steps import HEADER_ROW
 
     try:
-        return step_formulas(result, dataset.cell, setting_cells, HEADER_ROW + 2), None
+        sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block=True)
+        return sf.all(), sf.block_table(), None
     except FormulaModeError as e:
-        return None, f"Formula mode: {e}; values were written."
+        return None, None, f"Formula mode: {e}; values were written."
 
 
 def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:

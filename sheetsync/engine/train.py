@@ -179,8 +179,10 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
     remaining = experiment.epochs
     while remaining > 0:
         if job.spec.update.epoch_macro:
-            starts[state.epoch + 1] = start_values(job, state)
+            epoch = state.epoch + 1
+            starts[epoch] = start_values(job, state)
             state, chunk = graddesc.run_macro_epoch(job, state, keep_steps)
+            starts[epoch]["lr"] = chunk.lr  # adagrad_ann's test may halve it within the epoch
             n = 1
         else:
             n = max(1, min(remaining, CHUNK_STEPS // max(1, job.X.shape[0])))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import budgets
-from ..backends.base import Plan, TabPlan, Text
+from ..backends.base import Plan, Table, TabPlan, Text
 from ..engine.result import Result
 from .compare import render_compare
 from .epochs import render_epochs
@@ -33,6 +33,7 @@ class ExperimentOutput:
     notes: list[str] = field(default_factory=list)  # plain-language diagnostics for the epochs tab
     formulas: dict[str, list] | None = None  # formula mode: column -> one formula (or None) per step
     map_tab: TabPlan | None = None  # the precedents map (`NAME map`)
+    settings_block: Table | None = None  # formula mode: the settings the formulas read
 
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
@@ -56,7 +57,7 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
     allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
     tabs: list[TabPlan] = []
     for o, epochs_tab, rows, land in zip(outputs, epochs_tabs, allowed, landscapes):
-        steps_tab = render_steps(o.result, rows, o.formulas)
+        steps_tab = render_steps(o.result, rows, o.formulas, o.settings_block)
         tabs += [steps_tab, epochs_tab]
         if o.map_tab is not None:
             if rows < len(o.result.steps):

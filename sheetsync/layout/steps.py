@@ -20,6 +20,7 @@ import numpy as np
 
 from ..backends.base import Chart, Column, Highlight, RangeRef, Series, Table, TabPlan, Text
 from ..engine.result import Result
+from .formulas import STEPS_EXTRA_COLUMNS
 from .tables import frame_columns
 
 HEADER_ROW = 2  # 0-based: the header sits in sheet row 3, the first step in row 4
@@ -81,8 +82,9 @@ def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[
 
 
 def render_steps(result: Result, allowed_rows: int | None = None,
-                 formulas: dict[str, list] | None = None) -> TabPlan:
-    """The steps tab; with `formulas` (formula mode) every computed cell holds its formula."""
+                 formulas: dict[str, list] | None = None, settings_block=None) -> TabPlan:
+    """The steps tab; with `formulas` (formula mode) every computed cell holds its formula, and
+    `settings_block` (a Table right of the steps table) holds the settings they read."""
     exp = result.experiment
     steps = result.steps
     div_index = _divergence_index(result)
@@ -102,8 +104,8 @@ def render_steps(result: Result, allowed_rows: int | None = None,
         from ..engine.explain import step_geometry
 
         margin = step_geometry(result, rows).margin
-        columns.append(Column("margin", np.where(np.isfinite(margin), margin, np.nan), "General", 9,
-                              note=MARGIN_NOTE))
+        columns.append(Column(STEPS_EXTRA_COLUMNS[0], np.where(np.isfinite(margin), margin, np.nan),
+                              "General", 9, note=MARGIN_NOTE))
     table = Table(columns, row=HEADER_ROW, col=0)
     tab.tables.append(table)
     status = []
@@ -112,6 +114,8 @@ def render_steps(result: Result, allowed_rows: int | None = None,
             column.formulas = formulas.get(column.header)
         status.append("Formula mode: every computed cell is its formula, so the spreadsheet recomputes "
                       "it and Trace Precedents works.")
+        if settings_block is not None:  # formula mode's settings block (layout.formulas)
+            tab.tables.append(settings_block)
     elif formulas:
         status.append("Formula mode needs every step, and these steps are sampled, so values were written.")
     if k > 1:
@@ -127,7 +131,8 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     tab.texts.append(Text(0, 0, text, wrap=True, span=band_span(table.columns)))
     _start_row(result, headers, tab)
     if len(rows):
-        _charts(result, tab, table, rows, div_index)
+        side = max(t.col + len(t.columns) for t in tab.tables) + 1  # right of the steps and settings
+        _charts(result, tab, table, rows, div_index, side)
     return tab
 
 
@@ -175,7 +180,8 @@ def _start_row(result: Result, headers: list[str], tab: TabPlan) -> None:
         tab.texts.append(Text(START_ROW, 0, f"start of this Run ({origin}) →", bold=True))
 
 
-def _charts(result: Result, tab: TabPlan, table: Table, rows: np.ndarray, div_index: int | None) -> None:
+def _charts(result: Result, tab: TabPlan, table: Table, rows: np.ndarray, div_index: int | None,
+            side: int) -> None:
     """Row 1, right of the diagnosis: the loss per step, the margin, each parameter."""
     n = len(rows)
     first, last = 0, min(n, CHART_STEPS)
@@ -191,8 +197,7 @@ def _charts(result: Result, tab: TabPlan, table: Table, rows: np.ndarray, div_in
         c = headers.index(header)
         return RangeRef(tab.name, top + first, c, top + last, c + 1)
 
-    x = ref("step")
-    side = len(headers) + 1  # chart data block: right of the table, one column apart
+    x = ref("step")  # the chart data block starts at column `side`
     loss = np.asarray(table.columns[headers.index("loss")].values, dtype=float)[first:last]
     data: list[Column] = []
     loss_title, loss_series = f"Loss, {span}", ref("loss")
