@@ -28,7 +28,7 @@ import numpy as np
 
 from .expr import Expr, const, subs, sym, symbols
 from .models import LOSSES, Model
-from .taylor import Jet, constant, jet
+from .taylor import Jet, constant, jet, value
 
 if TYPE_CHECKING:
     from .result import Result
@@ -37,7 +37,7 @@ OVERSHOOT = 2.0  # the margin above which a step raises its own loss (see the mo
 RISE = 0.05  # an epoch whose loss exceeds the previous epoch's by more than this has "risen"
 SEARCH_MIN_EPOCHS = 3  # the safe-lr search trains at least this long, so a falling loss shows
 SEARCH_CANDIDATES = 12  # learning rates tried: the 1-3 grid below the lr used, six decades
-SEARCH_STEP_BUDGET = 20_000_000  # row steps the search may take in all (fewer epochs above it)
+SEARCH_STEP_BUDGET = 4_000_000  # row steps the search may take in all (fewer epochs, then fewer lrs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,6 +56,19 @@ def row_loss(model: Model, loss: str, inputs: dict[str, np.ndarray], y: np.ndarr
                   np.zeros_like(params[q], dtype=np.float64))
     for name, e in model.row_cells(loss):
         env[name] = jet(e, env)
+        if name == "loss":
+            return env[name]
+    raise AssertionError("a model's row cells always include the loss")
+
+
+def row_loss_value(model: Model, loss: str, inputs: dict[str, np.ndarray], y: np.ndarray,
+                   params: dict[str, np.ndarray]) -> np.ndarray:
+    """Each row's loss alone (no derivatives), by the model's own cells."""
+    env: dict[str, np.ndarray] = dict(inputs)
+    env["y"] = y
+    env.update(params)
+    for name, e in model.row_cells(loss):
+        env[name] = value(e, env)
         if name == "loss":
             return env[name]
     raise AssertionError("a model's row cells always include the loss")
@@ -237,7 +250,7 @@ class Onset:
     rows: int
 
 
-ONSET_EVALS = 20_000_000  # steps × data rows the search for the lowest loss may evaluate
+ONSET_EVALS = 4_000_000  # steps × data rows the onset search evaluates at most (the last steps)
 
 
 def find_onset(result: "Result", div_line: int, X: np.ndarray, Y: np.ndarray) -> Onset | None:
@@ -249,6 +262,7 @@ def find_onset(result: "Result", div_line: int, X: np.ndarray, Y: np.ndarray) ->
     step_no = steps["step"].to_numpy()
     ends = np.flatnonzero(np.r_[step_no[1:div_line + 1] != step_no[:div_line], True])  # batch ends
     window = max(1, min(len(ends), ONSET_EVALS // max(len(Y), 1)))
+    truncated = window < len(ends)
     ends = ends[len(ends) - window:]
     # the full-data loss before each of these steps, and after the last of them
     starts = np.r_[np.searchsorted(step_no, step_no[ends], "left")]
@@ -257,6 +271,8 @@ def find_onset(result: "Result", div_line: int, X: np.ndarray, Y: np.ndarray) ->
     start = mean_loss(model, result.experiment.loss, X, Y, {q: steps[q].to_numpy()[:1] for q in model.params})[0]
     with np.errstate(invalid="ignore"):
         below = np.flatnonzero(full[:-1] <= start)  # NaN (blown up) is never below
+    if not len(below) and truncated:
+        return None  # it started before the steps looked at: no claim rather than a wrong one
     j = int(below[-1]) if len(below) else 0  # the last time the loss was back where the Run began
     end, first = int(ends[j]), int(starts[j])
     geo = step_geometry(result, np.array([end]))
@@ -617,7 +633,7 @@ def gaps_sentence(gaps: dict[str, GradGap]) -> str:
 # The loss landscape
 
 LANDSCAPE_POINTS = 17  # grid points per axis (odd: the middle line is drawn too)
-LANDSCAPE_ROW_EVALS = 20_000_000  # grid cells × data rows above which rows are sampled evenly
+LANDSCAPE_ROW_EVALS = 4_000_000  # grid cells × data rows above which rows are sampled evenly
 LANDSCAPE_PATH = 500  # path points kept at most (evenly sampled beyond this)
 
 
@@ -640,16 +656,13 @@ def mean_loss(model: Model, loss: str, X: np.ndarray, Y: np.ndarray, grid: dict[
     """The mean row loss over the data at each point of `grid` (arrays of one shape), by the
     model's own cells, the same arithmetic the steps tab's loss column holds."""
     shape = np.broadcast(*grid.values()).shape
-    flat = {k: np.broadcast_to(v, shape).reshape(-1) for k, v in grid.items()}
-    total = np.zeros(len(next(iter(flat.values()))))
-    chunk = max(1, 2_000_000 // max(len(total), 1))
+    points = {k: np.broadcast_to(v, shape).reshape(-1, 1) for k, v in grid.items()}
+    n = int(np.prod(shape))
+    total = np.zeros(n)
+    chunk = max(1, 1_000_000 // max(n, 1))
     for r0 in range(0, len(Y), chunk):
-        xs = {n: X[None, r0:r0 + chunk, i] for i, n in enumerate(model.inputs)}
-        params = {k: v[:, None] for k, v in flat.items()}
-        part = row_loss(model, loss, {n: np.broadcast_to(v, (len(total), v.shape[1])) for n, v in xs.items()},
-                        np.broadcast_to(Y[None, r0:r0 + chunk], (len(total), min(chunk, len(Y) - r0))),
-                        {k: np.broadcast_to(v, (len(total), min(chunk, len(Y) - r0))) for k, v in params.items()})[0]
-        total += part.sum(axis=1)
+        inputs = {name: X[None, r0:r0 + chunk, i] for i, name in enumerate(model.inputs)}
+        total += row_loss_value(model, loss, inputs, Y[None, r0:r0 + chunk], points).sum(axis=1)
     return (total / len(Y)).reshape(shape)
 
 

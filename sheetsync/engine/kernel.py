@@ -338,11 +338,11 @@ def load_kernel(spec: Spec, which: str | None = None):
     """The compiled loop for `spec`, called as
     kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV); `which` is a `backend()`."""
     which = which or backend()
-    if which == "c":
-        kernel = _load_c_kernel(spec)
-        if kernel is not None:
-            return kernel
-    return _load_numba_kernel(spec)
+    memo = spec.__dict__.setdefault("_kernels", {})  # a Run calls the same loop many times (macros)
+    if which not in memo:
+        kernel = _load_c_kernel(spec) if which == "c" else None
+        memo[which] = kernel if kernel is not None else _load_numba_kernel(spec)
+    return memo[which]
 
 
 def _load_c_kernel(spec: Spec):
