@@ -176,6 +176,7 @@ class Chart:
     x_max: float | None = None
     y_min: float | None = None
     y_max: float | None = None
+    axis_format: str | None = None  # number format of both axes' labels (None: the data's own)
 
 
 @dataclass

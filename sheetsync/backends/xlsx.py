@@ -1828,6 +1828,10 @@ def native_chart(chart: Chart):
             axis.scaling.min = lo
         if hi is not None:
             axis.scaling.max = hi
+        if chart.axis_format:
+            from openpyxl.chart.data_source import NumFmt
+
+            axis.numFmt = NumFmt(formatCode=chart.axis_format, sourceLinked=False)
     native.width = chart.width_px / 37.795275591  # openpyxl sizes charts in cm
     native.height = chart.height_px / 37.795275591
     native.anchor = f"{col_letter(chart.anchor[1])}{chart.anchor[0] + 1}"

@@ -199,19 +199,18 @@ def how_sentence(result: "Result", onset: int | None, X: np.ndarray) -> str:
     steps = result.steps
     x_note = ""
     if onset is not None and len(model.inputs) == 1:
-        x_note = f" (x = {steps[model.inputs[0]].iloc[onset]:g} at the step where it started)"
+        x_note = f" (x = {steps[model.inputs[0]].iloc[onset]:g} where it started)"
     pairs = coupled_pairs(model)
     if pairs:
         moved = _largest_relative_updates(result, onset) if onset is not None else list(model.params)
         pairs.sort(key=lambda pq: -(pq[0] in moved) - (pq[1] in moved))
         p, q = pairs[0]
         grows = [r for r in (p, q) if set(model.inputs) & set(symbols(inlined_gradient(model, r)))]
-        with_x = (f", and {' and '.join(f'de/d{r}' for r in grows)} also grow{'s' if len(grows) == 1 else ''} "
-                  f"with the input{x_note}, so one row with a large input can make one step overshoot"
-                  if grows else "")
-        return (f"Why: {p} and {q} multiply each other in the prediction, so each one's gradient "
-                f"grows with the other (de/d{p} = {grads[p]}, de/d{q} = {grads[q]}, where g = {g}); "
-                f"a step that enlarges one enlarges the next step of the other{with_x}.")
+        with_x = (f", and {' and '.join(f'de/d{r}' for r in grows)} grow{'s' if len(grows) == 1 else ''} with "
+                  f"the input too{x_note}: one row with a large input can make a step overshoot, and the next "
+                  "step is larger still" if grows else "")
+        return (f"Why: {p} and {q} multiply each other, so each one's gradient grows with the other "
+                f"(de/d{p} = {grads[p]}, de/d{q} = {grads[q]}, g = {g}){with_x}.")
     # linear in its parameters: one row's squared loss has curvature 2·Σ(dpred/dq)² along g
     ones = {"dloss": const(1.0)}
     dpred = [plain(subs(model.grads[q], ones)) for q in model.params]
@@ -312,10 +311,9 @@ def onset_sentence(result: "Result", onset: Onset) -> str:
     changes = ", ".join(f"{q} {float(s[q]):.4g} → {float(s[f'new {q}']):.4g}" for q in onset.moved)
     own = "its own rows" if result.spec.batch_size > 1 else "its own row"
     verb = "overshot" if onset.loss_after > onset.loss_before else "did not overshoot"
-    return (f"It started at {where}: after this update ({changes}) the loss over all {onset.rows:,} data "
-            f"rows ({onset.lowest:,.4g} just before it) never again came down to where the Run began "
-            f"({onset.start_loss:,.4g}); the update {verb} {own} (loss {onset.loss_before:,.4g} → "
-            f"{onset.loss_after:,.4g}).")
+    return (f"It started at {where}: this update ({changes}) {verb} {own} (loss {onset.loss_before:,.4g} → "
+            f"{onset.loss_after:,.4g}), and from then on the loss over all {onset.rows:,} rows never came back "
+            f"down to where the Run began ({onset.start_loss:,.4g}).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,8 +335,8 @@ class SafeLr:
                     f"falling loss over {self.epochs} epochs from the same start: look at the init values "
                     "or the model.")
         return (f"lr {self.lr:g} trains: loss {self.first_loss:,.4g} → {self.last_loss:,.4g} over "
-                f"{self.epochs} epochs from the same start (checked: every lr of the 1-3 grid below "
-                f"{current:g} down to it was run, and this is the largest that trained with a falling loss).")
+                f"{self.epochs} epochs from the same start (checked: the largest lr of the 1-3 grid below "
+                f"{current:g} that does).")
 
 
 def candidate_lrs(lr: float, n: int = SEARCH_CANDIDATES) -> list[float]:
@@ -632,7 +630,8 @@ def gaps_sentence(gaps: dict[str, GradGap]) -> str:
 # ---------------------------------------------------------------------------------------------
 # The loss landscape
 
-LANDSCAPE_POINTS = 17  # grid points per axis (odd: the middle line is drawn too)
+LANDSCAPE_POINTS = 15  # grid points per axis (odd: the middle line is drawn too); with the path
+# chart beside it, the grid fits a first screen
 LANDSCAPE_ROW_EVALS = 4_000_000  # grid cells × data rows above which rows are sampled evenly
 LANDSCAPE_PATH = 500  # path points kept at most (evenly sampled beyond this)
 

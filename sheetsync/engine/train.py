@@ -319,7 +319,7 @@ def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps:
     if q is None:
         reason = "the loss became infinite or not a number"
     else:
-        reason = f"the update of {q} left the range ±{bound:g} (or stopped being a number)"
+        reason = f"{q} left ±{bound:g}"
     lr_bound = stable_lr_bound(job)
     return Divergence(epoch=epoch, step=step, row=row, param=q, reason=reason, lr_bound=lr_bound)
 

@@ -118,7 +118,8 @@ class StepFormulas:
         n_data = int(result.steps["row"].max()) if len(result.steps) else 1  # batch sizes depend on it
         self.job = prepare(result.experiment, np.zeros((n_data, len(result.input_names))), np.zeros(n_data))
         self.program: Program = build_program(self.job.spec)
-        self.columns = list(result.steps.columns)
+        # the loop's columns (a steps tab read back by `trace` also holds the tab's own extra ones)
+        self.columns = [c for c in result.steps.columns if c not in STEPS_EXTRA_COLUMNS]
         self.letter = {c: col_letter(i) for i, c in enumerate(self.columns)}
         self.data_cells = data_cells  # (data row 0-based, input name) -> "data!B7"
         self.settings = setting_cells  # setting name -> "experiments!B5"
@@ -305,8 +306,8 @@ class StepFormulas:
     def precedents(self, i: int, column: str) -> list[Ref]:
         """The cells (and constants) the cell of line `i`, `column` reads, in formula order."""
         lines = self.lines
-        if column in ("epoch", "step", "row"):
-            return []
+        if column in ("epoch", "step", "row") or column in STEPS_EXTRA_COLUMNS:
+            return []  # counters, and what sheetsync computes beside the loop (no formula)
         if column in self.program.input_columns:
             data_row = int(self.result.steps["row"].iat[i]) - 1
             return [Ref("data", self.data_cells(data_row, column), data_row=data_row, column=column)]

@@ -19,7 +19,7 @@ from ..engine.explain import LANDSCAPE_PATH, LANDSCAPE_POINTS, Landscape, landsc
 from ..engine.result import Result
 
 GRID_ROW = 3  # 0-based row of the grid's first line (sheet row 4)
-CELL_WIDTH = 8.0  # characters: General then shows 4-6 significant digits
+CELL_WIDTH = 6.5  # characters: a loss of 205799 fits, so the grid and its chart share a first screen
 TAB_SUFFIX = " landscape"
 MAX_TAB = 31  # characters in a tab name (Excel's limit)
 
@@ -33,7 +33,7 @@ def landscape_tab_name(experiment: str) -> str:
 def render_landscape(result: Result, x: np.ndarray, y: np.ndarray, max_cells: int) -> TabPlan | None:
     """The tab, or None when the model or the cells left (`max_cells`) have no room for it."""
     X = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
-    width = LANDSCAPE_POINTS + 2 + 8 + 3  # grid, gap, the chart's columns, the path's numbers
+    width = LANDSCAPE_POINTS + 1 + 8 + 3  # grid, the chart's columns, the path's numbers
     path_points = min(LANDSCAPE_PATH, max_cells // width - GRID_ROW)
     if path_points < 2:
         return None
@@ -45,18 +45,21 @@ def render_landscape(result: Result, x: np.ndarray, y: np.ndarray, max_cells: in
     g = len(land.xs)
     tab.texts.append(Text(0, 0, _title(result, land), bold=True, wrap=True, span=g + 1))
     tab.texts.append(Text(1, 0, _how_to_read(result, land), wrap=True, span=g + 1))
-    grid = [Column(_number(v), land.loss[:, j], "General", CELL_WIDTH) for j, v in enumerate(land.xs)]
+    fmt = "0" if np.nanmin(land.loss) >= 10 else "0.00"  # losses large or small, in 6 characters
+    if np.nanmax(land.loss) >= 1e6:
+        fmt = "0.0E+0"
+    grid = [Column(_number(v), land.loss[:, j], fmt, CELL_WIDTH) for j, v in enumerate(land.xs)]
     tab.tables.append(Table([Column(f"{land.q} ↓ / {land.p} →", land.ys, "0.0000", 10)] + grid,
                             row=GRID_ROW - 1, col=0))
     for j, v in enumerate(land.xs):  # the x values as numbers over the header's text
-        tab.texts.append(Text(GRID_ROW - 1, 1 + j, float(v), bold=True, number_format="0.0000"))
+        tab.texts.append(Text(GRID_ROW - 1, 1 + j, float(v), bold=True, number_format="0.000"))
     tab.color_scales.append(ColorScale(GRID_ROW, 1, len(land.ys), g))
-    chart_col = g + 2  # right of the grid, on the first screen; the path's numbers right of it
+    chart_col = g + 1  # right of the grid, on the first screen; the path's numbers right of it
     path_col = chart_col + 8
     k = len(land.path)
     tab.tables.append(Table([Column("step", land.path_steps.astype(float), "0", 7),
-                             Column(f"path {land.p}", land.path[:, 0], "General", 12),
-                             Column(f"path {land.q}", land.path[:, 1], "General", 12)],
+                             Column(f"path {land.p}", land.path[:, 0], "0.0000", 10),
+                             Column(f"path {land.q}", land.path[:, 1], "0.0000", 10)],
                             row=GRID_ROW - 1, col=path_col))
     top = GRID_ROW
     series = [Series("path", RangeRef(name, top, path_col + 2, top + k, path_col + 3),
@@ -64,9 +67,9 @@ def render_landscape(result: Result, x: np.ndarray, y: np.ndarray, max_cells: in
               Series("start", RangeRef(name, top, path_col + 2, top + 1, path_col + 3),
                      RangeRef(name, top, path_col + 1, top + 1, path_col + 2), "markers")]
     chart = Chart("scatter", f"The path over ({land.p}, {land.q}), on the grid's axes",
-                  series, land.p, land.q, anchor=(GRID_ROW - 1, chart_col), width_px=420, height_px=330,
+                  series, land.p, land.q, anchor=(GRID_ROW - 1, chart_col), width_px=400, height_px=330,
                   x_min=float(land.xs[0]), x_max=float(land.xs[-1]),
-                  y_min=float(land.ys[-1]), y_max=float(land.ys[0]))
+                  y_min=float(land.ys[-1]), y_max=float(land.ys[0]), axis_format="0.00")
     tab.charts.append(chart)
     return tab
 
