@@ -297,11 +297,12 @@ class Experiment:
 
     def replace(self, **changes: Any) -> "Experiment":
         """A copy with some settings changed (validated again)."""
+        name = changes.pop("name", self.name)
         settings = {k: self.values[k] for k in self.given}
         init = dict(self.init)
         init.update(changes.pop("init", {}) or {})
         settings.update(changes)
-        return Experiment(changes.pop("name", self.name), init=init, **settings)
+        return Experiment(name, init=init, **settings)
 
     def settings(self) -> dict[str, Any]:
         """Every setting with its effective value (for run logs and outputs)."""

@@ -247,3 +247,13 @@ def test_the_python_api_refuses_non_finite_settings(settings):
 
     with pytest.raises(SettingError, match="expected a finite number"):
         Experiment("e", **settings)
+
+
+def test_the_python_api_suggests_settings_by_meaning_too():
+    from sheetsync.errors import SettingError
+    from sheetsync.settings import Experiment
+
+    with pytest.raises(SettingError, match=r"unknown setting.*\(did you mean 'lr'\?\)$"):
+        Experiment("e", learning_rate=0.1)
+    with pytest.raises(SettingError, match=r"\(did you mean 'batch_size'\?\)$"):
+        Experiment("e", bs=4)

@@ -1338,7 +1338,7 @@ class TabRenderer:
             if isinstance(values, np.ndarray) and values.dtype.kind not in "fiub":
                 values = values.tolist()
             fast = isinstance(values, np.ndarray) and values.dtype.kind in "fiu" and not col.formulas
-            out.append(ColumnData(values, col.formulas, styles.xf(col.number_format), fast))
+            out.append(ColumnData(values, col.formulas, styles.xf(col.number_format, wrap=col.wrap), fast))
         return out
 
     def _overlays(self, styles: ooxml.StyleSheet) -> dict[tuple[int, int], Overlay]:
@@ -1351,9 +1351,10 @@ class TabRenderer:
             overlays.setdefault((t.row, t.col), Overlay()).text = t
         for (r, c), o in overlays.items():
             fmt, bold = self._format_at(r, c)
+            wrap = False
             if o.text is not None:
-                fmt, bold = o.text.number_format, o.text.bold
-            o.style = styles.xf(fmt, bold, o.fill)
+                fmt, bold, wrap = o.text.number_format, o.text.bold, o.text.wrap
+            o.style = styles.xf(fmt, bold, o.fill, wrap)
         return overlays
 
     def _format_at(self, row: int, col: int) -> tuple[str | None, bool]:
@@ -1435,11 +1436,30 @@ class TabRenderer:
         yield self._dimension() + self._views() + self._widths() + "<sheetData>"
         yield from self._rows()
         yield "</sheetData>"
+        yield self._merges() + self._color_scales()
         if self.drawing_rid:
             yield f'<drawing r:id="{self.drawing_rid}"/>'
         if self.legacy_rid:
             yield f'<legacyDrawing r:id="{self.legacy_rid}"/>'
         yield "</worksheet>"
+
+    def _merges(self) -> str:
+        spans = [t for t in self.plan.texts if t.span > 1]
+        if not spans:
+            return ""
+        refs = "".join(f'<mergeCell ref="{col_letter(t.col)}{t.row + 1}:{col_letter(t.col + t.span - 1)}{t.row + 1}"/>'
+                       for t in spans)
+        return f'<mergeCells count="{len(spans)}">{refs}</mergeCells>'
+
+    def _color_scales(self) -> str:
+        out = []
+        for k, cs in enumerate(self.plan.color_scales, start=1):
+            ref = f"{col_letter(cs.col)}{cs.row + 1}:{col_letter(cs.col + cs.n_cols - 1)}{cs.row + cs.n_rows}"
+            colours = "".join(f'<color rgb="FF{c.upper()}"/>' for c in (cs.low, cs.mid, cs.high))
+            out.append(f'<conditionalFormatting sqref="{ref}"><cfRule type="colorScale" priority="{k}">'
+                       '<colorScale><cfvo type="min"/><cfvo type="percentile" val="50"/><cfvo type="max"/>'
+                       f'{colours}</colorScale></cfRule></conditionalFormatting>')
+        return "".join(out)
 
     def _dimension(self) -> str:
         rows, cols = self.plan.extent()
@@ -1475,21 +1495,22 @@ class TabRenderer:
                    for t, cols in zip(self.plan.tables, self.columns)]
         sources.append(self._loose_cells())
         merged = heapq.merge(*sources, key=lambda item: item[0])
+        heights = self.plan.row_heights
         current, pieces = -1, []
         for row, col, xml in merged:
             if col < 0:  # whole <row> elements that no other source has cells in
                 if pieces:
-                    yield _row_xml(current, pieces)
+                    yield _row_xml(current, pieces, heights.get(current))
                 current, pieces = -1, []
                 yield xml
                 continue
             if row != current:
                 if pieces:
-                    yield _row_xml(current, pieces)
+                    yield _row_xml(current, pieces, heights.get(current))
                 current, pieces = row, []
             pieces.append((col, xml))
         if pieces:
-            yield _row_xml(current, pieces)
+            yield _row_xml(current, pieces, heights.get(current))
 
     def _alone_in_its_rows(self, table) -> bool:
         """No other table and no loose cell shares a row with `table`: its rows can be written
@@ -1586,10 +1607,11 @@ def _blank(value: Any) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")  # pandas' missing values
 
 
-def _row_xml(row: int, pieces: list[tuple[int, str]]) -> str:
+def _row_xml(row: int, pieces: list[tuple[int, str]], height: float | None = None) -> str:
     if len(pieces) > 1:
         pieces.sort(key=lambda p: p[0])
-    return f'<row r="{row + 1}">' + "".join(xml for _, xml in pieces) + "</row>"
+    ht = f' ht="{height:g}" customHeight="1"' if height else ""
+    return f'<row r="{row + 1}"{ht}>' + "".join(xml for _, xml in pieces) + "</row>"
 
 
 def column_cells(letter: str, rownums: list[str], data: ColumnData, i0: int, i1: int) -> list[str]:
@@ -1796,15 +1818,40 @@ def native_chart(chart: Chart):
             series.cat = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None
             series.smooth = False
         native.series.append(series)
-    native.title = chart.title or None
-    native.x_axis.title = chart.x_title or None
-    native.y_axis.title = chart.y_title or None
+    native.title = _title(chart.title, 1100) if chart.title else None
+    native.x_axis.title = _title(chart.x_title, 900) if chart.x_title else None
+    native.y_axis.title = _title(chart.y_title, 900) if chart.y_title else None
+    if len(chart.series) < 2:  # one series: its name is the title already
+        native.legend = None
+    else:
+        native.legend.position = "b"
     native.x_axis.delete = False
     native.y_axis.delete = False
+    for axis, lo, hi in ((native.x_axis, chart.x_min, chart.x_max), (native.y_axis, chart.y_min, chart.y_max)):
+        if lo is not None:
+            axis.scaling.min = lo
+        if hi is not None:
+            axis.scaling.max = hi
+        if chart.axis_format:
+            from openpyxl.chart.data_source import NumFmt
+
+            axis.numFmt = NumFmt(formatCode=chart.axis_format, sourceLinked=False)
     native.width = chart.width_px / 37.795275591  # openpyxl sizes charts in cm
     native.height = chart.height_px / 37.795275591
     native.anchor = f"{col_letter(chart.anchor[1])}{chart.anchor[0] + 1}"
     return native
+
+
+def _title(text: str, size: int):
+    """A chart or axis title at `size` hundredths of a point (not the 18 pt default that fills a
+    small chart)."""
+    from openpyxl.chart.text import RichText, Text as ChartText
+    from openpyxl.chart.title import Title
+    from openpyxl.drawing.text import CharacterProperties, Paragraph, ParagraphProperties, RegularTextRun
+
+    props = CharacterProperties(sz=size, b=size > 1000)
+    paragraph = Paragraph(pPr=ParagraphProperties(defRPr=props), r=[RegularTextRun(rPr=props, t=text)])
+    return Title(tx=ChartText(rich=RichText(p=[paragraph])), overlay=False)
 
 
 def _ref(r) -> str:
