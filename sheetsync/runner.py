@@ -144,6 +144,8 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
                 progress(offset + done, total)
 
         result = train(exp, x, y, state=state, progress=step_progress)
+        if start == f"reset: {RESTARTED}":
+            result.diagnostics.restarted = RESTARTED  # decided here, from the saved state
         done_before += exp.epochs * dataset.n_rows
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
         notes = _notes(result, start)

@@ -299,6 +299,8 @@ class Experiment:
         """A copy with some settings changed (validated again)."""
         name = changes.pop("name", self.name)
         settings = {k: self.values[k] for k in self.given}
+        if settings.get("batch_size") == 0:  # the stored form of 'all', which validation takes as text
+            settings["batch_size"] = "all"
         init = dict(self.init)
         init.update(changes.pop("init", {}) or {})
         settings.update(changes)

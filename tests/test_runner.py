@@ -150,6 +150,7 @@ def test_a_diverged_run_is_a_result_and_the_next_run_starts_again_from_init():
     assert "Diverged at epoch 1, step 7" in steps[0][0]
     again = run("mem", backend=backend).experiments[0]
     assert again.start == "reset: the last run diverged; this Run started again from the init values"
+    assert again.diagnostics["restarted"] == "the last run diverged; this Run started again from the init values"
     assert any("started again from the init values" in n for n in again.notes)
     assert "started again from the init values" in backend.grids["runs"][2][6]
     _, rows = epochs_table(backend, "hot")

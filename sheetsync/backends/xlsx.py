@@ -75,7 +75,7 @@ except ImportError:  # a platform without isal's wheels
     deflate_lib = zlib
 
 from ..errors import BackendError, OwnershipError
-from . import ooxml
+from . import chart_xml, ooxml
 from .order import NEW, OLD, arrange
 from .base import (CellError, CellValue, Chart, DateCell, Plan, Snapshot, TabInfo, TabPlan, Text,
                    Uncomputed, col_letter)
@@ -1410,20 +1410,14 @@ class TabRenderer:
         return main + parts
 
     def _chart_parts(self, drawing_part: str, names: PartNames) -> list[NewPart]:
-        from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
-        from openpyxl.xml.functions import tostring
-
-        drawing = SpreadsheetDrawing()
-        parts = []
-        for chart in self.plan.charts:
-            native = native_chart(chart)
-            _, native._id = names.numbered("xl/charts/chart{}.xml")
-            drawing.charts.append(native)
-            parts.append(NewPart(native.path[1:], ooxml.CT_CHART, tostring(native._write())))
-        drawing_xml = tostring(drawing._write())
-        drawing_rels = tostring(drawing._write_rels())
-        return [NewPart(drawing_part, ooxml.CT_DRAWING, drawing_xml),
-                NewPart(ooxml.rels_part(drawing_part), None, drawing_rels)] + parts
+        charts = self.plan.charts
+        for chart in charts:
+            if chart.kind not in ("line", "scatter"):
+                raise BackendError(f"chart {chart.title!r}: kind must be 'line' or 'scatter', not {chart.kind!r}")
+        paths = [names.numbered("xl/charts/chart{}.xml")[0] for _ in charts]
+        return [NewPart(drawing_part, ooxml.CT_DRAWING, chart_xml.drawing_xml(charts)),
+                NewPart(ooxml.rels_part(drawing_part), None, chart_xml.drawing_rels(paths))] + [
+            NewPart(path, ooxml.CT_CHART, chart_xml.chart_xml(chart)) for path, chart in zip(paths, charts)]
 
     def parts(self) -> list[NewPart]:
         return self._parts
@@ -1778,81 +1772,3 @@ def comment_parts(notes: list[tuple[int, int, str]], blocks: list[int]) -> tuple
     first_id = blocks[0] * 1024
     vml = re.sub(r"_x0000_s(\d+)", lambda m: f"_x0000_s{first_id + int(m.group(1)) - 1024}", vml)
     return tostring(sheet.to_tree()), vml.encode("utf-8")
-
-
-_SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")
-
-
-def native_chart(chart: Chart):
-    """An openpyxl line or scatter chart whose series point at `RangeRef`s."""
-    from openpyxl.chart import LineChart, ScatterChart
-    from openpyxl.chart.data_source import AxDataSource, NumDataSource, NumRef
-    from openpyxl.chart.marker import Marker
-    from openpyxl.chart.series import Series as LineSeries, SeriesLabel, XYSeries
-    from openpyxl.chart.shapes import GraphicalProperties
-    from openpyxl.drawing.line import LineProperties
-
-    scatter = chart.kind == "scatter"
-    if chart.kind not in ("line", "scatter"):
-        raise BackendError(f"chart {chart.title!r}: kind must be 'line' or 'scatter', not {chart.kind!r}")
-    native = ScatterChart() if scatter else LineChart()
-    for s in chart.series:
-        series = XYSeries() if scatter else LineSeries()
-        series.tx = SeriesLabel(v=s.name)
-        x = s.x or chart.domain
-        y_source = NumDataSource(numRef=NumRef(f=_ref(s.y)))
-        if scatter:
-            series.yVal = y_source
-            series.xVal = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None
-            if s.style == "line":  # a curve through the points (the model over a sorted grid)
-                series.marker = Marker(symbol="none")
-                series.graphicalProperties = GraphicalProperties(ln=LineProperties(w=28575))
-            else:  # filled markers: an unfilled marker shows white in LibreOffice
-                colour = _SERIES_COLOURS[len(native.series) % len(_SERIES_COLOURS)]
-                series.marker = Marker(symbol="circle", size=5)
-                series.marker.graphicalProperties = GraphicalProperties(solidFill=colour)
-                series.marker.graphicalProperties.line.solidFill = colour
-                series.graphicalProperties = GraphicalProperties(ln=LineProperties(noFill=True))
-        else:
-            series.val = y_source
-            series.cat = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None
-            series.smooth = False
-        native.series.append(series)
-    native.title = _title(chart.title, 1100) if chart.title else None
-    native.x_axis.title = _title(chart.x_title, 900) if chart.x_title else None
-    native.y_axis.title = _title(chart.y_title, 900) if chart.y_title else None
-    if len(chart.series) < 2:  # one series: its name is the title already
-        native.legend = None
-    else:
-        native.legend.position = "b"
-    native.x_axis.delete = False
-    native.y_axis.delete = False
-    for axis, lo, hi in ((native.x_axis, chart.x_min, chart.x_max), (native.y_axis, chart.y_min, chart.y_max)):
-        if lo is not None:
-            axis.scaling.min = lo
-        if hi is not None:
-            axis.scaling.max = hi
-        if chart.axis_format:
-            from openpyxl.chart.data_source import NumFmt
-
-            axis.numFmt = NumFmt(formatCode=chart.axis_format, sourceLinked=False)
-    native.width = chart.width_px / 37.795275591  # openpyxl sizes charts in cm
-    native.height = chart.height_px / 37.795275591
-    native.anchor = f"{col_letter(chart.anchor[1])}{chart.anchor[0] + 1}"
-    return native
-
-
-def _title(text: str, size: int):
-    """A chart or axis title at `size` hundredths of a point (not the 18 pt default that fills a
-    small chart)."""
-    from openpyxl.chart.text import RichText, Text as ChartText
-    from openpyxl.chart.title import Title
-    from openpyxl.drawing.text import CharacterProperties, Paragraph, ParagraphProperties, RegularTextRun
-
-    props = CharacterProperties(sz=size, b=size > 1000)
-    paragraph = Paragraph(pPr=ParagraphProperties(defRPr=props), r=[RegularTextRun(rPr=props, t=text)])
-    return Title(tx=ChartText(rich=RichText(p=[paragraph])), overlay=False)
-
-
-def _ref(r) -> str:
-    return abs_ref(r.tab, r.row0, r.col0, r.row1, r.col1)
