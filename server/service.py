@@ -9,6 +9,7 @@ finished by then is answered whole (200), a longer one with its id (202) to poll
 from __future__ import annotations
 
 import inspect
+import os
 import logging
 import math
 import threading
@@ -65,7 +66,7 @@ class RunService:
         except ApiError as e:
             self.store.fail(job.run_id, e.body()["error"], e.status)
         except SheetsyncError as e:
-            failure = from_sheetsync(e, job.google)
+            failure = from_sheetsync(e, job.google, folder=None if job.google else os.path.dirname(job.sheet.target))
             self.store.fail(job.run_id, failure.body()["error"], failure.status)
         except Exception as e:  # noqa: BLE001 - a bug: the run fails, the worker lives on
             log.error("run %s failed: internal error %s", job.run_id, type(e).__name__)
