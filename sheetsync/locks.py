@@ -23,6 +23,13 @@ except ImportError:  # Windows: no cross-process lock; the content check still r
     fcntl = None  # type: ignore[assignment]
 
 
+def default_lock_folder() -> str:
+    """The user's lock folder (beside the server's default run store): where every entry point
+    on this machine meets for a Google spreadsheet."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "sheetsync", "locks")
+
+
 class SpreadsheetLocks:
     def __init__(self, folder: str):
         self.folder = folder
