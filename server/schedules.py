@@ -36,7 +36,7 @@ from flask import Blueprint, current_app, jsonify
 
 from sheetsync.schedule.dispatch import quota_warning
 from sheetsync.schedule.store import Schedule, ScheduleStore
-from sheetsync.schedule.triggers import TriggerError, make_trigger, period
+from sheetsync.schedule.triggers import MAX_INTERVAL, MIN_INTERVAL, TriggerError, make_trigger, period
 
 from sheetsync.errors import SheetsyncError
 
@@ -61,7 +61,7 @@ SCHEDULE_REQUEST = {
                    "description": "The organiser's sheet; its tab lists the member sheets (one column).",
                    "properties": {"spreadsheet": SPREADSHEET,
                                   "tab": {"type": "string", "minLength": 1, "maxLength": 100, "default": "roster"}}},
-        "every": {"type": "integer", "minimum": 60, "maximum": 31 * 86400,
+        "every": {"type": "integer", "minimum": MIN_INTERVAL, "maximum": MAX_INTERVAL,
                   "description": "Interval in seconds (give this or cron)."},
         "cron": {"type": "string", "minLength": 9, "maxLength": 100, "example": "*/30 * * * *",
                  "description": "Five-field crontab line, UTC."},
