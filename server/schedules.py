@@ -228,14 +228,14 @@ def init_app(app) -> None:
     """The store beside the run store; the embedded trigger when SHEETSYNC_SCHEDULER=embedded."""
     folder = os.path.dirname(os.path.abspath(app.config["RUN_STORE"]))
     app.extensions["sheetsync.schedules"] = ScheduleStore(os.path.join(folder, "schedules.sqlite3"))
-    if (app.config.get("SCHEDULER") or os.environ.get("SHEETSYNC_SCHEDULER")) == "embedded":
+    if app.config.get("SCHEDULER") == "embedded":
         start_embedded(app, folder)
 
 
 def start_embedded(app, folder: str) -> threading.Thread:
     from sheetsync.schedule.service import build_scheduler
 
-    redis_url = app.config.get("REDIS_URL") or os.environ.get("SHEETSYNC_REDIS_URL")
+    redis_url = app.config.get("REDIS_URL")
     scheduler = build_scheduler(os.path.join(folder, "schedules.sqlite3"), redis_url=redis_url)
     stop = threading.Event()
     thread = threading.Thread(target=scheduler.run, args=(stop.is_set,), daemon=True, name="sheetsync-scheduler")
