@@ -144,11 +144,10 @@ class XlsxBackend:
     # -- reading ------------------------------------------------------------------------------
 
     def read(self, tabs: Sequence[str]) -> Snapshot:
-        seen = FileIdentity.of(self.path)
         if self._read_as is None or not self._depth:
-            self._read_as = seen
-        elif seen != self._read_as:
-            raise WorkbookChanged(self.path)
+            self._read_as = FileIdentity.of(self.path)
+        else:
+            self._read_as.still(self.path)  # every read of a session sees the same file
         pkg = ooxml.Package(self.path)
         try:
             return WorkbookReader(pkg).snapshot(list(tabs))
@@ -166,9 +165,10 @@ class XlsxBackend:
         with self.writing(fresh=False):
             if not self.force:
                 refuse_open_elsewhere(self.path)
-            now = FileIdentity.of(self.path)
-            if self._read_as is not None and now != self._read_as:
-                raise WorkbookChanged(self.path)  # what was trained on is no longer there
+            if self._read_as is not None:  # what was trained on must still be there
+                now = self._read_as.still(self.path)
+            else:
+                now = FileIdentity.of(self.path, hashed=False)
             remove_abandoned_temps(self.path)
             pkg = ooxml.Package(self.path)
             try:
@@ -260,7 +260,8 @@ def _refuse_if_changed(path: str, before: os.stat_result | None) -> None:
     if before is None:
         return
     now = os.stat(path)
-    if (now.st_mtime_ns, now.st_size, now.st_ino) != (before.st_mtime_ns, before.st_size, before.st_ino):
+    if ((now.st_mtime_ns, now.st_ctime_ns, now.st_size, now.st_ino, now.st_dev)
+            != (before.st_mtime_ns, before.st_ctime_ns, before.st_size, before.st_ino, before.st_dev)):
         raise WorkbookChanged(path)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import sheetsync.runner as runner
 from sheetsync import cli
+from sheetsync.backends import guard
 from sheetsync.backends.guard import WorkbookChanged, WorkbookOpenElsewhere
 from sheetsync.backends.xlsx import XlsxBackend
 from sheetsync.demo import write_demo
@@ -53,11 +54,29 @@ def _note_plan():
     return Plan(tabs=[TabPlan("note", texts=[Text(0, 0, "saved by someone else")])])
 
 
-def test_a_workbook_saved_by_someone_else_during_training_is_not_replaced(monkeypatch, book, tmp_path):
+# The file's identity is its stat when it had been still for a while, its content hash when it
+# had just changed (timestamps are coarse): both ways, in both directions.
+STILL_AND_FRESH = pytest.mark.parametrize("fresh_ns", [0, 10 ** 18], ids=["still", "fresh"])
+
+
+@STILL_AND_FRESH
+def test_a_workbook_saved_by_someone_else_during_training_is_not_replaced(monkeypatch, book, tmp_path, fresh_ns):
+    monkeypatch.setattr(guard, "FRESH_NS", fresh_ns)
     saved = saved_elsewhere_while_training(monkeypatch, book, tmp_path)
     with pytest.raises(WorkbookChanged, match="the workbook changed since it was read; run again"):
         runner.run(str(book), experiments=["basic"])
     assert digest(book) == saved  # their save stands
+
+
+@STILL_AND_FRESH
+def test_a_file_read_and_written_by_one_run_is_not_mistaken_for_changed(monkeypatch, book, fresh_ns):
+    monkeypatch.setattr(guard, "FRESH_NS", fresh_ns)
+    backend = XlsxBackend(str(book))
+    with backend.writing():
+        backend.read(["data"])
+        backend.read(["experiments"])
+        backend.apply(_note_plan())
+    assert "note" in [t.title for t in XlsxBackend(str(book)).read([]).tabs]
 
 
 def test_the_cli_says_so_with_exit_code_4(monkeypatch, book, tmp_path, capsys):
