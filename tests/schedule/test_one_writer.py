@@ -136,3 +136,31 @@ def test_no_run_is_lost_between_two_entry_points(tmp_path, redis_url, redis_clie
     assert results == [True] * (2 * RUNS_EACH), results
     runs = 1 + 2 * RUNS_EACH  # the push, then every run of both entry points
     assert runs_recorded(book) == (runs, runs * EPOCHS, runs * EPOCHS)  # 0 lost runs
+
+
+def test_with_redis_the_server_takes_the_schedulers_redis_lock(tmp_path, redis_url, redis_client):
+    """Across machines only Redis is shared: the server, given REDIS_URL, waits on the very
+    lock key an RQ worker holds for the sheet (here: held by the test)."""
+    import time
+
+    from server import create_app
+    from sheetsync.schedule.coordination import RedisLocks
+    from sheetsync.schedule.work import sheet_key
+
+    book = make_book(tmp_path)
+    app = create_app({"MODE": "local", "LOCAL_FOLDER": str(tmp_path), "LOCAL_TOKEN": "t" * 24,
+                      "RUN_STORE": str(tmp_path / "server" / "runs.sqlite3"), "SYNC_BUDGET": 0.5,
+                      "REDIS_URL": redis_url})
+    client = app.test_client()
+    auth = {"Authorization": "Bearer " + "t" * 24}
+    with RedisLocks(redis_client).hold(sheet_key(str(book))):  # an RQ worker's run of the book
+        answer = client.post("/v1/runs", json={"spreadsheet": book.name}, headers=auth)
+        assert answer.status_code == 202 and answer.json["status"] == "queued", answer.json
+        time.sleep(0.5)
+        assert client.get(answer.headers["Location"], headers=auth).json["status"] == "queued"
+    deadline = time.monotonic() + 60
+    while client.get(answer.headers["Location"], headers=auth).json["status"] != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    app.extensions["sheetsync"].runs.shutdown()
+    assert runs_recorded(book)[0] == 2
