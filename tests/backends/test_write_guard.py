@@ -163,3 +163,39 @@ def test_reading_alone_never_waits_for_a_writer(book):
 def test_a_missing_workbook_is_one_clear_error(tmp_path):
     with pytest.raises(BackendError, match="no such workbook"):
         runner.run(str(tmp_path / "gone.xlsx"))
+
+
+def test_the_server_answers_409_for_a_workbook_open_in_libreoffice(book, tmp_path):
+    from server import create_app
+
+    (tmp_path / ".~lock.book.xlsx#").write_text("x")
+    before = digest(book)
+    app = create_app({"MODE": "local", "LOCAL_FOLDER": str(tmp_path), "LOCAL_TOKEN": "t" * 24,
+                      "RUN_STORE": str(tmp_path / "store" / "runs.sqlite3"), "SYNC_BUDGET": 60})
+    answer = app.test_client().post("/v1/runs", json={"spreadsheet": "book.xlsx", "experiments": ["basic"]},
+                                    headers={"Authorization": "Bearer " + "t" * 24})
+    app.extensions["sheetsync"].runs.shutdown()
+    assert answer.status_code == 409, answer.json
+    assert answer.json["error"]["code"] == "workbook_in_use"
+    assert ".~lock.book.xlsx#" in answer.json["error"]["message"]
+    assert str(tmp_path) not in answer.get_data(as_text=True)
+    assert digest(book) == before
+
+
+def test_server_errors_name_workbooks_relative_to_the_served_folder(book, tmp_path):
+    import openpyxl
+
+    from server import create_app
+
+    app = create_app({"MODE": "local", "LOCAL_FOLDER": str(tmp_path), "LOCAL_TOKEN": "t" * 24,
+                      "RUN_STORE": str(tmp_path / "store" / "runs.sqlite3"), "SYNC_BUDGET": 60})
+
+    wb = openpyxl.load_workbook(book)
+    wb.create_sheet("compare")  # a tab of the user's named like one of sheetsync's
+    wb.save(book)
+    answer = app.test_client().post("/v1/runs", json={"spreadsheet": "book.xlsx"},
+                                    headers={"Authorization": "Bearer " + "t" * 24})
+    app.extensions["sheetsync"].runs.shutdown()
+    assert answer.status_code == 409, answer.json
+    assert answer.json["error"]["message"].startswith("book.xlsx: the tab 'compare'")
+    assert str(tmp_path) not in answer.get_data(as_text=True)
