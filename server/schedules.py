@@ -42,7 +42,7 @@ from sheetsync.errors import SheetsyncError
 
 from .errors import ApiError, from_sheetsync
 from .openapi import ref, responses, route
-from .schemas import COMPONENTS, RUN_REQUEST
+from .schemas import RUN_REQUEST
 from .spreadsheets import resolve
 from .validation import validate_body
 from .views import caller, json_body, require_caller
@@ -89,7 +89,7 @@ SCHEDULE = {
 }
 SCHEDULE_LIST = {"type": "object", "required": ["schedules"],
                  "properties": {"schedules": {"type": "array", "items": ref("Schedule")}}}
-COMPONENTS.update({"ScheduleRequest": SCHEDULE_REQUEST, "Schedule": SCHEDULE, "ScheduleList": SCHEDULE_LIST})
+bp.openapi_components = {"ScheduleRequest": SCHEDULE_REQUEST, "Schedule": SCHEDULE, "ScheduleList": SCHEDULE_LIST}
 
 SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True,
                "schema": {"type": "string", "maxLength": 64}}
