@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -28,6 +29,9 @@ def default_lock_folder() -> str:
     on this machine meets for a Google spreadsheet."""
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(state, "sheetsync", "locks")
+
+
+log = logging.getLogger("sheetsync")
 
 
 class SpreadsheetLocks:
@@ -71,10 +75,18 @@ class WorkbookLock:
     def acquire(self) -> None:
         if self.fd is not None or fcntl is None:
             return
+        told = False
         while True:
             fd = _open_for_lock(self.path)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not told:  # one line on stderr in the CLI (logging's last resort), a log line in servers
+                        log.warning("%s: waiting for another run of this workbook to finish",
+                                    os.path.basename(self.path))
+                        told = True
+                    fcntl.flock(fd, fcntl.LOCK_EX)
                 mine = os.fstat(fd)
                 now = os.stat(self.path)
             except BaseException:

@@ -199,3 +199,22 @@ def test_server_errors_name_workbooks_relative_to_the_served_folder(book, tmp_pa
     assert answer.status_code == 409, answer.json
     assert answer.json["error"]["message"].startswith("book.xlsx: the tab 'compare'")
     assert str(tmp_path) not in answer.get_data(as_text=True)
+
+
+def test_a_second_writer_waits_and_says_so(book, tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    first = XlsxBackend(str(book))
+    with first.writing():
+        first.read(["data"])
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        second = subprocess.Popen([sys.executable, "-m", "sheetsync", "run", str(book), "-e", "basic"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert second.poll() is None  # waiting for us
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "book.xlsx: waiting for another run of this workbook to finish" in err and "Traceback" not in err
