@@ -11,6 +11,7 @@ leaves a spreadsheet locked.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import logging
@@ -32,6 +33,7 @@ def default_lock_folder() -> str:
 
 
 log = logging.getLogger("sheetsync")
+NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}  # some network and FUSE file systems
 
 
 class SpreadsheetLocks:
@@ -87,11 +89,18 @@ class WorkbookLock:
                                     os.path.basename(self.path))
                         told = True
                     fcntl.flock(fd, fcntl.LOCK_EX)
-                mine = os.fstat(fd)
-                now = os.stat(self.path)
+                mine, now = os.fstat(fd), os.stat(self.path)
+            except OSError as e:
+                if e.errno not in NO_LOCKS:
+                    os.close(fd)
+                    raise
+                mine = now = None
             except BaseException:
                 os.close(fd)
                 raise
+            if mine is None:  # the file system has no locks: the content check alone guards
+                os.close(fd)
+                return
             if (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino):
                 self.fd = fd
                 return

@@ -218,3 +218,16 @@ def test_a_second_writer_waits_and_says_so(book, tmp_path):
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
     assert "book.xlsx: waiting for another run of this workbook to finish" in err and "Traceback" not in err
+
+
+def test_a_file_system_without_locks_still_runs_guarded_by_the_content_check(book, monkeypatch):
+    import errno
+
+    from sheetsync import locks
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(locks.fcntl, "flock", no_locks)
+    report = runner.run(str(book), experiments=["basic"])
+    assert report.experiments[0].total_epochs == 5
