@@ -57,3 +57,22 @@ def test_a_google_roster_lists_google_sheets_only(tmp_path):
     assert member_targets(rows, "https://docs.google.com/spreadsheets/d/" + KEY.replace("1", "2") + "/edit",
                           refused) == [KEY]
     assert len(refused) == 2 and all("Google roster" in r for r in refused)
+
+
+def test_a_store_from_before_members_were_recorded_is_upgraded(tmp_path):
+    import re
+    import sqlite3
+
+    from sheetsync.schedule.store import SCHEMA, ScheduleStore
+
+    path = tmp_path / "old.sqlite3"
+    old = re.sub(r",(\s*--[^\n]*)?\n\s*members TEXT[^\n]*", r"\1", SCHEMA)
+    assert "members" not in old
+    with sqlite3.connect(path) as db:
+        db.executescript(old)
+        db.execute("INSERT INTO schedules (id, kind, targets, owner, created) VALUES ('a', 'roster', '[\"o.xlsx\"]', 'me', 1)")
+    store = ScheduleStore(str(path))
+    [schedule] = store.list()
+    assert schedule.members is None  # an old roster: any member, as before
+    store.add(Schedule("", "roster", ["k"], every=3600, owner="me", members=["m1"]))
+    assert [s.members for s in store.list()] == [None, ["m1"]]
