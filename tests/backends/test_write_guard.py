@@ -213,11 +213,13 @@ def test_a_second_writer_waits_and_says_so(book, tmp_path):
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         second = subprocess.Popen([sys.executable, "-m", "sheetsync", "run", str(book), "-e", "basic"], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(3)
-        assert second.poll() is None  # waiting for us
+        said = second.stderr.readline()  # once it reaches the lock we hold
+        assert said.strip() == "book.xlsx: waiting for another run of this workbook to finish"
+        time.sleep(0.5)
+        assert second.poll() is None  # still waiting for us
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
-    assert "book.xlsx: waiting for another run of this workbook to finish" in err and "Traceback" not in err
+    assert "Traceback" not in err
 
 
 def test_a_file_system_without_locks_still_runs_guarded_by_the_content_check(book, monkeypatch):
