@@ -217,7 +217,7 @@ def generate_source(spec: Spec) -> str:
         w(f"                {_ident('gsq_', q)} += {u} * {u}")
         w(f"                if {u} != 0.0:")
         w(f"                    {_ident('nz_', q)} += 1.0")
-        if spec.gradient == "both":
+        if spec.gradient in ("both", "numeric"):  # both columns are written
             w(f"                gap = abs({_ident('r_', f'de/d{q} est')} - {_ident('r_', f'de/d{q}')})")
             w(f"                if gap > {_ident('gap_', q)}:")
             w(f"                    {_ident('gap_', q)} = gap")
@@ -370,11 +370,11 @@ def load_kernel(spec: Spec, which: str | None = None):
     """The compiled loop for `spec`, called as
     kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV); `which` is a `backend()`."""
     which = which or backend()
-    if which == "c":
-        kernel = _load_c_kernel(spec)
-        if kernel is not None:
-            return kernel
-    return _load_numba_kernel(spec)
+    memo = spec.__dict__.setdefault("_kernels", {})  # a Run calls the same loop many times (macros)
+    if which not in memo:
+        kernel = _load_c_kernel(spec) if which == "c" else None
+        memo[which] = kernel if kernel is not None else _load_numba_kernel(spec)
+    return memo[which]
 
 
 def _load_c_kernel(spec: Spec):

@@ -207,7 +207,7 @@ def generate_c_source(spec: Spec) -> str:
         u = _ident("u_", q)
         w(f"{_ident('gsq_', q)} += {u} * {u};", 3)
         w(f"if ({u} != 0.0) {_ident('nz_', q)} += 1.0;", 3)
-        if spec.gradient == "both":
+        if spec.gradient in ("both", "numeric"):
             let("gap", f"fabs({_ident('r_', f'de/d{q} est')} - {_ident('r_', f'de/d{q}')})", 3)
             w(f"if (gap > {_ident('gap_', q)}) {_ident('gap_', q)} = gap;", 3)
     if batch > 1:
