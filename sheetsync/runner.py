@@ -29,6 +29,7 @@ from .layout.state import read_state, settings_hash, signature
 from .layout.steps import divergence_sentence
 from .layout.epochs import HEADER_ROW as EPOCHS_HEADER_ROW, read_history
 from .layout.tables import read_table
+from .locks import one_writer
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
 from .parse.inputs import Inputs, model_params
 
@@ -64,11 +65,15 @@ class RunReport:
         return asdict(self)
 
 
+@one_writer
 def run(target: str, *, experiments: list[str] | None = None, action: str = "run", backend=None,
         progress: Callable[[int, int], None] | None = None, data_tab: str = DATA_TAB,
         experiments_tab: str = EXPERIMENTS_TAB, credentials: str | None = None,
-        mode: str | None = None) -> RunReport:
+        mode: str | None = None, force: bool = False) -> RunReport:
     """Run (continue from saved state) or reset the sheet's experiments (all, or `experiments`).
+
+    One writer at a time per workbook, from the first read to the write (`one_writer`); `force`
+    writes even while the workbook is open in LibreOffice or Excel.
 
     `mode` ("values" or "formulas"), when given, overrides every experiment's own `mode` setting.
     """

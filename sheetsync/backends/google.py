@@ -48,6 +48,7 @@ Edges, documented the gspread-dataframe way:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -57,7 +58,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from numbers import Number
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import google.auth.exceptions
 import gspread
@@ -712,6 +713,31 @@ class GoogleBackend:
             raise BackendError(f"{target}: not a Google Sheets URL or key")
         creds, identity = load_credentials(credentials_path, token=token)
         return cls(key, creds, identity=identity, **kwargs)
+
+    @contextlib.contextmanager
+    def writing(self, force: bool = False) -> Iterator[None]:
+        """One writer of this spreadsheet on this machine, from the first read to the write: a
+        lock file per spreadsheet in the user's state folder, taken by the CLI, the server and
+        the scheduler alike (the server's and the scheduler's own locks are taken before it,
+        so the order never inverts). Across machines the scheduler's Redis lock does the same.
+        The Sheets API has no revision to check before a write without a Drive request, so
+        this lock is the guard. `force` is for local workbooks open in an office suite."""
+        from ..locks import SpreadsheetLocks, default_lock_folder
+
+        if getattr(self, "_writing", 0):  # nested (the scheduler, then the runner): held already
+            self._writing += 1
+            try:
+                yield
+            finally:
+                self._writing -= 1
+            return
+        with SpreadsheetLocks(default_lock_folder()).hold("writer:google:" + self.key):
+            self.forget()  # read afresh under the lock
+            self._writing = 1
+            try:
+                yield
+            finally:
+                self._writing = 0
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -75,6 +75,9 @@ except ImportError:  # a platform without isal's wheels
     deflate_lib = zlib
 
 from ..errors import BackendError, OwnershipError
+from ..locks import WorkbookLock
+from .guard import (TEMP_SUFFIX, FileIdentity, WorkbookChanged, refuse_open_elsewhere,
+                    remove_abandoned_temps, temp_prefix)
 from . import chart_xml, ooxml
 from .order import NEW, OLD, arrange
 from .base import (CellError, CellValue, Chart, DateCell, Plan, Snapshot, TabInfo, TabPlan, Text,
@@ -105,12 +108,47 @@ def abs_ref(tab: str, row0: int, col0: int, row1: int, col1: int) -> str:
 class XlsxBackend:
     """A local ``.xlsx``/``.xlsm`` workbook."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, force: bool = False):
         self.path = os.fspath(path)
+        self.force = force  # write even while the workbook is open in LibreOffice or Excel
+        self._lock = WorkbookLock(self.path)
+        self._depth = 0  # nested `writing` sessions
+        self._read_as: FileIdentity | None = None  # the file as the first read of a session saw it
+
+    @contextlib.contextmanager
+    def writing(self, force: bool | None = None, *, fresh: bool = True) -> Iterator[None]:
+        """Be the one writer of this workbook from its first read to its replacement.
+
+        Every entry point's run happens inside one (`runner.run`, the scheduler), so the CLI,
+        the server and the scheduler's threads and RQ workers on this machine queue for the
+        same workbook; reads outside a session (trace, tests) never wait."""
+        if force is not None:
+            self.force = force
+        if self._depth == 0:
+            try:
+                self._lock.acquire()
+            except FileNotFoundError:
+                raise BackendError(f"{self.path}: no such workbook") from None
+            except OSError as e:
+                raise BackendError(f"{self.path}: cannot open the workbook ({e.strerror})") from None
+            if fresh:  # a new session: what an earlier read saw says nothing about this one
+                self._read_as = None
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._read_as = None
+                self._lock.release()
 
     # -- reading ------------------------------------------------------------------------------
 
     def read(self, tabs: Sequence[str]) -> Snapshot:
+        if self._read_as is None or not self._depth:
+            self._read_as = FileIdentity.of(self.path)
+        else:
+            self._read_as.still(self.path)  # every read of a session sees the same file
         pkg = ooxml.Package(self.path)
         try:
             return WorkbookReader(pkg).snapshot(list(tabs))
@@ -125,15 +163,23 @@ class XlsxBackend:
         if not plan.tabs and not plan.remove:
             return
         refuse_read_only(self.path)
-        before = os.stat(self.path)
-        pkg = ooxml.Package(self.path)
-        try:
-            surgery = Surgery(pkg, plan)
-            write_atomically(self.path, surgery.write, before)
-        except (KeyError, zipfile.BadZipFile, EOFError) as e:
-            raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
-        finally:
-            pkg.close()
+        with self.writing(fresh=False):
+            if not self.force:
+                refuse_open_elsewhere(self.path)
+            if self._read_as is not None:  # what was trained on must still be there
+                now = self._read_as.still(self.path)
+            else:
+                now = FileIdentity.of(self.path, hashed=False)
+            remove_abandoned_temps(self.path)
+            pkg = ooxml.Package(self.path)
+            try:
+                surgery = Surgery(pkg, plan)
+                write_atomically(self.path, surgery.write, now.stat)
+            except (KeyError, zipfile.BadZipFile, EOFError) as e:
+                raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
+            finally:
+                pkg.close()
+            self._read_as = None  # the file is now ours; a later apply reads it afresh
 
     @classmethod
     def create(cls, path: str | os.PathLike, tabs: dict[str, list[list]]) -> "XlsxBackend":
@@ -170,7 +216,7 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None], before: os.st
     """Write a temporary file beside `path`, fsync it, and rename it over `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".sheetsync-tmp",
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path) + f"{os.getpid()}.", suffix=TEMP_SUFFIX,
                                    dir=folder)
     except OSError as e:
         raise BackendError(f"{path}: cannot write beside the workbook ({e.strerror})") from None
@@ -215,8 +261,9 @@ def _refuse_if_changed(path: str, before: os.stat_result | None) -> None:
     if before is None:
         return
     now = os.stat(path)
-    if (now.st_mtime_ns, now.st_size, now.st_ino) != (before.st_mtime_ns, before.st_size, before.st_ino):
-        raise BackendError(f"{path}: the workbook changed while sheetsync was writing; run again")
+    if ((now.st_mtime_ns, now.st_ctime_ns, now.st_size, now.st_ino, now.st_dev)
+            != (before.st_mtime_ns, before.st_ctime_ns, before.st_size, before.st_ino, before.st_dev)):
+        raise WorkbookChanged(path)
 
 
 def _fsync_folder(folder: str) -> None:

@@ -378,13 +378,20 @@ def search_safe_lr(result: "Result", x, y, start) -> SafeLr:
         lrs = lrs[:-1]
     if not lrs:
         return SafeLr(None, epochs=epochs)
-    candidates = [exp.replace(name=f"{exp.name} lr {lr:g}", lr=lr, epochs=epochs) for lr in lrs]
-    states = None if start is None else [start] * len(candidates)
-    results = sweep(candidates, x, y, states=states)
-    for lr, r in zip(lrs, results):
-        losses = r.epochs["loss"].to_numpy()
-        if r.diagnostics.divergence is None and trains(losses):
-            return SafeLr(lr, float(losses[0]), float(losses[-1]), epochs, lrs)
+    # largest first, in growing groups (1, 2, 4, the rest): the answer is usually one of the first,
+    # and each group is one sweep (one compiled call where the flavour allows)
+    done = 0
+    for size in (1, 2, 4, len(lrs)):
+        group = lrs[done:done + size]
+        if not group:
+            break
+        candidates = [exp.replace(name=f"{exp.name} lr {lr:g}", lr=lr, epochs=epochs) for lr in group]
+        states = None if start is None else [start] * len(candidates)
+        for lr, r in zip(group, sweep(candidates, x, y, states=states)):
+            losses = r.epochs["loss"].to_numpy()
+            if r.diagnostics.divergence is None and trains(losses):
+                return SafeLr(lr, float(losses[0]), float(losses[-1]), epochs, lrs[:lrs.index(lr) + 1])
+        done += len(group)
     return SafeLr(None, epochs=epochs, tried=lrs)
 
 

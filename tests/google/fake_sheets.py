@@ -474,24 +474,18 @@ class Applier:
     def updateDimensionProperties(self, req: dict) -> dict:
         rng = req.get("range", {})
         sheet = self.sheet(rng.get("sheetId", 0))
-        if rng.get("dimension") == "ROWS":
-            start, end = rng.get("startIndex", 0), rng.get("endIndex", sheet.grid["rowCount"])
-            if end > sheet.grid["rowCount"] or start >= end:
-                raise FakeError(f"Invalid dimension range {start}:{end}")
-            for r in range(start, end):
-                target = {"pixelSize": sheet.row_px[r]} if r in sheet.row_px else {}
-                apply_mask(target, req.get("properties", {}), req["fields"])
-                sheet.row_px[r] = target.get("pixelSize")
-            return {}
-        if rng.get("dimension") != "COLUMNS":
+        dimension = rng.get("dimension")
+        if dimension not in ("ROWS", "COLUMNS"):
             raise FakeError("fake: only ROWS and COLUMNS dimension properties are implemented")
-        start, end = rng.get("startIndex", 0), rng.get("endIndex", sheet.grid["columnCount"])
-        if end > sheet.grid["columnCount"] or start >= end:
+        count, sizes = ((sheet.grid["rowCount"], sheet.row_px) if dimension == "ROWS"
+                        else (sheet.grid["columnCount"], sheet.column_px))
+        start, end = rng.get("startIndex", 0), rng.get("endIndex", count)
+        if end > count or start >= end:
             raise FakeError(f"Invalid dimension range {start}:{end}")
-        for c in range(start, end):
-            target = {"pixelSize": sheet.column_px[c]} if c in sheet.column_px else {}
+        for k in range(start, end):
+            target = {"pixelSize": sizes[k]} if k in sizes else {}
             apply_mask(target, req.get("properties", {}), req["fields"])
-            sheet.column_px[c] = target.get("pixelSize")
+            sizes[k] = target.get("pixelSize")
         return {}
 
     def mergeCells(self, req: dict) -> dict:
