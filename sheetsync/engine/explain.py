@@ -220,10 +220,12 @@ def how_sentence(result: "Result", onset: int | None, X: np.ndarray) -> str:
             f"lr·2·({terms}) > 2")
     if len(model.inputs) == 1 and loss == "squared":
         x = np.abs(X[:, 0])
-        if len(x):
-            big = float(x.max())
+        big = float(x.max()) if len(x) else 0.0
+        with np.errstate(over="ignore"):
+            bound = 1.0 / (big * big + 1.0)
+        if bound > 0:  # x near 1e308 squares to infinity: no bound worth printing
             text += (f", so on the row with the largest x² (x = {big:g}) once lr > "
-                     f"1/({big:g}² + 1) = {1.0 / (big * big + 1.0):.3g}")
+                     f"1/({big:g}² + 1) = {bound:.3g}")
     return text + "."
 
 
@@ -309,9 +311,10 @@ def onset_sentence(result: "Result", onset: Onset) -> str:
     step_no = result.steps["step"].to_numpy()
     s = result.steps.iloc[int(np.searchsorted(step_no, onset.step, "right")) - 1]  # the batch's update
     changes = ", ".join(f"{q} {float(s[q]):.4g} → {float(s[f'new {q}']):.4g}" for q in onset.moved)
+    changes = f" ({changes})" if changes else ""
     own = "its own rows" if result.spec.batch_size > 1 else "its own row"
     verb = "overshot" if onset.loss_after > onset.loss_before else "did not overshoot"
-    return (f"It started at {where}: this update ({changes}) {verb} {own} (loss {onset.loss_before:,.4g} → "
+    return (f"It started at {where}: this update{changes} {verb} {own} (loss {onset.loss_before:,.4g} → "
             f"{onset.loss_after:,.4g}), and from then on the loss over all {onset.rows:,} rows never came back "
             f"down to where the Run began ({onset.start_loss:,.4g}).")
 
