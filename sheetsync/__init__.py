@@ -15,25 +15,22 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     """Everything but the errors loads on first use (numpy and pandas take ~0.7 s): the
-    command starts at once, and Ctrl-C during its start-up is its own to answer."""
+    command starts at once, and Ctrl-C during its start-up is its own to answer. What is loaded
+    is bound here for good: importing `sheetsync.trace` or `sheetsync.push` binds the package's
+    name to the module, and `sheetsync.trace(...)` must stay the function."""
     if name in ("Result", "State", "param_names", "sweep", "train"):
         from . import engine
 
-        return getattr(engine, name)
-    if name == "Experiment":
-        from .settings import Experiment
-
-        return Experiment
-    if name == "run":
-        from .runner import run
-
-        return run
-    if name == "push":
-        from .push import push
-
-        return push
-    if name == "trace":
-        from .trace import trace
-
-        return trace
-    raise AttributeError(f"module 'sheetsync' has no attribute {name!r}")
+        value = getattr(engine, name)
+    elif name == "Experiment":
+        from .settings import Experiment as value
+    elif name == "run":
+        from .runner import run as value
+    elif name == "push":
+        from .push import push as value
+    elif name == "trace":
+        from .trace import trace as value
+    else:
+        raise AttributeError(f"module 'sheetsync' has no attribute {name!r}")
+    globals()[name] = value
+    return value

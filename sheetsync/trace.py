@@ -3,7 +3,8 @@
 What Excel's Trace Precedents arrows show when followed to the end, and what Google Sheets
 lacks: for a cell of a ``NAME steps`` tab, the tree of cells it was computed from — each node
 with its address, its value as the sheet holds it, and its formula — ending at data cells,
-settings and values carried in from the previous Run. It works the same on values-mode and
+settings and values carried in (from the init values, the Reset macro's warm-up pass or the
+previous Run, as the saved state records). It works the same on values-mode and
 formula-mode output, because the precedents come from the formula program (`engine.program`),
 not from parsing whatever the sheet holds.
 
@@ -123,7 +124,17 @@ class Tracer:
         saved = read_state(read_table(self.snapshot.values.get(STATE_TAB)))
         state = saved.get(name)
         starts = state.state.get("starts", {}) if state else {}
+        self.start_origin = state.state.get("start_origin", "previous run") if state else "previous run"
         return {int(k): v for k, v in starts.items()}
+
+    def origin_of(self, ref) -> str:
+        """Where a carried value came from: what the Run started from (init, the Reset macro's
+        warm-up pass, the previous Run), or a workbook macro's paste between epochs."""
+        first_epoch = int(self.steps["epoch"].iloc[0])
+        if ref.line is not None and int(self.steps["epoch"].iloc[ref.line]) != first_epoch:
+            return "the previous epoch (pasted by the workbook's macro between epochs)"
+        return {"init": "the init values (Reset)", "reset warm-up": "the Reset macro's warm-up pass",
+                }.get(self.start_origin, "the previous Run (saved state)")
 
     # -- values ----------------------------------------------------------------------------
     def sheet_value(self, address: str):
@@ -150,7 +161,7 @@ class Tracer:
         if ref.kind == "setting":
             return Node(ref.name, ref.setting, self.sheet_value(ref.name), None, "setting")
         if ref.kind == "carried":
-            return Node(f"(carried in) {ref.name}", f"{ref.name} carried in from the previous Run (saved state)",
+            return Node(f"(carried in) {ref.name}", f"{ref.name} carried in from {self.origin_of(ref)}",
                         ref.value, None, "carried")
         return Node(f"(constant) {ref.name}", ref.name, ref.value, None, "constant")
 

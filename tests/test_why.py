@@ -227,3 +227,28 @@ def test_compare_cuts_a_blown_up_experiment_and_says_so():
                     "adam": pd.Series([1400.0, 1239.0])})
     assert cut == (pytest.approx(1400.0 * 1.1), ["thread"])
     assert axis_cut({"basic": pd.Series([310.0]), "adam": pd.Series([1400.0])}) is None
+
+
+def test_the_trace_names_where_a_carried_value_came_from(tmp_path):
+    import sheetsync
+    from sheetsync.backends.xlsx import XlsxBackend
+    from sheetsync.demo import demo_tabs
+
+    book = tmp_path / "m.xlsx"
+    tabs = demo_tabs()
+    tabs["experiments"] = [["setting", "momentum"], ["optimizer", "momentum"], ["epochs", 1]]
+    XlsxBackend.create(str(book), tabs)
+    sheetsync.run(str(book))
+
+    def carried(tree):
+        if tree.get("kind") == "carried":
+            yield tree
+        for child in tree.get("children", []):
+            yield from carried(child)
+
+    first = sheetsync.trace(str(book), "momentum steps!M4", depth=1)  # m_a of the first step
+    labels = [n["label"] for n in carried(first["tree"])]
+    assert labels == ["m_a carried in from the Reset macro's warm-up pass"]
+    sheetsync.run(str(book))
+    again = sheetsync.trace(str(book), "momentum steps!M4", depth=1)
+    assert [n["label"] for n in carried(again["tree"])] == ["m_a carried in from the previous Run (saved state)"]

@@ -72,7 +72,8 @@ class _UnknownState(dict):
 class Ref:
     """One precedent: a cell of the steps table, a data or setting cell, or a constant."""
 
-    kind: str  # "line" (steps table), "data", "setting", "carried" (from the saved state), "constant"
+    kind: str  # "line" (steps table), "data", "setting", "carried" (into an epoch: `line` is the line it
+    # feeds), "constant"
     name: str  # column, A1 address, or setting name
     line: int | None = None
     value: float | None = None
@@ -329,7 +330,7 @@ class StepFormulas:
             elif kind == "prev":
                 if carried is not None:
                     stem, _, q = what.partition("_")
-                    found.append(Ref("carried", what, value=carried["opt"][stem][q]))
+                    found.append(Ref("carried", what, line=i, value=carried["opt"][stem][q]))
                 else:
                     found.append(Ref("line", what, line=int(lines.prev_end[i])))
             elif kind == "g":
@@ -351,7 +352,7 @@ class StepFormulas:
     def _param_ref(self, i: int, q: str) -> Ref:
         lines = self.lines
         if lines.prev_end[i] < 0 and lines.batch_start[i]:
-            return Ref("carried", q, value=self.start(int(lines.epoch[i]))["params"][q])
+            return Ref("carried", q, line=i, value=self.start(int(lines.epoch[i]))["params"][q])
         if not lines.batch_start[i]:
             return Ref("line", q, line=i - 1)
         if lines.epoch_start[i] and self.job.spec.carry_inputs:
