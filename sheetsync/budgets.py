@@ -30,3 +30,18 @@ EPOCHS_FIXED_COLS = 6
 TAB_SUFFIXES = (" steps", " epochs", " map")
 MAX_TAB_NAME = 31
 MAX_EXPERIMENT_NAME = MAX_TAB_NAME - max(len(s) for s in TAB_SUFFIXES)
+
+# Memory held by the steps train() records: step lines × columns × 8 bytes, over the
+# experiments of one run, checked before training. A numpy float per cell, plus the DataFrame
+# copies of it, keep a run inside about 2.5 GB of RAM.
+MEMORY_BUDGET = 1 << 30  # bytes of recorded steps
+
+# Reading a workbook: a few kilobytes of zip can inflate to gigabytes, and a cell can claim any
+# address. These bound what any file can cost; a file beyond them is refused as corrupt.
+SHEET_ROWS = 1_048_576  # rows of a spreadsheet tab (Excel and LibreOffice alike)
+SHEET_COLS = 16_384  # columns A..XFD
+PART_BYTES = 256 << 20  # inflated size of one part read (a worksheet, the shared strings)
+WHOLE_PART_BYTES = 32 << 20  # ... of a part parsed whole (workbook.xml, styles, .rels, VML)
+INFLATED_BYTES = 1 << 30  # all the parts one read or one write inflates, together
+ROW_XML_BYTES = 8 << 20  # XML of one row (or between two elements) of a worksheet
+READ_CELLS = 20_000_000  # cells held from the tabs read (rows × columns up to the last value)
