@@ -184,8 +184,11 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None], before: os.st
         _copy_permissions(before, tmp)
         _refuse_if_changed(path, before)
         _replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk, a quota, a file-size limit
+            raise BackendError(f"{path}: could not write the workbook ({e.strerror or e}); it was "
+                               "left as it was") from None
         raise
     _fsync_folder(folder)
 
@@ -1275,9 +1278,34 @@ def _vml_blocks_in_use(pkg: ooxml.Package, dropped: set[str]) -> set[int]:
     blocks: set[int] = set()
     for info in pkg.infos:
         if info.filename.lower().endswith(".vml") and info.filename not in dropped:
-            for data in re.findall(rb"<(?:\w+:)?idmap\b[^>]*\bdata\s*=\s*[\"']([\d,\s]+)", pkg.zip.read(info)):
+            for data in _idmaps(pkg, info.filename):
                 blocks.update(int(b) for b in data.replace(b" ", b"").split(b",") if b)
     return blocks
+
+
+_IDMAP = re.compile(rb"<(?:\w+:)?idmap\b[^>]*\bdata\s*=\s*[\"']([\d,\s]+)")
+_VML_SHAPE = re.compile(rb"<(?:\w+:)?shape[\s>/]")
+
+
+def _idmaps(pkg: ooxml.Package, part: str) -> set[bytes]:
+    """The idmap data of a VML part. The idmap sits in the shape layout, before the shapes: the
+    part (which can be big) is inflated only up to its first shape, a chunk at a time."""
+    found: set[bytes] = set()
+    tail, read = b"", 0
+    with pkg.open(part, limit=1 << 62) as f:  # only the head is read: counted below instead
+        while chunk := f.read(1 << 16):
+            read += len(chunk)
+            text = tail + chunk
+            shape = _VML_SHAPE.search(text)
+            text = text[:shape.start()] if shape else text
+            found.update(m.group(1) for m in _IDMAP.finditer(text) if shape or m.end() < len(text))
+            if shape:
+                return found
+            if read > budgets.PART_BYTES:
+                raise pkg.too_big(part, read, budgets.PART_BYTES)
+            tail = text[-4096:]  # an idmap split between two chunks is seen whole next time
+    found.update(m.group(1) for m in _IDMAP.finditer(tail))
+    return found
 
 
 def copy_info(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
