@@ -91,6 +91,7 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
         experiments = _select(experiments, only, experiments_tab, problems)
     if dataset is not None and not problems:
         problems += budget_problems(experiments, dataset, previous_epochs or {}, experiments_tab)
+        problems += memory_problems(experiments, dataset, cells, experiments_tab)
     if problems:
         raise InputError(problems)
     return Inputs(dataset, experiments, warnings, cells, all_names)
@@ -480,6 +481,33 @@ def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_ep
         problems.append(Problem(tab, f"the epochs history would need {history_cells:,} cells, over the "
                                 f"budget of {budgets.EPOCHS_CELL_BUDGET:,}; lower epochs or reset"))
     return problems
+
+
+def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cells: dict[str, dict[str, str]],
+                    tab: str = EXPERIMENTS_TAB) -> list[Problem]:
+    """Refuse, before training, a run whose recorded steps would not fit `budgets.MEMORY_BUDGET`:
+    train() holds every step line (lines × step columns × 8 bytes), all experiments together.
+    The problem names the `epochs` cell of the experiment holding the most."""
+    from ..engine.kernel import Spec
+    from ..engine.models import build_model
+    from ..engine.optimizers import build_update
+
+    held: dict[str, int] = {}
+    for exp in experiments:
+        try:
+            model = build_model(exp.model, dataset.x.shape[1], exp.hidden)
+            spec = Spec(model, build_update(exp), exp.loss, exp.gradient, exp.grad_method, 0, False)
+        except (ValueError, KeyError):
+            continue  # reported by the settings checks
+        held[exp.name] = exp.epochs * dataset.n_rows * len(spec.step_columns()) * 8
+    total = sum(held.values())
+    if total <= budgets.MEMORY_BUDGET:
+        return []
+    worst = max(held, key=held.get)
+    cell = setting_cells.get(worst, {}).get("epochs", tab)
+    return [Problem(cell, f"{worst}: the steps of this run would take {total / (1 << 30):,.1f} GiB of "
+                    f"memory, over the budget of {budgets.MEMORY_BUDGET / (1 << 30):,.0f} GiB; lower "
+                    "epochs or run fewer experiments at once (--experiment NAME)")]
 
 
 # ---------------------------------------------------------------------------------------------
