@@ -51,6 +51,7 @@ class TabInfo:
     rows: int = 0  # used extent (xlsx) or grid size (Google)
     cols: int = 0
     sheet_id: int | None = None  # Google only
+    kind: str = "worksheet"  # or "chart sheet", "dialog sheet", "macro sheet" (xlsx): no cells
 
 
 @dataclass
@@ -60,6 +61,9 @@ class Snapshot:
     target: str
     tabs: list[TabInfo]
     values: dict[str, list[list[CellValue]]]  # tab title -> rows (ragged; trailing empties may be cut)
+    # Cells the whole spreadsheet may hold, the tabs a run leaves alone included (Google's 10
+    # million); None where there is no such limit (an .xlsx file: only a tab's rows and columns).
+    cell_limit: int | None = 10_000_000
 
     def tab(self, title: str) -> TabInfo | None:
         for info in self.tabs:

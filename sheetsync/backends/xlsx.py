@@ -263,14 +263,21 @@ class WorkbookReader:
                 rows = self.cells(part)
                 values[sheet.name] = rows
             n_rows, n_cols = _extent(rows) if rows is not None else self._dimension(part)
-            infos.append(TabInfo(sheet.name, position, position in owned, n_rows, n_cols))
-        return Snapshot(self.pkg.path, infos, values)
+            infos.append(TabInfo(sheet.name, position, position in owned, n_rows, n_cols,
+                                 kind=self._kind(sheet)))
+        return Snapshot(self.pkg.path, infos, values, cell_limit=None)
 
     def _worksheet_part(self, sheet: ooxml.SheetEntry) -> str | None:
         rel = self.rels.get(sheet.rid)
         if rel is None or rel.type != ooxml.REL_WORKSHEET or not self.pkg.has(rel.target):
             return None  # a chart sheet, dialog sheet or macro sheet: no cells to read
         return rel.target
+
+    def _kind(self, sheet: ooxml.SheetEntry) -> str:
+        rel = self.rels.get(sheet.rid)
+        kind = rel.type.rsplit("/", 1)[-1].lower() if rel else "worksheet"
+        return {"chartsheet": "chart sheet", "dialogsheet": "dialog sheet",
+                "xlmacrosheet": "macro sheet", "xlintlmacrosheet": "macro sheet"}.get(kind, "worksheet")
 
     def _dimension(self, part: str | None) -> tuple[int, int]:
         if part is None:

@@ -519,6 +519,9 @@ def _tab_values(snapshot: Snapshot, tab: str, problems: list[Problem], expected:
         titles = [t.title for t in snapshot.tabs]
         problems.append(Problem(tab, f"missing tab {tab!r}; expected {expected}{closest(tab, titles)}"))
         return None
+    if snapshot.tab(tab).kind != "worksheet":
+        problems.append(Problem(tab, f"{tab} is a {snapshot.tab(tab).kind}, not a worksheet; expected {expected}"))
+        return None
     rows = snapshot.values.get(tab) or []
     if not rows or _row_width(rows[0]) == 0:
         problems.append(Problem(a1(0, 0, tab), f"the tab is empty; expected {expected}"))

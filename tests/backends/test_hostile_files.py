@@ -273,7 +273,7 @@ def test_a_comment_drawing_of_3_gib_is_never_inflated_whole(tmp_path):
                 b'<o:shapelayout v:ext="edit"><o:idmap v:ext="edit" data="1"/></o:shapelayout>')
     shape = b'<v:shape type="#_x0000_t202" style="visibility:hidden"><v:textbox/></v:shape>' * 13000
     vml = Member(vml_head, shape, 3 * GiB // len(shape) + 1, b"</xml>")
-    assert vml.size > 3 * GiB and os.path.getsize
+    assert vml.size > 3 * GiB
     notes_rels = (f'<Relationships xmlns="{PKG_REL}"><Relationship Id="rId1" Type="{REL}/vmlDrawing" '
                   'Target="../drawings/vmlDrawing1.vml"/></Relationships>')
     notes = sheet('<row r="1"><c r="A1"><v>1</v></c></row>').replace(
@@ -409,3 +409,18 @@ def test_a_full_disk_is_exit_4_and_leaves_the_workbook(tmp_path, monkeypatch):
     assert "No space left on device" in str(raised.value) and str(path) in str(raised.value)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["full.xlsx"]  # no temporary file left
+
+
+def test_a_data_tab_that_is_a_chart_sheet_says_so(tmp_path):
+    path = workbook(tmp_path / "chart.xlsx", chart_data=True)
+    code, err, _ = run_limited(path)
+    assert code == 2, err
+    assert "error: data: data is a chart sheet, not a worksheet" in err
+
+
+def test_far_off_cells_in_a_tab_sheetsync_does_not_read_do_not_sample_the_steps(tmp_path):
+    notes = sheet('<row r="1"><c r="XFD1"><v>1</v></c></row><row r="1048576"><c r="A1048576"><v>1</v></c></row>')
+    notes = notes.replace("<sheetData>", '<dimension ref="A1:XFD1048576"/><sheetData>')
+    path = workbook(tmp_path / "far.xlsx", extra_tabs=[("notes", notes, None)])
+    report = sheetsync.run(str(path))
+    assert [e.sampled for e in report.experiments] == [False]  # 58 steps, all written
