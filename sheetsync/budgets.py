@@ -7,6 +7,10 @@ stay inside the cell budget. The README's "Limits" section quotes these numbers.
 
 from __future__ import annotations
 
+# Input columns (x1 … xk). The compiled loop grows with inputs × parameters (numeric gradients
+# recompute the prediction once per parameter): 100 inputs compile in seconds, 200 in a minute.
+MAX_INPUTS = 100
+
 MIN_DATA_ROWS = 2  # one row gives no SGD update at all in the workbook's scheme
 MAX_DATA_ROWS = 1_000_000  # a spreadsheet tab holds 1,048,576 rows
 

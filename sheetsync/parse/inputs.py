@@ -110,6 +110,11 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
     if columns is None:
         return None
     inputs = [name for name in columns if name != "y"]
+    if len(inputs) > budgets.MAX_INPUTS:
+        extra = sorted(columns[name] for name in inputs)[budgets.MAX_INPUTS]
+        problems.append(Problem(a1(0, extra, tab), f"{len(inputs):,} input columns; the limit is "
+                                f"{budgets.MAX_INPUTS} (x1 to x{budgets.MAX_INPUTS})"))
+        return None
     last = _last_data_row(rows, columns.values())
     n = last - 1 + 1 if last >= 1 else 0
     if n < budgets.MIN_DATA_ROWS:
