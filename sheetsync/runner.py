@@ -220,10 +220,10 @@ def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
     spreadsheet's share (a Google spreadsheet holds 10 million cells in all)."""
     replaced = {t.lower() for n in names for t in (steps_tab_name(n), epochs_tab_name(n), map_tab_name(n))}
     replaced |= {COMPARE_TAB, RUNS_TAB, STATE_TAB}
-    if snapshot.cell_limit is None:  # .xlsx: no limit on the workbook as a whole
+    if not snapshot.cells_limited:  # .xlsx: no limit on the workbook as a whole
         return budgets.CELL_BUDGET
     kept = sum(t.rows * t.cols for t in snapshot.tabs if t.title.lower() not in replaced)
-    return max(0, min(budgets.CELL_BUDGET, snapshot.cell_limit - kept))
+    return max(0, min(budgets.CELL_BUDGET, budgets.SPREADSHEET_CELLS - kept))
 
 
 def _was_diverged(result) -> bool:

@@ -61,9 +61,9 @@ class Snapshot:
     target: str
     tabs: list[TabInfo]
     values: dict[str, list[list[CellValue]]]  # tab title -> rows (ragged; trailing empties may be cut)
-    # Cells the whole spreadsheet may hold, the tabs a run leaves alone included (Google's 10
-    # million); None where there is no such limit (an .xlsx file: only a tab's rows and columns).
-    cell_limit: int | None = 10_000_000
+    # The whole spreadsheet holds at most budgets.SPREADSHEET_CELLS, the tabs a run leaves alone
+    # included (Google); False where there is no such limit (an .xlsx file: only per tab).
+    cells_limited: bool = True
 
     def tab(self, title: str) -> TabInfo | None:
         for info in self.tabs:

@@ -265,7 +265,7 @@ class WorkbookReader:
             n_rows, n_cols = _extent(rows) if rows is not None else self._dimension(part)
             infos.append(TabInfo(sheet.name, position, position in owned, n_rows, n_cols,
                                  kind=self._kind(sheet)))
-        return Snapshot(self.pkg.path, infos, values, cell_limit=None)
+        return Snapshot(self.pkg.path, infos, values, cells_limited=False)
 
     def _worksheet_part(self, sheet: ooxml.SheetEntry) -> str | None:
         rel = self.rels.get(sheet.rid)
