@@ -282,12 +282,12 @@ class WorkbookReader:
     def _dimension(self, part: str | None) -> tuple[int, int]:
         if part is None:
             return 0, 0
-        with self.pkg.open(part) as f:
+        with self.pkg.open(part, limit=1 << 62) as f:  # a tab not read: only its first 8 KB
             head = f.read(8192)
         m = re.search(rb"<(?:\w+:)?dimension\s+ref\s*=\s*[\"']([A-Z$]*\d*:?([A-Z]+)\$?(\d+))", head)
         if m:
             return int(m.group(3)), column_index(m.group(2).decode()) + 1
-        return _extent(self.cells(part))
+        return 0, 0  # declares none: a tab sheetsync does not read is not inflated to count it
 
     # -- cells --------------------------------------------------------------------------------
 

@@ -426,3 +426,22 @@ def test_far_off_cells_in_a_tab_sheetsync_does_not_read_do_not_sample_the_steps(
     path = workbook(tmp_path / "far.xlsx", extra_tabs=[("notes", notes, None)])
     report = sheetsync.run(str(path))
     assert [e.sampled for e in report.experiments] == [False]  # 58 steps, all written
+
+
+def test_a_huge_tab_sheetsync_does_not_read_is_never_inflated(tmp_path):
+    big = sheet_member("", '<row><c><v>1</v></c></row>' * 40_000, 2100)  # 2 GiB of rows
+    path = workbook(tmp_path / "huge.xlsx", extra_tabs=[("archive", big, None)])
+    code, err, seconds = run_limited(path)
+    assert code == 0, err
+    assert seconds < TIME_LIMIT
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("xl/worksheets/sheet3.xml").file_size == big.size > 2 * GiB
+
+
+def test_all_the_parts_one_read_inflates_are_bounded_together(tmp_path, monkeypatch):
+    from sheetsync.backends.xlsx import XlsxBackend
+
+    path = workbook(tmp_path / "ok.xlsx")
+    monkeypatch.setattr(xlsx_module.budgets, "INFLATED_BYTES", 3000)
+    with pytest.raises(BackendError, match="inflates more than 3,000 bytes of XML"):
+        XlsxBackend(str(path)).read(["data", "experiments"])
