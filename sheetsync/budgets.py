@@ -45,7 +45,8 @@ MEMORY_BUDGET = 1 << 30  # bytes of recorded steps
 SHEET_ROWS = 1_048_576  # rows of a spreadsheet tab (Excel and LibreOffice alike)
 SHEET_COLS = 16_384  # columns A..XFD
 PART_BYTES = 256 << 20  # inflated size of one part read (a worksheet, the shared strings)
-WHOLE_PART_BYTES = 32 << 20  # ... of a part parsed whole (workbook.xml, styles, .rels, VML)
+WHOLE_PART_BYTES = 8 << 20  # ... of a part parsed whole (workbook.xml, styles, .rels): a tree of
+# dense XML takes ~20 bytes of memory per byte; Excel's 64,000 cell formats fit in ~7 MB
 INFLATED_BYTES = 1 << 30  # all the parts one read or one write inflates, together
 ROW_XML_BYTES = 8 << 20  # XML of one row (or between two elements) of a worksheet
 READ_CELLS = 20_000_000  # cells held from the tabs read (rows × columns up to the last value)

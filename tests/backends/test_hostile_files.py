@@ -445,3 +445,19 @@ def test_all_the_parts_one_read_inflates_are_bounded_together(tmp_path, monkeypa
     monkeypatch.setattr(xlsx_module.budgets, "INFLATED_BYTES", 3000)
     with pytest.raises(BackendError, match="inflates more than 3,000 bytes of XML"):
         XlsxBackend(str(path)).read(["data", "experiments"])
+
+
+def test_parts_parsed_whole_are_bounded(tmp_path):
+    # dense XML: a parsed tree takes ~20 bytes a byte, so the limit on these parts is small
+    styles = Member(f'<styleSheet xmlns="{MAIN}"><cellXfs>'.encode(), b"<xf/>" * 200_000, 9, b"</cellXfs></styleSheet>")
+    rels = (f'<Relationships xmlns="{PKG_REL}"><Relationship Id="rIdSt" Type="{REL}/styles" '
+            'Target="styles.xml"/></Relationships>')
+    path = workbook(tmp_path / "styles.xlsx", extra_parts=[("xl/styles.xml", styles)])
+    members = []
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            data = z.read(info) if info.filename != "xl/styles.xml" else styles
+            if info.filename == "xl/_rels/workbook.xml.rels":
+                data = z.read(info).replace(b"</Relationships>", rels.split(">", 1)[1].encode())
+            members.append((info.filename, data))
+    assert_refused(write_zip(tmp_path / "styles2.xlsx", members), "xl/styles.xml", "over sheetsync's limit of 8 MiB")
