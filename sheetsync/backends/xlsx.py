@@ -300,36 +300,36 @@ class WorkbookReader:
     def cells_by_elementtree(self, part: str) -> list[list[CellValue]]:
         """The reference reading: every cell through ElementTree (`SheetScan` must agree).
 
-        Memory stays bounded whatever the XML: elements are dropped once read (a row's cells
-        when the row ends), a row holds at most `budgets.SHEET_COLS` cells and
-        `budgets.ROW_XML_BYTES` of XML, and so does the XML between two elements."""
+        Memory stays bounded whatever the XML: a row's cells are dropped once it is read, at
+        most `budgets.SHEET_ROWS` row elements are kept (emptied), and more than
+        `budgets.ROW_XML_BYTES` of XML without a row end (the parser would hold all of it) is
+        refused."""
         rows: list[list[CellValue]] = []
         self._dates = self.date_xfs()
-        open_rows = 0  # row elements open around the current element
-        row_start = cells = 0
-        stack: list[ET.Element] = []
+        since = count = 0  # bytes fed since a row last ended; row elements read
+        parser = ET.XMLPullParser(("end",))
         with self.pkg.open(part) as f:
-            for event, el, fed in bounded_events(f, self.pkg, part):
-                if event == "start":
-                    stack.append(el)
+            while True:
+                chunk = f.read(1 << 16)
+                try:  # the parser reports malformed XML when its events are read
+                    parser.feed(chunk) if chunk else parser.close()
+                    events = list(parser.read_events())
+                except ET.ParseError as e:
+                    raise self.pkg.corrupt(part, f"malformed XML: {e}") from None
+                since += len(chunk)
+                for _event, el in events:
                     if el.tag == _ROW:
-                        open_rows += 1
-                        row_start, cells = fed, 0
-                    elif el.tag == _C and open_rows:
-                        cells += 1
-                        if cells > budgets.SHEET_COLS:
-                            raise self.corrupt_row(el_row_number(stack, rows), "more cells than a row holds")
-                    if open_rows and fed - row_start > budgets.ROW_XML_BYTES:
-                        raise self.corrupt_row(el_row_number(stack, rows),
-                                               f"more than {budgets.ROW_XML_BYTES >> 20} MiB of XML in one row")
-                    continue
-                stack.pop()
-                if el.tag == _ROW:
-                    self._row(el, rows)
-                    el.clear()
-                    open_rows -= 1
-                if stack and not open_rows:
-                    stack[-1].remove(el)  # read: nothing keeps it any more
+                        self._row(el, rows)
+                        el.clear()
+                        since = 0
+                        count += 1
+                        if count > budgets.SHEET_ROWS:
+                            raise self.corrupt_row(f"{count:,}", "more rows than a spreadsheet holds")
+                if not chunk:
+                    break
+                if since > budgets.ROW_XML_BYTES:
+                    raise self.pkg.corrupt(part, f"more than {budgets.ROW_XML_BYTES >> 20} MiB of XML "
+                                           "without a row end")
         while rows and not rows[-1]:
             rows.pop()
         return rows
@@ -352,7 +352,10 @@ class WorkbookReader:
 
     def column(self, letters: str, number: int) -> int:
         """A cell's column index, refused beyond a spreadsheet's columns (XFD)."""
-        if len(letters.replace("$", "")) > 3 or (col := column_index(letters)) >= budgets.SHEET_COLS:
+        col = _COLUMNS.get(letters)
+        if col is None and len(letters.replace("$", "")) <= 3:
+            col = column_index(letters)
+        if col is None or col >= budgets.SHEET_COLS:
             raise self.corrupt_cell(f"{letters[:12]}{number}", "a column beyond XFD, the last one "
                                     "a spreadsheet has")
         return col
@@ -491,14 +494,6 @@ def _why(c: ET.Element) -> str:
     if kind == "d":
         return f"{shown} is not a date"
     return f"{shown} is not a number"
-
-
-def el_row_number(stack: list[ET.Element], rows: list) -> str:
-    """The number of the innermost open row, for messages."""
-    for el in reversed(stack):
-        if el.tag == _ROW:
-            return el.get("r") or f"{len(rows) + 1:,}"
-    return "?"
 
 
 def bounded_events(f, pkg: ooxml.Package, part: str, events=("start", "end")):
