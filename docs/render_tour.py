@@ -1,14 +1,18 @@
-"""Render the README's pictures from the demo's real output, with LibreOffice headless.
+"""Render the README's pictures from real output: each tab's first screen, and the sidebar.
 
     python docs/render_tour.py        # writes docs/tour-*.png
 
-Runs `sheetsync demo` into a temporary folder, sets the pictured tabs to print landscape, one
-page wide, converts the workbook to PDF with `soffice --headless`, finds each tab's first page
-by its text (`pdftotext`) and renders it to PNG with `pdftoppm` (poppler-utils).
+Builds the demo workbook plus the thread's experiment (`two_linear`, lr 0.0001, every init 1,
+numeric gradients, one epoch: the one whose error explodes), runs it with sheetsync, and has
+LibreOffice headless print the first screen of each pictured tab (the range A1:T32, one page,
+landscape) to PDF; pdftoppm renders each page to PNG (poppler-utils). The sidebar is the add-on's
+own Sidebar.html in headless Chromium, fed the run summary of that workbook by a stand-in for
+`google.script.run`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -18,12 +22,16 @@ import zipfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-# tab -> (picture name, text on its first page, text on a page before it, crop (w, h) in px)
-TABS = {"basic steps": ("tour-basic-steps", "basic: linear model", None, (1240, 330)),
-        "relu epochs": ("tour-relu-epochs", "Diagnostics", "relu: two_relu model", (1240, 520)),
-        "compare": ("tour-compare", "Loss per epoch, every", None, (1240, 340))}
-PAGE = ('<pageMargins left="0.3" right="0.3" top="0.3" bottom="0.3" header="0" footer="0"/>'
-        '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>')
+sys.path.insert(0, str(DOCS.parent))
+
+FIRST_SCREEN = ("$A$1:$T$32", "$A$1:$X$24")  # about 1,300 x 700 px of cells; the landscape's narrow columns
+# tab -> picture name (each rendered from its own first screen)
+TABS = {"thread steps": "tour-thread-steps", "thread epochs": "tour-thread-epochs",
+        "thread landscape": "tour-thread-landscape", "relu epochs": "tour-relu-epochs",
+        "compare": "tour-compare"}
+THREAD = [["thread"], ["two_linear"], ["graddesc"], ["sgd"], [0.0001], [1], [1], [1], [None], [None]]
+PAGE = ('<pageMargins left="0.2" right="0.2" top="0.2" bottom="0.2" header="0" footer="0"/>'
+        '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="1"/>')
 
 
 def sheet_parts(z: zipfile.ZipFile) -> dict[str, str]:
@@ -40,53 +48,97 @@ def sheet_parts(z: zipfile.ZipFile) -> dict[str, str]:
     return parts
 
 
-def printable(src: Path, dst: Path, tabs) -> None:
-    """A copy whose pictured tabs print landscape, one page wide."""
+def printable(src: Path, dst: Path, tabs) -> list[str]:
+    """A copy that prints only the first screen of each pictured tab (the others are hidden, which
+    LibreOffice does not print); returns the pictured tabs in print order."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        parts = {sheet_parts(zin)[tab] for tab in tabs}
+        parts = sheet_parts(zin)
+        order = list(parts)
+        wanted = {parts[t]: t for t in tabs}
         for item in zin.infolist():
             data = zin.read(item.filename)
-            if item.filename in parts:
+            if item.filename == "xl/workbook.xml":
+                text = data.decode()
+                def hide(tag: re.Match) -> str:  # only the pictured tabs print
+                    name = re.search(r'name="([^"]*)"', tag.group()).group(1)
+                    plain = re.sub(r'\s+state="[^"]*"', "", tag.group())
+                    return plain if name in tabs else plain.replace("<sheet ", '<sheet state="hidden" ', 1)
+
+                text = re.sub(r"<sheet [^>]*>", hide, text)
+                first = min(order.index(t) for t in tabs)
+                text = re.sub(r'activeTab="\d+"', f'activeTab="{first}"', text)
+                areas = "".join(f'<definedName name="_xlnm.Print_Area" localSheetId="{order.index(t)}">'
+                                f"'{t}'!{FIRST_SCREEN[t.endswith('landscape')]}</definedName>" for t in tabs)
+                if "<definedNames>" in text:
+                    text = text.replace("<definedNames>", "<definedNames>" + areas, 1)
+                else:
+                    text = text.replace("</sheets>", "</sheets><definedNames>" + areas + "</definedNames>", 1)
+                data = text.encode()
+            elif item.filename in wanted:
                 text = data.decode()
                 text = re.sub(r"<dimension", '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr><dimension', text, 1)
                 anchor = re.search(r"<drawing|<legacyDrawing|</worksheet>", text).start()
                 data = (text[:anchor] + PAGE + text[anchor:]).encode()
             zout.writestr(item, data)
+    return [t for t in order if t in tabs]
 
 
-def page_with(pdf: Path, text: str, after: str | None) -> int:
-    """The first page holding `text` (after the first page holding `after`, if given)."""
-    pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True,
-                                                             text=True).stdout).group(1))
-    seen_after = after is None
-    for page in range(1, pages + 1):
-        content = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(pdf), "-"],
-                                 capture_output=True, text=True).stdout
-        seen_after = seen_after or after in content
-        if seen_after and text in content:
-            return page
-    raise SystemExit(f"no page of {pdf} shows {text!r}")
+def sidebar(report: dict, out: Path, work: Path) -> None:
+    """The add-on's sidebar showing `report` as a finished run, screenshotted by Chromium."""
+    addon = DOCS.parent / "server" / "addon"
+    html = (addon / "Sidebar.html").read_text()
+    node = shutil.which("node")
+    answer = subprocess.run([node, "-e", f"""
+        const {{load}} = require('./tests/fakes'); const {{gs}} = load();
+        process.stdout.write(JSON.stringify(gs.describe({{ok: true, body: {json.dumps(
+            {"id": "r1", "status": "succeeded", "summary": report})}}})));"""],
+        cwd=addon, capture_output=True, text=True, check=True).stdout
+    fake = ("<script>var google = {script: {run: (function () { function r(ok) { var o = {"
+            "withSuccessHandler: function (f) { return r(f); }, withFailureHandler: function () { return r(ok); }};"
+            "['takePendingAction','startRun','getRun','selectCell','sidebarState'].forEach(function (n) {"
+            "o[n] = function () { var reply = n === 'takePendingAction' ? null : " + answer + ";"
+            "setTimeout(function () { if (ok) ok(reply); }, 10); }; }); return o; } return r(null); })()}};"
+            "</script>")
+    page = work / "sidebar.html"
+    page.write_text(html.replace("<script>", fake + "<script>", 1).replace(
+        "</body>", "<script>renderRun(" + answer + ");</script></body>"))
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--hide-scrollbars", f"--user-data-dir={work / 'chromium'}", f"--screenshot={out}",
+                    "--window-size=300,760", page.as_uri()], check=True, capture_output=True, timeout=120)
 
 
 def main() -> None:
-    for tool in ("soffice", "pdftoppm"):
+    for tool in ("soffice", "pdftoppm", "chromium", "node"):
         if not shutil.which(tool):
-            raise SystemExit(f"{tool} is missing (apt-get install libreoffice-calc-nogui poppler-utils)")
+            raise SystemExit(f"{tool} is missing (apt-get install libreoffice-calc-nogui poppler-utils chromium nodejs)")
+    import sheetsync
+    from sheetsync.backends.xlsx import XlsxBackend
+    from sheetsync.demo import demo_tabs
+
     work = Path(tempfile.mkdtemp(prefix="sheetsync-tour-"))
-    book = work / "demo.xlsx"
-    subprocess.run([sys.executable, "-m", "sheetsync", "demo", str(book)], check=True, capture_output=True)
-    profile = (work / "profile").as_uri()
+    tabs = demo_tabs()
+    settings = ["setting", "model", "flavour", "optimizer", "lr", "epochs", "init a", "init b", "init c", "init d"]
+    tabs["experiments"] = [row + THREAD[i] if i < len(THREAD) else row for i, row in enumerate(tabs["experiments"])]
+    assert [r[0] for r in tabs["experiments"]] == settings
+    tabs["experiments"].append(["gradient"] + [None] * 4 + ["numeric"])
+    book = work / "tour.xlsx"
+    XlsxBackend.create(str(book), tabs)
+    report = sheetsync.run(str(book))
     printed = work / "printed.xlsx"
-    printable(book, printed, TABS)
-    subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf",
-                    "--outdir", str(work), str(printed)], check=True, capture_output=True, timeout=180)
-    pdf = work / "printed.pdf"
-    for tab, (name, text, after, (width, height)) in TABS.items():
-        page = page_with(pdf, text, after)
-        subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", str(page), "-l", str(page), "-singlefile",
-                        "-x", "0", "-y", "0", "-W", str(width), "-H", str(height), str(pdf), str(DOCS / name)],
-                       check=True)
-        print(DOCS / f"{name}.png")
+    order = printable(book, printed, TABS)
+    subprocess.run(["soffice", f"-env:UserInstallation={(work / 'profile').as_uri()}", "--headless",
+                    "--convert-to", "pdf", "--outdir", str(work), str(printed)],
+                   check=True, capture_output=True, timeout=300)
+    for page, tab in enumerate(order, start=1):
+        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", str(page), "-l", str(page), "-singlefile",
+                        str(work / "printed.pdf"), str(DOCS / TABS[tab])], check=True)
+        print(DOCS / f"{TABS[tab]}.png")
+    summary = {"spreadsheet": "tour.xlsx", "action": "run", "tabs_written": report.tabs_written,
+               "experiments": [e for e in report.to_dict()["experiments"] if e["name"] in ("thread", "adam")]}
+    sidebar(json.loads(json.dumps(summary, default=str).replace("NaN", "null")), DOCS / "tour-sidebar.png", work)
+    print(DOCS / "tour-sidebar.png")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -33,13 +33,25 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.json.sort_keys = False
     store = RunStore(app.config["RUN_STORE"])
     store.reap_interrupted()
-    locks = SpreadsheetLocks(os.path.join(os.path.dirname(os.path.abspath(app.config["RUN_STORE"])), "locks"))
+    locks = spreadsheet_locks(app.config)
     runs = RunService(store, locks, int(app.config["WORKER_THREADS"]), float(app.config["SYNC_BUDGET"]))
     app.extensions["sheetsync"] = Services(store, runs, IdTokenVerifier(app.config["ALLOWED_AUDIENCES"]))
     register_blueprints(app)
     register_error_handlers(app)
     app.after_request(cors)
     return app
+
+
+def spreadsheet_locks(config):
+    """One holder per spreadsheet: with REDIS_URL the scheduler's Redis locks (the same keys, so
+    the server and RQ workers on any machine exclude each other), else lock files beside the
+    run store. Local workbooks are also locked by the workbook itself (`sheetsync.locks`)."""
+    if config.get("REDIS_URL"):
+        from sheetsync.schedule.coordination import RedisLocks
+        from sheetsync.schedule.executors import connect
+
+        return RedisLocks(connect(config["REDIS_URL"]))
+    return SpreadsheetLocks(os.path.join(os.path.dirname(os.path.abspath(config["RUN_STORE"])), "locks"))
 
 
 def register_blueprints(app: Flask) -> None:

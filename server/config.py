@@ -23,6 +23,16 @@ RUN_STORE                       SHEETSYNC_RUN_STORE                $XDG_STATE_HO
 SYNC_BUDGET                     SHEETSYNC_SYNC_BUDGET              20 (seconds a POST waits
                                                                    before answering 202)
 WORKER_THREADS                  SHEETSYNC_WORKER_THREADS           4
+SERVE_THREADS                   SHEETSYNC_SERVE_THREADS            8 (``sheetsync serve``:
+                                                                   requests handled at once)
+SERVE_CONNECTIONS               SHEETSYNC_SERVE_CONNECTIONS        100 (open connections; more
+                                                                   wait in the listen backlog)
+SERVE_TIMEOUT                   SHEETSYNC_SERVE_TIMEOUT            30 (seconds a connection may
+                                                                   stay idle or half-sent)
+SCHEDULER                       SHEETSYNC_SCHEDULER                none; ``embedded``: the
+                                                                   trigger runs in the server
+REDIS_URL                       SHEETSYNC_REDIS_URL                none: the embedded trigger
+                                                                   runs jobs on threads
 ==============================  =================================  ===========================
 
 Modes: ``local`` serves ``.xlsx``/``.xlsm`` workbooks of LOCAL_FOLDER, addressed by file name,
@@ -51,6 +61,11 @@ DEFAULTS = {
     "CORS_ORIGINS": [],
     "GOOGLE_CREDENTIALS": None,
     "BACKEND_FACTORY": None,
+    "SERVE_THREADS": 8,
+    "SERVE_CONNECTIONS": 100,
+    "SERVE_TIMEOUT": 30.0,
+    "SCHEDULER": None,
+    "REDIS_URL": None,
 }
 
 ENV = {  # setting -> (variable, parser)
@@ -65,6 +80,11 @@ ENV = {  # setting -> (variable, parser)
     "RUN_STORE": ("SHEETSYNC_RUN_STORE", str),
     "SYNC_BUDGET": ("SHEETSYNC_SYNC_BUDGET", float),
     "WORKER_THREADS": ("SHEETSYNC_WORKER_THREADS", int),
+    "SERVE_THREADS": ("SHEETSYNC_SERVE_THREADS", int),
+    "SERVE_CONNECTIONS": ("SHEETSYNC_SERVE_CONNECTIONS", int),
+    "SERVE_TIMEOUT": ("SHEETSYNC_SERVE_TIMEOUT", float),
+    "SCHEDULER": ("SHEETSYNC_SCHEDULER", str),
+    "REDIS_URL": ("SHEETSYNC_REDIS_URL", str),
 }
 
 
@@ -116,4 +136,11 @@ def complete(config: Mapping) -> dict:
         raise ConfigError("SHEETSYNC_WORKER_THREADS must be at least 1")
     if float(done["SYNC_BUDGET"]) < 0:
         raise ConfigError("SHEETSYNC_SYNC_BUDGET must not be negative")
+    for key in ("SERVE_THREADS", "SERVE_CONNECTIONS"):
+        if int(done[key]) < 1:
+            raise ConfigError(f"SHEETSYNC_{key} must be at least 1")
+    if not 1 <= float(done["SERVE_TIMEOUT"]) <= 3600:
+        raise ConfigError("SHEETSYNC_SERVE_TIMEOUT must be from 1 to 3600 seconds")
+    if done["SCHEDULER"] not in (None, "", "embedded"):
+        raise ConfigError(f"SHEETSYNC_SCHEDULER must be 'embedded' or unset, not {done['SCHEDULER']!r}")
     return done

@@ -8,11 +8,13 @@ An unexpected exception answers 500 with a generic message and no traceback.
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from sheetsync.backends.guard import WorkbookChanged
 from sheetsync.errors import BackendError, InputError, OwnershipError, SettingError, SheetsyncError
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,24 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, "problems": self.problems}}
 
 
-def from_sheetsync(error: SheetsyncError, google: bool = False, doing: str = "run") -> ApiError:
-    """The HTTP answer to an error a run (or a trace: `doing="trace"`) raised."""
+def from_sheetsync(error: SheetsyncError, google: bool = False, doing: str = "run",
+                   folder: str | None = None) -> ApiError:
+    """The HTTP answer to an error a run (or a trace: `doing="trace"`) raised; paths inside the
+    served `folder` are shown relative to it (a caller never learns where the server keeps it)."""
+    answer = _answer(error, google, doing)
+    if folder:
+        answer.message = relative_to(answer.message, folder)
+        answer.problems = [{k: relative_to(v, folder) if isinstance(v, str) else v for k, v in p.items()}
+                           for p in answer.problems]
+    return answer
+
+
+def relative_to(text: str, folder: str) -> str:
+    folder = folder.rstrip("/\\")
+    return text.replace(folder + os.sep, "").replace(folder, ".")
+
+
+def _answer(error: SheetsyncError, google: bool, doing: str) -> ApiError:
     if isinstance(error, InputError):
         problems = [{"cell": p.cell, "message": p.message} for p in error.problems]
         written = "; nothing was written but the run log" if doing == "run" else ""
@@ -57,6 +75,9 @@ def _backend_error(error: BackendError, google: bool) -> ApiError:
                         f"(Google said: {error}). Ask its owner to share it with you.")
     if status == 404:
         return ApiError(404, "spreadsheet_not_found", str(error))
+    if status == 409:  # another save since the read, or the workbook is open in an office suite
+        code = "workbook_changed" if isinstance(error, WorkbookChanged) else "workbook_in_use"
+        return ApiError(409, code, str(error))
     if status == 429:
         return ApiError(429, "quota_exceeded", str(error))
     if google and (status is None or status >= 500):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 import sheetsync
 
@@ -24,4 +24,4 @@ def healthz():
                           "content": {"application/json": {"schema": {"type": "object"}}}},
                   **responses(r401="Error")})
 def openapi_json():
-    return jsonify(document(sheetsync.__version__))
+    return jsonify(document(sheetsync.__version__, current_app))

@@ -53,7 +53,8 @@ def get_precedents():
     try:
         result = trace(sheet.target, query["cell"], **kwargs)
     except SheetsyncError as e:
-        raise from_sheetsync(e, current_app.config["MODE"] == "google", doing="trace") from None
+        google = current_app.config["MODE"] == "google"
+        raise from_sheetsync(e, google, doing="trace", folder=None if google else current_app.config["LOCAL_FOLDER"]) from None
     return jsonify(hide_path(finite(result), sheet.target, sheet.display))
 
 

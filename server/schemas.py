@@ -73,6 +73,15 @@ EXPERIMENT_REPORT = {
         "diverged": {"type": "string", "nullable": True},
         "notes": {"type": "array", "items": {"type": "string"}},
         "sampled": {"type": "boolean"},
+        "sqrt_sum_err2": {"type": "number", "nullable": True,
+                          "description": "The workbook's error cell, sqrt(sum err^2), of the last epoch."},
+        "diagnostics": {"type": "object", "description": (
+            "Why the run went the way it did: safe_lr (the largest lr proven to train, or null), "
+            "diverged_at and started_at ({epoch, step, row, ...}), loss_rose ([epoch, peak epoch]), "
+            "dead (ReLU unit -> {epoch, step, params}), grad_gap, restarted, story (sentences) and "
+            "rows (the steps tab's cells of the highlighted rows)."),
+            "properties": {"safe_lr": {"type": "number", "nullable": True},
+                           "story": {"type": "array", "items": {"type": "string"}}}},
     },
 }
 

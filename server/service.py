@@ -9,6 +9,7 @@ finished by then is answered whole (200), a longer one with its id (202) to poll
 from __future__ import annotations
 
 import inspect
+import os
 import logging
 import math
 import threading
@@ -17,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from sheetsync.errors import SheetsyncError
+from sheetsync.schedule.coordination import LockTimeout
 
 from .errors import ApiError, from_sheetsync
-from sheetsync.locks import SpreadsheetLocks
 from .spreadsheets import Sheet
 from .store import RunStore
 
@@ -45,7 +46,7 @@ def runner_accepts_mode() -> bool:
 
 
 class RunService:
-    def __init__(self, store: RunStore, locks: SpreadsheetLocks, threads: int, budget: float):
+    def __init__(self, store: RunStore, locks, threads: int, budget: float):
         self.store, self.locks, self.budget = store, locks, budget
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sheetsync-run")
 
@@ -64,8 +65,11 @@ class RunService:
             self.store.succeed(job.run_id, summary(report, job.sheet.display))
         except ApiError as e:
             self.store.fail(job.run_id, e.body()["error"], e.status)
+        except LockTimeout:  # another run held the sheet for longer than a run may wait
+            self.store.fail(job.run_id, {"code": "spreadsheet_busy", "problems": [],
+                                         "message": "another run of this spreadsheet held it too long; try again"}, 409)
         except SheetsyncError as e:
-            failure = from_sheetsync(e, job.google)
+            failure = from_sheetsync(e, job.google, folder=None if job.google else os.path.dirname(job.sheet.target))
             self.store.fail(job.run_id, failure.body()["error"], failure.status)
         except Exception as e:  # noqa: BLE001 - a bug: the run fails, the worker lives on
             log.error("run %s failed: internal error %s", job.run_id, type(e).__name__)

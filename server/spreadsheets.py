@@ -14,17 +14,14 @@ service account (SHEETSYNC_GOOGLE_CREDENTIALS).
 from __future__ import annotations
 
 import os
-import unicodedata
 from dataclasses import dataclass
 from typing import Callable
 
+from sheetsync.backends.paths import LOCAL_SUFFIXES, MAX_NAME, OutsideFolder, bad_name, workbook_in  # noqa: F401
 from sheetsync.errors import BackendError
 
 from .auth import Caller
 from .errors import ApiError
-
-LOCAL_SUFFIXES = (".xlsx", ".xlsm")
-MAX_NAME = 255
 
 
 @dataclass
@@ -50,35 +47,18 @@ def local_sheet(name: str, config: dict) -> Sheet:
 
 def local_path(folder: str, name: str) -> str:
     """The workbook's real path inside `folder`, or `ApiError` (400 bad name, 404 missing)."""
-    why = bad_name(name)
-    if why:
-        raise ApiError(400, "invalid_workbook_name", f"spreadsheet: {why}; give the file name of a "
+    try:
+        path = workbook_in(folder, name)
+    except OutsideFolder as e:
+        if e.why.startswith("leads outside"):
+            raise ApiError(400, "invalid_workbook_name", "spreadsheet: the name leads outside the served folder",
+                           [{"field": "spreadsheet", "message": "leads outside the served folder"}]) from None
+        raise ApiError(400, "invalid_workbook_name", f"spreadsheet: {e.why}; give the file name of a "
                        "workbook in the served folder, such as sheetsync-demo.xlsx",
-                       [{"field": "spreadsheet", "message": why}])
-    folder = os.path.realpath(folder)
-    path = os.path.realpath(os.path.join(folder, name))
-    if os.path.dirname(path) != folder:
-        raise ApiError(400, "invalid_workbook_name", "spreadsheet: the name leads outside the served folder",
-                       [{"field": "spreadsheet", "message": "leads outside the served folder"}])
+                       [{"field": "spreadsheet", "message": e.why}]) from None
     if not os.path.isfile(path):
         raise ApiError(404, "workbook_not_found", f"no workbook named {name!r} in the served folder")
     return path
-
-
-def bad_name(name: str) -> str | None:
-    if not name:
-        return "empty"
-    if len(name) > MAX_NAME:
-        return f"longer than {MAX_NAME} characters"
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in name):
-        return "contains control characters"
-    if "/" in name or "\\" in name or os.path.isabs(name):
-        return "must be a file name, without folders"
-    if name in (".", "..") or name.startswith("."):
-        return "must not start with a dot"
-    if not name.lower().endswith(LOCAL_SUFFIXES):
-        return "must end in .xlsx or .xlsm"
-    return None
 
 
 def open_local(path: str):

@@ -72,12 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only this experiment (repeatable)")
         p.add_argument("--formulas", action="store_true",
                        help="formula mode: write each step's formulas, so the spreadsheet recomputes them")
+        _force(p)
         _common(p)
 
     push = sub.add_parser("push", help="turn an experiment file and a CSV into a workbook, then run it")
     push.add_argument("experiment_file", help="TOML or YAML: one table of settings per experiment")
     push.add_argument("--data", required=True, metavar="CSV", help="CSV with headers x,y or x1,x2,...,y")
     push.add_argument("--to", required=True, dest="target", metavar="TARGET", help="workbook (new or existing)")
+    _force(push)
     _common(push)
     serve = sub.add_parser("serve", help="serve the HTTP API (local mode: the workbooks of a folder)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -94,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)  # schedule add|list|remove|run-now, scheduler
     return parser
+
+
+def _force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="write even while the workbook is open in LibreOffice or Excel (their next save drops sheetsync's tabs)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -146,13 +153,13 @@ def _dispatch(args) -> int:
             from .push import push
 
             report = push(args.experiment_file, args.data, args.target, progress=progress,
-                          credentials=args.credentials)
+                          credentials=args.credentials, force=args.force)
         else:
             from .runner import run
 
             report = run(args.target, experiments=args.experiment, action=args.command,
                          progress=progress, credentials=args.credentials,
-                         mode="formulas" if args.formulas else None)
+                         mode="formulas" if args.formulas else None, force=args.force)
     finally:
         progress.close()
     _print_report(report, args.json)
@@ -195,10 +202,11 @@ def _print_report(report, as_json: bool) -> None:
         params = " ".join(f"{k}={v:.6g}" for k, v in list(e.params.items())[:6])
         sampled = " (steps sampled)" if e.sampled else ""
         epochs = f"{e.epochs_run} epoch{'' if e.epochs_run == 1 else 's'}"
+        error = f"{e.sqrt_sum_err2:.6g}" if e.sqrt_sum_err2 is not None else "not finite"
         print(f"{e.name}: {e.start}; {epochs} ({e.total_epochs} in all), loss {loss}, "
-              f"{params}{sampled}")
-        if e.diverged:
-            print(f"  {e.diverged}")
+              f"sqrt(sum err^2) {error}, {params}{sampled}")
+        for line in e.diagnostics.get("story", []):  # where it went wrong and what trains
+            print(f"  {line}")
     print(f"wrote {len(report.tabs_written)} tabs to {report.target} in {report.seconds:.2f}s")
 
 

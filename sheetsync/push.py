@@ -165,6 +165,9 @@ class PushBackend:
         plan.tabs = input_tab_plans(self.to_write or {}) + plan.tabs
         self.backend.apply(plan)
 
+    def __getattr__(self, name: str):  # the one-writer session and the rest: the backend's own
+        return getattr(self.backend, name)
+
 
 def _inputs_to_write(snapshot, pushed: dict[str, list[list[Any]]]) -> dict[str, list[list[Any]]]:
     """The pushed tabs that must be written; refuse to replace a different tab of the user's."""
@@ -193,14 +196,14 @@ def _same(existing: list[list[Any]], pushed: list[list[Any]]) -> bool:
 
 
 def push(experiment_file: str | Path, data_csv: str | Path, target: str, *, backend=None,
-         progress=None, credentials: str | None = None):
+         progress=None, credentials: str | None = None, force: bool = False):
     """Write the file's experiments and the CSV's data into `target` (new or existing), then run."""
     from .runner import run
 
     inputs = {DATA_TAB: load_csv(data_csv), EXPERIMENTS_TAB: load_experiments(experiment_file)}
     if backend is None:
         backend = _open_or_create(target, credentials)
-    return run(target, backend=PushBackend(backend, inputs), progress=progress, action="run")
+    return run(target, backend=PushBackend(backend, inputs), progress=progress, action="run", force=force)
 
 
 def _open_or_create(target: str, credentials: str | None):

@@ -21,6 +21,7 @@ import pandas as pd
 from . import budgets
 from .backends.base import Snapshot
 from .engine import State, train
+from .engine.train import RESTARTED
 from .errors import BackendError, InputError, OwnershipError
 from .layout import (COMPARE_TAB, RUNS_TAB, STATE_TAB, ExperimentOutput, RunEntry, SavedState,
                      epochs_tab_name, log_only_plan, merge_history, render, steps_tab_name)
@@ -28,6 +29,7 @@ from .layout.state import read_state, settings_hash, signature
 from .layout.steps import divergence_sentence
 from .layout.epochs import HEADER_ROW as EPOCHS_HEADER_ROW, read_history
 from .layout.tables import read_table
+from .locks import one_writer
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
 from .parse.inputs import Inputs, model_params
 
@@ -45,6 +47,8 @@ class ExperimentReport:
     diverged: str | None = None
     notes: list[str] = field(default_factory=list)
     sampled: bool = False
+    sqrt_sum_err2: float | None = None  # the workbook's "error" cell: sqrt(sum err²) of the last epoch
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # safe_lr, onset, dead units, …
 
 
 @dataclass
@@ -61,11 +65,15 @@ class RunReport:
         return asdict(self)
 
 
+@one_writer
 def run(target: str, *, experiments: list[str] | None = None, action: str = "run", backend=None,
         progress: Callable[[int, int], None] | None = None, data_tab: str = DATA_TAB,
         experiments_tab: str = EXPERIMENTS_TAB, credentials: str | None = None,
-        mode: str | None = None) -> RunReport:
+        mode: str | None = None, force: bool = False) -> RunReport:
     """Run (continue from saved state) or reset the sheet's experiments (all, or `experiments`).
+
+    One writer at a time per workbook, from the first read to the write (`one_writer`); `force`
+    writes even while the workbook is open in LibreOffice or Excel.
 
     `mode` ("values" or "formulas"), when given, overrides every experiment's own `mode` setting.
     """
@@ -90,7 +98,7 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     if mode is not None:
         inputs.experiments = [e.replace(mode=mode) for e in inputs.experiments]
     names = [e.name for e in inputs.experiments]
-    _check_owned(snapshot, [t for n in names for t in (steps_tab_name(n), epochs_tab_name(n), map_tab_name(n))])
+    _check_owned(snapshot, [t for n in names for t in experiment_tabs(n)])
     starting_over = set(names) if action == "reset" else set()  # their history is not needed
     histories = _read_histories(backend, snapshot, [n for n in inputs.all_names if n not in starting_over])
     outputs, reports = _train_all(inputs, saved, histories, action, progress)
@@ -103,6 +111,8 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     for report in reports:
         tab = steps_tabs.get(steps_tab_name(report.name))
         report.sampled = tab is not None and any("SAMPLED" in str(t.value) for t in tab.texts)
+        if tab is not None:
+            report.diagnostics["rows"] = highlighted_rows(tab)
     backend.apply(plan)
     return RunReport(target, action, reports, inputs.warnings, inputs.dataset.fingerprint(),
                      [t.name for t in plan.tabs], round(time.perf_counter() - started, 3))
@@ -139,18 +149,22 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
                 progress(offset + done, total)
 
         result = train(exp, x, y, state=state, progress=step_progress)
+        if start == f"reset: {RESTARTED}":
+            result.diagnostics.restarted = RESTARTED  # decided here, from the saved state
         done_before += exp.epochs * dataset.n_rows
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
         notes = _notes(result, start)
         settings = inputs.setting_cells.get(exp.name, {})
-        formulas = None
+        formulas = block = None
         if exp.mode == "formulas":
-            formulas, problem = _formulas(result, dataset, settings)
+            formulas, block, problem = _formulas(result, dataset, settings)
             notes += [problem] if problem else []
         state = result.state.to_dict()
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
+        state["start_origin"] = result.start_origin
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
-        outputs.append(ExperimentOutput(result, history, notes, formulas, _map(result, dataset, settings, history)))
+        outputs.append(ExperimentOutput(result, history, notes, formulas,
+                                        _map(result, dataset, settings, history, formulas is not None), block))
         reports.append(_report(exp.name, start, result, history, notes))
     return outputs, reports
 
@@ -166,22 +180,20 @@ def _starting_state(name: str, saved: SavedState | None, sig: dict, action: str)
         what = ", ".join("the data" if k == "data" else k for k in changed)
         return None, f"reset: {what} changed since the last run, so it started again from init"
     try:
-        return State.from_dict(saved.state), "continued"
+        state = State.from_dict(saved.state)
     except (KeyError, TypeError, ValueError):
         return None, "reset: the saved state could not be read, so it started again from init"
+    if state.diverged:
+        return None, f"reset: {RESTARTED}"
+    return state, "continued"
 
 
 def _notes(result, start: str) -> list[str]:
     notes = []
     if start.startswith("reset:"):
-        notes.append(start[len("reset: "):].capitalize() + ".")
-    if start == "continued" and _was_diverged(result):
-        notes.append("This run continued from parameters that had already diverged; lower lr and "
-                     "Reset (sheetsync reset) to start again from the init values.")
-    engine_says = any("diverged" in n.lower() for n in result.diagnostics.notes)
-    if result.diagnostics.divergence is not None and not engine_says:
-        notes.append(divergence_sentence(result))
-    notes += result.diagnostics.notes
+        why = start[len("reset: "):]
+        notes.append(why[0].upper() + why[1:] + ".")
+    notes += [n for n in result.diagnostics.notes if n not in notes]
     return notes
 
 
@@ -189,7 +201,15 @@ def map_tab_name(experiment: str) -> str:
     return f"{experiment} map"
 
 
-def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
+def experiment_tabs(experiment: str) -> tuple[str, ...]:
+    """The tabs a run writes for one experiment."""
+    from .layout.landscape import landscape_tab_name
+
+    return (steps_tab_name(experiment), epochs_tab_name(experiment), map_tab_name(experiment),
+            landscape_tab_name(experiment))
+
+
+def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame, settings_block: bool = False):
     """The `NAME map` tab: every column's formula pattern, precedents and dependents."""
     from .layout.formulas import StepFormulas
     from .layout.map import epochs_rows, render_map
@@ -198,27 +218,29 @@ def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
     if result.steps.empty:
         return None
     name = result.experiment.name
-    sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2)
+    sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block)
     first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
     extra = epochs_rows(sf, steps_tab_name(name), epochs_tab_name(name), list(history.columns), first_epoch_row)
     return render_map(name, sf, steps_tab_name(name), extra_rows=extra)
 
 
-def _formulas(result, dataset, setting_cells: dict[str, str]) -> tuple[dict | None, str | None]:
-    """Formula mode's formulas for the steps tab, or why this run cannot have them."""
-    from .layout.formulas import FormulaModeError, step_formulas
+def _formulas(result, dataset, setting_cells: dict[str, str]):
+    """Formula mode's formulas for the steps tab and its settings block, or why this run
+    cannot have them."""
+    from .layout.formulas import FormulaModeError, StepFormulas
     from .layout.steps import HEADER_ROW
 
     try:
-        return step_formulas(result, dataset.cell, setting_cells, HEADER_ROW + 2), None
+        sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block=True)
+        return sf.all(), sf.block_table(), None
     except FormulaModeError as e:
-        return None, f"Formula mode: {e}; values were written."
+        return None, None, f"Formula mode: {e}; values were written."
 
 
 def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
     """The run's cell budget, less whatever the tabs this run keeps already hold beyond the
     spreadsheet's share (a Google spreadsheet holds 10 million cells in all)."""
-    replaced = {t.lower() for n in names for t in (steps_tab_name(n), epochs_tab_name(n), map_tab_name(n))}
+    replaced = {t.lower() for n in names for t in experiment_tabs(n)}
     replaced |= {COMPARE_TAB, RUNS_TAB, STATE_TAB}
     if not snapshot.cells_limited:  # .xlsx: no limit on the workbook as a whole
         return budgets.CELL_BUDGET
@@ -226,24 +248,44 @@ def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
     return max(0, min(budgets.CELL_BUDGET, budgets.SPREADSHEET_CELLS - kept))
 
 
-def _was_diverged(result) -> bool:
-    """The first step of this run already started past the divergence bound."""
-    if not len(result.steps):
-        return False
-    first = result.steps.iloc[0]
-    bound = result.experiment.divergence_bound
-    return any(not np.isfinite(first[p]) or abs(first[p]) > bound for p in result.param_names)
-
-
 def _report(name, start, result, history, notes) -> ExperimentReport:
-    loss = None
+    loss = error = None
     if len(result.epochs):
-        last = float(result.epochs["loss"].iloc[-1])
-        loss = last if np.isfinite(last) else None
+        last = result.epochs.iloc[-1]
+        loss = float(last["loss"]) if np.isfinite(last["loss"]) else None
+        error = float(last["sqrt(sum err^2)"]) if np.isfinite(last["sqrt(sum err^2)"]) else None
     div = result.diagnostics.divergence
     return ExperimentReport(name, start, len(result.epochs), len(history), loss,
                             {k: float(v) for k, v in result.params.items()},
-                            divergence_sentence(result) if div else None, notes)
+                            divergence_sentence(result) if div else None, notes,
+                            sqrt_sum_err2=error, diagnostics=diagnostics_summary(result))
+
+
+def highlighted_rows(tab) -> dict[str, str]:
+    """The steps tab's cells of the rows where the explosion started and where it diverged."""
+    from .backends.base import a1
+    from .layout.steps import DIVERGED, ONSET
+
+    kinds = {ONSET: "started", DIVERGED: "diverged"}
+    return {kinds[h.color]: a1(h.row, 0, tab.name) for h in tab.highlights if h.color in kinds}
+
+
+def diagnostics_summary(result) -> dict[str, Any]:
+    """The machine-readable diagnosis (`--json`, the HTTP run summary)."""
+    d = result.diagnostics
+    onset = d.onset
+    return {
+        "safe_lr": d.safe_lr,
+        "diverged_at": ({"epoch": d.divergence.epoch, "step": d.divergence.step, "row": d.divergence.row,
+                         "param": d.divergence.param} if d.divergence else None),
+        "started_at": ({"epoch": onset.epoch, "step": onset.step, "row": onset.row, "x": onset.x,
+                        "params": onset.moved} if onset else None),
+        "loss_rose": list(d.rose) if d.rose else None,
+        "dead": {u: {"epoch": x.epoch, "step": x.step, "params": x.params} for u, x in d.dead.items()},
+        "grad_gap": dict(d.grad_gap),
+        "restarted": d.restarted,
+        "story": list(d.story),
+    }
 
 
 def _run_entry(action: str, inputs: Inputs, reports: list[ExperimentReport]) -> RunEntry:

@@ -255,11 +255,14 @@ class Experiment:
 
     def replace(self, **changes: Any) -> "Experiment":
         """A copy with some settings changed (validated again)."""
+        name = changes.pop("name", self.name)
         settings = {k: self.values[k] for k in self.given}
+        if settings.get("batch_size") == 0:  # the stored form of 'all', which validation takes as text
+            settings["batch_size"] = "all"
         init = dict(self.init)
         init.update(changes.pop("init", {}) or {})
         settings.update(changes)
-        return Experiment(changes.pop("name", self.name), init=init, **settings)
+        return Experiment(name, init=init, **settings)
 
     def settings(self) -> dict[str, Any]:
         """Every setting with its effective value (for run logs and outputs)."""

@@ -105,7 +105,7 @@ class Tracer:
                         {}, State({}), Diagnostics(), {}, [], list(self.dataset.input_names), [], starts)
         settings = inputs.setting_cells.get(experiment_name, {})
         self.formulas = StepFormulas(result, lambda i, name: self.dataset.cell(i, name), settings,
-                                     HEADER_ROW + 2)
+                                     HEADER_ROW + 2, "value in force" in rows[HEADER_ROW])  # formula mode's settings block
         self.columns = list(steps.columns)
 
     def _starts(self, name: str) -> dict:

@@ -40,7 +40,7 @@ def test_demo_refuses_to_replace_a_file_unless_forced(tmp_path, capsys):
 
 def test_demo_relu_bends_and_does_not_diverge(tmp_path):
     assert cli.main(["demo", str(tmp_path / "lab.xlsx")]) == 0
-    rows = rows_of(tmp_path / "lab.xlsx", "relu epochs")
+    rows = rows_of(tmp_path / "lab.xlsx", "relu epochs")[1:]  # from the header row (row 2)
     header = rows[0]
     gx, model = header.index("grid x"), header.index("model")
     grid = np.array([r[gx] for r in rows[1:] if r[gx] is not None])

@@ -39,7 +39,7 @@ def test_steps_tab_puts_the_first_step_in_row_4_under_a_frozen_header():
     assert tab.name == "basic steps" and tab.frozen_rows == 3
     assert [cells[(2, j)] for j in range(4)] == ["epoch", "step", "row", "x"]
     assert cells[(3, 7)] == 15.0 and cells[(3, 9)] == 1849.0  # pred and loss of the first step
-    assert "All 145 steps" in cells[(1, 0)]
+    assert "All 145 steps" in cells[(0, 0)] and "start of this Run" in cells[(1, 0)]
     assert "graddesc sgd" in cells[(0, 0)]
 
 
@@ -53,7 +53,7 @@ def test_sampling_keeps_epoch_boundaries_and_labels_the_tab():
     written = set(tab.tables[0].columns[1].values)
     for epoch, group in steps.groupby("epoch"):
         assert group["step"].iloc[0] in written and group["step"].iloc[-1] in written
-    assert cells[(1, 0)].startswith("SAMPLED:")
+    assert cells[(0, 0)].splitlines()[1].startswith("SAMPLED:")
 
 
 def test_sample_rows_with_more_epochs_than_room_still_fits():
@@ -71,7 +71,7 @@ def test_divergence_is_highlighted_on_its_row_with_a_plain_note():
     assert len(red) == 1
     row = red[0].row - HEADER_ROW - 1
     assert result.steps["step"].iloc[row] == div.step
-    assert "DIVERGED" in red[0].note and "blew up" in grid_of(tab)[(1, 0)]
+    assert "DIVERGED" in red[0].note and "Diverged at" in grid_of(tab)[(0, 0)]
 
 
 def test_dead_relu_parameters_are_marked_in_their_columns():
@@ -81,8 +81,9 @@ def test_dead_relu_parameters_are_marked_in_their_columns():
     tab = render_steps(result)
     headers = [c.header for c in tab.tables[0].columns]
     grey = {headers[h.col] for h in tab.highlights if h.color == DEAD}
-    param = next(iter(result.diagnostics.dead))
-    assert {param, f"de/d{param}", f"new {param}"} <= grey
+    dead = result.diagnostics.dead["u"]
+    assert dead.params == ["a", "b", "c"]
+    assert {h for p in dead.params for h in (p, f"de/d{p}", f"new {p}")} <= grey
 
 
 def test_gradient_gap_is_noted_beside_the_estimate():
@@ -106,11 +107,12 @@ def test_fit_grid_holds_the_relu_elbow_and_the_prediction_bends_there():
 def test_epochs_tab_has_path_and_fit_charts_but_no_fit_for_several_inputs():
     result = basic()
     tab = render_epochs(result, result.epochs, x, y, ["a note"])
-    assert [c.kind for c in tab.charts] == ["line", "scatter"]
+    assert [c.kind for c in tab.charts] == ["line", "scatter", "line", "line"]  # loss, fit, a, b
+    assert [c.title.split()[0] for c in tab.charts] == ["Loss", "Fit:", "a", "b"]
     X2 = np.c_[x, x]
     r2 = train(Experiment("two", flavour="pytorch", lr=1e-5, epochs=1), X2, y)
     tab2 = render_epochs(r2, r2.epochs, X2, y, [])
-    assert [c.kind for c in tab2.charts] == ["line"]
+    assert [c.kind for c in tab2.charts] == []  # one epoch: nothing to draw per epoch, and no fit
     assert any("several inputs" in str(t.value) for t in tab2.texts)
 
 
@@ -148,4 +150,5 @@ def test_render_keeps_inside_the_cell_budget_and_epochs_stay_complete():
     steps, epochs = plan.tabs[0], plan.tabs[1]
     assert steps.tables[0].n_rows < len(result.steps)
     assert epochs.tables[0].n_rows == 50
-    assert [t.name for t in plan.tabs] == ["basic steps", "basic epochs", "compare", "runs", "sheetsync state"]
+    assert [t.name for t in plan.tabs] == ["basic steps", "basic epochs", "basic landscape", "compare", "runs",
+                                        "sheetsync state"]

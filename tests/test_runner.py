@@ -14,9 +14,12 @@ from sheetsync.runner import run
 
 
 def epochs_table(backend, name):
+    from sheetsync.layout.epochs import HEADER_ROW
+
     grid = backend.grids[f"{name} epochs"]
-    header = grid[0][:grid[0].index(None)]
-    rows = [r[:len(header)] for r in grid[1:] if r[0] is not None]
+    head = grid[HEADER_ROW]
+    header = head[:head.index(None)] if None in head else head
+    rows = [r[:len(header)] for r in grid[HEADER_ROW + 1:] if r[0] is not None]
     return header, rows
 
 
@@ -129,24 +132,29 @@ def test_above_the_cell_budget_steps_are_sampled_and_say_so(monkeypatch):
     report = run("mem", backend=backend)
     assert report.experiments[0].sampled
     steps = backend.grids["long steps"]
-    assert steps[1][0].startswith("SAMPLED:")
+    assert steps[0][0].splitlines()[1].startswith("SAMPLED:")
     written = [r for r in steps[3:] if r[0] is not None]
     assert 10 < len(written) < 40 * 29
     _, epochs = epochs_table(backend, "long")
     assert len(epochs) == 40  # the epochs tab is never sampled
 
 
-def test_a_diverged_run_is_a_result_and_running_on_says_how_to_recover():
+def test_a_diverged_run_is_a_result_and_the_next_run_starts_again_from_init():
     tabs = demo_tabs()
     tabs["experiments"] = [["", "hot"], ["lr", 0.01], ["epochs", 3]]
     backend = MemoryBackend(tabs)
     first = run("mem", backend=backend).experiments[0]
     assert first.diverged.startswith("DIVERGED at epoch 1, step 7") and first.epochs_run == 1
+    assert first.diagnostics["safe_lr"] is not None and first.diagnostics["safe_lr"] < 0.01
     steps = backend.grids["hot steps"]
-    assert "DIVERGED" in steps[1][0]
+    assert "Diverged at epoch 1, step 7" in steps[0][0]
     again = run("mem", backend=backend).experiments[0]
-    assert any("lower lr and Reset" in n for n in again.notes)
-    assert "lower lr and Reset" in backend.grids["runs"][2][6]
+    assert again.start == "reset: the last run diverged; this Run started again from the init values"
+    assert again.diagnostics["restarted"] == "the last run diverged; this Run started again from the init values"
+    assert any("started again from the init values" in n for n in again.notes)
+    assert "started again from the init values" in backend.grids["runs"][2][6]
+    _, rows = epochs_table(backend, "hot")
+    assert [r[0] for r in rows] == [1]  # the history started again too
 
 
 def test_the_other_tabs_of_a_spreadsheet_count_against_its_cells(monkeypatch):

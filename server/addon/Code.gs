@@ -232,12 +232,28 @@ function describe(result) {
   if (run.status === 'failed') {
     return {state: 'failed', run: run, error: run.error, message: run.error ? run.error.message : 'The run failed.'};
   }
-  return {state: run.status, run: run, error: null, message: statusMessage(run)};
+  var state = run.status === 'succeeded' && troubled(run).length ? 'warning' : run.status;
+  return {state: state, run: run, error: null, message: statusMessage(run)};
+}
+
+/** Experiments whose run diverged or whose loss rose: the sidebar warns instead of "Done". */
+function troubled(run) {
+  var experiments = run.summary && run.summary.experiments ? run.summary.experiments : [];
+  return experiments.filter(function (e) {
+    var d = e.diagnostics || {};
+    return e.diverged || d.diverged_at || d.loss_rose;
+  });
 }
 
 function statusMessage(run) {
   if (run.status === 'succeeded') {
     var n = run.summary && run.summary.experiments ? run.summary.experiments.length : 0;
+    var bad = troubled(run);
+    if (bad.length) {
+      return 'Written, but ' + bad.map(function (e) {
+        return e.name + (e.diagnostics && e.diagnostics.loss_rose && !e.diverged ? "'s loss rose" : ' diverged');
+      }).join(', ') + ': see why below.';
+    }
     return 'Done: ' + n + ' experiment' + (n === 1 ? '' : 's') + ' written.';
   }
   if (run.status === 'queued') return 'Waiting for another run of this sheet to finish…';

@@ -91,6 +91,7 @@ class Column:
     width: float | None = None  # in characters
     formulas: Sequence[str | None] | None = None
     note: str | None = None  # a comment on the header cell
+    wrap: bool = False  # long texts wrap inside their cells (the run log's messages)
 
 
 @dataclass
@@ -118,6 +119,8 @@ class Text:
     note: str | None = None
     number_format: str | None = None
     formula: str | None = None
+    wrap: bool = False  # wrap the text inside the cell, top-aligned (long sentences)
+    span: int = 1  # columns the cell is merged across (with `wrap`, the width the text wraps in)
 
 
 @dataclass
@@ -130,6 +133,19 @@ class Highlight:
     n_cols: int = 1
     color: str = "FFC7CE"  # RRGGBB
     note: str | None = None
+
+
+@dataclass
+class ColorScale:
+    """A colour-scale conditional format over a block: low values green, high values red."""
+
+    row: int
+    col: int
+    n_rows: int
+    n_cols: int
+    low: str = "63BE7B"  # RRGGBB at the minimum
+    mid: str = "FFEB84"  # … at the median
+    high: str = "F8696B"  # … at the maximum
 
 
 @dataclass
@@ -160,6 +176,11 @@ class Chart:
     anchor: tuple[int, int] = (0, 0)  # (row, col) of the top-left corner
     width_px: int = 600
     height_px: int = 371
+    x_min: float | None = None  # axis bounds (None: the spreadsheet's own choice)
+    x_max: float | None = None
+    y_min: float | None = None
+    y_max: float | None = None
+    axis_format: str | None = None  # number format of both axes' labels (None: the data's own)
 
 
 @dataclass
@@ -175,6 +196,8 @@ class TabPlan:
     frozen_cols: int = 0
     hidden: bool = False
     kind: str = ""  # "steps", "epochs", "map", "compare", "runs", "state": for the owner mark
+    row_heights: dict[int, float] = field(default_factory=dict)  # row -> height in points
+    color_scales: list[ColorScale] = field(default_factory=list)
 
     def extent(self) -> tuple[int, int]:
         """(rows, cols) the tab needs."""
@@ -183,7 +206,7 @@ class TabPlan:
             rows = max(rows, t.row + 1 + t.n_rows)
             cols = max(cols, t.col + len(t.columns))
         for x in self.texts:
-            rows, cols = max(rows, x.row + 1), max(cols, x.col + 1)
+            rows, cols = max(rows, x.row + 1), max(cols, x.col + x.span)
         return rows, cols
 
 

@@ -48,6 +48,7 @@ Edges, documented the gspread-dataframe way:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -57,7 +58,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from numbers import Number
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import google.auth.exceptions
 import gspread
@@ -66,7 +67,7 @@ import requests
 from gspread.exceptions import APIError
 
 from ..errors import BackendError, OwnershipError
-from .base import (Chart, Column, CellError, CellValue, DateCell, Highlight, Plan, RangeRef,
+from .base import (Chart, ColorScale, Column, CellError, CellValue, DateCell, Highlight, Plan, RangeRef,
                    Snapshot, TabInfo, TabPlan, Table, Text, col_letter)
 from .retry import Limiter, Outcome, RetryPolicy, send_with_retry, shared_buckets
 from .targets import Identity, load_credentials, parse_target, token_fingerprint
@@ -415,9 +416,29 @@ class TabWriter:
         for table in self.tab.tables:
             subs += self.table(table)
         subs += [self.text(t) for t in self.tab.texts]
+        for t in self.tab.texts:
+            if t.span > 1:
+                subs.append(Sub.of({"mergeCells": {
+                    "range": grid_range(self.sid, t.row, t.col, t.row + 1, t.col + t.span), "mergeType": "MERGE_ALL"}}))
         for h in self.tab.highlights:
             subs += self.highlight(h)
+        for row, points in sorted(self.tab.row_heights.items()):
+            subs.append(Sub.of({"updateDimensionProperties": {
+                "range": {"sheetId": self.sid, "dimension": "ROWS", "startIndex": row, "endIndex": row + 1},
+                "properties": {"pixelSize": int(round(points * 4 / 3))}, "fields": "pixelSize"}}))
+        subs += [self.color_scale(cs, k) for k, cs in enumerate(self.tab.color_scales)]
         return subs
+
+    def color_scale(self, cs: ColorScale, index: int) -> Sub:
+        points = [("MIN", None, cs.low), ("PERCENTILE", "50", cs.mid), ("MAX", None, cs.high)]
+        rule = {}
+        for key, (kind, value, colour) in zip(("minpoint", "midpoint", "maxpoint"), points):
+            rule[key] = {"type": kind, "colorStyle": {"rgbColor": rgb(colour)}}
+            if value is not None:
+                rule[key]["value"] = value
+        return Sub.of({"addConditionalFormatRule": {"index": index, "rule": {
+            "ranges": [grid_range(self.sid, cs.row, cs.col, cs.row + cs.n_rows, cs.col + cs.n_cols)],
+            "gradientRule": rule}}})
 
     def update_cells(self, row: int, col: int, rows: list[dict], fields: str) -> Sub:
         return Sub.of({"updateCells": {"start": {"sheetId": self.sid, "rowIndex": row, "columnIndex": col},
@@ -436,6 +457,11 @@ class TabWriter:
                     "range": grid_range(self.sid, table.row + 1, c, table.row + 1 + table.n_rows, c + 1),
                     "cell": {"userEnteredFormat": {"numberFormat": number_format(column.number_format)}},
                     "fields": "userEnteredFormat.numberFormat"}}))
+            if column.wrap and table.n_rows:
+                subs.append(Sub.of({"repeatCell": {
+                    "range": grid_range(self.sid, table.row + 1, c, table.row + 1 + table.n_rows, c + 1),
+                    "cell": {"userEnteredFormat": {"wrapStrategy": "WRAP", "verticalAlignment": "TOP"}},
+                    "fields": "userEnteredFormat.wrapStrategy,userEnteredFormat.verticalAlignment"}}))
             if column.width:
                 subs.append(Sub.of({"updateDimensionProperties": {
                     "range": {"sheetId": self.sid, "dimension": "COLUMNS", "startIndex": c, "endIndex": c + 1},
@@ -499,13 +525,15 @@ class TabWriter:
             fmt["textFormat"] = {"bold": True}
         if text.number_format and text.number_format != "General":
             fmt["numberFormat"] = number_format(text.number_format)
+        fields = "userEnteredValue,userEnteredFormat.textFormat.bold,userEnteredFormat.numberFormat,note"
+        if text.wrap:
+            fmt.update({"wrapStrategy": "WRAP", "verticalAlignment": "TOP"})
+            fields += ",userEnteredFormat.wrapStrategy,userEnteredFormat.verticalAlignment"
         if fmt:
             cell["userEnteredFormat"] = fmt
         if text.note:
             cell["note"] = text.note
-        return self.update_cells(text.row, text.col, [{"values": [cell]}],
-                                 "userEnteredValue,userEnteredFormat.textFormat.bold,"
-                                 "userEnteredFormat.numberFormat,note")
+        return self.update_cells(text.row, text.col, [{"values": [cell]}], fields)
 
     def highlight(self, h: Highlight) -> list[Sub]:
         subs = [Sub.of({"repeatCell": {
@@ -575,9 +603,10 @@ class ChartWriter:
         header = self.named_by_header(chart)
         domain = chart.domain or next((s.x for s in chart.series if s.x is not None), None)
         spec: dict = {"chartType": "SCATTER" if chart.kind == "scatter" else "LINE",
-                      "legendPosition": "BOTTOM_LEGEND", "headerCount": 1 if header else 0,
-                      "axis": [{"position": "BOTTOM_AXIS", "title": chart.x_title},
-                               {"position": "LEFT_AXIS", "title": chart.y_title}],
+                      "legendPosition": "BOTTOM_LEGEND" if len(chart.series) > 1 else "NO_LEGEND",
+                      "headerCount": 1 if header else 0,
+                      "axis": [axis("BOTTOM_AXIS", chart.x_title, chart.x_min, chart.x_max),
+                               axis("LEFT_AXIS", chart.y_title, chart.y_min, chart.y_max)],
                       "series": [{"series": self.source(s.y, header), "targetAxis": "LEFT_AXIS"}
                                  for s in chart.series]}
         if domain is not None:
@@ -588,6 +617,18 @@ class ChartWriter:
             "position": {"overlayPosition": {
                 "anchorCell": {"sheetId": sheet_id, "rowIndex": chart.anchor[0], "columnIndex": chart.anchor[1]},
                 "widthPixels": chart.width_px, "heightPixels": chart.height_px}}}}})
+
+
+def axis(position: str, title: str, lo: float | None, hi: float | None) -> dict:
+    out: dict = {"position": position, "title": title}
+    if lo is not None or hi is not None:
+        window: dict = {"viewWindowMode": "EXPLICIT"}
+        if lo is not None:
+            window["viewWindowMin"] = lo
+        if hi is not None:
+            window["viewWindowMax"] = hi
+        out["viewWindowOptions"] = window
+    return out
 
 
 def header_cells(plan: Plan) -> dict[tuple[str, int, int], str]:
@@ -660,6 +701,31 @@ class GoogleBackend:
             raise BackendError(f"{target}: not a Google Sheets URL or key")
         creds, identity = load_credentials(credentials_path, token=token)
         return cls(key, creds, identity=identity, **kwargs)
+
+    @contextlib.contextmanager
+    def writing(self, force: bool = False) -> Iterator[None]:
+        """One writer of this spreadsheet on this machine, from the first read to the write: a
+        lock file per spreadsheet in the user's state folder, taken by the CLI, the server and
+        the scheduler alike (the server's and the scheduler's own locks are taken before it,
+        so the order never inverts). Across machines the scheduler's Redis lock does the same.
+        The Sheets API has no revision to check before a write without a Drive request, so
+        this lock is the guard. `force` is for local workbooks open in an office suite."""
+        from ..locks import SpreadsheetLocks, default_lock_folder
+
+        if getattr(self, "_writing", 0):  # nested (the scheduler, then the runner): held already
+            self._writing += 1
+            try:
+                yield
+            finally:
+                self._writing -= 1
+            return
+        with SpreadsheetLocks(default_lock_folder()).hold("writer:google:" + self.key):
+            self.forget()  # read afresh under the lock
+            self._writing = 1
+            try:
+                yield
+            finally:
+                self._writing = 0
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -636,22 +636,27 @@ class StyleSheet:
                 formats.setdefault(_unescape(attrs["formatCode"]), int(attrs["numFmtId"]))
         return formats
 
-    def xf(self, number_format: str | None, bold: bool = False, fill: str | None = None) -> int:
+    def xf(self, number_format: str | None, bold: bool = False, fill: str | None = None,
+           wrap: bool = False) -> int:
         """The cellXfs index for this combination (0, the default, when nothing is asked)."""
-        key = (number_format or "General", bold, (fill or "").upper())
-        if key == ("General", False, ""):
+        key = (number_format or "General", bold, (fill or "").upper(), wrap)
+        if key == ("General", False, "", False):
             return 0
         if key not in self._cache:
             self._cache[key] = self._make_xf(*key)
         return self._cache[key]
 
-    def _make_xf(self, number_format: str, bold: bool, fill: str) -> int:
+    def _make_xf(self, number_format: str, bold: bool, fill: str, wrap: bool) -> int:
         fmt_id = self._format_id(number_format)
         font_id = self._index("fonts", self.fonts, self._bold_font()) if bold else 0
         fill_id = self._index("fills", self.fills, self._fill(fill)) if fill else 0
         p = self.prefix
-        xml = (f'<{p}xf numFmtId="{fmt_id}" fontId="{font_id}" fillId="{fill_id}" borderId="0" '
-               f'xfId="0" applyNumberFormat="1" applyFont="1" applyFill="1"/>')
+        attrs = (f'numFmtId="{fmt_id}" fontId="{font_id}" fillId="{fill_id}" borderId="0" '
+                 f'xfId="0" applyNumberFormat="1" applyFont="1" applyFill="1"')
+        if wrap:  # long sentences wrap inside their (merged) cell, read from the top
+            xml = f'<{p}xf {attrs} applyAlignment="1"><{p}alignment wrapText="1" vertical="top"/></{p}xf>'
+        else:
+            xml = f'<{p}xf {attrs}/>'
         return self._index("cellXfs", self.xfs, xml)
 
     def _index(self, container: str, existing: list[str], xml: str) -> int:

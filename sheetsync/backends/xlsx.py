@@ -76,7 +76,10 @@ except ImportError:  # a platform without isal's wheels
 
 from .. import budgets
 from ..errors import BackendError, OwnershipError
-from . import ooxml
+from ..locks import WorkbookLock
+from .guard import (TEMP_SUFFIX, FileIdentity, WorkbookChanged, refuse_open_elsewhere,
+                    remove_abandoned_temps, temp_prefix)
+from . import chart_xml, ooxml
 from .base import (CellError, CellValue, Chart, DateCell, Plan, Snapshot, TabInfo, TabPlan, Text,
                    Uncomputed, col_letter)
 
@@ -105,12 +108,47 @@ def abs_ref(tab: str, row0: int, col0: int, row1: int, col1: int) -> str:
 class XlsxBackend:
     """A local ``.xlsx``/``.xlsm`` workbook."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, force: bool = False):
         self.path = os.fspath(path)
+        self.force = force  # write even while the workbook is open in LibreOffice or Excel
+        self._lock = WorkbookLock(self.path)
+        self._depth = 0  # nested `writing` sessions
+        self._read_as: FileIdentity | None = None  # the file as the first read of a session saw it
+
+    @contextlib.contextmanager
+    def writing(self, force: bool | None = None, *, fresh: bool = True) -> Iterator[None]:
+        """Be the one writer of this workbook from its first read to its replacement.
+
+        Every entry point's run happens inside one (`runner.run`, the scheduler), so the CLI,
+        the server and the scheduler's threads and RQ workers on this machine queue for the
+        same workbook; reads outside a session (trace, tests) never wait."""
+        if force is not None:
+            self.force = force
+        if self._depth == 0:
+            try:
+                self._lock.acquire()
+            except FileNotFoundError:
+                raise BackendError(f"{self.path}: no such workbook") from None
+            except OSError as e:
+                raise BackendError(f"{self.path}: cannot open the workbook ({e.strerror})") from None
+            if fresh:  # a new session: what an earlier read saw says nothing about this one
+                self._read_as = None
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._read_as = None
+                self._lock.release()
 
     # -- reading ------------------------------------------------------------------------------
 
     def read(self, tabs: Sequence[str]) -> Snapshot:
+        if self._read_as is None or not self._depth:
+            self._read_as = FileIdentity.of(self.path)
+        else:
+            self._read_as.still(self.path)  # every read of a session sees the same file
         pkg = ooxml.Package(self.path)
         try:
             return WorkbookReader(pkg).snapshot(list(tabs))
@@ -127,15 +165,23 @@ class XlsxBackend:
         if not plan.tabs and not plan.remove:
             return
         refuse_read_only(self.path)
-        before = os.stat(self.path)
-        pkg = ooxml.Package(self.path)
-        try:
-            surgery = Surgery(pkg, plan)
-            write_atomically(self.path, surgery.write, before)
-        except (KeyError, zipfile.BadZipFile, EOFError) as e:
-            raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
-        finally:
-            pkg.close()
+        with self.writing(fresh=False):
+            if not self.force:
+                refuse_open_elsewhere(self.path)
+            if self._read_as is not None:  # what was trained on must still be there
+                now = self._read_as.still(self.path)
+            else:
+                now = FileIdentity.of(self.path, hashed=False)
+            remove_abandoned_temps(self.path)
+            pkg = ooxml.Package(self.path)
+            try:
+                surgery = Surgery(pkg, plan)
+                write_atomically(self.path, surgery.write, now.stat)
+            except (KeyError, zipfile.BadZipFile, EOFError) as e:
+                raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
+            finally:
+                pkg.close()
+            self._read_as = None  # the file is now ours; a later apply reads it afresh
 
     @classmethod
     def create(cls, path: str | os.PathLike, tabs: dict[str, list[list]]) -> "XlsxBackend":
@@ -172,7 +218,7 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None], before: os.st
     """Write a temporary file beside `path`, fsync it, and rename it over `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".sheetsync-tmp",
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path) + f"{os.getpid()}.", suffix=TEMP_SUFFIX,
                                    dir=folder)
     except OSError as e:
         raise BackendError(f"{path}: cannot write beside the workbook ({e.strerror})") from None
@@ -220,8 +266,9 @@ def _refuse_if_changed(path: str, before: os.stat_result | None) -> None:
     if before is None:
         return
     now = os.stat(path)
-    if (now.st_mtime_ns, now.st_size, now.st_ino) != (before.st_mtime_ns, before.st_size, before.st_ino):
-        raise BackendError(f"{path}: the workbook changed while sheetsync was writing; run again")
+    if ((now.st_mtime_ns, now.st_ctime_ns, now.st_size, now.st_ino, now.st_dev)
+            != (before.st_mtime_ns, before.st_ctime_ns, before.st_size, before.st_ino, before.st_dev)):
+        raise WorkbookChanged(path)
 
 
 def _fsync_folder(folder: str) -> None:
@@ -1577,7 +1624,7 @@ class TabRenderer:
             if isinstance(values, np.ndarray) and values.dtype.kind not in "fiub":
                 values = values.tolist()
             fast = isinstance(values, np.ndarray) and values.dtype.kind in "fiu" and not col.formulas
-            out.append(ColumnData(values, col.formulas, styles.xf(col.number_format), fast))
+            out.append(ColumnData(values, col.formulas, styles.xf(col.number_format, wrap=col.wrap), fast))
         return out
 
     def _overlays(self, styles: ooxml.StyleSheet) -> dict[tuple[int, int], Overlay]:
@@ -1590,9 +1637,10 @@ class TabRenderer:
             overlays.setdefault((t.row, t.col), Overlay()).text = t
         for (r, c), o in overlays.items():
             fmt, bold = self._format_at(r, c)
+            wrap = False
             if o.text is not None:
-                fmt, bold = o.text.number_format, o.text.bold
-            o.style = styles.xf(fmt, bold, o.fill)
+                fmt, bold, wrap = o.text.number_format, o.text.bold, o.text.wrap
+            o.style = styles.xf(fmt, bold, o.fill, wrap)
         return overlays
 
     def _format_at(self, row: int, col: int) -> tuple[str | None, bool]:
@@ -1648,20 +1696,14 @@ class TabRenderer:
         return main + parts
 
     def _chart_parts(self, drawing_part: str, names: PartNames) -> list[NewPart]:
-        from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
-        from openpyxl.xml.functions import tostring
-
-        drawing = SpreadsheetDrawing()
-        parts = []
-        for chart in self.plan.charts:
-            native = native_chart(chart)
-            _, native._id = names.numbered("xl/charts/chart{}.xml")
-            drawing.charts.append(native)
-            parts.append(NewPart(native.path[1:], ooxml.CT_CHART, tostring(native._write())))
-        drawing_xml = tostring(drawing._write())
-        drawing_rels = tostring(drawing._write_rels())
-        return [NewPart(drawing_part, ooxml.CT_DRAWING, drawing_xml),
-                NewPart(ooxml.rels_part(drawing_part), None, drawing_rels)] + parts
+        charts = self.plan.charts
+        for chart in charts:
+            if chart.kind not in ("line", "scatter"):
+                raise BackendError(f"chart {chart.title!r}: kind must be 'line' or 'scatter', not {chart.kind!r}")
+        paths = [names.numbered("xl/charts/chart{}.xml")[0] for _ in charts]
+        return [NewPart(drawing_part, ooxml.CT_DRAWING, chart_xml.drawing_xml(charts)),
+                NewPart(ooxml.rels_part(drawing_part), None, chart_xml.drawing_rels(paths))] + [
+            NewPart(path, ooxml.CT_CHART, chart_xml.chart_xml(chart)) for path, chart in zip(paths, charts)]
 
     def parts(self) -> list[NewPart]:
         return self._parts
@@ -1674,11 +1716,30 @@ class TabRenderer:
         yield self._dimension() + self._views() + self._widths() + "<sheetData>"
         yield from self._rows()
         yield "</sheetData>"
+        yield self._merges() + self._color_scales()
         if self.drawing_rid:
             yield f'<drawing r:id="{self.drawing_rid}"/>'
         if self.legacy_rid:
             yield f'<legacyDrawing r:id="{self.legacy_rid}"/>'
         yield "</worksheet>"
+
+    def _merges(self) -> str:
+        spans = [t for t in self.plan.texts if t.span > 1]
+        if not spans:
+            return ""
+        refs = "".join(f'<mergeCell ref="{col_letter(t.col)}{t.row + 1}:{col_letter(t.col + t.span - 1)}{t.row + 1}"/>'
+                       for t in spans)
+        return f'<mergeCells count="{len(spans)}">{refs}</mergeCells>'
+
+    def _color_scales(self) -> str:
+        out = []
+        for k, cs in enumerate(self.plan.color_scales, start=1):
+            ref = f"{col_letter(cs.col)}{cs.row + 1}:{col_letter(cs.col + cs.n_cols - 1)}{cs.row + cs.n_rows}"
+            colours = "".join(f'<color rgb="FF{c.upper()}"/>' for c in (cs.low, cs.mid, cs.high))
+            out.append(f'<conditionalFormatting sqref="{ref}"><cfRule type="colorScale" priority="{k}">'
+                       '<colorScale><cfvo type="min"/><cfvo type="percentile" val="50"/><cfvo type="max"/>'
+                       f'{colours}</colorScale></cfRule></conditionalFormatting>')
+        return "".join(out)
 
     def _dimension(self) -> str:
         rows, cols = self.plan.extent()
@@ -1714,21 +1775,22 @@ class TabRenderer:
                    for t, cols in zip(self.plan.tables, self.columns)]
         sources.append(self._loose_cells())
         merged = heapq.merge(*sources, key=lambda item: item[0])
+        heights = self.plan.row_heights
         current, pieces = -1, []
         for row, col, xml in merged:
             if col < 0:  # whole <row> elements that no other source has cells in
                 if pieces:
-                    yield _row_xml(current, pieces)
+                    yield _row_xml(current, pieces, heights.get(current))
                 current, pieces = -1, []
                 yield xml
                 continue
             if row != current:
                 if pieces:
-                    yield _row_xml(current, pieces)
+                    yield _row_xml(current, pieces, heights.get(current))
                 current, pieces = row, []
             pieces.append((col, xml))
         if pieces:
-            yield _row_xml(current, pieces)
+            yield _row_xml(current, pieces, heights.get(current))
 
     def _alone_in_its_rows(self, table) -> bool:
         """No other table and no loose cell shares a row with `table`: its rows can be written
@@ -1825,10 +1887,11 @@ def _blank(value: Any) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")  # pandas' missing values
 
 
-def _row_xml(row: int, pieces: list[tuple[int, str]]) -> str:
+def _row_xml(row: int, pieces: list[tuple[int, str]], height: float | None = None) -> str:
     if len(pieces) > 1:
         pieces.sort(key=lambda p: p[0])
-    return f'<row r="{row + 1}">' + "".join(xml for _, xml in pieces) + "</row>"
+    ht = f' ht="{height:g}" customHeight="1"' if height else ""
+    return f'<row r="{row + 1}"{ht}>' + "".join(xml for _, xml in pieces) + "</row>"
 
 
 def column_cells(letter: str, rownums: list[str], data: ColumnData, i0: int, i1: int) -> list[str]:
@@ -1995,56 +2058,3 @@ def comment_parts(notes: list[tuple[int, int, str]], blocks: list[int]) -> tuple
     first_id = blocks[0] * 1024
     vml = re.sub(r"_x0000_s(\d+)", lambda m: f"_x0000_s{first_id + int(m.group(1)) - 1024}", vml)
     return tostring(sheet.to_tree()), vml.encode("utf-8")
-
-
-_SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")
-
-
-def native_chart(chart: Chart):
-    """An openpyxl line or scatter chart whose series point at `RangeRef`s."""
-    from openpyxl.chart import LineChart, ScatterChart
-    from openpyxl.chart.data_source import AxDataSource, NumDataSource, NumRef
-    from openpyxl.chart.marker import Marker
-    from openpyxl.chart.series import Series as LineSeries, SeriesLabel, XYSeries
-    from openpyxl.chart.shapes import GraphicalProperties
-    from openpyxl.drawing.line import LineProperties
-
-    scatter = chart.kind == "scatter"
-    if chart.kind not in ("line", "scatter"):
-        raise BackendError(f"chart {chart.title!r}: kind must be 'line' or 'scatter', not {chart.kind!r}")
-    native = ScatterChart() if scatter else LineChart()
-    for s in chart.series:
-        series = XYSeries() if scatter else LineSeries()
-        series.tx = SeriesLabel(v=s.name)
-        x = s.x or chart.domain
-        y_source = NumDataSource(numRef=NumRef(f=_ref(s.y)))
-        if scatter:
-            series.yVal = y_source
-            series.xVal = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None
-            if s.style == "line":  # a curve through the points (the model over a sorted grid)
-                series.marker = Marker(symbol="none")
-                series.graphicalProperties = GraphicalProperties(ln=LineProperties(w=28575))
-            else:  # filled markers: an unfilled marker shows white in LibreOffice
-                colour = _SERIES_COLOURS[len(native.series) % len(_SERIES_COLOURS)]
-                series.marker = Marker(symbol="circle", size=5)
-                series.marker.graphicalProperties = GraphicalProperties(solidFill=colour)
-                series.marker.graphicalProperties.line.solidFill = colour
-                series.graphicalProperties = GraphicalProperties(ln=LineProperties(noFill=True))
-        else:
-            series.val = y_source
-            series.cat = AxDataSource(numRef=NumRef(f=_ref(x))) if x else None
-            series.smooth = False
-        native.series.append(series)
-    native.title = chart.title or None
-    native.x_axis.title = chart.x_title or None
-    native.y_axis.title = chart.y_title or None
-    native.x_axis.delete = False
-    native.y_axis.delete = False
-    native.width = chart.width_px / 37.795275591  # openpyxl sizes charts in cm
-    native.height = chart.height_px / 37.795275591
-    native.anchor = f"{col_letter(chart.anchor[1])}{chart.anchor[0] + 1}"
-    return native
-
-
-def _ref(r) -> str:
-    return abs_ref(r.tab, r.row0, r.col0, r.row1, r.col1)

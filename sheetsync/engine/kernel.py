@@ -26,6 +26,7 @@ import importlib.util
 import logging
 import os
 import re
+import stat
 import sys
 import tempfile
 import threading
@@ -216,7 +217,7 @@ def generate_source(spec: Spec) -> str:
         w(f"                {_ident('gsq_', q)} += {u} * {u}")
         w(f"                if {u} != 0.0:")
         w(f"                    {_ident('nz_', q)} += 1.0")
-        if spec.gradient == "both":
+        if spec.gradient in ("both", "numeric"):  # both columns are written
             w(f"                gap = abs({_ident('r_', f'de/d{q} est')} - {_ident('r_', f'de/d{q}')})")
             w(f"                if gap > {_ident('gap_', q)}:")
             w(f"                    {_ident('gap_', q)} = gap")
@@ -301,18 +302,49 @@ def generate_source(spec: Spec) -> str:
 
 
 def cache_dir() -> Path:
+    """The kernel cache: a folder only this user can write, or else a private temporary one.
+
+    A library found there is loaded into this process, so a folder anyone else can write (a
+    shared ``/tmp/sheetsync-kernels``, a group-writable home cache) would run their code inside
+    sheetsync. The folder must be a real directory (not a symbolic link) owned by this user,
+    writable by no one else, and is kept at 0700; otherwise this process compiles into a fresh
+    ``mkdtemp`` folder of its own. A library is loaded only if its SHA-256 matches the one
+    recorded when sheetsync compiled it (`native.load`).
+    """
+    global _private_dir
     configured = os.environ.get("SHEETSYNC_CACHE_DIR")
     base = Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sheetsync"
     folder = base / "kernels"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".writable"
-        probe.touch()
-        return folder
-    except OSError:  # read-only home (a server account): fall back to the temp folder
-        folder = Path(tempfile.gettempdir()) / "sheetsync-kernels"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if _private(folder):
+            return folder
+    except OSError:  # read-only home (a server account)
+        pass
+    with _private_lock:  # not `_lock`: kernels are loaded under it
+        if _private_dir is None or not _private(_private_dir):
+            _private_dir = Path(tempfile.mkdtemp(prefix="sheetsync-kernels-"))
+        return _private_dir
+
+
+_private_dir: Path | None = None
+_private_lock = threading.Lock()
+
+
+def _private(folder: Path) -> bool:
+    """`folder` is a directory of this user's, mode 0700. One that only we could ever write
+    (0755, say, from an older sheetsync) is tightened; one others can write is refused, since
+    they may have planted a library there already (and its recorded hash with it)."""
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o022:
+        return False
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        try:
+            os.chmod(folder, 0o700)
+        except OSError:
+            return False
+        st = os.lstat(folder)
+    return stat.S_IMODE(st.st_mode) & 0o077 == 0 and os.access(folder, os.W_OK)
 
 
 def backend() -> str:
@@ -338,11 +370,11 @@ def load_kernel(spec: Spec, which: str | None = None):
     """The compiled loop for `spec`, called as
     kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV); `which` is a `backend()`."""
     which = which or backend()
-    if which == "c":
-        kernel = _load_c_kernel(spec)
-        if kernel is not None:
-            return kernel
-    return _load_numba_kernel(spec)
+    memo = spec.__dict__.setdefault("_kernels", {})  # a Run calls the same loop many times (macros)
+    if which not in memo:
+        kernel = _load_c_kernel(spec) if which == "c" else None
+        memo[which] = kernel if kernel is not None else _load_numba_kernel(spec)
+    return memo[which]
 
 
 def _load_c_kernel(spec: Spec):

@@ -207,7 +207,7 @@ def generate_c_source(spec: Spec) -> str:
         u = _ident("u_", q)
         w(f"{_ident('gsq_', q)} += {u} * {u};", 3)
         w(f"if ({u} != 0.0) {_ident('nz_', q)} += 1.0;", 3)
-        if spec.gradient == "both":
+        if spec.gradient in ("both", "numeric"):
             let("gap", f"fabs({_ident('r_', f'de/d{q} est')} - {_ident('r_', f'de/d{q}')})", 3)
             w(f"if (gap > {_ident('gap_', q)}) {_ident('gap_', q)} = gap;", 3)
     if batch > 1:
@@ -353,6 +353,7 @@ def _build(source: str, so_path: Path, argv: list[str]) -> None:
         if proc.returncode != 0 or not so_tmp.exists():
             tail = (proc.stderr or proc.stdout).strip()[-2000:]
             raise CompileError(f"{argv[0]} failed (exit {proc.returncode}): {tail}")
+        _digest_path(so_path).write_text(_digest(so_tmp))  # what `load` accepts under this name
         os.replace(so_tmp, so_path)  # atomic: a library is either absent or whole
         os.replace(c_tmp, so_path.with_suffix(".c"))  # kept beside it, for people reading it
     finally:
@@ -361,6 +362,24 @@ def _build(source: str, so_path: Path, argv: list[str]) -> None:
                 leftover.unlink()
             except FileNotFoundError:
                 pass
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _digest_path(so_path: Path) -> Path:
+    return so_path.with_suffix(".so.sha256")
+
+
+def _written_by_us(so_path: Path) -> bool:
+    """The library under this name is the one `_build` wrote: its SHA-256 matches the one
+    recorded beside it when it was compiled (checked before every load)."""
+    try:
+        return _digest_path(so_path).read_text().strip() == _digest(so_path)
+    except OSError:
+        return False
 
 
 PROBE_C = "#include <math.h>\n#include <stdint.h>\nint probe(void) { return (int)fma(2.0, 3.0, 1.0); }\n"
@@ -381,8 +400,8 @@ def load(spec: Spec, source: str, key: str, argv: list[str]):
     """The compiled kernel for `spec`, compiling it first if no cached library exists.
     Called under `kernel._lock`. Raises CompileError."""
     so_path = cache_dir() / f"sheetsync_c_{key}.so"
-    if not so_path.exists():
-        _build(source, so_path, argv)
+    if not _written_by_us(so_path):
+        _build(source, so_path, argv)  # absent, or not the library sheetsync wrote: never load it
     try:
         lib = ctypes.CDLL(str(so_path))  # CDLL (not PyDLL): calls release the GIL, like nogil=True
     except OSError as e:  # unreadable or foreign file under our name: build it afresh once

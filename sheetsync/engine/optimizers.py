@@ -103,10 +103,14 @@ def _graddesc(exp: Experiment) -> Update:
                       details | {"state_init": "carried (Reset: m 0, v 10000, warm-up passes)"},
                       "inputs", macro)
     if o in ("adagrad", "adagrad_ann"):
-        # A per-epoch normaliser sqrt(sum g^2)/rows, pasted by the macro; constant within an epoch.
-        new = p - (g * lr) / prev("n")
-        return Update([("n", prev("n")), ("new", new)], ["n"], ["lr"], {"n": 1e6},
-                      details | {"state_init": "normaliser 1e6 (Reset)",
+        # A per-epoch normaliser n = sqrt(sum g^2)/rows, pasted by the macro; constant within an
+        # epoch. The workbook's rate cell is lr/n (F2 = $D$2/F1) and each row is p - g*rate.
+        new = p - g * (lr / prev("n"))
+        init = 10000.0 if o == "adagrad" else 1e6
+        reset = ("normaliser 10000, one pass, its normaliser pasted (Reset)" if o == "adagrad"
+                 else "normaliser 1e6 (Reset)")
+        return Update([("n", prev("n")), ("new", new)], ["n"], ["lr"], {"n": init},
+                      details | {"state_init": reset,
                                  "normaliser": "sqrt(sum of g^2)/rows of the previous epoch"},
                       "update" if o == "adagrad" else "inputs", o)
     raise ValueError(o)

@@ -4,12 +4,17 @@ to continue from `state`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..settings import Experiment
+
+if TYPE_CHECKING:
+    from .explain import DeadUnit, GradGap, Onset, SafeLr
+    from .kernel import Spec
 
 
 @dataclass
@@ -31,6 +36,11 @@ class State:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def diverged(self) -> bool:
+        """The run that left this state diverged (its parameters are no place to continue from)."""
+        return bool(self.extra.get("diverged")) or not all(math.isfinite(v) for v in self.params.values())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "State":
@@ -58,11 +68,24 @@ class Divergence:
 
 @dataclass
 class Diagnostics:
+    """What went wrong or is worth knowing, with the words the sheet shows (`notes`, `story`).
+
+    See engine/explain.py and docs/why.md for the exact definitions.
+    """
+
     divergence: Divergence | None = None
-    dead: dict[str, int] = field(default_factory=dict)  # parameter -> first epoch with all-zero gradient
+    onset: "Onset | None" = None  # where a diverged run's explosion started
+    story: list[str] = field(default_factory=list)  # the explosion in plain words: where, how, what works
+    safe_lr: float | None = None  # the largest lr that trained (None: nothing diverged or rose)
+    safe_lr_check: "SafeLr | None" = None  # the search behind it
+    rose: tuple[int, int] | None = None  # (epoch, peak epoch) when the loss rose without diverging
+    dead: dict[str, "DeadUnit"] = field(default_factory=dict)  # ReLU unit (its pre-activation cell) -> when it died
+    dead_epochs: dict[str, int] = field(default_factory=dict)  # parameter -> first epoch with all-zero gradient
     grad_gap: dict[str, float] = field(default_factory=dict)  # parameter -> max |numeric - analytic|
-    grad_gap_theory: dict[str, float] = field(default_factory=dict)  # h*L''/2 bias, where known
-    collapsed_line: tuple[float, float] | None = None  # two_linear: (slope a*c, intercept c*b + d)
+    grad_gap_theory: dict[str, float] = field(default_factory=dict)  # h*L''/2 at that step (forward)
+    grad_gaps: dict[str, "GradGap"] = field(default_factory=dict)  # each gap with its step and cause
+    collapsed_line: tuple[float, float] | None = None  # (slope, intercept) when the model acted as a line
+    restarted: str | None = None  # why this Run started again from the init values
     notes: list[str] = field(default_factory=list)  # plain-language sentences for the sheet
 
 
@@ -82,3 +105,6 @@ class Result:
     # epoch (the saved state), and every epoch after a workbook macro pasted values between
     # epochs. epoch -> {"params", "opt", "lr", "eve_d"}. Formula mode writes these as inputs.
     starts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    spec: "Spec | None" = None  # the compiled loop's structure (model, update, batch size)
+    start_origin: str = "init"  # where the first epoch's carried values come from: "init",
+    # "reset warm-up" (the workbook's Reset macro ran passes to fill the optimizer state) or "previous run"

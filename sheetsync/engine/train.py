@@ -156,16 +156,22 @@ def run_epochs(job: Job, state: State, n_epochs: int, record: bool) -> tuple[Sta
 
 
 def train(experiment: Experiment, x, y, state: State | None = None, *, keep_steps: bool = True,
-          progress: Callable[[int, int], None] | None = None) -> Result:
+          progress: Callable[[int, int], None] | None = None, find_safe_lr: bool = True) -> Result:
     """Train `experiment` on (x, y): Reset when `state` is None, else continue from it (Run).
 
     Runs `experiment.epochs` epochs. Returns a `Result` whose `state` continues the next Run.
+    A state left by a diverged run is not continued from: the Run starts again from init and
+    `result.diagnostics.restarted` says so. When the run diverges or its loss rises, a search
+    (`find_safe_lr`) finds the largest learning rate that trains (diagnostics.safe_lr).
     """
     job = prepare(experiment, x, y)
-    if state is None:
-        state = graddesc.reset(job) if job.flavour == "graddesc" else reset_state(job)
-    else:
+    restarted = None
+    if state is not None:
         check_state(job, state)
+        if state.diverged:  # blown-up parameters are no place to continue from
+            state, restarted = None, RESTARTED
+    start = state
+    state, origin = starting_state(job, state)
     chunks: list[Chunk] = []
     starts = {state.epoch + 1: start_values(job, state)}
     total = experiment.epochs * job.X.shape[0]
@@ -173,8 +179,10 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
     remaining = experiment.epochs
     while remaining > 0:
         if job.spec.update.epoch_macro:
-            starts[state.epoch + 1] = start_values(job, state)
+            epoch = state.epoch + 1
+            starts[epoch] = start_values(job, state)
             state, chunk = graddesc.run_macro_epoch(job, state, keep_steps)
+            starts[epoch]["lr"] = chunk.lr  # adagrad_ann's test may halve it within the epoch
             n = 1
         else:
             n = max(1, min(remaining, CHUNK_STEPS // max(1, job.X.shape[0])))
@@ -188,7 +196,25 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
             break
     result = build_result(job, state, chunks, keep_steps)
     result.starts = starts
+    result.start_origin = origin
+    result.diagnostics.restarted = restarted
+    diagnose(job, result, start, search=find_safe_lr)
     return result
+
+
+# Why a Run after a diverged one starts again from init (said in the output and the run log).
+RESTARTED = "the last run diverged; this Run started again from the init values"
+
+
+def starting_state(job: Job, state: State | None) -> tuple[State, str]:
+    """The state a Run starts from, and where its carried values come from (Result.start_origin)."""
+    if state is not None:
+        return state, "previous run"
+    if job.flavour != "graddesc":
+        return reset_state(job), "init"
+    state = graddesc.reset(job)
+    plain = reset_state(job)
+    return state, "reset warm-up" if state.opt != plain.opt else "init"
 
 
 def start_values(job: Job, state: State) -> dict:
@@ -236,13 +262,14 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
     steps = pd.DataFrame(columns, copy=False)  # column views of `lines`, not one more copy
 
     epochs, diag = epoch_table(job, chunks, start_epoch, steps)
-    finish_diagnostics(job, diag, state.params)
     details = dict(spec.update.details)
     details.update({"flavour": job.flavour, "optimizer": job.experiment.optimizer,
                     "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
+    if diag.divergence is not None:
+        state.extra["diverged"] = True
     return Result(experiment=job.experiment, steps=steps, epochs=epochs, params=dict(state.params),
                   state=state, diagnostics=diag, details=details, param_names=list(spec.params),
-                  input_names=list(spec.model.inputs), state_names=list(spec.update.state))
+                  input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
 
 
 def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataFrame):
@@ -263,8 +290,8 @@ def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataF
         dead = {q: acc[:, ecols[f"nonzero {q}"]] == 0 for q in params}
         for q, mask in dead.items():
             if mask.any():
-                diag.dead[q] = int(table["epoch"][np.argmax(mask)])
-        if diag.dead:
+                diag.dead_epochs[q] = int(table["epoch"][np.argmax(mask)])
+        if diag.dead_epochs:
             dead_rows = [", ".join(q for q in params if dead[q][k]) for k in range(n)]
     table["dead"] = dead_rows
     if spec.has_estimates:
@@ -292,11 +319,8 @@ def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps:
     if q is None:
         reason = "the loss became infinite or not a number"
     else:
-        reason = (f"the update of {q} left the range ±{bound:g} (or stopped being a number): "
-                  f"the learning rate {chunk.lr:g} is too large for this data")
+        reason = f"{q} left ±{bound:g}"
     lr_bound = stable_lr_bound(job)
-    if lr_bound is not None:
-        reason += f"; a per-row SGD step on this data is stable only for lr < {lr_bound:.6g} (1/(max x² + 1))"
     return Divergence(epoch=epoch, step=step, row=row, param=q, reason=reason, lr_bound=lr_bound)
 
 
@@ -313,27 +337,69 @@ def stable_lr_bound(job: Job) -> float | None:
     return float(1.0 / ((job.X ** 2).sum(axis=1).max() + 1.0))
 
 
-def finish_diagnostics(job: Job, diag: Diagnostics, params: dict[str, float]) -> None:
-    e = job.experiment
-    if diag.grad_gap and e.grad_method == "forward" and e.loss == "squared" and e.model == "linear":
-        # forward difference on a quadratic is biased by exactly h·L''/2: h for b, h·x² for a
-        h = e.grad_step
-        for j, q in enumerate(job.spec.params):
-            curv = 1.0 if q == "b" else float((job.X[:, min(j, job.X.shape[1] - 1)] ** 2).max())
-            diag.grad_gap_theory[q] = h * curv
-    if diag.divergence:
-        d = diag.divergence
-        diag.notes.append(f"Diverged at epoch {d.epoch}, step {d.step} (data row {d.row}): {d.reason}.")
-    for q, ep in diag.dead.items():
-        diag.notes.append(f"{q} received no gradient for a whole epoch from epoch {ep} on: "
-                          "its ReLU unit is dead (a*x+b <= 0 for every row).")
+def diagnose(job: Job, result: Result, start: State | None, search: bool) -> None:
+    """The explanation a learner reads: the explosion story, a learning rate that trains, dead
+    units, gradient gaps, the line a model collapsed to (definitions in engine/explain.py)."""
+    from . import explain
+
+    diag, e, steps = result.diagnostics, job.experiment, result.steps
+    finite = not diag.divergence and all(np.isfinite(v) for v in result.params.values())
+    story: list[str] = []
+    if diag.restarted:
+        diag.notes.append(diag.restarted[0].upper() + diag.restarted[1:] + ".")
+    div = diag.divergence
+    if div is not None:
+        story.append(f"Diverged at epoch {div.epoch}, step {div.step} (data row {div.row}): {div.reason}.")
+        if len(steps):
+            hit = np.flatnonzero(steps["step"].to_numpy() == div.step)
+            if len(hit):
+                diag.onset = explain.find_onset(result, int(hit[-1]), job.X, job.Y)
+            if diag.onset is not None:
+                story.append(explain.onset_sentence(result, diag.onset))
+            story.append(explain.how_sentence(result, diag.onset.line if diag.onset else None, job.X))
+    losses = result.epochs["loss"].to_numpy() if len(result.epochs) else np.zeros(0)
+    if div is None:
+        rose = explain.rising(losses)
+        if rose is not None:
+            epochs = result.epochs["epoch"].to_numpy()
+            k, peak = rose
+            diag.rose = (int(epochs[k]), int(epochs[peak]))
+            path = f"{losses[k]:,.4g} at epoch {epochs[k]} → {losses[peak]:,.4g} at epoch {epochs[peak]}"
+            if peak < len(losses) - 1:
+                path += f" → {losses[-1]:,.4g} at epoch {epochs[-1]}"
+            shape = "rose" if losses[-1] >= losses[peak] * (1 - explain.RISE) else "rose and fell back"
+            story.append(f"The loss {shape} without diverging ({path}): lr {e.lr:g} is too large for "
+                         f"{e.flavour} {e.optimizer} on this data.")
+    if search and (div is not None or diag.rose is not None):
+        check = explain.search_safe_lr(result, job.X, job.Y, start)
+        diag.safe_lr, diag.safe_lr_check = check.lr, check
+        story.append(check.sentence(e.lr))
+    if div is not None and div.lr_bound is not None:
+        story.append(f"For plain per-row SGD on this model the analytic bound is lr < "
+                     f"{div.lr_bound:.6g} = 1/(max x² + 1).")
+    diag.story = story
+    diag.notes += story
     if diag.grad_gap:
-        worst = max(diag.grad_gap, key=diag.grad_gap.get)
-        diag.notes.append(f"The numeric gradient differs from the analytic one by up to "
-                          f"{diag.grad_gap[worst]:.3g} (for {worst}); a forward difference is biased "
-                          f"by h·L''/2, a central difference removes that bias.")
-    if e.model == "two_linear":
-        a, b, c, d = (params[q] for q in "abcd")
+        upto = diag.onset.line if diag.onset is not None else None
+        diag.grad_gaps = explain.gradient_gaps(result, upto)
+        diag.grad_gap = {q: g.gap for q, g in diag.grad_gaps.items()}
+        diag.grad_gap_theory = {q: g.expected for q, g in diag.grad_gaps.items() if g.expected is not None}
+        if diag.grad_gaps:
+            diag.notes.append(explain.gaps_sentence(diag.grad_gaps))
+    if explain.relu_units(job.spec.model):
+        diag.dead = explain.dead_units(result, job.X)
+        units = {u.name: u for u in explain.relu_units(job.spec.model)}
+        for name, d in diag.dead.items():
+            diag.notes.append(d.sentence(units[name].text()))
+        if finite and explain.always_active(result, job.X):
+            line = explain.as_line(job.spec.model, result.params)
+            if line is not None:
+                diag.collapsed_line = line
+                diag.notes.append(f"Every ReLU was on for every data row throughout, so {e.model} acted as "
+                                  f"the line y = {line[0]:.6g}*x + {line[1]:.6g}, as two_linear would: "
+                                  "the ReLU added nothing here.")
+    elif e.model == "two_linear" and finite:
+        a, b, c, d = (result.params[q] for q in "abcd")
         diag.collapsed_line = (a * c, c * b + d)
         diag.notes.append(f"Without an activation, c*(a*x+b)+d is the line "
                           f"y = {a * c:.6g}*x + {c * b + d:.6g}: two layers add no power.")
@@ -356,7 +422,7 @@ def structure(job: Job) -> tuple:
 
 
 def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
-          states: Sequence[State | None] | None = None) -> list[Result]:
+          states: Sequence[State | None] | None = None, find_safe_lr: bool = False) -> list[Result]:
     """Train many experiments on the same data together, each as `train` alone would.
 
     Experiments that share a structure (model, optimizer options, batch size) run in one
@@ -368,20 +434,25 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
     groups: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
         if job.spec.update.epoch_macro or job.experiment.shuffle:
-            results[i] = train(job.experiment, x, y, states[i], keep_steps=keep_steps)
+            results[i] = train(job.experiment, x, y, states[i], keep_steps=keep_steps,
+                               find_safe_lr=find_safe_lr)
             continue
         key = (structure(job), job.experiment.epochs)  # same compiled loop, same length
         groups.setdefault(key, []).append(i)
     for (_, n_epochs), idx in groups.items():
         spec = jobs[idx[0]].spec
-        starts = []
+        starts, given, origins, restarts = [], [], [], []
         for i in idx:
-            job, st = jobs[i], states[i]
-            if st is None:
-                st = graddesc.reset(job) if job.flavour == "graddesc" else reset_state(job)
-            else:
+            job, st, restarted = jobs[i], states[i], None
+            if st is not None:
                 check_state(job, st)
+                if st.diverged:
+                    st, restarted = None, RESTARTED
+            given.append(st)
+            st, origin = starting_state(job, st)
             starts.append(st)
+            origins.append(origin)
+            restarts.append(restarted)
         packed = [pack(jobs[i], st) for i, st in zip(idx, starts)]
         P, S, H, T = (np.ascontiguousarray(np.concatenate([p[k] for p in packed])) for k in range(4))
         job0 = jobs[idx[0]]
@@ -393,6 +464,9 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
             new_state = unpack(job, st, P[row], S[row], T[row], done)
             chunk = Chunk(R[row, : DIV[row, 4]] if keep_steps else R[row], EPO[row, :done],
                           float(H[row, spec.hyper.index("lr")]), diverged)
-            results[i] = build_result(job, new_state, [chunk], keep_steps)
-            results[i].starts = {st.epoch + 1: start_values(job, st)}
+            result = results[i] = build_result(job, new_state, [chunk], keep_steps)
+            result.starts = {st.epoch + 1: start_values(job, st)}
+            result.start_origin = origins[row]
+            result.diagnostics.restarted = restarts[row]
+            diagnose(job, result, given[row], search=find_safe_lr)
     return results  # type: ignore[return-value]

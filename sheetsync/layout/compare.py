@@ -28,11 +28,37 @@ def render_compare(histories: dict[str, pd.DataFrame]) -> TabPlan:
     series = [Series(c.header, RangeRef(COMPARE_TAB, 1, j, 1 + n, j + 1))
               for j, c in enumerate(columns) if j > 0]
     side = len(columns) + 1
-    tab.texts.append(Text(0, side, "Loss per epoch, every experiment (a blank: that experiment had "
-                          "not reached that epoch, or its loss was not a finite number)."))
-    tab.charts.append(Chart("line", "Loss per epoch", series, "epoch", "loss",
-                            domain=RangeRef(COMPARE_TAB, 1, 0, 1 + n, 1), anchor=(2, side)))
+    chart = Chart("line", "Loss per epoch", series, "epoch", "loss",
+                  domain=RangeRef(COMPARE_TAB, 1, 0, 1 + n, 1), anchor=(2, side))
+    note = "Loss per epoch, every experiment (a blank: that experiment had not reached that epoch, or its loss was not a finite number)."
+    cut = axis_cut(losses)
+    if cut is not None:
+        top, gone = cut
+        chart.y_max, chart.y_min = top, 0.0
+        note += (f" The chart's loss axis stops at {top:,.4g} so the others stay readable: "
+                 f"{', '.join(gone)} left it (diverged or blew up); the table keeps every value.")
+    tab.texts.append(Text(0, side, note, wrap=True, span=9))
+    tab.row_heights[0] = 45.0
+    tab.charts.append(chart)
     return tab
+
+
+BLOWN_UP = 1000.0  # an experiment whose loss exceeds the others' largest by this factor is cut
+
+
+def axis_cut(losses: dict[str, pd.Series]) -> tuple[float, list[str]] | None:
+    """(axis top, experiments cut) when some experiments' losses would flatten the rest."""
+    peaks = {name: float(np.nanmax(s.to_numpy(dtype=float))) if len(s) else np.nan
+             for name, s in losses.items()}
+    finite = sorted(v for v in peaks.values() if np.isfinite(v))
+    if len(finite) < 2:
+        return None
+    for k in range(len(finite) - 1, 0, -1):  # the largest peak that is not a blow-up of the rest
+        if finite[k] > BLOWN_UP * max(finite[k - 1], 1e-300):
+            top = finite[k - 1] * 1.1
+            gone = [n for n, v in peaks.items() if not np.isfinite(v) or v > top]
+            return top, gone
+    return None
 
 
 def _loss_by_epoch(history: pd.DataFrame) -> pd.Series:

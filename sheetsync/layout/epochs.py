@@ -17,10 +17,9 @@ from ..backends.base import Chart, Column, RangeRef, Series, Table, TabPlan, Tex
 from ..engine.result import Result
 from .tables import frame_columns, read_table
 
-HEADER_ROW = 0  # 0-based row of the table's header; the first epoch sits just below it
+HEADER_ROW = 1  # 0-based row of the table's header (row 2); the first epoch sits just below it
 MAX_PATH_SERIES = 8  # more lines than this make a parameter chart unreadable
 FIT_GRID = 200
-CHART_ROWS = 22  # rows a 371 px chart covers at the default row height, plus a margin
 FIT_POINTS = 500  # data points drawn in the fit chart (sampled evenly beyond this)
 
 
@@ -54,62 +53,85 @@ def merge_history(previous: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFr
 
 def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.ndarray,
                   notes: list[str]) -> TabPlan:
+    """Row 1: the diagnosis (wrapped, left) and the charts (right); row 2 the header; then one
+    row per epoch. Both rows stay frozen, so the diagnosis and charts are the first screen."""
+    from .steps import BAND_POINTS, LOG_DECADES, band_span, place_in_band
+
     name = epochs_tab_name(result.experiment.name)
-    tab = TabPlan(name, kind="epochs", frozen_rows=HEADER_ROW + 1)
+    tab = TabPlan(name, kind="epochs", frozen_rows=HEADER_ROW + 1, row_heights={0: BAND_POINTS})
     columns = frame_columns(history)
     tab.tables.append(Table(columns, row=HEADER_ROW, col=0))
-    side = len(columns) + 1
-    lines = ["Diagnostics"] + (notes or ["Nothing unusual: no divergence, no dead units."])
-    for i, line in enumerate(lines):
-        tab.texts.append(Text(i, side, line, bold=i == 0))
-    chart_row = len(lines) + 1
-    tab.charts.append(_path_chart(name, history, result.param_names, (chart_row, side)))
-    fit_col = side + 9  # right of the charts (600 px is about 9 default columns)
-    if x.ndim == 1 or x.shape[1] == 1:
-        _add_fit(tab, result, x.reshape(len(x), -1)[:, 0], y, fit_col, (chart_row + CHART_ROWS, side))
+    lines = notes or ["Nothing unusual: no divergence, no dead units."]
+    title = (f"{result.experiment.name}: {len(history):,} epochs so far "
+             f"({result.experiment.flavour} {result.experiment.optimizer}). Diagnosis:")
+    span = band_span(columns)
+    tab.texts.append(Text(0, 0, "\n".join([title] + lines), wrap=True, span=span))
+    side = len(columns) + 1  # chart data and the fit's tables sit right of the history
+    n, top = len(history), HEADER_ROW + 1
+    charts: list[Chart] = []
+    headers = list(history.columns)
+    if n >= 2:
+        epoch = RangeRef(name, top, 0, top + n, 1)
+        loss = pd.to_numeric(history["loss"], errors="coerce").to_numpy(dtype=float)
+        finite = loss[np.isfinite(loss) & (loss > 0)]
+        series, y_title, ctitle = Series("loss", RangeRef(name, top, 1, top + n, 2)), "loss", "Loss per epoch"
+        if len(finite) and np.log10(finite.max() / max(finite.min(), 1e-300)) > LOG_DECADES:
+            with np.errstate(all="ignore"):
+                tab.tables.append(Table([Column("log10 loss", np.log10(loss), "0.00", 11)], row=HEADER_ROW, col=side))
+            series = Series("log10 loss", RangeRef(name, top, side, top + n, side + 1))
+            y_title, ctitle = "log10(loss): 2 = 100, 4 = 10,000", "Loss per epoch (log scale)"
+            side += 2
+        charts.append(Chart("line", ctitle, [series], "epoch", y_title, domain=epoch))
+        for p in result.param_names[:MAX_PATH_SERIES]:  # each on its own scale
+            if p in headers:
+                c = headers.index(p)
+                charts.append(Chart("line", f"{p} per epoch (carried into the next)",
+                                    [Series(p, RangeRef(name, top, c, top + n, c + 1))], "epoch", p, domain=epoch))
     else:
-        tab.texts.append(Text(len(lines), side, "No fit chart: the data has several inputs, which one "
-                              "x axis cannot show."))
+        lines.append(f"One epoch so far: the charts of '{result.experiment.name} steps' show what happened "
+                     "inside it; the epoch charts appear from the second epoch on.")
+        tab.texts[-1].value = "\n".join([title] + lines)
+    if x.ndim == 1 or x.shape[1] == 1:
+        fit = _add_fit(tab, result, x.reshape(len(x), -1)[:, 0], y, side)
+        charts.insert(1 if charts else 0, fit)
+    else:
+        tab.texts[-1].value += "\nNo fit chart: the data has several inputs, which one x axis cannot show."
+    place_in_band(tab, charts, span)
     return tab
 
 
-def _path_chart(tab: str, history: pd.DataFrame, params: list[str], anchor) -> Chart:
-    n, top = len(history), HEADER_ROW + 1
-    columns = list(history.columns)
-    epoch = RangeRef(tab, top, 0, top + n, 1)
-    series = []
-    for p in params[:MAX_PATH_SERIES]:
-        if p in columns:
-            c = columns.index(p)
-            series.append(Series(p, RangeRef(tab, top, c, top + n, c + 1)))
-    title = "Parameter paths (value carried into the next epoch)"
-    if len(params) > MAX_PATH_SERIES:
-        title += f": first {MAX_PATH_SERIES} of {len(params)}"
-    return Chart("line", title, series, "epoch", "value", domain=epoch, anchor=anchor)
-
-
-def _add_fit(tab: TabPlan, result: Result, x: np.ndarray, y: np.ndarray, col: int, anchor) -> None:
+def _add_fit(tab: TabPlan, result: Result, x: np.ndarray, y: np.ndarray, col: int) -> Chart:
     shown = np.linspace(0, len(x) - 1, min(len(x), FIT_POINTS)).round().astype(int)
     grid = fit_grid(result, x)
     pred = predict(result, grid)
+    top = HEADER_ROW + 1
     tab.tables.append(Table([Column("data x", x[shown], "General", 10),
-                             Column("data y", y[shown], "General", 10)], row=0, col=col))
+                             Column("data y", y[shown], "General", 10)], row=HEADER_ROW, col=col))
     tab.tables.append(Table([Column("grid x", grid, "General", 10),
-                             Column("model", pred, "General", 12)], row=0, col=col + 2))
-    data_x = RangeRef(tab.name, 1, col, 1 + len(shown), col + 1)
-    data_y = RangeRef(tab.name, 1, col + 1, 1 + len(shown), col + 2)
-    grid_x = RangeRef(tab.name, 1, col + 2, 1 + len(grid), col + 3)
-    model_y = RangeRef(tab.name, 1, col + 3, 1 + len(grid), col + 4)
-    tab.charts.append(Chart("scatter", "Fit: data and the model at the final parameters",
-                            [Series("data", data_y, data_x, "markers"), Series("model", model_y, grid_x, "line")],
-                            "x", "y", anchor=anchor))
+                             Column("model", pred, "General", 12)], row=HEADER_ROW, col=col + 2))
+    data_x = RangeRef(tab.name, top, col, top + len(shown), col + 1)
+    data_y = RangeRef(tab.name, top, col + 1, top + len(shown), col + 2)
+    grid_x = RangeRef(tab.name, top, col + 2, top + len(grid), col + 3)
+    model_y = RangeRef(tab.name, top, col + 3, top + len(grid), col + 4)
+    return Chart("scatter", f"Fit: the data and the model {fit_params(result)[1]}",
+                 [Series("data", data_y, data_x, "markers"), Series("model", model_y, grid_x, "line")], "x", "y")
+
+
+def fit_params(result: Result) -> tuple[dict[str, float], str]:
+    """The parameters the fit chart draws: the final ones, or for a diverged run those at the
+    step where its explosion started (the final ones are astronomically far off)."""
+    onset = result.diagnostics.onset
+    if result.diagnostics.divergence is None or onset is None:
+        return dict(result.params), "at the final parameters"
+    row = result.steps.iloc[onset.line]
+    return {q: float(row[q]) for q in result.param_names}, f"before step {onset.step}, where it exploded"
 
 
 def fit_grid(result: Result, x: np.ndarray) -> np.ndarray:
     """Sorted x values spanning the data, including any ReLU elbow (x = -b/a) inside the span."""
     lo, hi = float(np.min(x)), float(np.max(x))
     grid = np.linspace(lo, hi, FIT_GRID)
-    p = result.params
+    p = fit_params(result)[0]
     if result.experiment.model == "two_relu" and p.get("a"):
         elbow = -p["b"] / p["a"]
         if lo < elbow < hi:
@@ -125,8 +147,9 @@ def predict(result: Result, grid: np.ndarray) -> np.ndarray:
     exp = result.experiment
     model = build_model(exp.model, 1, exp.hidden)
     out = np.empty(len(grid))
+    params = fit_params(result)[0]
     for i, xv in enumerate(grid):
-        env = dict(result.params)
+        env = dict(params)
         env[model.inputs[0]] = float(xv)
         for name, e in model.intermediates:
             env[name] = evaluate(e, env)

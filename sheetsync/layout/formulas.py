@@ -20,12 +20,16 @@ from typing import Callable
 
 import numpy as np
 
-from ..backends.base import col_letter, quote_tab
+from ..backends.base import Column, Table, col_letter, quote_tab
 from ..engine.expr import to_formula
 from ..engine.program import Program, build_program
 from ..engine.reduction import render as render_sum, sum_tree
 from ..engine.result import Result
 from ..engine.train import prepare
+from ..settings import SETTINGS
+
+# Columns the steps tab writes after those of the loop (layout.steps: the stability margin).
+STEPS_EXTRA_COLUMNS = ("margin",)
 
 MAX_FORMULA_CHARS = 8000  # Excel's limit is 8,192 characters per formula
 
@@ -109,12 +113,13 @@ class StepFormulas:
     """Formula text for every cell of a steps table."""
 
     def __init__(self, result: Result, data_cells: Callable[[int, str], str],
-                 setting_cells: dict[str, str], first_row: int):
+                 setting_cells: dict[str, str], first_row: int, settings_block: bool = False):
         self.result = result
         n_data = int(result.steps["row"].max()) if len(result.steps) else 1  # batch sizes depend on it
         self.job = prepare(result.experiment, np.zeros((n_data, len(result.input_names))), np.zeros(n_data))
         self.program: Program = build_program(self.job.spec)
-        self.columns = list(result.steps.columns)
+        # the loop's columns (a steps tab read back by `trace` also holds the tab's own extra ones)
+        self.columns = [c for c in result.steps.columns if c not in STEPS_EXTRA_COLUMNS]
         self.letter = {c: col_letter(i) for i, c in enumerate(self.columns)}
         self.data_cells = data_cells  # (data row 0-based, input name) -> "data!B7"
         self.settings = setting_cells  # setting name -> "experiments!B5"
@@ -123,16 +128,79 @@ class StepFormulas:
         self.macro = self.job.spec.update.epoch_macro
         self.batch = self.job.spec.batch_size
         self.lr_by_epoch = dict(zip(result.epochs["epoch"].tolist(), result.epochs["lr"].tolist()))
+        # Formula mode's settings block (see `block_table`): setting -> its value cell in this tab.
+        # Right of the steps: the formula columns, the steps tab's own extra columns, a blank one.
+        self.block_col = len(self.columns) + len(STEPS_EXTRA_COLUMNS) + 1
+        self.block: dict[str, str] = {}
+        if settings_block:
+            value_col = col_letter(self.block_col + 1)  # name, value, from
+            tab = f"{result.experiment.name} steps"  # steps.steps_tab_name; a trace reads it back
+            self.block = {name: f"{tab}!{value_col}{first_row + k}" for k, name in enumerate(self.used_settings())}
+
+    # -- the settings block ------------------------------------------------------------------
+    def used_settings(self) -> list[str]:
+        """The settings the formulas read from a cell, in the order they first appear."""
+        found: list[str] = []
+
+        def ref(name: str) -> str:
+            kind, _, what = name.partition(":")
+            if kind == "set" and what not in found and self._macro_value(what) is None:
+                found.append(what)
+            return "0"
+
+        for e in self.program.formulas.values():
+            to_formula(e, ref)
+        return found
+
+    def block_table(self) -> Table | None:
+        """The settings block beside the steps table (formula mode): one row per setting the
+        formulas read, with the value in force. Its value cell falls back to the default when
+        the experiments cell is blank (`=IF(ISBLANK(...), default, ...)`), so the formulas always
+        read a number and editing or blanking the experiments cell still updates the sheet."""
+        if not self.block:
+            return None
+        exp = self.result.experiment
+        names, values, formulas, sources = [], [], [], []
+        for name in self.block:
+            default = SETTINGS[name].default
+            default = float(default(exp.flavour, exp.optimizer) if callable(default) else default)
+            cell = self.settings.get(name)
+            names.append(name)
+            values.append(float(exp.values[name]))
+            if cell is None:
+                formulas.append(f"={literal(default)}")
+                sources.append("default (the experiments tab has no row for it)")
+            else:
+                formulas.append(f"=IF(ISBLANK({absolute(cell)}),{literal(default)},{absolute(cell)})")
+                sources.append(f"set in {cell}" if name in exp.given else f"default ({cell} is blank)")
+        return Table([Column("setting", names, "@", 14),
+                      Column("value in force", values, "General", 14, formulas),
+                      Column("from", sources, "@", 36)],
+                     row=self.lines.first_row - 2, col=self.block_col)
 
     # -- references -------------------------------------------------------------------------
+    def _macro_value(self, name: str) -> str | None:
+        """What a value no setting cell holds is, if `name` is one (the macros' and torch's)."""
+        if name == "lr" and self.macro in ("adam_ann", "adagrad_ann"):
+            return "lr (set by the annealing macro)"
+        if name == "eve_d":
+            return "eve's d (set by its macro)"
+        if name == "half":
+            return "1/2 (a square root taken as torch does, by pow)"
+        return None
+
     def setting_ref(self, name: str, epoch: int) -> Ref:
-        """Where a setting comes from: the experiments tab, a macro, or a default."""
+        """Where a setting comes from: the settings block, the experiments tab, a macro, or a
+        default."""
         if name == "lr" and self.macro in ("adam_ann", "adagrad_ann"):
             return Ref("constant", "lr (set by the annealing macro)", value=self.lr_by_epoch.get(epoch))
         if name == "eve_d":
             return Ref("constant", "eve's d (set by its macro)", value=self.start(epoch)["eve_d"])
         if name == "half":
             return Ref("constant", "1/2 (a square root taken as torch does, by pow)", value=0.5)
+        if name in self.block:
+            return Ref("setting", self.block[name], setting=name,
+                       value=float(self.result.experiment.values[name]))
         if name in self.settings:
             return Ref("setting", self.settings[name], setting=name)
         return Ref("constant", f"{name} (default)", value=float(self.result.experiment.values[name]))
@@ -238,8 +306,8 @@ class StepFormulas:
     def precedents(self, i: int, column: str) -> list[Ref]:
         """The cells (and constants) the cell of line `i`, `column` reads, in formula order."""
         lines = self.lines
-        if column in ("epoch", "step", "row"):
-            return []
+        if column in ("epoch", "step", "row") or column in STEPS_EXTRA_COLUMNS:
+            return []  # counters, and what sheetsync computes beside the loop (no formula)
         if column in self.program.input_columns:
             data_row = int(self.result.steps["row"].iat[i]) - 1
             return [Ref("data", self.data_cells(data_row, column), data_row=data_row, column=column)]

@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from ..backends.base import Column, Table, TabPlan, Text, col_letter, quote_tab
-from .formulas import Ref, StepFormulas
+from .formulas import Ref, StepFormulas, absolute
 
 MAX_BOUNDARY_ROWS = 8
 
@@ -47,6 +47,8 @@ def _describe(ref: Ref, line: int, sf: StepFormulas) -> str:
     if ref.kind == "data":
         return f"{ref.name.split('!')[0]}!{re.sub(r'[0-9]+$', '', ref.name.split('!')[-1])} ({ref.column} column)"
     if ref.kind == "setting":
+        if ref.name.split("!")[0].endswith(" steps"):  # formula mode's settings block
+            return f"{ref.name} ({ref.setting}: the settings block, the value in force)"
         return f"{ref.name} ({ref.setting})"
     if ref.kind == "carried":
         return f"{ref.name} carried in ({ref.value!r})"
@@ -161,7 +163,9 @@ def epochs_rows(sf: StepFormulas, steps_tab: str, epochs_tab: str, columns: list
                     if sf.job.spec.carry_inputs else f"{c} after the epoch's last update")
         elif c == "lr":
             ref = sf.setting_ref("lr", first_epoch)
-            formula = f"={ref.name}" if ref.kind == "setting" else None
+            formula = None
+            if ref.kind == "setting":  # an experiments cell, or the steps tab's settings block
+                formula = "=" + absolute(ref.name)
             what = ref.name if ref.kind == "setting" else f"{ref.name}"
         elif c == "sqrt(sum err^2)":
             formula, what = f"=SQRT(SUMSQ({span('err')}))", "the workbook's footer: sqrt of the sum of err²"

@@ -13,13 +13,17 @@ import numpy as np
 import pandas as pd
 
 from .. import budgets
-from ..backends.base import Plan, TabPlan, Text
+from ..backends.base import Plan, Table, TabPlan, Text
 from ..engine.result import Result
 from .compare import render_compare
 from .epochs import render_epochs
+from .landscape import render_landscape
 from .runs import RunEntry, render_runs
 from .state import SavedState, render_state
-from .steps import render_steps, steps_cells
+from .steps import CHART_COLUMNS, render_steps, steps_cells
+
+
+LANDSCAPE_SHARE = 0.1  # of the cells left after the epochs and small tabs, for the landscapes
 
 
 @dataclass
@@ -29,6 +33,7 @@ class ExperimentOutput:
     notes: list[str] = field(default_factory=list)  # plain-language diagnostics for the epochs tab
     formulas: dict[str, list] | None = None  # formula mode: column -> one formula (or None) per step
     map_tab: TabPlan | None = None  # the precedents map (`NAME map`)
+    settings_block: Table | None = None  # formula mode: the settings the formulas read
 
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
@@ -46,16 +51,21 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
         histories = {n: histories[n] for n in sorted(histories, key=lambda n: _rank(order, n))}
     small = [render_compare(histories), render_runs(previous_runs, entry), render_state(states)]
     used = sum(_cells(t) for t in epochs_tabs + small)
+    share = int(max(0, cell_budget - used) * LANDSCAPE_SHARE) // max(len(outputs), 1)
+    landscapes = [render_landscape(o.result, x, y, share) for o in outputs]
+    used += sum(_cells(t) for t in landscapes if t is not None)
     allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
     tabs: list[TabPlan] = []
-    for o, epochs_tab, rows in zip(outputs, epochs_tabs, allowed):
-        steps_tab = render_steps(o.result, rows, o.formulas)
+    for o, epochs_tab, rows, land in zip(outputs, epochs_tabs, allowed, landscapes):
+        steps_tab = render_steps(o.result, rows, o.formulas, o.settings_block)
         tabs += [steps_tab, epochs_tab]
         if o.map_tab is not None:
             if rows < len(o.result.steps):
                 o.map_tab.texts.append(Text(1, 8, "The steps tab is sampled: row numbers here are those "
                                             "of the complete table."))
             tabs.append(o.map_tab)
+        if land is not None:
+            tabs.append(land)
     return Plan(tabs + small)
 
 
@@ -66,7 +76,7 @@ def steps_allowances(results: list[Result], budget: int) -> list[int]:
     if total <= budget:
         return [len(r.steps) for r in results]
     budget = max(budget, 0)
-    return [max(int(budget * size / total) // max(len(r.steps.columns), 1), 10)
+    return [max(int(budget * size / total) // (len(r.steps.columns) + CHART_COLUMNS), 10)
             for r, size in zip(results, sizes)]
 
 

@@ -15,6 +15,7 @@ from ..backends.base import Column, Table, TabPlan
 
 RUNS_TAB = "runs"
 RUNS_HEADER = ["when (UTC)", "action", "experiments", "data hash", "flavours", "outcome", "messages"]
+WRAPPED = {"experiments", "outcome", "messages"}  # long texts wrap in their cells
 MAX_LOG_ROWS = 5_000  # oldest runs drop out beyond this
 MAX_MESSAGE_CHARS = 30_000  # a cell holds at most 32,767 characters
 
@@ -44,6 +45,7 @@ def render_runs(previous: pd.DataFrame | None, entry: RunEntry) -> TabPlan:
             rows.append(["" if r.get(h) is None else str(r.get(h)) for h in RUNS_HEADER])
     rows.append(entry.row())
     rows = rows[-MAX_LOG_ROWS:]
-    widths = [22, 8, 24, 14, 18, 18, 80]
-    columns = [Column(h, [r[i] for r in rows], "@", w) for i, (h, w) in enumerate(zip(RUNS_HEADER, widths))]
+    widths = [26, 8, 24, 14, 18, 24, 100]  # the timestamp (2026-12-05T20:30:00+00:00) fits
+    columns = [Column(h, [r[i] for r in rows], "@", w, wrap=h in WRAPPED)
+               for i, (h, w) in enumerate(zip(RUNS_HEADER, widths))]
     return TabPlan(RUNS_TAB, [Table(columns)], frozen_rows=1, kind="runs")

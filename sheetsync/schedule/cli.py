@@ -52,7 +52,7 @@ def add_parsers(sub) -> None:
     add.add_argument("targets", nargs="*", metavar="TARGET", help="workbook paths or Google Sheet URLs/keys")
     add.add_argument("--roster", metavar="TARGET", help="the organiser's sheet listing member sheets")
     add.add_argument("--tab", default="roster", help="the roster's tab (default: roster)")
-    add.add_argument("--every", help="interval: 600, 10m, 2h, 1d (at least 1m)")
+    add.add_argument("--every", help="interval: 600, 10m, 2h, 1d (from 1m to 31d)")
     add.add_argument("--cron", help="five-field crontab line, UTC, e.g. '*/30 * * * *'")
     add.add_argument("--force", action="store_true", help="recompute every time, changed or not")
     add.add_argument("--credentials", metavar="PATH", help="Google service-account file the runs use")
@@ -97,16 +97,18 @@ def add(store: ScheduleStore, args) -> Schedule:
         raise ScheduleCommandError("give sheets (TARGET ...) or --roster, not both and not neither")
     every = parse_interval(args.every) if args.every else None
     kind = "roster" if args.roster else ("sheet" if len(args.targets) == 1 else "list")
-    targets = [absolute(t) for t in ([args.roster] if args.roster else args.targets)]
     from .triggers import TriggerError, make_trigger, period
 
-    schedule = Schedule("", kind, list(dict.fromkeys(targets)), every, args.cron,
-                        args.tab if args.roster else None, args.force, created=time.time(),
-                        credentials=args.credentials)
-    try:
-        trigger = make_trigger(schedule.every, schedule.cron, schedule.created)
+    created = time.time()
+    try:  # the HTTP API's check too
+        trigger = make_trigger(every, args.cron, created)
     except TriggerError as e:
-        raise ScheduleCommandError(str(e)) from None
+        raise ScheduleCommandError(f"--{'cron' if args.cron else 'every'}: {e}") from None
+    what = "--roster" if args.roster else "TARGET"
+    targets = [check_target(t, what) for t in ([args.roster] if args.roster else args.targets)]
+    schedule = Schedule("", kind, list(dict.fromkeys(targets)), every, args.cron,
+                        args.tab if args.roster else None, args.force, created=created,
+                        credentials=args.credentials)
     from .dispatch import quota_warning
     from sheetsync.backends import is_local
 
@@ -115,17 +117,32 @@ def add(store: ScheduleStore, args) -> Schedule:
     return store.add(schedule)
 
 
-def absolute(target: str) -> str:
+def parse_interval(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d{1,12})\s*([smhd]?)\s*", text.lower())
+    if not match:
+        raise ScheduleCommandError(f"--every: cannot read {text!r}; use seconds or 10m, 2h, 1d (at most 31d)")
+    return int(match.group(1)) * UNITS[match.group(2) or "s"]
+
+
+def check_target(target: str, what: str) -> str:
+    """A workbook that exists, or a Google Sheets URL or key; else one clear error."""
     from sheetsync.backends import is_local
 
-    return str(Path(target).resolve()) if is_local(target) else target
+    if is_local(target):
+        path = Path(target)
+        if not path.is_file():
+            raise ScheduleCommandError(f"{what} {target}: no such workbook")
+        return str(path.resolve())
+    try:
+        from sheetsync.backends.targets import parse_target
 
-
-def parse_interval(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text.lower())
-    if not match:
-        raise ScheduleCommandError(f"--every: cannot read {text!r}; use seconds or 10m, 2h, 1d")
-    return int(match.group(1)) * UNITS[match.group(2) or "s"]
+        key = parse_target(target)
+    except SheetsyncError as e:
+        raise ScheduleCommandError(f"{what} {target}: {e}") from None
+    if key is None:
+        raise ScheduleCommandError(f"{what} {target}: not a workbook path (.xlsx, .xlsm) or a Google "
+                                   "Sheets URL or key")
+    return target
 
 
 def run_now(store: ScheduleStore, schedule: Schedule, args) -> int:

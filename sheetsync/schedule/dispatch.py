@@ -141,7 +141,14 @@ class Dispatcher:
         organiser = schedule.targets[0]
         tab = schedule.roster_tab or DEFAULT_ROSTER_TAB
         snapshot = self.open_backend(organiser, schedule_credentials(schedule)).read([tab])
-        return member_targets(snapshot.values.get(tab, []), organiser)
+        members = member_targets(snapshot.values.get(tab, []), organiser)
+        if schedule.members is None:
+            return members
+        unconfirmed = [m for m in members if m not in schedule.members]
+        if unconfirmed:  # added to the tab since its owner registered it: not checked, not run
+            log.warning("roster schedule %s: %d member(s) not confirmed by its owner are left out "
+                        "(register the roster again to confirm them)", schedule.id, len(unconfirmed))
+        return [m for m in members if m in schedule.members]
 
     def refresh_leaderboards(self, now: float) -> None:
         """Rewrite a roster's leaderboard when a member has a new outcome (at most once a minute)."""

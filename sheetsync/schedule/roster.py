@@ -1,8 +1,16 @@
 """A study group's roster: member sheets listed in a tab of the organiser's sheet, and the
 `leaderboard` tab sheetsync writes back there.
 
-Roster tab: the first column holding targets (Google URLs or keys, ``.xlsx`` paths; a relative
-path is taken from the organiser's folder). A header cell and blank cells are ignored.
+Roster tab: the first column holding targets. A header cell and blank cells are ignored.
+Members are held to the organiser's kind, so a roster never reaches what its owner could not:
+
+- a local organiser lists workbook *file names* in its own folder — the rule of a served
+  `spreadsheet` (`sheetsync.backends.paths.workbook_in`): no folders, no absolute paths, no
+  ``..``, no symbolic link out of the folder; Google members are refused (the scheduler would
+  open them with its own credentials);
+- a Google organiser lists Google URLs or keys; local paths are refused.
+
+A refused member is left out of the run and named in the scheduler's log.
 
 Leaderboard: one row per member experiment — member, experiment, final loss, flavour, status,
 last run (UTC), link — sorted best loss first; members whose last run failed appear with the
@@ -12,26 +20,38 @@ named ``leaderboard`` is never overwritten.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sheetsync.backends import is_local
 from sheetsync.backends.base import Column, Plan, TabPlan, Table
+from sheetsync.backends.paths import workbook_in
+from sheetsync.errors import BackendError
 
 from .store import Outcome
+
+log = logging.getLogger(__name__)
 
 LEADERBOARD_TAB = "leaderboard"
 DEFAULT_ROSTER_TAB = "roster"
 
 
-def member_targets(rows: list[list], organiser: str) -> list[str]:
-    """The member sheets a roster tab lists, in order, without duplicates."""
+def member_targets(rows: list[list], organiser: str, refused: list[str] | None = None) -> list[str]:
+    """The member sheets a roster tab lists, in order, without duplicates; the members the rule
+    above refuses go to `refused` (as "cell text: why")."""
     found: list[str] = []
     for row in rows:
         cell = next((c for c in row if isinstance(c, str) and c.strip()), None)
         if cell is None or not looks_like_target(cell.strip()):
             continue
-        target = resolve_member(cell.strip(), organiser)
+        try:
+            target = resolve_member(cell.strip(), organiser)
+        except BackendError as e:
+            log.warning("roster of %s: member %s", Path(organiser).name if is_local(organiser) else organiser, e)
+            if refused is not None:
+                refused.append(str(e))
+            continue
         if target not in found:
             found.append(target)
     return found
@@ -49,8 +69,13 @@ def looks_like_target(text: str) -> bool:
 
 
 def resolve_member(text: str, organiser: str) -> str:
-    if is_local(text) and not Path(text).is_absolute() and is_local(organiser):
-        return str(Path(organiser).resolve().parent / text)
+    """The member `text` names, under the organiser's rule, or `BackendError` saying why not."""
+    if is_local(organiser):
+        if not is_local(text):
+            raise BackendError(f"{text!r}: a local roster lists workbooks of its own folder, not Google Sheets")
+        return workbook_in(str(Path(organiser).resolve().parent), text)
+    if is_local(text):
+        raise BackendError(f"{text!r}: a Google roster lists Google Sheets, not local paths")
     return text
 
 

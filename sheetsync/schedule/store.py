@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS schedules (
     last_fire REAL,
     warning TEXT,
     run_now REAL,                   -- a run-now request waiting for the trigger process
-    credentials TEXT                -- a service-account file (CLI only; never from HTTP)
+    credentials TEXT,               -- a service-account file (CLI only; never from HTTP)
+    members TEXT                    -- roster: JSON list of the members its owner could open (NULL: any)
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -86,6 +87,9 @@ class Schedule:
     warning: str | None = None
     run_now: float | None = None
     credentials: str | None = None
+    # A roster registered over HTTP: the members its owner could open when registering; the
+    # scheduler runs no other member (None: a roster of the scheduler's own user, any member).
+    members: list[str] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +121,9 @@ class ScheduleStore:
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
             db.executescript(SCHEMA)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(schedules)")}
+            if "members" not in columns:  # a store from before rosters recorded their members
+                db.execute("ALTER TABLE schedules ADD COLUMN members TEXT")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -136,11 +143,12 @@ class ScheduleStore:
         schedule.created = schedule.created or time.time()
         with self._db() as db:
             db.execute("INSERT INTO schedules (id, kind, targets, roster_tab, every, cron, force, owner, "
-                       "created, next_fire, last_fire, warning, credentials) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       "created, next_fire, last_fire, warning, credentials, members) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (schedule.id, schedule.kind, json.dumps(schedule.targets), schedule.roster_tab,
                         schedule.every, schedule.cron, int(schedule.force), schedule.owner,
                         schedule.created, schedule.next_fire, schedule.last_fire, schedule.warning,
-                        schedule.credentials))
+                        schedule.credentials, None if schedule.members is None else json.dumps(schedule.members)))
         return schedule
 
     def list(self, owner: str | None = None) -> list[Schedule]:
@@ -232,6 +240,7 @@ def schedule_of(row: sqlite3.Row) -> Schedule:
     data = dict(row)
     data["targets"] = json.loads(data["targets"])
     data["force"] = bool(data["force"])
+    data["members"] = None if data.get("members") is None else json.loads(data["members"])
     return Schedule(**data)
 
 

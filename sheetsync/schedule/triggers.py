@@ -16,6 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 MIN_INTERVAL = 60  # seconds; the quota makes anything faster pointless for a fleet
+MAX_INTERVAL = 31 * 86400  # seconds; the CLI and the HTTP API alike
 
 
 class TriggerError(ValueError):
@@ -23,17 +24,27 @@ class TriggerError(ValueError):
 
 
 def make_trigger(every: int | None, cron: str | None, start: float):
+    """The trigger of a schedule, or `TriggerError` saying what was expected. The one check of
+    a schedule's timing, for the CLI and the HTTP API alike: an interval from 1 minute to 31
+    days, a cron line that parses *and* fires at least once (``0 0 31 2 *`` never does)."""
     if (every is None) == (cron is None):
         raise TriggerError("give exactly one of an interval (every, seconds) or a cron expression")
     if every is not None:
-        if int(every) < MIN_INTERVAL:
-            raise TriggerError(f"the interval must be at least {MIN_INTERVAL} seconds, not {every}")
+        if isinstance(every, bool) or not isinstance(every, int):
+            raise TriggerError(f"the interval must be a whole number of seconds, not {every!r}")
+        if not MIN_INTERVAL <= every <= MAX_INTERVAL:
+            raise TriggerError(f"the interval must be from {MIN_INTERVAL} seconds (1m) to {MAX_INTERVAL} "
+                               f"seconds (31d), not {every}")
         # whole seconds: a slot is never a rounding error after the moment it was created at
-        return IntervalTrigger(seconds=int(every), start_date=to_dt(math.floor(start)), timezone=timezone.utc)
+        return IntervalTrigger(seconds=every, start_date=to_dt(math.floor(start)), timezone=timezone.utc)
     try:
-        return CronTrigger.from_crontab(cron, timezone=timezone.utc)
-    except ValueError as e:
+        trigger = CronTrigger.from_crontab(cron, timezone=timezone.utc)
+    except (ValueError, TypeError, OverflowError) as e:
         raise TriggerError(f"cron: {e} (expected five fields, e.g. '*/15 * * * *')") from None
+    if next_fire(trigger, None, start) is None:
+        raise TriggerError(f"cron: {cron!r} never fires (no such date, e.g. 31 February); "
+                           "check the day and month fields")
+    return trigger
 
 
 def next_fire(trigger, previous: float | None, now: float) -> float | None:

@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from sheetsync.backends.guard import WorkbookChanged, WorkbookOpenElsewhere
 from sheetsync.errors import BackendError, InputError, SheetsyncError
+from sheetsync.locks import writing
 from sheetsync.layout.runs import RUNS_TAB
 from sheetsync.layout.state import STATE_TAB
 from sheetsync.parse import DATA_TAB, EXPERIMENTS_TAB
@@ -98,19 +100,24 @@ def recompute(job: SheetJob, ctx: Context) -> Outcome:
 def _attempt(job: SheetJob, ctx: Context) -> Outcome:
     with ctx.locks.hold(sheet_key(job.target)):
         backend = ctx.open_backend(job.target, job.credentials)
-        snapshot = backend.read(FIRST_READ)
-        digest = inputs_hash(snapshot)
-        if not job.force and ctx.state.last_hash(job.target) == digest:
-            return Outcome(job.target, job.slot, "skipped", inputs_hash=digest, message="inputs unchanged")
-        key = idempotency_key(job.target, digest, job.slot)
-        if not ctx.state.claim(key):
-            return Outcome(job.target, job.slot, "duplicate", inputs_hash=digest,
-                           message="this slot already recomputed these inputs")
-        outcome = _run(job, backend, digest)
-        for row in outcome.report.get("experiments", []):
-            row["flavour"] = flavours(snapshot).get(row["name"], "")
-        ctx.state.set_hash(job.target, digest)
-        ctx.state.finish(key)
+        with writing(backend):  # the workbook's own lock, shared with the CLI and the server
+            return _decide_and_run(job, ctx, backend)
+
+
+def _decide_and_run(job: SheetJob, ctx: Context, backend) -> Outcome:
+    snapshot = backend.read(FIRST_READ)
+    digest = inputs_hash(snapshot)
+    if not job.force and ctx.state.last_hash(job.target) == digest:
+        return Outcome(job.target, job.slot, "skipped", inputs_hash=digest, message="inputs unchanged")
+    key = idempotency_key(job.target, digest, job.slot)
+    if not ctx.state.claim(key):
+        return Outcome(job.target, job.slot, "duplicate", inputs_hash=digest,
+                       message="this slot already recomputed these inputs")
+    outcome = _run(job, backend, digest)
+    for row in outcome.report.get("experiments", []):
+        row["flavour"] = flavours(snapshot).get(row["name"], "")
+    ctx.state.set_hash(job.target, digest)
+    ctx.state.finish(key)
     return outcome
 
 
@@ -133,7 +140,7 @@ def _failure(job: SheetJob, ctx: Context, error: Exception) -> Outcome:
 
 def is_transient(error: Exception) -> bool:
     """Worth another try later: quota, server trouble, no answer, a lock held too long."""
-    if isinstance(error, (LockTimeout, ConnectionError, TimeoutError)):
+    if isinstance(error, (LockTimeout, ConnectionError, TimeoutError, WorkbookChanged, WorkbookOpenElsewhere)):
         return True
     if isinstance(error, BackendError) and hasattr(error, "status"):
         status = error.status

@@ -566,7 +566,7 @@ def test_a_workbook_saved_by_someone_else_meanwhile_wins(book, monkeypatch):
         real(zf, info, data)
 
     monkeypatch.setattr(xlsx, "write_part", save_by_excel_meanwhile)
-    with pytest.raises(BackendError, match="changed while sheetsync was writing"):
+    with pytest.raises(BackendError, match="changed since it was read"):
         XlsxBackend(book).apply(small_plan())
     after = members(book)
     assert after["xl/excel-was-here.xml"] == b"<x/>" and set(after) - set(theirs) == {"xl/excel-was-here.xml"}

@@ -173,12 +173,11 @@ def test_r1c1_conversion():
     assert to_r1c1("='my tab'!$A$2+SQRT(B4)", 5, 1) == "='my tab'!R2C1+SQRT(R[-1]C)"
 
 
-def test_a_run_continuing_from_infinity_cannot_be_written_as_formulas():
-    from sheetsync import State
-
+def test_a_run_after_infinity_starts_again_from_init_so_its_formulas_can_be_written():
     exp = Experiment(flavour="pytorch", epochs=1)
     state = train(exp, X, Y).state
     state.params["a"] = float("inf")  # what a diverged Run leaves behind
     result = train(exp, X, Y, state)
-    with pytest.raises(FormulaModeError, match="diverged"):
-        step_formulas(result, lambda i, name: f"data!A{i + 2}", {}, 4)
+    assert result.diagnostics.restarted and result.steps["a"].iloc[0] == 1.0
+    formulas = step_formulas(result, lambda i, name: f"data!A{i + 2}", {}, 4)
+    assert formulas["pred"][0].startswith("=")

@@ -112,7 +112,9 @@ def test_formula_mode_workbook_recalculated_by_libreoffice_equals_values_mode(bo
     recalculated = json.loads(proc.stdout)
     wb = openpyxl.load_workbook(values, data_only=True)
     for tab in tabs:
-        expected = [[c for c in row] for row in wb[tab].iter_rows(min_row=4, values_only=True)]
+        header = [c.value for c in wb[tab][3]]
+        width = header.index("margin")  # the steps table's loop columns; blocks beside it differ by mode
+        expected = [list(row[:width]) for row in wb[tab].iter_rows(min_row=4, values_only=True)]
         got = recalculated[tab]["values"][3:]
         compared = 0
         for erow, grow in zip(expected, got):

@@ -95,6 +95,9 @@ class FakeSheet:
     cells: dict = field(default_factory=dict)  # (row, col) -> CellData
     charts: list = field(default_factory=list)
     column_px: dict = field(default_factory=dict)
+    row_px: dict = field(default_factory=dict)
+    merges: list = field(default_factory=list)  # (r0, c0, r1, c1), half-open
+    rules: list = field(default_factory=list)  # conditional format rules
 
     @property
     def sheet_id(self) -> int:
@@ -158,7 +161,8 @@ class FakeSpreadsheet:
 
     def snapshot(self) -> dict:
         """Everything, for before/after comparisons."""
-        return clone({"sheets": [(s.props, s.cells, s.charts, s.column_px) for s in self.sheets],
+        return clone({"sheets": [(s.props, s.cells, s.charts, s.column_px, s.row_px, s.merges, s.rules)
+                                 for s in self.sheets],
                       "metadata": self.metadata})
 
 
@@ -470,8 +474,17 @@ class Applier:
     def updateDimensionProperties(self, req: dict) -> dict:
         rng = req.get("range", {})
         sheet = self.sheet(rng.get("sheetId", 0))
+        if rng.get("dimension") == "ROWS":
+            start, end = rng.get("startIndex", 0), rng.get("endIndex", sheet.grid["rowCount"])
+            if end > sheet.grid["rowCount"] or start >= end:
+                raise FakeError(f"Invalid dimension range {start}:{end}")
+            for r in range(start, end):
+                target = {"pixelSize": sheet.row_px[r]} if r in sheet.row_px else {}
+                apply_mask(target, req.get("properties", {}), req["fields"])
+                sheet.row_px[r] = target.get("pixelSize")
+            return {}
         if rng.get("dimension") != "COLUMNS":
-            raise FakeError("fake: only COLUMNS dimension properties are implemented")
+            raise FakeError("fake: only ROWS and COLUMNS dimension properties are implemented")
         start, end = rng.get("startIndex", 0), rng.get("endIndex", sheet.grid["columnCount"])
         if end > sheet.grid["columnCount"] or start >= end:
             raise FakeError(f"Invalid dimension range {start}:{end}")
@@ -479,6 +492,29 @@ class Applier:
             target = {"pixelSize": sheet.column_px[c]} if c in sheet.column_px else {}
             apply_mask(target, req.get("properties", {}), req["fields"])
             sheet.column_px[c] = target.get("pixelSize")
+        return {}
+
+    def mergeCells(self, req: dict) -> dict:
+        sheet, r0, c0, r1, c1 = self.grid_range(req.get("range", {}))
+        if req.get("mergeType", "MERGE_ALL") != "MERGE_ALL":
+            raise FakeError("fake: only MERGE_ALL merges are implemented")
+        for m in sheet.merges:
+            if m[0] < r1 and r0 < m[2] and m[1] < c1 and c0 < m[3]:
+                raise FakeError("You can't merge cells that overlap a merge.")
+        sheet.merges.append((r0, c0, r1, c1))
+        return {}
+
+    def addConditionalFormatRule(self, req: dict) -> dict:
+        rule = copy.deepcopy(req.get("rule", {}))
+        if not rule.get("ranges"):
+            raise FakeError("A conditional format rule needs at least one range.")
+        if ("gradientRule" in rule) == ("booleanRule" in rule):
+            raise FakeError("A conditional format rule needs exactly one of booleanRule and gradientRule.")
+        sheets = {self.grid_range(r)[0].sheet_id for r in rule["ranges"]}
+        if len(sheets) != 1:
+            raise FakeError("All ranges of a conditional format rule must be on one sheet.")
+        sheet = self.sheet(sheets.pop())
+        sheet.rules.insert(min(req.get("index", 0), len(sheet.rules)), rule)
         return {}
 
     def addChart(self, req: dict) -> dict:

@@ -34,5 +34,5 @@ def test_bad_schedules_are_one_line_errors(tmp_path, monkeypatch, capsys):
     assert main(["schedule", "add", "--every", "1h"]) == 64
     assert main(["schedule", "remove", "nope"]) == 64
     err = capsys.readouterr().err
-    assert "at least 60 seconds" in err and "cron" in err and "no schedule 'nope'" in err
+    assert "from 60 seconds" in err and "cron" in err and "no schedule 'nope'" in err
     assert "Traceback" not in err

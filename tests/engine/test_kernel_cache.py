@@ -1,0 +1,100 @@
+"""A planted compiled kernel never runs: the kernel cache is a folder of this user's that no one
+else can write (else a private temporary folder), and a library is loaded only if it is the one
+sheetsync compiled (its SHA-256 recorded beside it)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sheetsync
+from sheetsync.engine import kernel, native
+
+# A real library exporting `kernel`: loading it runs its constructor, which leaves a marker.
+PLANTED_C = r"""
+#include <fcntl.h>
+#include <unistd.h>
+__attribute__((constructor)) static void planted(void) { close(open("%s", O_CREAT | O_WRONLY, 0644)); }
+int kernel(void) { return 0; }
+"""
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SHEETSYNC_CACHE_DIR", str(folder))
+    monkeypatch.setenv("SHEETSYNC_KERNEL", "c")
+    monkeypatch.setattr(kernel, "_loaded", {})  # this process's kernels: load from disk again
+    monkeypatch.setattr(kernel, "_private_dir", None)
+    return folder / "kernels"
+
+
+def train_once():
+    x = np.arange(1.0, 30.0)
+    return sheetsync.train(sheetsync.Experiment("basic", optimizer="momentum", epochs=2), x, 2 * x + 30)
+
+
+def plant(path: Path, marker: Path) -> None:
+    source = path.with_name("planted.c")
+    source.write_text(PLANTED_C % marker)
+    subprocess.run([*native.compiler(), "-shared", "-fPIC", "-o", str(path), str(source)], check=True)
+    source.unlink()
+
+
+def test_a_new_cache_folder_is_private(cache):
+    expected = train_once().params
+    assert kernel.cache_dir() == cache
+    assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o700
+    [so] = cache.glob("sheetsync_c_*.so")
+    assert (so.with_suffix(".so.sha256")).read_text() == native._digest(so)
+    assert train_once().params == expected
+
+
+def test_a_tampered_library_is_not_loaded_but_compiled_again(cache, tmp_path, monkeypatch):
+    expected = train_once().params
+    [so] = cache.glob("sheetsync_c_*.so")
+    marker = tmp_path / "planted-code-ran"
+    plant(so, marker)
+    monkeypatch.setattr(kernel, "_loaded", {})
+    assert train_once().params == expected
+    assert not marker.exists()
+    assert so.with_suffix(".so.sha256").read_text() == native._digest(so)  # ours again
+
+
+@pytest.mark.parametrize("how", ["world-writable", "group-writable", "someone else's", "a symbolic link"])
+def test_a_cache_folder_others_could_write_is_not_used(cache, tmp_path, monkeypatch, how):
+    train_once()  # compile into the folder while it is ours
+    [so] = cache.glob("sheetsync_c_*.so")
+    marker = tmp_path / "planted-code-ran"
+    plant(so, marker)  # ... then someone plants a library, and its hash too
+    so.with_suffix(".so.sha256").write_text(native._digest(so))
+    if how == "world-writable":
+        cache.chmod(0o777)
+    elif how == "group-writable":
+        cache.chmod(0o770)
+    elif how == "someone else's":
+        uid = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: uid + 1)  # as seen by another user
+    else:
+        real = tmp_path / "elsewhere"
+        cache.rename(real)
+        cache.symlink_to(real)
+    monkeypatch.setattr(kernel, "_loaded", {})
+    used = kernel.cache_dir()
+    assert used != cache and stat.S_IMODE(os.lstat(used).st_mode) == 0o700
+    assert os.lstat(used).st_uid == os.stat(tmp_path).st_uid
+    result = train_once()
+    assert not marker.exists()
+    assert np.isfinite(list(result.params.values())).all()
+
+
+def test_our_own_folder_from_an_older_version_is_tightened(cache):
+    cache.mkdir(parents=True)
+    cache.chmod(0o755)  # only we could write it: its libraries are ours
+    assert kernel.cache_dir() == cache
+    assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o700
