@@ -249,6 +249,8 @@ def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
     spreadsheet's share (a Google spreadsheet holds 10 million cells in all)."""
     replaced = {t.lower() for n in names for t in experiment_tabs(n)}
     replaced |= {COMPARE_TAB, RUNS_TAB, STATE_TAB}
+    if not snapshot.cells_limited:  # .xlsx: no limit on the workbook as a whole
+        return budgets.CELL_BUDGET
     kept = sum(t.rows * t.cols for t in snapshot.tabs if t.title.lower() not in replaced)
     return max(0, min(budgets.CELL_BUDGET, budgets.SPREADSHEET_CELLS - kept))
 

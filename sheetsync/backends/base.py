@@ -51,6 +51,7 @@ class TabInfo:
     rows: int = 0  # used extent (xlsx) or grid size (Google)
     cols: int = 0
     sheet_id: int | None = None  # Google only
+    kind: str = "worksheet"  # or "chart sheet", "dialog sheet", "macro sheet" (xlsx): no cells
 
 
 @dataclass
@@ -60,6 +61,9 @@ class Snapshot:
     target: str
     tabs: list[TabInfo]
     values: dict[str, list[list[CellValue]]]  # tab title -> rows (ragged; trailing empties may be cut)
+    # The whole spreadsheet holds at most budgets.SPREADSHEET_CELLS, the tabs a run leaves alone
+    # included (Google); False where there is no such limit (an .xlsx file: only per tab).
+    cells_limited: bool = True
 
     def tab(self, title: str) -> TabInfo | None:
         for info in self.tabs:

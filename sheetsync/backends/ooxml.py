@@ -24,11 +24,13 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
+from .. import budgets
 from ..errors import BackendError
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -86,14 +88,29 @@ def relative_target(source: str, part: str) -> str:
 
 
 class Package:
-    """Read access to the parts of a workbook zip, by case-insensitive part name (as OPC says)."""
+    """Read access to the parts of a workbook zip, by case-insensitive part name (as OPC says).
+
+    Every part is inflated through `open`, which bounds it: the zip directory's size is checked
+    before inflating (`budgets.PART_BYTES`, or `WHOLE_PART_BYTES` for a part read whole) and the
+    bytes actually inflated are counted while reading, per part and for the whole package
+    (`budgets.INFLATED_BYTES`). A corrupt deflate stream, a bad CRC or a truncated member is
+    refused as corrupt, naming the part.
+    """
 
     def __init__(self, path: str):
         self.path = path
         self.zip = open_zip(path)
         self.infos = self.zip.infolist()
-        self._names = {info.filename.lower(): info.filename for info in self.infos}
+        self._names: dict[str, str] = {}
+        for info in self.infos:
+            low = info.filename.lower()
+            if low in self._names:  # which copy counts would be up to the reader: refuse
+                self.zip.close()
+                raise BackendError(f"{path}: the workbook is corrupt (the zip holds {info.filename} "
+                                   "twice)")
+            self._names[low] = info.filename
         self._rels: dict[str, list[Rel]] = {}
+        self.inflated = 0  # bytes inflated so far, all parts together
 
     def close(self) -> None:
         self.zip.close()
@@ -104,14 +121,34 @@ class Package:
     def name(self, part: str) -> str:
         return self._names[part.lower()]
 
-    def read(self, part: str) -> bytes:
-        return self.zip.read(self.name(part))
+    def read(self, part: str, limit: int = budgets.WHOLE_PART_BYTES) -> bytes:
+        with self.open(part, limit) as f:
+            return f.read()
 
     def text(self, part: str) -> str:
-        return self.read(part).decode("utf-8")
+        data = self.read(part)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise self.corrupt(part, f"not UTF-8: {e.reason} at byte {e.start}") from None
 
-    def open(self, part: str):
-        return self.zip.open(self.name(part))
+    def open(self, part: str, limit: int = budgets.PART_BYTES) -> "BoundedPart":
+        name = self.name(part)
+        info = self.zip.getinfo(name)
+        if info.file_size > limit:
+            raise self.too_big(name, info.file_size, limit)
+        try:
+            return BoundedPart(self, name, self.zip.open(info), limit)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as e:
+            raise self.corrupt(name, str(e)) from None
+
+    def corrupt(self, part: str, why: str) -> BackendError:
+        return BackendError(f"{self.path}: the workbook is corrupt ({part}: {why})")
+
+    def too_big(self, part: str, size: int, limit: int) -> BackendError:
+        return BackendError(f"{self.path}: {part} inflates to {_size(size)}, over sheetsync's limit "
+                            f"of {_size(limit)} for one part; the workbook is corrupt or too big")
+
 
     def rels(self, part: str) -> list[Rel]:
         """Relationships of `part` ('' for the package root), targets resolved to part names."""
@@ -138,6 +175,41 @@ class Package:
         raise BackendError(f"{self.path}: not an Excel workbook (no workbook part; .xlsb and "
                            "other formats are not supported, save it as .xlsx)")
 
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+class BoundedPart:
+    """A part being inflated: counts its bytes, and turns zip and zlib failures into
+    `BackendError`s naming the part."""
+
+    def __init__(self, pkg: "Package", name: str, raw, limit: int):
+        self.pkg, self.name, self.raw, self.limit = pkg, name, raw, limit
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self.raw.read(n)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+            raise self.pkg.corrupt(self.name, f"the compressed data is damaged: {e}") from None
+        self.count += len(data)
+        self.pkg.inflated += len(data)
+        if self.count > self.limit:  # the directory said less: the file lies about its sizes
+            raise self.pkg.too_big(self.name, self.count, self.limit)
+        if self.pkg.inflated > budgets.INFLATED_BYTES:
+            raise BackendError(f"{self.pkg.path}: reading it inflates more than "
+                               f"{_size(budgets.INFLATED_BYTES)} of XML; the workbook is corrupt or too big")
+        return data
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 def open_zip(path: str) -> zipfile.ZipFile:
     try:

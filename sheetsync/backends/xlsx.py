@@ -74,6 +74,7 @@ try:  # Intel's ISA-L deflate: the same format, ~3x faster than zlib at level 1,
 except ImportError:  # a platform without isal's wheels
     deflate_lib = zlib
 
+from .. import budgets
 from ..errors import BackendError, OwnershipError
 from ..locks import WorkbookLock
 from .guard import (TEMP_SUFFIX, FileIdentity, WorkbookChanged, refuse_open_elsewhere,
@@ -90,7 +91,7 @@ CHUNK_ROWS = 4096
 EMU_PER_PX = 9525
 
 _M = "{%s}" % ooxml.NS_MAIN
-_C, _V, _F = _M + "c", _M + "v", _M + "f"
+_C, _V, _F, _ROW = _M + "c", _M + "v", _M + "f", _M + "row"
 
 
 def abs_ref(tab: str, row0: int, col0: int, row1: int, col1: int) -> str:
@@ -153,6 +154,8 @@ class XlsxBackend:
         try:
             return WorkbookReader(pkg).snapshot(list(tabs))
         except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
+        except (ET.ParseError, IndexError, OverflowError, RecursionError) as e:
             raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
         finally:
             pkg.close()
@@ -228,8 +231,11 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None], before: os.st
         _copy_permissions(before, tmp)
         _refuse_if_changed(path, before)
         _replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk, a quota, a file-size limit
+            raise BackendError(f"{path}: could not write the workbook ({e.strerror or e}); it was "
+                               "left as it was") from None
         raise
     _fsync_folder(folder)
 
@@ -291,6 +297,8 @@ class WorkbookReader:
         self.rels = {r.id: r for r in pkg.rels(self.wb_part)}
         self._strings: list[str] | None = None
         self._date_xfs: set[int] | None = None
+        self.tab = ""  # the tab being read, for messages
+        self.cells_held = 0  # row slots of the tabs read so far (budgets.READ_CELLS)
 
     def snapshot(self, wanted: list[str]) -> Snapshot:
         owned = owned_positions(self.wb)
@@ -299,11 +307,13 @@ class WorkbookReader:
             part = self._worksheet_part(sheet)
             rows: list[list[CellValue]] | None = None
             if part and _wanted(sheet.name, wanted):
+                self.tab = sheet.name
                 rows = self.cells(part)
                 values[sheet.name] = rows
             n_rows, n_cols = _extent(rows) if rows is not None else self._dimension(part)
-            infos.append(TabInfo(sheet.name, position, position in owned, n_rows, n_cols))
-        return Snapshot(self.pkg.path, infos, values)
+            infos.append(TabInfo(sheet.name, position, position in owned, n_rows, n_cols,
+                                 kind=self._kind(sheet)))
+        return Snapshot(self.pkg.path, infos, values, cells_limited=False)
 
     def _worksheet_part(self, sheet: ooxml.SheetEntry) -> str | None:
         rel = self.rels.get(sheet.rid)
@@ -311,15 +321,21 @@ class WorkbookReader:
             return None  # a chart sheet, dialog sheet or macro sheet: no cells to read
         return rel.target
 
+    def _kind(self, sheet: ooxml.SheetEntry) -> str:
+        rel = self.rels.get(sheet.rid)
+        kind = rel.type.rsplit("/", 1)[-1].lower() if rel else "worksheet"
+        return {"chartsheet": "chart sheet", "dialogsheet": "dialog sheet",
+                "xlmacrosheet": "macro sheet", "xlintlmacrosheet": "macro sheet"}.get(kind, "worksheet")
+
     def _dimension(self, part: str | None) -> tuple[int, int]:
         if part is None:
             return 0, 0
-        with self.pkg.open(part) as f:
+        with self.pkg.open(part, limit=1 << 62) as f:  # a tab not read: only its first 8 KB
             head = f.read(8192)
         m = re.search(rb"<(?:\w+:)?dimension\s+ref\s*=\s*[\"']([A-Z$]*\d*:?([A-Z]+)\$?(\d+))", head)
         if m:
             return int(m.group(3)), column_index(m.group(2).decode()) + 1
-        return _extent(self.cells(part))
+        return 0, 0  # declares none: a tab sheetsync does not read is not inflated to count it
 
     # -- cells --------------------------------------------------------------------------------
 
@@ -330,20 +346,78 @@ class WorkbookReader:
             return rows if rows is not None else self.cells_by_elementtree(part)
 
     def cells_by_elementtree(self, part: str) -> list[list[CellValue]]:
-        """The reference reading: every cell through ElementTree (`SheetScan` must agree)."""
+        """The reference reading: every cell through ElementTree (`SheetScan` must agree).
+
+        Memory stays bounded whatever the XML: a row's cells are dropped once it is read, at
+        most `budgets.SHEET_ROWS` row elements are kept (emptied), and more than
+        `budgets.ROW_XML_BYTES` of XML without a row end (the parser would hold all of it) is
+        refused."""
         rows: list[list[CellValue]] = []
         self._dates = self.date_xfs()
+        since = count = 0  # bytes fed since a row last ended; row elements read
+        parser = ET.XMLPullParser(("end",))
         with self.pkg.open(part) as f:
-            for event, el in ET.iterparse(f, events=("end",)):
-                if el.tag == _M + "row":
-                    self._row(el, rows)
-                    el.clear()
+            while True:
+                chunk = f.read(1 << 16)
+                try:  # the parser reports malformed XML when its events are read
+                    parser.feed(chunk) if chunk else parser.close()
+                    events = list(parser.read_events())
+                except ET.ParseError as e:
+                    raise self.pkg.corrupt(part, f"malformed XML: {e}") from None
+                since += len(chunk)
+                for _event, el in events:
+                    if el.tag == _ROW:
+                        self._row(el, rows)
+                        el.clear()
+                        since = 0
+                        count += 1
+                        if count > budgets.SHEET_ROWS:
+                            raise self.corrupt_row(f"{count:,}", "more rows than a spreadsheet holds")
+                if not chunk:
+                    break
+                if since > budgets.ROW_XML_BYTES:
+                    raise self.pkg.corrupt(part, f"more than {budgets.ROW_XML_BYTES >> 20} MiB of XML "
+                                           "without a row end")
         while rows and not rows[-1]:
             rows.pop()
         return rows
 
+    def corrupt_row(self, number: int | str, why: str) -> BackendError:
+        return BackendError(f"{self.pkg.path}: the workbook is corrupt ('{self.tab}' row {number}: {why})")
+
+    def corrupt_cell(self, ref: str, why: str) -> BackendError:
+        return BackendError(f"{self.pkg.path}: the workbook is corrupt ({self.tab}!{ref}: {why})")
+
+    def row_number(self, r: str | None, rows: list) -> int:
+        """A row's number (r, else the next row), refused beyond a spreadsheet's rows."""
+        try:
+            number = int(r) if r is not None else len(rows) + 1
+        except ValueError:
+            raise self.corrupt_row(repr(r), "not a row number") from None
+        if not 1 <= number <= budgets.SHEET_ROWS:
+            raise self.corrupt_row(f"{number:,}", f"beyond a spreadsheet's {budgets.SHEET_ROWS:,} rows")
+        return number
+
+    def column(self, letters: str, number: int) -> int:
+        """A cell's column index, refused beyond a spreadsheet's columns (XFD)."""
+        col = _COLUMNS.get(letters)
+        if col is None and len(letters.replace("$", "")) <= 3:
+            col = column_index(letters)
+        if col is None or col >= budgets.SHEET_COLS:
+            raise self.corrupt_cell(f"{letters[:12]}{number}", "a column beyond XFD, the last one "
+                                    "a spreadsheet has")
+        return col
+
+    def held(self, n: int) -> None:
+        """Count `n` more row slots held; refuse past `budgets.READ_CELLS`."""
+        self.cells_held += n
+        if self.cells_held > budgets.READ_CELLS:
+            raise BackendError(f"{self.pkg.path}: the tabs sheetsync reads hold more than "
+                               f"{budgets.READ_CELLS:,} cells (rows × columns up to the last value, "
+                               f"'{self.tab}' reached it); the limit keeps memory bounded")
+
     def _row(self, el: ET.Element, rows: list[list[CellValue]]) -> None:
-        number = int(el.get("r", len(rows) + 1))
+        number = self.row_number(el.get("r"), rows)
         while len(rows) < number:
             rows.append([])
         row = rows[number - 1]
@@ -351,16 +425,26 @@ class WorkbookReader:
         for c in el:
             if c.tag != _C:
                 continue
-            value = value_of(c)
+            ref = c.get("r")
+            try:
+                value = value_of(c)
+            except (ValueError, IndexError, OverflowError):
+                where = ref or f"{col_letter(min(len(row), budgets.SHEET_COLS - 1))}{number}"
+                raise self.corrupt_cell(where, _why(c)) from None
             if value is None:
                 continue
-            ref = c.get("r")
-            col = column_index(ref.rstrip("0123456789")) if ref else len(row)
+            if ref:
+                col = self.column(ref.rstrip("0123456789"), number)
+            else:
+                col = len(row)
+                if col >= budgets.SHEET_COLS:
+                    raise self.corrupt_row(number, "more cells than a row holds")
             if col == len(row):
                 row.append(value)
                 continue
             row.extend([None] * (col - len(row)))
             row.append(value) if col == len(row) else row.__setitem__(col, value)
+        self.held(len(row))
 
     def _value(self, c: ET.Element) -> CellValue:
         kind = c.get("t", "n")
@@ -389,7 +473,10 @@ class WorkbookReader:
             number = _number(text)
             return self._date(number) if style in self.date_xfs() else number
         if kind == "s":
-            return self.strings()[int(text)]
+            index = int(text)
+            if index < 0:
+                raise IndexError(text)
+            return self.strings()[index]
         if kind == "str":
             return excel_unescape(text)  # the text result of a formula
         if kind == "b":
@@ -419,14 +506,21 @@ class WorkbookReader:
     def strings(self) -> list[str]:
         if self._strings is None:
             part = self._related(ooxml.REL_SHARED_STRINGS)
-            self._strings = shared_strings(self.pkg.open(part)) if part else []
+            if part:
+                with self.pkg.open(part) as f:
+                    self._strings = shared_strings(bounded_events(f, self.pkg, part))
+            else:
+                self._strings = []
         return self._strings
 
     def date_xfs(self) -> set[str]:
         """Style indices (as written in s="...") of date-formatted cells."""
         if self._date_xfs is None:
             part = self._related(ooxml.REL_STYLES)
-            self._date_xfs = {str(i) for i in date_styles(self.pkg.read(part))} if part else set()
+            try:
+                self._date_xfs = {str(i) for i in date_styles(self.pkg.read(part))} if part else set()
+            except ET.ParseError as e:
+                raise self.pkg.corrupt(part, f"malformed XML: {e}") from None
         return self._date_xfs
 
 
@@ -435,6 +529,44 @@ class WorkbookReader:
             if rel.type == rel_type and self.pkg.has(rel.target):
                 return rel.target
         return None
+
+
+def _why(c: ET.Element) -> str:
+    """What is wrong with a cell whose value could not be read."""
+    v = c.find(_V)
+    text = (v.text or "") if v is not None else ""
+    shown = repr(text[:40]) + ("…" if len(text) > 40 else "")
+    kind = c.get("t", "n")
+    if kind == "s":
+        return f"shared string {shown} does not exist"
+    if kind == "d":
+        return f"{shown} is not a date"
+    return f"{shown} is not a number"
+
+
+def bounded_events(f, pkg: ooxml.Package, part: str, events=("start", "end")):
+    """ElementTree's (event, element) pairs of a part, with the bytes fed so far; malformed
+    XML (and entity tricks: expat refuses external entities and runaway expansion) is refused
+    as corrupt naming the part, and so is more than `budgets.ROW_XML_BYTES` without an event
+    (the parser would keep all of that text)."""
+    parser = ET.XMLPullParser(events)
+    fed = quiet = 0
+    try:
+        while chunk := f.read(1 << 16):
+            parser.feed(chunk)
+            fed += len(chunk)
+            quiet += len(chunk)
+            for event, el in parser.read_events():
+                quiet = 0
+                yield event, el, fed
+            if quiet > budgets.ROW_XML_BYTES:
+                raise pkg.corrupt(part, f"more than {budgets.ROW_XML_BYTES >> 20} MiB of XML "
+                                  "without an element")
+        parser.close()
+        for event, el in parser.read_events():
+            yield event, el, fed
+    except ET.ParseError as e:
+        raise pkg.corrupt(part, f"malformed XML: {e}") from None
 
 
 @contextlib.contextmanager
@@ -477,6 +609,8 @@ _ROOT_TAG = re.compile(rb"<([^\s/>!?]+)(?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']
 _ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
 _SCAN_CHUNK = 1 << 22
 _INTEGER_VALUE = re.compile(r"<v>-*\d+</v>")
+_LOOSE_VALUE = re.compile(r"<v>[^<]*[^0-9.eE+\-<]")
+_NUMBER_CHARS = "0123456789.eE+-"
 
 
 @dataclass
@@ -513,43 +647,78 @@ class SheetScan:
         try:
             with self.reader.pkg.open(part) as f:
                 return self._scan(f)
+        except BackendError:  # a limit or a damaged zip: ElementTree would meet it too
+            raise
         except Exception:  # noqa: BLE001 - any surprise: ElementTree reads it (and raises as before)
             return None
 
     def _scan(self, f) -> list[list[CellValue]]:
-        buf = b""
-        while (start := buf.find(b"<sheetData")) < 0 or len(buf) < start + 12:
-            chunk = f.read(_SCAN_CHUNK)
-            if not chunk:
-                raise _Unrecognised("no sheetData")
-            buf += chunk
-        if buf[start:start + 11] != b"<sheetData>":
-            raise _Unrecognised("an empty or unusual sheetData tag")
-        head = buf[:start + 11]
+        head, buf = self._head(f)
         self._context(head)
         rows: list[list[CellValue]] = []
         row = None
-        buf = buf[start + 11:]
+        # Chunks since the last </row> are kept in a list and joined once a row ends (appending
+        # to one buffer is quadratic when no </row> comes); more than ROW_XML_BYTES without one
+        # goes to ElementTree, which reads rows of any shape within the same bounds.
+        pending, size = [buf], len(buf)
         while True:
-            end = buf.find(b"</sheetData>")
-            if end >= 0:
-                row = self._chunk(buf[:end].decode("utf-8"), rows, row)
-                tail = buf[end:] + f.read()
-                break
-            cut = buf.rfind(b"</row>") + 6
-            if cut > 5:
-                row = self._chunk(buf[:cut].decode("utf-8"), rows, row)
-                buf = buf[cut:]
             chunk = f.read(_SCAN_CHUNK)
-            if not chunk:
-                raise _Unrecognised("no </sheetData>")
-            buf += chunk
+            end = (pending[-1][-12:] + chunk).find(b"</sheetData>") if chunk else -1
+            if not chunk or end >= 0 or (pending[-1][-6:] + chunk).find(b"</row>") >= 0:
+                buf = b"".join(pending) + chunk
+                end = buf.find(b"</sheetData>")
+                if end >= 0:
+                    row = self._chunk(buf[:end].decode("utf-8"), rows, row)
+                    tail = buf[end:]
+                    break
+                if not chunk:
+                    raise _Unrecognised("no </sheetData>")
+                cut = buf.rfind(b"</row>") + 6
+                row = self._chunk(buf[:cut].decode("utf-8"), rows, row)
+                pending, size = [buf[cut:]], len(buf) - cut
+            else:
+                pending.append(chunk)
+                size += len(chunk)
+                if size > budgets.ROW_XML_BYTES:
+                    raise _Unrecognised("a very long row")
         if row is not None:
             raise _Unrecognised("an unclosed row")
+        tail += self._rest(f)
         self._check_outside(head + tail)
         while rows and not rows[-1]:
             rows.pop()
         return rows
+
+    @staticmethod
+    def _head(f) -> tuple[bytes, bytes]:
+        """The XML up to and including <sheetData>, and what was read after it."""
+        pieces, size = [], 0
+        while True:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                raise _Unrecognised("no sheetData")
+            pieces.append(chunk)
+            size += len(chunk)
+            buf = b"".join(pieces[-2:])
+            if (start := buf.find(b"<sheetData")) >= 0 and len(buf) >= start + 12:
+                buf = b"".join(pieces)
+                start = buf.find(b"<sheetData")
+                if buf[start:start + 11] != b"<sheetData>":
+                    raise _Unrecognised("an empty or unusual sheetData tag")
+                return buf[:start + 11], buf[start + 11:]
+            if size > budgets.WHOLE_PART_BYTES:
+                raise _Unrecognised("a long head")
+
+    @staticmethod
+    def _rest(f) -> bytes:
+        """What follows sheetData (checked whole with ElementTree), within reason."""
+        pieces, size = [], 0
+        while chunk := f.read(1 << 20):
+            pieces.append(chunk)
+            size += len(chunk)
+            if size > budgets.WHOLE_PART_BYTES:
+                raise _Unrecognised("a long tail")
+        return b"".join(pieces)
 
     def _context(self, head: bytes) -> None:
         """The root's start tag, in which single cells and attribute sets are parsed."""
@@ -601,6 +770,8 @@ class SheetScan:
             return self._tokens(text, rows, row)
         # No integer-looking <v> in the chunk: `_number` of every text is float(text).
         plain = shape.plain_numbers and not _INTEGER_VALUE.search(text)
+        if plain and _LOOSE_VALUE.search(text):  # a value float() would take but a sheet cannot hold
+            plain = False
         matches = shape.pattern.findall(text)
         numbers = [m[0] for m in matches]  # "" where the text is not of the shape
         start = 0
@@ -613,8 +784,10 @@ class SheetScan:
                 if row is not None:
                     raise _Unrecognised("a row inside a row")
                 run = matches[start:stop]
-                if not (shape.plain_numbers and _append_numbers(run, rows, plain)):
-                    _place_rows(run, shape.cells, rows)
+                if shape.plain_numbers and _append_numbers(run, rows, plain):
+                    self.reader.held(len(run) * len(shape.cells))
+                else:
+                    _place_rows(run, shape.cells, rows, self.reader.held)
             if stop < len(matches):
                 row = self._tokens(matches[stop][-1], rows, row)
             start = stop + 1
@@ -645,6 +818,8 @@ class SheetScan:
             else:
                 parts.append(re.escape(empty))  # reads as nothing: no text to capture
                 continue
+            if column_index(letters) >= budgets.SHEET_COLS:
+                return None  # beyond XFD: `_tokens` hands it to ElementTree, which names it
             values.append((column_index(letters), self._value_of(form, kind, style)))
         key = tuple(key)
         if key not in self._shapes:
@@ -676,6 +851,7 @@ class SheetScan:
         reader = self.reader
         cell_attrs, row_attrs, columns = self._cell_attrs, self._row_attrs, _COLUMNS
         dates, date, typed = reader._dates, reader._date, reader._typed
+        held, max_cols, max_rows = 0, budgets.SHEET_COLS, budgets.SHEET_ROWS
         for r, rattrs, ropen, rclose, letters, attrs, empty, v, inline, cell, other_row, bad \
                 in _SHEET_TOKENS.findall(text):
             if v or inline:
@@ -683,6 +859,8 @@ class SheetScan:
                 if not v:
                     value = excel_unescape(inline) if kind == "inlineStr" else None
                 elif kind == "n":  # as _number and WorkbookReader._value, inline: the hot path
+                    if v.strip(_NUMBER_CHARS):
+                        raise _Unrecognised("not a plain number")  # ElementTree names the cell
                     value = float(v)
                     if value.is_integer() and v.lstrip("-").isdigit():
                         value = int(v)
@@ -700,6 +878,8 @@ class SheetScan:
                         col = column_index(letters)
                 else:
                     col = len(row)
+                if col >= max_cols:
+                    raise _Unrecognised("a column beyond XFD")
             elif empty:
                 if attrs not in cell_attrs:
                     self._cell_kind(attrs)
@@ -711,15 +891,25 @@ class SheetScan:
                     self._row_number(f'<row r="1"{rattrs}/>', rows)
                     row_attrs.add(rattrs)
                 number = int(r) if r else len(rows) + 1
+                if not 0 < number <= max_rows:
+                    raise _Unrecognised("a row beyond the last")
                 while len(rows) < number:
                     rows.append([])
-                row = rows[number - 1]  # evaluated even for an empty row: row 0 raises, as before
+                row = rows[number - 1]
                 if ropen == "/>":
+                    held += len(row)
+                    if held > 65536:
+                        reader.held(held)
+                        held = 0
                     row = None
                 continue
             elif rclose:
                 if row is None:
                     raise _Unrecognised("a row closed twice")
+                held += len(row)
+                if held > 65536:
+                    reader.held(held)
+                    held = 0
                 row = None
                 continue
             elif cell:
@@ -730,16 +920,24 @@ class SheetScan:
                 if value is None:
                     continue
                 ref = c.get("r")
-                col = column_index(ref.rstrip("0123456789")) if ref else len(row)
+                letters = ref.rstrip("0123456789") if ref else ""
+                if len(letters.replace("$", "")) > 3:
+                    raise _Unrecognised("a column beyond XFD")
+                col = column_index(letters) if ref else len(row)
+                if col >= max_cols:
+                    raise _Unrecognised("a column beyond XFD")
             elif other_row:
                 if row is not None:
                     raise _Unrecognised("a row inside a row")
                 closed = other_row.endswith("/>")
                 number = self._row_number(other_row if closed else other_row[:-1] + "/>", rows)
+                if not 0 < number <= max_rows:
+                    raise _Unrecognised("a row beyond the last")
                 while len(rows) < number:
                     rows.append([])
                 row = rows[number - 1]
                 if closed:
+                    held += len(row)
                     row = None
                 continue
             elif bad:
@@ -754,6 +952,7 @@ class SheetScan:
                 row.append(value)
             else:
                 row[col] = value
+        reader.held(held)
         return row
 
 
@@ -762,7 +961,8 @@ def _append_numbers(run: list[tuple[str, ...]], rows: list[list[CellValue]], pla
     without a gap (False, nothing done, if not). `plain`: float(text) is `_number(text)`."""
     columns = list(zip(*run))
     first = len(rows) + 1
-    if list(map(int, columns[0])) != list(range(first, first + len(run))):
+    if list(map(int, columns[0])) != list(range(first, first + len(run))) \
+            or first + len(run) - 1 > budgets.SHEET_ROWS:
         return False
     convert = float if plain else _number
     rows.extend(map(list, zip(*[list(map(convert, texts)) for texts in columns[1:-1]])))
@@ -770,10 +970,14 @@ def _append_numbers(run: list[tuple[str, ...]], rows: list[list[CellValue]], pla
 
 
 def _place_rows(run: list[tuple[str, ...]], cells: list[tuple[int, Callable[[str], CellValue]]],
-                rows: list[list[CellValue]]) -> None:
-    """Rows of one shape placed as `WorkbookReader._row` places them, cell by cell."""
+                rows: list[list[CellValue]], count: Callable[[int], None]) -> None:
+    """Rows of one shape placed as `WorkbookReader._row` places them, cell by cell; `count`
+    is told the row slots they hold."""
+    held = 0
     for match in run:
         number = int(match[0])
+        if not 0 < number <= budgets.SHEET_ROWS:
+            raise _Unrecognised("a row beyond the last")
         while len(rows) < number:
             rows.append([])
         target = rows[number - 1]
@@ -789,15 +993,26 @@ def _place_rows(run: list[tuple[str, ...]], cells: list[tuple[int, Callable[[str
                 target.append(value)
             else:
                 target[col] = value
+        held += len(target)
+        if held > 65536:
+            count(held)
+            held = 0
+    count(held)
 
 
-def shared_strings(stream) -> list[str]:
+def shared_strings(events) -> list[str]:
+    """The strings of a shared-strings part, from its `bounded_events` (or a stream)."""
     # Not openpyxl's reader: it turns "_x005F_x0041_" into "_x0041_" and leaves real escapes.
+    if hasattr(events, "read"):
+        events = ((event, el, 0) for event, el in ET.iterparse(events, events=("start", "end")))
     strings = []
-    for _, el in ET.iterparse(stream, events=("end",)):
-        if el.tag == _M + "si":
+    root = None
+    for event, el, _fed in events:
+        if root is None:
+            root = el
+        elif event == "end" and el.tag == _M + "si":
             strings.append(rich_text(el))
-            el.clear()
+            root.clear()  # read: the strings' elements are not kept (a flood of <si/> is cheap)
     return strings
 
 
@@ -827,6 +1042,9 @@ def _extent(rows: list[list]) -> tuple[int, int]:
 
 
 def _number(text: str) -> int | float:
+    """A cell's number; strict: what float() also takes (1_000, inf, nan, spaces) is refused."""
+    if text.strip(_NUMBER_CHARS):
+        raise ValueError(text)
     number = float(text)
     if number.is_integer() and text.lstrip("-").isdigit():
         return int(text)
@@ -1113,9 +1331,34 @@ def _vml_blocks_in_use(pkg: ooxml.Package, dropped: set[str]) -> set[int]:
     blocks: set[int] = set()
     for info in pkg.infos:
         if info.filename.lower().endswith(".vml") and info.filename not in dropped:
-            for data in re.findall(rb"<(?:\w+:)?idmap\b[^>]*\bdata\s*=\s*[\"']([\d,\s]+)", pkg.zip.read(info)):
+            for data in _idmaps(pkg, info.filename):
                 blocks.update(int(b) for b in data.replace(b" ", b"").split(b",") if b)
     return blocks
+
+
+_IDMAP = re.compile(rb"<(?:\w+:)?idmap\b[^>]*\bdata\s*=\s*[\"']([\d,\s]+)")
+_VML_SHAPE = re.compile(rb"<(?:\w+:)?shape[\s>/]")
+
+
+def _idmaps(pkg: ooxml.Package, part: str) -> set[bytes]:
+    """The idmap data of a VML part. The idmap sits in the shape layout, before the shapes: the
+    part (which can be big) is inflated only up to its first shape, a chunk at a time."""
+    found: set[bytes] = set()
+    tail, read = b"", 0
+    with pkg.open(part, limit=1 << 62) as f:  # only the head is read: counted below instead
+        while chunk := f.read(1 << 16):
+            read += len(chunk)
+            text = tail + chunk
+            shape = _VML_SHAPE.search(text)
+            text = text[:shape.start()] if shape else text
+            found.update(m.group(1) for m in _IDMAP.finditer(text) if shape or m.end() < len(text))
+            if shape:
+                return found
+            if read > budgets.PART_BYTES:
+                raise pkg.too_big(part, read, budgets.PART_BYTES)
+            tail = text[-4096:]  # an idmap split between two chunks is seen whole next time
+    found.update(m.group(1) for m in _IDMAP.finditer(tail))
+    return found
 
 
 def copy_info(info: zipfile.ZipInfo) -> zipfile.ZipInfo:

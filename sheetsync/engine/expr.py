@@ -24,7 +24,7 @@ Number = float | int
 
 @dataclass(frozen=True, eq=False)
 class Expr:
-    op: str  # "const" "sym" "+" "-" "*" "/" "neg" "sqrt" "abs" "sign" "max" "pow" "if" "<" ">" "==" "fma"
+    op: str  # "const" "sym" "+" "-" "*" "/" "neg" "sqrt" "abs" "sign" "max" "pow" "if" "<" ">" "==" "fma" "sum"
     args: tuple = ()
 
     # -- building ------------------------------------------------------------------------------
@@ -73,6 +73,25 @@ def fma(a, b, c) -> Expr:
     return Expr("fma", (lift(a), lift(b), lift(c)))
 
 
+# Up to this many terms a sum is the chain of binary "+" it has always been (the generated loops
+# of existing models stay byte for byte the same); longer sums are one flat "sum" node, which
+# renders as `(t1 + t2 + ... + tn)`: the same additions in the same order (Python, C and a
+# spreadsheet all add left to right), without an expression nested n deep (RecursionError, and
+# the parsers' nesting limits).
+NESTED_SUM_TERMS = 32
+
+
+def total(terms) -> Expr:
+    """t1 + t2 + ... + tn, added left to right."""
+    terms = [lift(t) for t in terms]
+    if len(terms) > NESTED_SUM_TERMS:
+        return Expr("sum", tuple(terms))
+    result = terms[0]
+    for t in terms[1:]:
+        result = result + t
+    return result
+
+
 def subs(e: Expr, mapping: Mapping[str, Expr]) -> Expr:
     """Replace symbols by expressions (used to inline intermediates and to shift a parameter)."""
     if e.op == "sym":
@@ -117,6 +136,8 @@ def to_python(e: Expr, name: Callable[[str], str]) -> str:
         return name(args[0])
     if op in _BINARY:
         return f"({to_python(args[0], name)} {_BINARY[op]} {to_python(args[1], name)})"
+    if op == "sum":
+        return "(" + " + ".join(to_python(a, name) for a in args) + ")"
     if op == "neg":
         return f"(-{to_python(args[0], name)})"
     if op == "pow":
@@ -160,6 +181,8 @@ def to_c(e: Expr, name: Callable[[str], str]) -> str:
         return name(args[0])
     if op in _BINARY:
         return f"({to_c(args[0], name)} {_BINARY[op]} {to_c(args[1], name)})"
+    if op == "sum":  # C's + is left-associative and never reordered (no -ffast-math)
+        return "(" + " + ".join(to_c(a, name) for a in args) + ")"
     if op == "neg":
         return f"(-{to_c(args[0], name)})"
     if op == "pow":  # numba's `**` on floats is llvm.pow, a call to the same libm pow()
@@ -193,6 +216,11 @@ def evaluate(e: Expr, env: Mapping[str, float]) -> float:
     if op == "if":
         return evaluate(args[1], env) if evaluate(args[0], env) else evaluate(args[2], env)
     vals = [evaluate(a, env) for a in args]
+    if op == "sum":
+        result = vals[0]
+        for v in vals[1:]:
+            result = result + v
+        return result
     if op == "+": return vals[0] + vals[1]
     if op == "-": return vals[0] - vals[1]
     if op == "*": return vals[0] * vals[1]
@@ -227,6 +255,8 @@ def to_formula(e: Expr, ref: Callable[[str], str]) -> str:
         return ref(args[0])
     if op in ("+", "-", "*", "/"):
         return f"({to_formula(args[0], ref)}{op}{to_formula(args[1], ref)})"
+    if op == "sum":
+        return "(" + "+".join(to_formula(a, ref) for a in args) + ")"
     if op in ("<", ">", "=="):
         return f"{to_formula(args[0], ref)}{op[0]}{to_formula(args[1], ref)}"
     if op == "neg":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .expr import Expr, absolute, maximum, sign, subs, sym, where
+from .expr import Expr, absolute, maximum, sign, subs, sym, total, where
 
 # A row's loss and the derivative of the loss with respect to `pred`.
 LOSSES = {
@@ -56,10 +56,7 @@ def input_names(n_inputs: int) -> list[str]:
 def _linear(n_inputs: int) -> Model:
     xs = input_names(n_inputs)
     slopes = ["a"] if n_inputs == 1 else [f"a{i}" for i in range(1, n_inputs + 1)]
-    pred: Expr = sym(slopes[0]) * sym(xs[0])
-    for a, x in zip(slopes[1:], xs[1:]):
-        pred = pred + sym(a) * sym(x)
-    pred = pred + sym("b")
+    pred = total([sym(a) * sym(x) for a, x in zip(slopes, xs)] + [sym("b")])
     dp = sym("dloss")
     grads = {a: sym(x) * dp for a, x in zip(slopes, xs)}  # the workbook's de/da = x * de/db
     grads["b"] = dp
@@ -92,27 +89,26 @@ def _mlp(n_inputs: int, hidden: int) -> Model:
     forward: list[tuple[str, Expr]] = []
     backward: list[tuple[str, Expr]] = []
     grads: dict[str, Expr] = {}
-    pred: Expr | None = None
     for h in units:
         ws = [f"a{h}_{i}" for i in range(1, n_inputs + 1)]
-        u: Expr = sym(ws[0]) * sym(xs[0])
-        for w, x in zip(ws[1:], xs[1:]):
-            u = u + sym(w) * sym(x)
-        forward.append((f"u{h}", u + sym(f"b{h}")))
+        forward.append((f"u{h}", total([sym(w) * sym(x) for w, x in zip(ws, xs)] + [sym(f"b{h}")])))
         forward.append((f"h{h}", maximum(sym(f"u{h}"), 0.0)))
         backward.append((f"du{h}", where(sym(f"u{h}") > 0.0, dp * sym(f"c{h}"), 0.0)))
-        term = sym(f"c{h}") * sym(f"h{h}")
-        pred = term if pred is None else pred + term
         grads.update({w: sym(f"du{h}") * sym(x) for w, x in zip(ws, xs)})
         grads[f"b{h}"] = sym(f"du{h}")
         grads[f"c{h}"] = dp * sym(f"h{h}")
     grads["d"] = dp
     params = ([f"a{h}_{i}" for h in units for i in range(1, n_inputs + 1)]
               + [f"b{h}" for h in units] + [f"c{h}" for h in units] + ["d"])
-    return Model("mlp", xs, params, forward, pred + sym("d"), {q: grads[q] for q in params}, tuple(backward))
+    pred = total([sym(f"c{h}") * sym(f"h{h}") for h in units] + [sym("d")])
+    return Model("mlp", xs, params, forward, pred, {q: grads[q] for q in params}, tuple(backward))
 
 
 def build_model(name: str, n_inputs: int, hidden: int = 2) -> Model:
+    from .. import budgets
+
+    if n_inputs > budgets.MAX_INPUTS:
+        raise ValueError(f"{n_inputs:,} input columns; the limit is {budgets.MAX_INPUTS}")
     if name == "linear":
         return _linear(n_inputs)
     if name in ("two_linear", "two_relu"):

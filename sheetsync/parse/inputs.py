@@ -93,6 +93,7 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     if dataset is not None and not problems:
         problems += budget_problems(experiments, dataset, previous_epochs or {}, experiments_tab,
                                     cells, name_cells)
+        problems += memory_problems(experiments, dataset, cells, experiments_tab)
     if problems:
         raise InputError(problems)
     return Inputs(dataset, experiments, warnings, cells, all_names)
@@ -111,6 +112,11 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
     if columns is None:
         return None
     inputs = [name for name in columns if name != "y"]
+    if len(inputs) > budgets.MAX_INPUTS:
+        extra = sorted(columns[name] for name in inputs)[budgets.MAX_INPUTS]
+        problems.append(Problem(a1(0, extra, tab), f"{len(inputs):,} input columns; the limit is "
+                                f"{budgets.MAX_INPUTS} (x1 to x{budgets.MAX_INPUTS})"))
+        return None
     last = _last_data_row(rows, columns.values())
     n = last - 1 + 1 if last >= 1 else 0
     if n < budgets.MIN_DATA_ROWS:
@@ -511,6 +517,33 @@ def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_ep
     return problems
 
 
+def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cells: dict[str, dict[str, str]],
+                    tab: str = EXPERIMENTS_TAB) -> list[Problem]:
+    """Refuse, before training, a run whose recorded steps would not fit `budgets.MEMORY_BUDGET`:
+    train() holds every step line (lines × step columns × 8 bytes), all experiments together.
+    The problem names the `epochs` cell of the experiment holding the most."""
+    from ..engine.kernel import Spec
+    from ..engine.models import build_model
+    from ..engine.optimizers import build_update
+
+    held: dict[str, int] = {}
+    for exp in experiments:
+        try:
+            model = build_model(exp.model, dataset.x.shape[1], exp.hidden)
+            spec = Spec(model, build_update(exp), exp.loss, exp.gradient, exp.grad_method, 0, False)
+        except (ValueError, KeyError):
+            continue  # reported by the settings checks
+        held[exp.name] = exp.epochs * dataset.n_rows * len(spec.step_columns()) * 8
+    total = sum(held.values())
+    if total <= budgets.MEMORY_BUDGET:
+        return []
+    worst = max(held, key=held.get)
+    cell = setting_cells.get(worst, {}).get("epochs", tab)
+    return [Problem(cell, f"{worst}: the steps of this run would take {total / (1 << 30):,.1f} GiB of "
+                    f"memory, over the budget of {budgets.MEMORY_BUDGET / (1 << 30):,.0f} GiB; lower "
+                    "epochs or run fewer experiments at once (--experiment NAME)")]
+
+
 # ---------------------------------------------------------------------------------------------
 # helpers
 
@@ -519,6 +552,9 @@ def _tab_values(snapshot: Snapshot, tab: str, problems: list[Problem], expected:
     if snapshot.tab(tab) is None:
         titles = [t.title for t in snapshot.tabs]
         problems.append(Problem(tab, f"missing tab {tab!r}; expected {expected}{closest(tab, titles)}"))
+        return None
+    if snapshot.tab(tab).kind != "worksheet":
+        problems.append(Problem(tab, f"{tab} is a {snapshot.tab(tab).kind}, not a worksheet; expected {expected}"))
         return None
     rows = snapshot.values.get(tab) or []
     if not rows or _row_width(rows[0]) == 0:

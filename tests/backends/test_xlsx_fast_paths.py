@@ -208,7 +208,7 @@ SHAPES = [
     '<row r="3" spans="1:3" ht="12.8" customHeight="1"><c r="A3" t="b"><v>0</v></c><c r="B3" t="e"><v>#N/A</v></c>'
     '<c r="C3" t="s"><v>1</v></c><c r="E3" t="s"><v>2</v></c><c r="D3" t="str"><v>plain _x0041_</v></c></row>',
     '<row><c><v>7</v></c><c t="inlineStr"><is><t xml:space="preserve"> a </t></is></c><c r="E9"><v>-0</v></c></row>',
-    '<row r="5"/><row r="7"><c r="C7"><v>1e5</v></c><c r="A7"><v>٣</v></c><c r="B7"><v>00012</v></c></row>',
+    '<row r="5"/><row r="7"><c r="C7"><v>1e5</v></c><c r="A7"><v>3</v></c><c r="B7"><v>00012</v></c></row>',
     "<row r='8'><c r='A8' t='s'><v>0</v></c></row><row r=\"9\"><c r=\"A9\" t=\"s\"><v>0</v></c></row>",
     '<row r="9">\n  <c r="A9">\n    <v>1</v>\n  </c>\n</row>\n',
     '<row r="10"><c r="A10" t="inlineStr"><is><r><t>rich </t></r><r><t>text</t></r></is></c>'
