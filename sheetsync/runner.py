@@ -148,16 +148,17 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
         notes = _notes(result, start)
         settings = inputs.setting_cells.get(exp.name, {})
-        formulas = block = None
+        formulas = block = epochs_formulas = None
         if exp.mode == "formulas":
-            formulas, block, problem = _formulas(result, dataset, settings)
+            formulas, block, epochs_formulas, problem = _formulas(result, dataset, settings, history)
             notes += [problem] if problem else []
         state = result.state.to_dict()
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
         state["start_origin"] = result.start_origin
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
         outputs.append(ExperimentOutput(result, history, notes, formulas,
-                                        _map(result, dataset, settings, history, formulas is not None), block))
+                                        _map(result, dataset, settings, history, formulas is not None), block,
+                                        epochs_formulas))
         reports.append(_report(exp.name, start, result, history, notes))
     return outputs, reports
 
@@ -217,17 +218,20 @@ def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame, 
     return render_map(name, sf, steps_tab_name(name), extra_rows=extra)
 
 
-def _formulas(result, dataset, setting_cells: dict[str, str]):
-    """Formula mode's formulas for the steps tab and its settings block, or why this run
-    cannot have them."""
+def _formulas(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
+    """Formula mode's formulas for the steps tab, its settings block and this Run's rows of
+    the epochs tab, or why this run cannot have them."""
     from .layout.formulas import FormulaModeError, StepFormulas
+    from .layout.map import epochs_formulas
     from .layout.steps import HEADER_ROW
 
     try:
         sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block=True)
-        return sf.all(), sf.block_table(), None
+        epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history.columns),
+                                 len(history) - len(result.epochs))
+        return sf.all(), sf.block_table(), epochs, None
     except FormulaModeError as e:
-        return None, None, f"Formula mode: {e}; values were written."
+        return None, None, None, f"Formula mode: {e}; values were written."
 
 
 def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:

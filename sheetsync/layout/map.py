@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from ..backends.base import Column, Table, TabPlan, Text, col_letter, quote_tab
-from .formulas import Ref, StepFormulas, absolute
+from .formulas import MAX_FORMULA_CHARS, Ref, StepFormulas, absolute
 
 MAX_BOUNDARY_ROWS = 8
 
@@ -129,6 +129,70 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
     return rows
 
 
+def _epoch_spans(sf: StepFormulas) -> dict[int, tuple[int, int]]:
+    """epoch -> (first line, last line) of its rows in the steps table."""
+    lines = sf.lines
+    starts = np.flatnonzero(lines.epoch_start)
+    ends = np.r_[starts[1:] - 1, len(lines.step) - 1]
+    return {int(lines.epoch[a]): (int(a), int(b)) for a, b in zip(starts, ends)}
+
+
+def _chain(cells: list[str], op: str, fallback: str) -> tuple[str, bool]:
+    """`cells` added left to right, as the engine's loop adds them (a spreadsheet's SUM and
+    AVERAGE use compensated sums, which can differ in the last bit); the range function
+    `fallback` when the chain would be over a formula's length limit."""
+    text = "+".join(op.format(c) for c in cells)
+    return (text, True) if len(text) < MAX_FORMULA_CHARS - 200 else (fallback, False)
+
+
+def epoch_formula(sf: StepFormulas, steps_tab: str, column: str, epoch: int,
+                  span: tuple[int, int]) -> tuple[str | None, str]:
+    """The formula of one epoch's cell in `column` of the epochs tab (None: a value), and what
+    it is computed from, in words. The one definition behind both the map's epochs rows and
+    the formulas formula mode writes in this Run's epochs rows."""
+    lines = sf.lines
+    top, bottom = lines.row(span[0]), lines.row(span[1])
+    tab = quote_tab(steps_tab)
+
+    def rng(name: str) -> str:
+        letter = col_letter(sf.columns.index(name))
+        return f"{tab}!{letter}{top}:{letter}{bottom}"
+
+    def cells(name: str) -> list[str]:
+        letter = col_letter(sf.columns.index(name))
+        return [f"{tab}!{letter}{r}" for r in range(top, bottom + 1)]
+
+    def last(name: str) -> str:
+        return f"{tab}!{col_letter(sf.columns.index(name))}{bottom}"
+
+    if column == "epoch":
+        return None, "the epoch number, counting across Runs"
+    if column == "loss":
+        n = bottom - top + 1
+        text, exact = _chain(cells("loss"), "{}", f"AVERAGE({rng('loss')})")
+        return (f"=({text})/{n}" if exact else f"={text}"), f"the mean of the epoch's row losses ({rng('loss')})"
+    if column in sf.program.param_columns:
+        source = column if sf.job.spec.carry_inputs else f"new {column}"
+        what = (f"{column} carried into the next epoch: the last row's input (its update is thrown away)"
+                if sf.job.spec.carry_inputs else f"{column} after the epoch's last update")
+        return f"={last(source)}", what
+    if column == "lr":
+        ref = sf.setting_ref("lr", epoch)
+        # an experiments cell, or the steps tab's settings block; a macro's lr stays a value
+        return ("=" + absolute(ref.name) if ref.kind == "setting" else None), ref.name
+    if column == "sqrt(sum err^2)":
+        text, exact = _chain(cells("err"), "{0}*{0}", f"SUMSQ({rng('err')})")
+        return f"=SQRT({text})", "the workbook's footer: sqrt of the sum of err²"
+    if column.startswith("gap ") and f"de/d{column[4:]} est" in sf.columns:
+        q = column[4:]
+        # SUMPRODUCT makes every spreadsheet evaluate the inner ranges as arrays
+        return (f"=SUMPRODUCT(MAX(ABS({rng(f'de/d{q} est')}-{rng(f'de/d{q}')})))",
+                "largest |numeric - analytic| gradient gap in the epoch")
+    if column == "dead":
+        return None, "parameters whose gradient was 0 on every row of the epoch (dead ReLU)"
+    return None, "diagnostic"
+
+
 def epochs_rows(sf: StepFormulas, steps_tab: str, epochs_tab: str, columns: list[str],
                 first_history_row: int) -> list[dict]:
     """The epochs tab's columns for this Run's first epoch: what each is computed from.
@@ -139,49 +203,27 @@ def epochs_rows(sf: StepFormulas, steps_tab: str, epochs_tab: str, columns: list
     if not len(lines.step):
         return []
     first_epoch = int(lines.epoch[0])
-    idx = np.flatnonzero(lines.epoch == first_epoch)
-    top, bottom = lines.row(int(idx[0])), lines.row(int(idx[-1]))
-    tab = quote_tab(steps_tab)
-
-    def span(column: str) -> str:
-        letter = col_letter(sf.columns.index(column))
-        return f"{tab}!{letter}{top}:{letter}{bottom}"
-
-    def last(column: str) -> str:
-        return f"{tab}!{col_letter(sf.columns.index(column))}{bottom}"
-
+    span = _epoch_spans(sf)[first_epoch]
     out = []
     for c in columns:
-        if c == "epoch":
-            formula, what = None, "the epoch number, counting across Runs"
-        elif c == "loss":
-            formula, what = f"=AVERAGE({span('loss')})", f"the mean of the epoch's row losses ({span('loss')})"
-        elif c in sf.program.param_columns:
-            source = c if sf.job.spec.carry_inputs else f"new {c}"
-            formula = f"={last(source)}"
-            what = (f"{c} carried into the next epoch: the last row's input (its update is thrown away)"
-                    if sf.job.spec.carry_inputs else f"{c} after the epoch's last update")
-        elif c == "lr":
-            ref = sf.setting_ref("lr", first_epoch)
-            formula = None
-            if ref.kind == "setting":  # an experiments cell, or the steps tab's settings block
-                formula = "=" + absolute(ref.name)
-            what = ref.name if ref.kind == "setting" else f"{ref.name}"
-        elif c == "sqrt(sum err^2)":
-            formula, what = f"=SQRT(SUMSQ({span('err')}))", "the workbook's footer: sqrt of the sum of err²"
-        elif c.startswith("gap "):
-            q = c[4:]
-            formula = f"=MAX(ABS({span(f'de/d{q} est')}-{span(f'de/d{q}')}))"
-            what = "largest |numeric - analytic| gradient gap in the epoch (an array formula)"
-        elif c == "dead":
-            formula, what = None, "parameters whose gradient was 0 on every row of the epoch (dead ReLU)"
-        else:
-            formula, what = None, "diagnostic"
+        formula, what = epoch_formula(sf, steps_tab, c, first_epoch, span)
         out.append({"tab": epochs_tab, "column": c, "cells": f"row {first_history_row} onwards",
                     "formula (A1)": formula or "(a value)",
                     "formula (R1C1)": to_r1c1(formula, first_history_row, columns.index(c)) if formula else "",
                     "precedents": what, "dependents": "", "boundary rows": ""})
     return out
+
+
+def epochs_formulas(sf: StepFormulas, steps_tab: str, columns: list[str],
+                    earlier_rows: int) -> dict[str, list[str | None]]:
+    """Formula mode's epochs tab: column -> one formula (or None: a value) per history row.
+    The first `earlier_rows` rows (earlier Runs) stay values; this Run's rows read the steps tab."""
+    spans = _epoch_spans(sf)
+    out: dict[str, list[str | None]] = {c: [None] * earlier_rows for c in columns}
+    for epoch, span in spans.items():
+        for c in columns:
+            out[c].append(epoch_formula(sf, steps_tab, c, epoch, span)[0])
+    return {c: v for c, v in out.items() if any(v)}
 
 
 def render_map(name: str, sf: StepFormulas, steps_tab: str, epochs_note: list[str] | None = None,
