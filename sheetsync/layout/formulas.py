@@ -217,6 +217,33 @@ class StepFormulas:
             return self.start(epoch)  # normalisers pasted by the macro
         return None
 
+    def carried_mask(self) -> np.ndarray:
+        """`carried(i) is not None` for every line at once."""
+        lines = self.lines
+        mask = lines.prev_end < 0
+        if self.macro in ("adagrad", "adagrad_ann"):
+            mask = mask | lines.epoch_start
+        return mask
+
+    def epoch_constants(self, epoch: int) -> tuple:
+        """The values written into formulas that change from epoch to epoch (a macro's lr,
+        eve's d): two lines of the same kind whose epochs agree here get the same formula."""
+        if not hasattr(self, "_per_epoch"):
+            read: set[str] = set()
+
+            def ref(name: str) -> str:
+                read.add(name)
+                return "0"
+
+            for e in self.program.formulas.values():
+                to_formula(e, ref)
+            self._per_epoch = [n for n in ("set:lr", "set:eve_d") if n in read]
+        out = []
+        for name in self._per_epoch:
+            r = self.setting_ref(name[4:], epoch)
+            out.append(None if r.kind != "constant" or r.value is None else repr(float(r.value)))
+        return tuple(out)
+
     def start(self, epoch: int) -> dict:
         known = self.result.starts.get(epoch)
         if known is not None:

@@ -65,15 +65,56 @@ def _typical_line(sf: StepFormulas) -> int:
     return len(lines.step) - 1
 
 
-def _boundary(sf: StepFormulas, column: str, typical: str | None) -> list[str]:
+def _special_lines(sf: StepFormulas) -> tuple[np.ndarray, np.ndarray]:
+    """The lines where carried values enter (the Run's first step, every epoch start) and a
+    kind for each: two lines of one kind have the same formula up to their row numbers (same
+    position in their batch, batch size, distance to the line they read, carried or not, and
+    the same per-epoch constants as each other), so whether a line's formula differs from the
+    typical row is decided once per kind, not once per epoch."""
     lines = sf.lines
-    notes = []
-    special = np.flatnonzero((lines.prev_end < 0) | lines.epoch_start)  # where carried values enter
-    for i in map(int, special):
+    special = np.flatnonzero((lines.prev_end < 0) | lines.epoch_start)
+    if not len(special):
+        return special, special
+    n = len(lines.step)
+    index = np.arange(n)
+    batch_first = np.maximum.accumulate(np.where(lines.batch_start, index, 0))
+    batch_id = np.cumsum(lines.batch_start) - 1
+    batch_rows = np.bincount(batch_id)[batch_id]
+    carried = sf.carried_mask()
+    epochs = lines.epoch[special]
+    constants = {int(e): sf.epoch_constants(int(e)) for e in np.unique(epochs)}
+    const_id = {c: k for k, c in enumerate(dict.fromkeys(constants.values()))}
+    prev = np.where(lines.prev_end >= 0, index - lines.prev_end, -1)
+    last_prev = np.where(lines.last_of_prev_epoch >= 0, index - lines.last_of_prev_epoch, -1)
+    keys = np.stack([lines.prev_end[special] < 0, lines.epoch_start[special], carried[special],
+                     lines.batch_start[special], lines.batch_end[special], prev[special], last_prev[special],
+                     (index - batch_first)[special], batch_rows[special],
+                     [const_id[constants[int(e)]] for e in epochs]], axis=1).astype(np.int64)
+    _, kind = np.unique(keys, axis=0, return_inverse=True)
+    return special, kind.reshape(-1)
+
+
+def _boundary(sf: StepFormulas, column: str, typical: str | None,
+              special: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
+    lines = sf.lines
+    col = sf.columns.index(column)
+    t = _typical_line(sf)
+    pattern = None if typical is None else to_r1c1(typical, lines.row(t), col)
+    lines_, kind = _special_lines(sf) if special is None else special
+    if sf.carried(t) is not None:  # no typical row (a tiny table): its carried values decide
+        kind = np.arange(len(lines_))
+
+    def differs(i: int) -> bool:
         f = sf.formula(i, column)
-        if f is None or (typical is not None and to_r1c1(f, lines.row(i), sf.columns.index(column)) ==
-                         to_r1c1(typical, lines.row(_typical_line(sf)), sf.columns.index(column))):
-            continue
+        return f is not None and (pattern is None or to_r1c1(f, lines.row(i), col) != pattern)
+
+    decided: dict[int, bool] = {}
+    for i, k in zip(lines_.tolist(), kind.tolist()):  # one formula per kind of line
+        if k not in decided:
+            decided[k] = differs(i)
+    listed = lines_[np.fromiter((decided[k] for k in kind.tolist()), bool, len(kind))]
+    notes = []
+    for i in map(int, listed[:MAX_BOUNDARY_ROWS]):
         why = "first step of this Run: reads the saved state" if lines.prev_end[i] < 0 else \
             f"first row of epoch {int(lines.epoch[i])}"
         if sf.carried(i) is not None and lines.prev_end[i] >= 0:
@@ -81,9 +122,9 @@ def _boundary(sf: StepFormulas, column: str, typical: str | None) -> list[str]:
         elif (lines.prev_end[i] >= 0 and lines.epoch_start[i] and column in sf.program.param_columns
               and sf.job.spec.carry_inputs):
             why += ": the last row's inputs (the workbook throws that row's update away)"
-        notes.append(f"row {lines.row(i)} ({why}): {f}")
-    if len(notes) > MAX_BOUNDARY_ROWS:
-        notes = notes[:MAX_BOUNDARY_ROWS] + [f"… {len(notes) - MAX_BOUNDARY_ROWS} more epoch starts, same pattern"]
+        notes.append(f"row {lines.row(i)} ({why}): {sf.formula(i, column)}")
+    if len(listed) > MAX_BOUNDARY_ROWS:
+        notes.append(f"… {len(listed) - MAX_BOUNDARY_ROWS} more epoch starts, same pattern")
     return notes
 
 
@@ -112,6 +153,7 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
         refs = sf.precedents(i, c) if f else []
         entries.append({"column": c, "refs": refs, "formula": f})
     dependents = _dependents(sf, i)
+    special = _special_lines(sf)
     rows = []
     for e in entries:
         c, f = e["column"], e["formula"]
@@ -124,7 +166,7 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
             "formula (R1C1)": to_r1c1(f, row, sf.columns.index(c)) if f else "",
             "precedents": "; ".join(_describe(r, i, sf) for r in e["refs"]),
             "dependents": "; ".join(dependents[c]),
-            "boundary rows": "\n".join(_boundary(sf, c, f)) if f and c not in sf.program.input_columns else "",
+            "boundary rows": "\n".join(_boundary(sf, c, f, special)) if f and c not in sf.program.input_columns else "",
         })
     return rows
 
