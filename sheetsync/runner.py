@@ -11,6 +11,7 @@ raises the `InputError`; a clash with a tab the user owns writes nothing at all.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -65,12 +66,14 @@ class RunReport:
 
 
 def run(target: str, *, experiments: list[str] | None = None, action: str = "run", backend=None,
-        progress: Callable[[int, int], None] | None = None, data_tab: str = DATA_TAB,
+        progress: Callable[..., None] | None = None, data_tab: str = DATA_TAB,
         experiments_tab: str = EXPERIMENTS_TAB, credentials: str | None = None,
         mode: str | None = None) -> RunReport:
     """Run (continue from saved state) or reset the sheet's experiments (all, or `experiments`).
 
     `mode` ("values" or "formulas"), when given, overrides every experiment's own `mode` setting.
+    `progress(done, total, phase)` hears each phase ("read", "train", "layout", "write"); a
+    callback taking only `(done, total)` hears the training steps, as it always did.
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
@@ -79,6 +82,8 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
         from .backends import open_backend
 
         backend = open_backend(target, credentials)
+    tell = _phases(progress)
+    tell("read", 0, 1)
     snapshot = backend.read([data_tab, experiments_tab, RUNS_TAB, STATE_TAB])
     _check_owned(snapshot, [RUNS_TAB, STATE_TAB, COMPARE_TAB])
     previous_runs = _owned_table(snapshot, RUNS_TAB)
@@ -96,24 +101,42 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     _check_owned(snapshot, [t for n in names for t in experiment_tabs(n)])
     starting_over = set(names) if action == "reset" else set()  # their history is not needed
     histories = _read_histories(backend, snapshot, [n for n in inputs.all_names if n not in starting_over])
-    outputs, reports = _train_all(inputs, saved, histories, action, progress)
+    tell("read", 1, 1)
+    outputs, reports = _train_all(inputs, saved, histories, action, tell)
     entry = _run_entry(action, inputs, reports)
     others = {n: h for n, h in histories.items() if n not in names}
     plan = render(outputs, x=inputs.dataset.train_x(), y=inputs.dataset.y, other_histories=others,
                   states=saved, entry=entry, previous_runs=previous_runs, order=inputs.all_names,
                   cell_budget=_cell_budget(snapshot, names))
+    tell("layout", len(outputs) + 1, len(outputs) + 1)
     steps_tabs = {t.name: t for t in plan.tabs if t.kind == "steps"}
     for report in reports:
         tab = steps_tabs.get(steps_tab_name(report.name))
         report.sampled = tab is not None and any("SAMPLED" in str(t.value) for t in tab.texts)
         if tab is not None:
             report.diagnostics["rows"] = highlighted_rows(tab)
+    tell("write", 0, 1)
     backend.apply(plan)
+    tell("write", 1, 1)
     return RunReport(target, action, reports, inputs.warnings, inputs.dataset.fingerprint(),
                      [t.name for t in plan.tabs], round(time.perf_counter() - started, 3))
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _phases(progress) -> Callable[[str, int, int], None]:
+    """report(phase, done, total) for `progress`: with the phase if it takes one, else the
+    training steps alone (a callback written for `progress(done, total)`)."""
+    if progress is None:
+        return lambda phase, done, total: None
+    try:
+        inspect.signature(progress).bind(0, 0, "train")
+    except TypeError:
+        return lambda phase, done, total: progress(done, total) if phase == "train" else None
+    except ValueError:  # no signature to inspect (a builtin): the old call
+        return lambda phase, done, total: progress(done, total) if phase == "train" else None
+    return lambda phase, done, total: progress(done, total, phase)
 
 
 def _log_problems(backend, action: str, experiments, error: InputError, previous_runs) -> None:
@@ -140,8 +163,7 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         state, start = _starting_state(exp.name, saved.get(exp.name), sig, action)
 
         def step_progress(done, _total, offset=done_before):
-            if progress:
-                progress(offset + done, total)
+            progress("train", offset + done, total)
 
         result = train(exp, x, y, state=state, progress=step_progress)
         done_before += exp.epochs * dataset.n_rows
@@ -160,6 +182,7 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
                                         _map(result, dataset, settings, history, formulas is not None), block,
                                         epochs_formulas))
         reports.append(_report(exp.name, start, result, history, notes))
+        progress("layout", len(outputs), len(inputs.experiments) + 1)  # its map (and formulas)
     return outputs, reports
 
 

@@ -161,3 +161,67 @@ def _timed(fn):
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+# -- progress over every phase --------------------------------------------------------------------
+
+def test_progress_reports_each_phase_in_order_and_old_callbacks_hear_training_only():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from memory_backend import MemoryBackend
+    from sheetsync import run
+    from sheetsync.demo import demo_tabs
+
+    phased, legacy = [], []
+    run("mem", backend=MemoryBackend(demo_tabs()), progress=lambda d, t, phase: phased.append((phase, d, t)))
+    run("mem", backend=MemoryBackend(demo_tabs()), progress=lambda d, t: legacy.append((d, t)))
+    order = list(dict.fromkeys(p for p, _, _ in phased))
+    assert order == ["read", "train", "layout", "write"]
+    for phase in order:
+        ends = [(d, t) for p, d, t in phased if p == phase]
+        assert ends[-1][0] == ends[-1][1] > 0, phase  # each phase reaches its total
+    assert legacy == [(d, t) for p, d, t in phased if p == "train"]
+    assert legacy[-1] == (4 * 5 * 29, 4 * 5 * 29)
+
+
+def test_cli_progress_is_a_bar_per_phase_and_json_lines_with_json(monkeypatch):
+    import io
+    import json
+    import sys
+
+    from sheetsync import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    bar = cli._ProgressBar(enabled=True)
+    bar.DELAY = 0
+    bar(10, 100)
+    bar(100, 100)
+    bar(0, 1, "write")
+    bar(1, 1, "write")
+    bar.close()
+    assert "training" in err.getvalue() and "100/100" in err.getvalue() and "write" in err.getvalue()
+    err = Terminal()  # a phase that blocks (one call at its start) shows up once it takes a while
+    monkeypatch.setattr(sys, "stderr", err)
+    bar = cli._ProgressBar(enabled=True)
+    bar.DELAY = 0.05
+    bar(0, 1, "write")
+    time.sleep(0.4)
+    assert "write" in err.getvalue()
+    bar.close()
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    events = cli._ProgressBar(enabled=False, as_json=True)
+    events.DELAY = 0
+    events(5, 10, "train")
+    events(10, 10, "train")
+    events(1, 1, "write")
+    lines = [json.loads(line) for line in err.getvalue().splitlines()]
+    assert lines[-1] == {"progress": {"phase": "write", "done": 1, "total": 1}}
+    assert {"progress": {"phase": "train", "done": 10, "total": 10}} in lines
