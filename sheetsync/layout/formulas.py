@@ -237,7 +237,8 @@ class StepFormulas:
 
             for e in self.program.formulas.values():
                 to_formula(e, ref)
-            self._per_epoch = [n for n in ("set:lr", "set:eve_d") if n in read]
+            self._per_epoch = [n for n in ("set:lr", "set:eve_d") if n in read and
+                               (n != "set:lr" or self.macro in ("adam_ann", "adagrad_ann"))]
         out = []
         for name in self._per_epoch:
             r = self.setting_ref(name[4:], epoch)

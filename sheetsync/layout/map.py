@@ -82,16 +82,20 @@ def _special_lines(sf: StepFormulas) -> tuple[np.ndarray, np.ndarray]:
     batch_rows = np.bincount(batch_id)[batch_id]
     carried = sf.carried_mask()
     epochs = lines.epoch[special]
-    constants = {int(e): sf.epoch_constants(int(e)) for e in np.unique(epochs)}
-    const_id = {c: k for k, c in enumerate(dict.fromkeys(constants.values()))}
+    if sf.epoch_constants(int(epochs[0])):  # a macro's lr or eve's d: per epoch
+        constants = {e: sf.epoch_constants(e) for e in np.unique(epochs).tolist()}
+        const_id = {c: k for k, c in enumerate(dict.fromkeys(constants.values()))}
+        consts = [const_id[constants[e]] for e in epochs.tolist()]
+    else:
+        consts = np.zeros(len(special), np.int64)
     prev = np.where(lines.prev_end >= 0, index - lines.prev_end, -1)
     last_prev = np.where(lines.last_of_prev_epoch >= 0, index - lines.last_of_prev_epoch, -1)
     keys = np.stack([lines.prev_end[special] < 0, lines.epoch_start[special], carried[special],
                      lines.batch_start[special], lines.batch_end[special], prev[special], last_prev[special],
-                     (index - batch_first)[special], batch_rows[special],
-                     [const_id[constants[int(e)]] for e in epochs]], axis=1).astype(np.int64)
-    _, kind = np.unique(keys, axis=0, return_inverse=True)
-    return special, kind.reshape(-1)
+                     (index - batch_first)[special], batch_rows[special], consts], axis=1).astype(np.int64)
+    ids: dict[tuple, int] = {}
+    kind = np.fromiter((ids.setdefault(k, len(ids)) for k in map(tuple, keys.tolist())), np.int64, len(keys))
+    return special, kind
 
 
 def _boundary(sf: StepFormulas, column: str, typical: str | None,
@@ -108,11 +112,9 @@ def _boundary(sf: StepFormulas, column: str, typical: str | None,
         f = sf.formula(i, column)
         return f is not None and (pattern is None or to_r1c1(f, lines.row(i), col) != pattern)
 
-    decided: dict[int, bool] = {}
-    for i, k in zip(lines_.tolist(), kind.tolist()):  # one formula per kind of line
-        if k not in decided:
-            decided[k] = differs(i)
-    listed = lines_[np.fromiter((decided[k] for k in kind.tolist()), bool, len(kind))]
+    _, first = np.unique(kind, return_index=True)  # kinds are numbered 0, 1, … in order
+    decided = np.array([differs(int(lines_[j])) for j in first], bool)  # one formula per kind of line
+    listed = lines_[decided[kind]] if len(kind) else lines_
     notes = []
     for i in map(int, listed[:MAX_BOUNDARY_ROWS]):
         why = "first step of this Run: reads the saved state" if lines.prev_end[i] < 0 else \
