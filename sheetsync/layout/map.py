@@ -75,12 +75,10 @@ def _special_lines(sf: StepFormulas) -> tuple[np.ndarray, np.ndarray]:
     special = np.flatnonzero((lines.prev_end < 0) | lines.epoch_start)
     if not len(special):
         return special, special
-    n = len(lines.step)
-    index = np.arange(n)
-    batch_first = np.maximum.accumulate(np.where(lines.batch_start, index, 0))
-    batch_id = np.cumsum(lines.batch_start) - 1
-    batch_rows = np.bincount(batch_id)[batch_id]
-    carried = sf.carried_mask()
+    starts, ends = np.flatnonzero(lines.batch_start), np.flatnonzero(lines.batch_end)
+    batch_first = starts[np.searchsorted(starts, special, side="right") - 1]
+    batch_rows = ends[np.searchsorted(ends, special)] - batch_first + 1
+    carried = sf.carried_mask()[special]
     epochs = lines.epoch[special]
     if sf.epoch_constants(int(epochs[0])):  # a macro's lr or eve's d: per epoch
         constants = {e: sf.epoch_constants(e) for e in np.unique(epochs).tolist()}
@@ -88,11 +86,12 @@ def _special_lines(sf: StepFormulas) -> tuple[np.ndarray, np.ndarray]:
         consts = [const_id[constants[e]] for e in epochs.tolist()]
     else:
         consts = np.zeros(len(special), np.int64)
-    prev = np.where(lines.prev_end >= 0, index - lines.prev_end, -1)
-    last_prev = np.where(lines.last_of_prev_epoch >= 0, index - lines.last_of_prev_epoch, -1)
-    keys = np.stack([lines.prev_end[special] < 0, lines.epoch_start[special], carried[special],
-                     lines.batch_start[special], lines.batch_end[special], prev[special], last_prev[special],
-                     (index - batch_first)[special], batch_rows[special], consts], axis=1).astype(np.int64)
+    prev_end, last_of_prev = lines.prev_end[special], lines.last_of_prev_epoch[special]
+    prev = np.where(prev_end >= 0, special - prev_end, -1)
+    last_prev = np.where(last_of_prev >= 0, special - last_of_prev, -1)
+    keys = np.stack([prev_end < 0, lines.epoch_start[special], carried, lines.batch_start[special],
+                     lines.batch_end[special], prev, last_prev, special - batch_first, batch_rows, consts],
+                    axis=1).astype(np.int64)
     ids: dict[tuple, int] = {}
     kind = np.fromiter((ids.setdefault(k, len(ids)) for k in map(tuple, keys.tolist())), np.int64, len(keys))
     return special, kind
@@ -247,7 +246,8 @@ def epochs_rows(sf: StepFormulas, steps_tab: str, epochs_tab: str, columns: list
     if not len(lines.step):
         return []
     first_epoch = int(lines.epoch[0])
-    span = _epoch_spans(sf)[first_epoch]
+    later = np.flatnonzero(lines.epoch_start[1:])
+    span = (0, int(later[0]) if len(later) else len(lines.step) - 1)  # the first epoch's lines
     out = []
     for c in columns:
         formula, what = epoch_formula(sf, steps_tab, c, first_epoch, span)
