@@ -246,8 +246,11 @@ def _formulas(result, dataset, setting_cells: dict[str, str], history: pd.DataFr
     the epochs tab, or why this run cannot have them."""
     from .layout.formulas import FormulaModeError, StepFormulas
     from .layout.map import epochs_formulas
-    from .layout.steps import HEADER_ROW
+    from .layout.steps import HEADER_ROW, steps_cells
 
+    if steps_cells(result) > budgets.CELL_BUDGET:  # sampled whatever else is written: not worth a formula
+        return None, None, None, (f"Formula mode needs every step, and these {len(result.steps):,} steps are "
+                                  "over the cell budget, so they are sampled and values were written.")
     try:
         sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block=True)
         epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history.columns),

@@ -225,3 +225,29 @@ def test_cli_progress_is_a_bar_per_phase_and_json_lines_with_json(monkeypatch):
     lines = [json.loads(line) for line in err.getvalue().splitlines()]
     assert lines[-1] == {"progress": {"phase": "write", "done": 1, "total": 1}}
     assert {"progress": {"phase": "train", "done": 10, "total": 10}} in lines
+
+
+def test_formula_mode_over_the_cell_budget_builds_no_formulas(monkeypatch):
+    """Steps that will be sampled whatever else is written get no formulas built (they would be
+    thrown away): a note says values were written; under the budget formulas are written."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from memory_backend import MemoryBackend
+    from sheetsync import budgets, run
+    from sheetsync.demo import demo_tabs
+
+    built = []
+    original = StepFormulas.all
+    monkeypatch.setattr(StepFormulas, "all", lambda self: built.append(1) or original(self))
+    tabs = demo_tabs()
+    tabs["experiments"].append(["mode"] + ["formulas"] * (len(tabs["experiments"][0]) - 1))
+    report = run("mem", backend=MemoryBackend(tabs))
+    assert len(built) == 4 and not any("over the cell budget" in n for e in report.experiments for n in e.notes)
+    monkeypatch.setattr(budgets, "CELL_BUDGET", 2_000)
+    report = run("mem", backend=MemoryBackend(tabs), action="reset")
+    assert len(built) == 4
+    assert all(e.sampled for e in report.experiments)
+    assert all(any("steps are over the cell budget, so they are sampled and values were written" in n
+                   for n in e.notes) for e in report.experiments)
