@@ -251,3 +251,15 @@ def test_formula_mode_over_the_cell_budget_builds_no_formulas(monkeypatch):
     assert all(e.sampled for e in report.experiments)
     assert all(any("steps are over the cell budget, so they are sampled and values were written" in n
                    for n in e.notes) for e in report.experiments)
+
+
+@pytest.mark.parametrize("continued", [False, True], ids=["first Run", "second Run"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_formula_mode_columns_are_each_cells_own_formula(case, continued):
+    """`all()` builds whole columns at once (templates, one data formula per data row): every
+    cell must still be the formula `formula(i, column)` gives for that cell alone."""
+    settings, x, y = CASES[case]
+    sf = formulas_for(settings, x, y, True, continued)
+    columns = sf.all()
+    for c in sf.columns:
+        assert columns[c] == [sf.formula(i, c) for i in range(len(sf.lines.step))], (case, c)
