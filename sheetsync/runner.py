@@ -132,9 +132,7 @@ def _phases(progress) -> Callable[[str, int, int], None]:
         return lambda phase, done, total: None
     try:
         inspect.signature(progress).bind(0, 0, "train")
-    except TypeError:
-        return lambda phase, done, total: progress(done, total) if phase == "train" else None
-    except ValueError:  # no signature to inspect (a builtin): the old call
+    except (TypeError, ValueError):  # takes (done, total), or has no signature to inspect
         return lambda phase, done, total: progress(done, total) if phase == "train" else None
     return lambda phase, done, total: progress(done, total, phase)
 
