@@ -27,7 +27,7 @@ from .errors import BackendError, InputError, OwnershipError
 from .layout import (COMPARE_TAB, RUNS_TAB, STATE_TAB, ExperimentOutput, RunEntry, SavedState,
                      epochs_tab_name, log_only_plan, merge_history, render, steps_tab_name)
 from .layout.state import read_state, settings_hash, signature
-from .layout.steps import divergence_sentence
+from .layout.steps import divergence_sentence, steps_cells
 from .layout.epochs import HEADER_ROW as EPOCHS_HEADER_ROW, read_history
 from .layout.tables import read_table
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
@@ -167,20 +167,28 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         done_before += exp.epochs * dataset.n_rows
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
         notes = _notes(result, start)
-        settings = inputs.setting_cells.get(exp.name, {})
-        formulas = block = epochs_formulas = None
-        if exp.mode == "formulas":
-            formulas, block, epochs_formulas, problem = _formulas(result, dataset, settings, history)
-            notes += [problem] if problem else []
         state = result.state.to_dict()
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
         state["start_origin"] = result.start_origin
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
-        outputs.append(ExperimentOutput(result, history, notes, formulas,
-                                        _map(result, dataset, settings, history, formulas is not None), block,
-                                        epochs_formulas))
+        outputs.append(ExperimentOutput(result, history, notes))
         reports.append(_report(exp.name, start, result, history, notes))
-        progress("layout", len(outputs), len(inputs.experiments) + 1)  # its map (and formulas)
+    # Steps over the cell budget all together are sampled (layout.render.steps_allowances), and
+    # formula mode needs every step: such formulas would be built only to be thrown away.
+    steps = sum(steps_cells(o.result) for o in outputs)
+    for k, o in enumerate(outputs):
+        settings = inputs.setting_cells.get(o.result.experiment.name, {})
+        if o.result.experiment.mode == "formulas":
+            if steps > budgets.CELL_BUDGET:
+                o.notes.append(f"Formula mode needs every step, and this run's steps ({steps:,} cells) are over "
+                               f"the cell budget of {budgets.CELL_BUDGET:,}, so they are sampled and values "
+                               "were written.")
+            else:
+                o.formulas, o.settings_block, o.epochs_formulas, problem = _formulas(o.result, dataset, settings,
+                                                                                     o.history)
+                o.notes.extend([problem] if problem else [])
+        o.map_tab = _map(o.result, dataset, settings, o.history, o.formulas is not None)
+        progress("layout", k + 1, len(outputs) + 1)  # its map (and formulas)
     return outputs, reports
 
 
@@ -244,11 +252,8 @@ def _formulas(result, dataset, setting_cells: dict[str, str], history: pd.DataFr
     the epochs tab, or why this run cannot have them."""
     from .layout.formulas import FormulaModeError, StepFormulas
     from .layout.map import epochs_formulas
-    from .layout.steps import HEADER_ROW, steps_cells
+    from .layout.steps import HEADER_ROW
 
-    if steps_cells(result) > budgets.CELL_BUDGET:  # sampled whatever else is written: not worth a formula
-        return None, None, None, (f"Formula mode needs every step, and these {len(result.steps):,} steps are "
-                                  "over the cell budget, so they are sampled and values were written.")
     try:
         sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block=True)
         epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history.columns),

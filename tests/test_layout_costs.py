@@ -245,11 +245,21 @@ def test_formula_mode_over_the_cell_budget_builds_no_formulas(monkeypatch):
     tabs["experiments"].append(["mode"] + ["formulas"] * (len(tabs["experiments"][0]) - 1))
     report = run("mem", backend=MemoryBackend(tabs))
     assert len(built) == 4 and not any("over the cell budget" in n for e in report.experiments for n in e.notes)
-    monkeypatch.setattr(budgets, "CELL_BUDGET", 2_000)
+    # each experiment's steps fit the budget alone, not all four together: all are sampled
+    from sheetsync.layout.steps import steps_cells
+
+    sizes = [steps_cells(train(Experiment(n, **{k: v for k, v in zip([r[0] for r in tabs["experiments"]][1:],
+                                                                       [r[j] for r in tabs["experiments"]][1:])
+                                                 if v is not None and not k.startswith("init")}),
+                               [r[0] for r in tabs["data"][1:]], [r[1] for r in tabs["data"][1:]]))
+             for j, n in enumerate(tabs["experiments"][0][1:], start=1)]
+    budget = max(sizes) + 1
+    assert budget < sum(sizes)
+    monkeypatch.setattr(budgets, "CELL_BUDGET", budget)
     report = run("mem", backend=MemoryBackend(tabs), action="reset")
     assert len(built) == 4
     assert all(e.sampled for e in report.experiments)
-    assert all(any("steps are over the cell budget, so they are sampled and values were written" in n
+    assert all(any(f"are over the cell budget of {budget:,}, so they are sampled and values were written" in n
                    for n in e.notes) for e in report.experiments)
 
 
