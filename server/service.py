@@ -87,7 +87,9 @@ class RunService:
         last = [0.0]
         lock = threading.Lock()
 
-        def report(done: int, total: int) -> None:
+        def report(done: int, total: int, phase: str = "train") -> None:
+            if phase != "train":  # the store's progress counts training steps
+                return
             now = time.monotonic()
             with lock:
                 if now - last[0] < PROGRESS_EVERY and done < total:

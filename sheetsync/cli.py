@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -211,7 +212,7 @@ def _dispatch(args) -> int:
         from server.serve import serve
 
         return serve(args.host, args.port, args.folder, args.token)
-    progress = _ProgressBar(enabled=not args.json)
+    progress = _ProgressBar(enabled=not args.json, as_json=args.json)
     try:
         if args.command == "demo":
             return _demo(args, progress)
@@ -293,28 +294,65 @@ def _fail(error: SheetsyncError, args) -> int:
 
 
 class _ProgressBar:
-    """A tqdm bar on stderr, shown only when the work takes more than a moment."""
+    """A tqdm bar on stderr per phase (read, train, layout, write), shown only when the phase
+    takes more than a moment (a phase that blocks, like a write, shows its elapsed time); with
+    --json, the same as JSON lines on stderr for a caller."""
 
     DELAY = 0.5  # seconds before the bar appears
+    EVERY = 0.25  # seconds between JSON progress events
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, as_json: bool = False):
         self.enabled = enabled and sys.stderr.isatty()
+        self.as_json = as_json
         self.bar = None
-        self.started = time.monotonic()
+        self.phase = None
+        self.started = self.sent = time.monotonic()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, phase: str = "train") -> None:
+        if self.as_json:
+            now = time.monotonic()
+            if now - self.started >= self.DELAY and (now - self.sent >= self.EVERY or done >= total):
+                self.sent = now
+                print(json.dumps({"progress": {"phase": phase, "done": done, "total": total}}),
+                      file=sys.stderr, flush=True)
+            return
         if not self.enabled:
             return
-        if self.bar is None:
+        if self.bar is None or phase != self.phase:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="step", unit_scale=True, file=sys.stderr, delay=self.DELAY,
-                            leave=False, desc="training")
-        self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
+            self.close()
+            with self.lock:
+                self.phase = phase
+                self.bar = tqdm(total=total, unit="step" if phase == "train" else "",
+                                unit_scale=phase == "train", file=sys.stderr, delay=self.DELAY, leave=False,
+                                desc="training" if phase == "train" else phase)
+            if phase != "train":  # one call at its start, one at its end: tick in between
+                self.stop = threading.Event()
+                threading.Thread(target=self._tick, args=(self.bar, self.stop), daemon=True).start()
+                if done < total:
+                    return
+        with self.lock:
+            self.bar.total = total
+            self.bar.n = done
+            self.bar.refresh()
+
+    def _tick(self, bar, stop: threading.Event) -> None:
+        if stop.wait(self.DELAY):
+            return
+        while True:
+            with self.lock:
+                if stop.is_set() or self.bar is not bar:
+                    return
+                bar.refresh()
+            if stop.wait(0.5):
+                return
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.stop.set()
+        with self.lock:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None

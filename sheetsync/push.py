@@ -20,7 +20,9 @@ from __future__ import annotations
 import csv
 import math
 import re
+import sys
 import tomllib
+import types
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +292,14 @@ def _open_or_create(target: str, credentials: str | None):
                                                 ["Its data and experiments tabs belong to sheetsync: "
                                                  "the next push replaces them."]]})
     return open_backend(target, credentials)
+
+
+class _Callable(types.ModuleType):
+    """`sheetsync.push(...)` is the function even once this module has been imported (importing a
+    submodule binds the package's name `push` to the module)."""
+
+    def __call__(self, *args, **kwargs):
+        return push(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _Callable

@@ -11,6 +11,7 @@ raises the `InputError`; a clash with a tab the user owns writes nothing at all.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -26,7 +27,7 @@ from .errors import BackendError, InputError, OwnershipError
 from .layout import (COMPARE_TAB, RUNS_TAB, STATE_TAB, ExperimentOutput, RunEntry, SavedState,
                      epochs_tab_name, log_only_plan, merge_history, render, steps_tab_name)
 from .layout.state import read_state, settings_hash, signature
-from .layout.steps import divergence_sentence
+from .layout.steps import divergence_sentence, steps_cells
 from .layout.epochs import HEADER_ROW as EPOCHS_HEADER_ROW, read_history
 from .layout.tables import read_table
 from .locks import one_writer
@@ -67,7 +68,7 @@ class RunReport:
 
 @one_writer
 def run(target: str, *, experiments: list[str] | None = None, action: str = "run", backend=None,
-        progress: Callable[[int, int], None] | None = None, data_tab: str = DATA_TAB,
+        progress: Callable[..., None] | None = None, data_tab: str = DATA_TAB,
         experiments_tab: str = EXPERIMENTS_TAB, credentials: str | None = None,
         mode: str | None = None, force: bool = False) -> RunReport:
     """Run (continue from saved state) or reset the sheet's experiments (all, or `experiments`).
@@ -76,6 +77,8 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     writes even while the workbook is open in LibreOffice or Excel.
 
     `mode` ("values" or "formulas"), when given, overrides every experiment's own `mode` setting.
+    `progress(done, total, phase)` hears each phase ("read", "train", "layout", "write"); a
+    callback taking only `(done, total)` hears the training steps, as it always did.
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
@@ -84,6 +87,8 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
         from .backends import open_backend
 
         backend = open_backend(target, credentials)
+    tell = _phases(progress)
+    tell("read", 0, 1)
     snapshot = backend.read([data_tab, experiments_tab, RUNS_TAB, STATE_TAB])
     _check_owned(snapshot, [RUNS_TAB, STATE_TAB, COMPARE_TAB])
     previous_runs = _owned_table(snapshot, RUNS_TAB)
@@ -101,24 +106,40 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     _check_owned(snapshot, [t for n in names for t in experiment_tabs(n)])
     starting_over = set(names) if action == "reset" else set()  # their history is not needed
     histories = _read_histories(backend, snapshot, [n for n in inputs.all_names if n not in starting_over])
-    outputs, reports = _train_all(inputs, saved, histories, action, progress)
+    tell("read", 1, 1)
+    outputs, reports = _train_all(inputs, saved, histories, action, tell)
     entry = _run_entry(action, inputs, reports)
     others = {n: h for n, h in histories.items() if n not in names}
     plan = render(outputs, x=inputs.dataset.train_x(), y=inputs.dataset.y, other_histories=others,
                   states=saved, entry=entry, previous_runs=previous_runs, order=inputs.all_names,
                   cell_budget=_cell_budget(snapshot, names))
+    tell("layout", len(outputs) + 1, len(outputs) + 1)
     steps_tabs = {t.name: t for t in plan.tabs if t.kind == "steps"}
     for report in reports:
         tab = steps_tabs.get(steps_tab_name(report.name))
         report.sampled = tab is not None and any("SAMPLED" in str(t.value) for t in tab.texts)
         if tab is not None:
             report.diagnostics["rows"] = highlighted_rows(tab)
+    tell("write", 0, 1)
     backend.apply(plan)
+    tell("write", 1, 1)
     return RunReport(target, action, reports, inputs.warnings, inputs.dataset.fingerprint(),
                      [t.name for t in plan.tabs], round(time.perf_counter() - started, 3))
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _phases(progress) -> Callable[[str, int, int], None]:
+    """report(phase, done, total) for `progress`: with the phase if it takes one, else the
+    training steps alone (a callback written for `progress(done, total)`)."""
+    if progress is None:
+        return lambda phase, done, total: None
+    try:
+        inspect.signature(progress).bind(0, 0, "train")
+    except (TypeError, ValueError):  # takes (done, total), or has no signature to inspect
+        return lambda phase, done, total: progress(done, total) if phase == "train" else None
+    return lambda phase, done, total: progress(done, total, phase)
 
 
 def _log_problems(backend, action: str, experiments, error: InputError, previous_runs) -> None:
@@ -145,8 +166,7 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         state, start = _starting_state(exp.name, saved.get(exp.name), sig, action)
 
         def step_progress(done, _total, offset=done_before):
-            if progress:
-                progress(offset + done, total)
+            progress("train", offset + done, total)
 
         result = train(exp, x, y, state=state, progress=step_progress)
         if start == f"reset: {RESTARTED}":
@@ -154,18 +174,28 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         done_before += exp.epochs * dataset.n_rows
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
         notes = _notes(result, start)
-        settings = inputs.setting_cells.get(exp.name, {})
-        formulas = block = None
-        if exp.mode == "formulas":
-            formulas, block, problem = _formulas(result, dataset, settings)
-            notes += [problem] if problem else []
         state = result.state.to_dict()
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
         state["start_origin"] = result.start_origin
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
-        outputs.append(ExperimentOutput(result, history, notes, formulas,
-                                        _map(result, dataset, settings, history, formulas is not None), block))
+        outputs.append(ExperimentOutput(result, history, notes))
         reports.append(_report(exp.name, start, result, history, notes))
+    # Steps over the cell budget all together are sampled (layout.render.steps_allowances), and
+    # formula mode needs every step: such formulas would be built only to be thrown away.
+    steps = sum(steps_cells(o.result) for o in outputs)
+    for k, o in enumerate(outputs):
+        settings = inputs.setting_cells.get(o.result.experiment.name, {})
+        if o.result.experiment.mode == "formulas":
+            if steps > budgets.CELL_BUDGET:
+                o.notes.append(f"Formula mode needs every step, and this run's steps ({steps:,} cells) are over "
+                               f"the cell budget of {budgets.CELL_BUDGET:,}, so they are sampled and values "
+                               "were written.")
+            else:
+                o.formulas, o.settings_block, o.epochs_formulas, problem = _formulas(o.result, dataset, settings,
+                                                                                     o.history)
+                o.notes.extend([problem] if problem else [])
+        o.map_tab = _map(o.result, dataset, settings, o.history, o.formulas is not None)
+        progress("layout", k + 1, len(outputs) + 1)  # its map (and formulas)
     return outputs, reports
 
 
@@ -231,17 +261,20 @@ def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame, 
         return tab
 
 
-def _formulas(result, dataset, setting_cells: dict[str, str]):
-    """Formula mode's formulas for the steps tab and its settings block, or why this run
-    cannot have them."""
+def _formulas(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
+    """Formula mode's formulas for the steps tab, its settings block and this Run's rows of
+    the epochs tab, or why this run cannot have them."""
     from .layout.formulas import FormulaModeError, StepFormulas
+    from .layout.map import epochs_formulas
     from .layout.steps import HEADER_ROW
 
     try:
         sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block=True)
-        return sf.all(), sf.block_table(), None
+        epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history.columns),
+                                 len(history) - len(result.epochs))
+        return sf.all(), sf.block_table(), epochs, None
     except FormulaModeError as e:
-        return None, None, f"Formula mode: {e}; values were written."
+        return None, None, None, f"Formula mode: {e}; values were written."
 
 
 def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:

@@ -17,6 +17,8 @@ are no longer in the steps tab, the value carried from that Run.
 from __future__ import annotations
 
 import re
+import sys
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -347,3 +349,14 @@ def render_text(result: dict) -> str:
 
     walk(result["tree"], "", True, True)
     return "\n".join(lines)
+
+
+class _Callable(types.ModuleType):
+    """`sheetsync.trace(...)` is the function even once this module has been imported (importing a
+    submodule binds the package's name `trace` to the module)."""
+
+    def __call__(self, *args, **kwargs):
+        return trace(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _Callable

@@ -219,6 +219,34 @@ class StepFormulas:
             return self.start(epoch)  # normalisers pasted by the macro
         return None
 
+    def carried_mask(self) -> np.ndarray:
+        """`carried(i) is not None` for every line at once."""
+        lines = self.lines
+        mask = lines.prev_end < 0
+        if self.macro in ("adagrad", "adagrad_ann"):
+            mask = mask | lines.epoch_start
+        return mask
+
+    def epoch_constants(self, epoch: int) -> tuple:
+        """The values written into formulas that change from epoch to epoch (a macro's lr,
+        eve's d): two lines of the same kind whose epochs agree here get the same formula."""
+        if not hasattr(self, "_per_epoch"):
+            read: set[str] = set()
+
+            def ref(name: str) -> str:
+                read.add(name)
+                return "0"
+
+            for e in self.program.formulas.values():
+                to_formula(e, ref)
+            self._per_epoch = [n for n in ("set:lr", "set:eve_d") if n in read and
+                               (n != "set:lr" or self.macro in ("adam_ann", "adagrad_ann"))]
+        out = []
+        for name in self._per_epoch:
+            r = self.setting_ref(name[4:], epoch)
+            out.append(None if r.kind != "constant" or r.value is None else repr(float(r.value)))
+        return tuple(out)
+
     def start(self, epoch: int) -> dict:
         known = self.result.starts.get(epoch)
         if known is not None:
@@ -282,20 +310,25 @@ class StepFormulas:
                       for c, e in self.program.formulas.items()} if fast else {})
         update_cols = set(self.job.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         lines = self.lines
-        data_rows = self.result.steps["row"].to_numpy() - 1
-        for i in range(n):
-            row = lines.row(i)
-            for name in self.program.input_columns:
-                out[name][i] = "=" + absolute(self.data_cells(int(data_rows[i]), name))
-            for q in self.program.param_columns:
-                out[q][i] = self.param_link(i, q)
-            slow = not fast or self.carried(i) is not None
-            p = lines.row(lines.prev_end[i]) if lines.prev_end[i] >= 0 else row
-            for c, e in self.program.formulas.items():
+        data_rows = (self.result.steps["row"].to_numpy() - 1).tolist()
+        for name in self.program.input_columns:  # one data cell's formula per data row, not per step
+            cells: dict[int, str] = {}
+            out[name] = [cells.get(d) or cells.setdefault(d, "=" + absolute(self.data_cells(d, name)))
+                         for d in data_rows]
+        for q in self.program.param_columns:
+            out[q] = [self.param_link(i, q) for i in range(n)]
+        rows = range(lines.first_row, lines.first_row + n)
+        prev = [lines.first_row + p if p >= 0 else lines.first_row + i
+                for i, p in enumerate(lines.prev_end.tolist())]
+        slow = [i for i in range(n) if not fast or self.carried(i) is not None]
+        for c, e in self.program.formulas.items():
+            if fast:  # batch_size 1: every line ends its batch
+                template = templates[c]
+                out[c] = [template.format(r=r, p=p) for r, p in zip(rows, prev)]
+            for i in slow:
                 if c in update_cols and not lines.batch_end[i]:
                     continue
-                out[c][i] = ("=" + to_formula(e, self._renderer(i, template=False)) if slow
-                             else templates[c].format(r=row, p=p))
+                out[c][i] = "=" + to_formula(e, self._renderer(i, template=False))
         for c in self.program.formulas:
             longest = max((len(f) for f in out[c] if f), default=0)
             if longest > MAX_FORMULA_CHARS:

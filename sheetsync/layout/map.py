@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from ..backends.base import Column, Table, TabPlan, Text, col_letter, quote_tab
-from .formulas import Ref, StepFormulas, absolute
+from .formulas import MAX_FORMULA_CHARS, Ref, StepFormulas, absolute
 
 MAX_BOUNDARY_ROWS = 8
 
@@ -65,15 +65,57 @@ def _typical_line(sf: StepFormulas) -> int:
     return len(lines.step) - 1
 
 
-def _boundary(sf: StepFormulas, column: str, typical: str | None) -> list[str]:
+def _special_lines(sf: StepFormulas) -> tuple[np.ndarray, np.ndarray]:
+    """The lines where carried values enter (the Run's first step, every epoch start) and a
+    kind for each: two lines of one kind have the same formula up to their row numbers (same
+    position in their batch, batch size, distance to the line they read, carried or not, and
+    the same per-epoch constants as each other), so whether a line's formula differs from the
+    typical row is decided once per kind, not once per epoch."""
     lines = sf.lines
-    notes = []
-    special = np.flatnonzero((lines.prev_end < 0) | lines.epoch_start)  # where carried values enter
-    for i in map(int, special):
+    special = np.flatnonzero((lines.prev_end < 0) | lines.epoch_start)
+    if not len(special):
+        return special, special
+    starts, ends = np.flatnonzero(lines.batch_start), np.flatnonzero(lines.batch_end)
+    batch_first = starts[np.searchsorted(starts, special, side="right") - 1]
+    batch_rows = ends[np.searchsorted(ends, special)] - batch_first + 1
+    carried = sf.carried_mask()[special]
+    epochs = lines.epoch[special]
+    if sf.epoch_constants(int(epochs[0])):  # a macro's lr or eve's d: per epoch
+        constants = {e: sf.epoch_constants(e) for e in np.unique(epochs).tolist()}
+        const_id = {c: k for k, c in enumerate(dict.fromkeys(constants.values()))}
+        consts = [const_id[constants[e]] for e in epochs.tolist()]
+    else:
+        consts = np.zeros(len(special), np.int64)
+    prev_end, last_of_prev = lines.prev_end[special], lines.last_of_prev_epoch[special]
+    prev = np.where(prev_end >= 0, special - prev_end, -1)
+    last_prev = np.where(last_of_prev >= 0, special - last_of_prev, -1)
+    keys = np.stack([prev_end < 0, lines.epoch_start[special], carried, lines.batch_start[special],
+                     lines.batch_end[special], prev, last_prev, special - batch_first, batch_rows, consts],
+                    axis=1).astype(np.int64)
+    ids: dict[tuple, int] = {}
+    kind = np.fromiter((ids.setdefault(k, len(ids)) for k in map(tuple, keys.tolist())), np.int64, len(keys))
+    return special, kind
+
+
+def _boundary(sf: StepFormulas, column: str, typical: str | None,
+              special: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
+    lines = sf.lines
+    col = sf.columns.index(column)
+    t = _typical_line(sf)
+    pattern = None if typical is None else to_r1c1(typical, lines.row(t), col)
+    lines_, kind = _special_lines(sf) if special is None else special
+    if sf.carried(t) is not None:  # no typical row (a tiny table): its carried values decide
+        kind = np.arange(len(lines_))
+
+    def differs(i: int) -> bool:
         f = sf.formula(i, column)
-        if f is None or (typical is not None and to_r1c1(f, lines.row(i), sf.columns.index(column)) ==
-                         to_r1c1(typical, lines.row(_typical_line(sf)), sf.columns.index(column))):
-            continue
+        return f is not None and (pattern is None or to_r1c1(f, lines.row(i), col) != pattern)
+
+    _, first = np.unique(kind, return_index=True)  # kinds are numbered 0, 1, … in order
+    decided = np.array([differs(int(lines_[j])) for j in first], bool)  # one formula per kind of line
+    listed = lines_[decided[kind]] if len(kind) else lines_
+    notes = []
+    for i in map(int, listed[:MAX_BOUNDARY_ROWS]):
         why = "first step of this Run: reads the saved state" if lines.prev_end[i] < 0 else \
             f"first row of epoch {int(lines.epoch[i])}"
         if sf.carried(i) is not None and lines.prev_end[i] >= 0:
@@ -81,9 +123,9 @@ def _boundary(sf: StepFormulas, column: str, typical: str | None) -> list[str]:
         elif (lines.prev_end[i] >= 0 and lines.epoch_start[i] and column in sf.program.param_columns
               and sf.job.spec.carry_inputs):
             why += ": the last row's inputs (the workbook throws that row's update away)"
-        notes.append(f"row {lines.row(i)} ({why}): {f}")
-    if len(notes) > MAX_BOUNDARY_ROWS:
-        notes = notes[:MAX_BOUNDARY_ROWS] + [f"… {len(notes) - MAX_BOUNDARY_ROWS} more epoch starts, same pattern"]
+        notes.append(f"row {lines.row(i)} ({why}): {sf.formula(i, column)}")
+    if len(listed) > MAX_BOUNDARY_ROWS:
+        notes.append(f"… {len(listed) - MAX_BOUNDARY_ROWS} more epoch starts, same pattern")
     return notes
 
 
@@ -112,6 +154,7 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
         refs = sf.precedents(i, c) if f else []
         entries.append({"column": c, "refs": refs, "formula": f})
     dependents = _dependents(sf, i)
+    special = _special_lines(sf)
     rows = []
     for e in entries:
         c, f = e["column"], e["formula"]
@@ -124,9 +167,73 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
             "formula (R1C1)": to_r1c1(f, row, sf.columns.index(c)) if f else "",
             "precedents": "; ".join(_describe(r, i, sf) for r in e["refs"]),
             "dependents": "; ".join(dependents[c]),
-            "boundary rows": "\n".join(_boundary(sf, c, f)) if f and c not in sf.program.input_columns else "",
+            "boundary rows": "\n".join(_boundary(sf, c, f, special)) if f and c not in sf.program.input_columns else "",
         })
     return rows
+
+
+def _epoch_spans(sf: StepFormulas) -> dict[int, tuple[int, int]]:
+    """epoch -> (first line, last line) of its rows in the steps table."""
+    lines = sf.lines
+    starts = np.flatnonzero(lines.epoch_start)
+    ends = np.r_[starts[1:] - 1, len(lines.step) - 1]
+    return {int(lines.epoch[a]): (int(a), int(b)) for a, b in zip(starts, ends)}
+
+
+def _chain(cells: list[str], op: str, fallback: str) -> tuple[str, bool]:
+    """`cells` added left to right, as the engine's loop adds them (a spreadsheet's SUM and
+    AVERAGE use compensated sums, which can differ in the last bit); the range function
+    `fallback` when the chain would be over a formula's length limit."""
+    text = "+".join(op.format(c) for c in cells)
+    return (text, True) if len(text) < MAX_FORMULA_CHARS - 200 else (fallback, False)
+
+
+def epoch_formula(sf: StepFormulas, steps_tab: str, column: str, epoch: int,
+                  span: tuple[int, int]) -> tuple[str | None, str]:
+    """The formula of one epoch's cell in `column` of the epochs tab (None: a value), and what
+    it is computed from, in words. The one definition behind both the map's epochs rows and
+    the formulas formula mode writes in this Run's epochs rows."""
+    lines = sf.lines
+    top, bottom = lines.row(span[0]), lines.row(span[1])
+    tab = quote_tab(steps_tab)
+
+    def rng(name: str) -> str:
+        letter = col_letter(sf.columns.index(name))
+        return f"{tab}!{letter}{top}:{letter}{bottom}"
+
+    def cells(name: str) -> list[str]:
+        letter = col_letter(sf.columns.index(name))
+        return [f"{tab}!{letter}{r}" for r in range(top, bottom + 1)]
+
+    def last(name: str) -> str:
+        return f"{tab}!{col_letter(sf.columns.index(name))}{bottom}"
+
+    if column == "epoch":
+        return None, "the epoch number, counting across Runs"
+    if column == "loss":
+        n = bottom - top + 1
+        text, exact = _chain(cells("loss"), "{}", f"AVERAGE({rng('loss')})")
+        return (f"=({text})/{n}" if exact else f"={text}"), f"the mean of the epoch's row losses ({rng('loss')})"
+    if column in sf.program.param_columns:
+        source = column if sf.job.spec.carry_inputs else f"new {column}"
+        what = (f"{column} carried into the next epoch: the last row's input (its update is thrown away)"
+                if sf.job.spec.carry_inputs else f"{column} after the epoch's last update")
+        return f"={last(source)}", what
+    if column == "lr":
+        ref = sf.setting_ref("lr", epoch)
+        # an experiments cell, or the steps tab's settings block; a macro's lr stays a value
+        return ("=" + absolute(ref.name) if ref.kind == "setting" else None), ref.name
+    if column == "sqrt(sum err^2)":
+        text, exact = _chain(cells("err"), "{0}*{0}", f"SUMSQ({rng('err')})")
+        return f"=SQRT({text})", "the workbook's footer: sqrt of the sum of err²"
+    if column.startswith("gap ") and f"de/d{column[4:]} est" in sf.columns:
+        q = column[4:]
+        # SUMPRODUCT makes every spreadsheet evaluate the inner ranges as arrays
+        return (f"=SUMPRODUCT(MAX(ABS({rng(f'de/d{q} est')}-{rng(f'de/d{q}')})))",
+                "largest |numeric - analytic| gradient gap in the epoch")
+    if column == "dead":
+        return None, "parameters whose gradient was 0 on every row of the epoch (dead ReLU)"
+    return None, "diagnostic"
 
 
 def epochs_rows(sf: StepFormulas, steps_tab: str, epochs_tab: str, columns: list[str],
@@ -140,49 +247,31 @@ def epochs_rows(sf: StepFormulas, steps_tab: str, epochs_tab: str, columns: list
     if not len(lines.step):
         return []
     first_epoch = int(lines.epoch[0]) if epoch is None else epoch
-    idx = np.flatnonzero(lines.epoch == first_epoch)
-    top, bottom = lines.row(int(idx[0])), lines.row(int(idx[-1]))
-    tab = quote_tab(steps_tab)
-
-    def span(column: str) -> str:
-        letter = col_letter(sf.columns.index(column))
-        return f"{tab}!{letter}{top}:{letter}{bottom}"
-
-    def last(column: str) -> str:
-        return f"{tab}!{col_letter(sf.columns.index(column))}{bottom}"
-
+    if epoch is None:
+        later = np.flatnonzero(lines.epoch_start[1:])
+        span = (0, int(later[0]) if len(later) else len(lines.step) - 1)  # the first epoch's lines
+    else:
+        span = _epoch_spans(sf)[epoch]
     out = []
     for c in columns:
-        if c == "epoch":
-            formula, what = None, "the epoch number, counting across Runs"
-        elif c == "loss":
-            formula, what = f"=AVERAGE({span('loss')})", f"the mean of the epoch's row losses ({span('loss')})"
-        elif c in sf.program.param_columns:
-            source = c if sf.job.spec.carry_inputs else f"new {c}"
-            formula = f"={last(source)}"
-            what = (f"{c} carried into the next epoch: the last row's input (its update is thrown away)"
-                    if sf.job.spec.carry_inputs else f"{c} after the epoch's last update")
-        elif c == "lr":
-            ref = sf.setting_ref("lr", first_epoch)
-            formula = None
-            if ref.kind == "setting":  # an experiments cell, or the steps tab's settings block
-                formula = "=" + absolute(ref.name)
-            what = ref.name if ref.kind == "setting" else f"{ref.name}"
-        elif c == "sqrt(sum err^2)":
-            formula, what = f"=SQRT(SUMSQ({span('err')}))", "the workbook's footer: sqrt of the sum of err²"
-        elif c.startswith("gap "):
-            q = c[4:]
-            formula = f"=MAX(ABS({span(f'de/d{q} est')}-{span(f'de/d{q}')}))"
-            what = "largest |numeric - analytic| gradient gap in the epoch (an array formula)"
-        elif c == "dead":
-            formula, what = None, "parameters whose gradient was 0 on every row of the epoch (dead ReLU)"
-        else:
-            formula, what = None, "diagnostic"
+        formula, what = epoch_formula(sf, steps_tab, c, first_epoch, span)
         out.append({"tab": epochs_tab, "column": c, "cells": f"row {first_history_row} onwards",
                     "formula (A1)": formula or "(a value)",
                     "formula (R1C1)": to_r1c1(formula, first_history_row, columns.index(c)) if formula else "",
                     "precedents": what, "dependents": "", "boundary rows": ""})
     return out
+
+
+def epochs_formulas(sf: StepFormulas, steps_tab: str, columns: list[str],
+                    earlier_rows: int) -> dict[str, list[str | None]]:
+    """Formula mode's epochs tab: column -> one formula (or None: a value) per history row.
+    The first `earlier_rows` rows (earlier Runs) stay values; this Run's rows read the steps tab."""
+    spans = _epoch_spans(sf)
+    out: dict[str, list[str | None]] = {c: [None] * earlier_rows for c in columns}
+    for epoch, span in spans.items():
+        for c in columns:
+            out[c].append(epoch_formula(sf, steps_tab, c, epoch, span)[0])
+    return {c: v for c, v in out.items() if any(v)}
 
 
 def render_map(name: str, sf: StepFormulas, steps_tab: str, epochs_note: list[str] | None = None,

@@ -34,6 +34,7 @@ class ExperimentOutput:
     formulas: dict[str, list] | None = None  # formula mode: column -> one formula (or None) per step
     map_tab: TabPlan | None = None  # the precedents map (`NAME map`)
     settings_block: Table | None = None  # formula mode: the settings the formulas read
+    epochs_formulas: dict[str, list] | None = None  # formula mode: this Run's epochs rows (layout.map)
 
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
@@ -58,6 +59,8 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
     tabs: list[TabPlan] = []
     for o, epochs_tab, rows, land in zip(outputs, epochs_tabs, allowed, landscapes):
         steps_tab = render_steps(o.result, rows, o.formulas, o.settings_block)
+        if o.formulas and o.epochs_formulas and rows >= len(o.result.steps):  # formulas need every step
+            _epochs_formulas(epochs_tab, o, steps_tab.name)
         tabs += [steps_tab, epochs_tab]
         if o.map_tab is not None:
             if rows < len(o.result.steps):
@@ -67,6 +70,25 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
         if land is not None:
             tabs.append(land)
     return Plan(tabs + small)
+
+
+def _epochs_formulas(tab: TabPlan, o: ExperimentOutput, steps_tab: str) -> None:
+    """This Run's epochs rows as formulas over the steps tab; earlier Runs' rows stay values."""
+    from .epochs import HEADER_ROW
+
+    for column in tab.tables[0].columns:
+        column.formulas = o.epochs_formulas.get(column.header)
+    first = len(o.history) - len(o.result.epochs) + HEADER_ROW + 2  # 1-based sheet rows
+    last = len(o.history) + HEADER_ROW + 1
+    sentence = (f"Formula mode: {_rows(first, last)} (this Run's epochs) are formulas over '{steps_tab}', so "
+                "editing a setting updates them and the charts")
+    sentence += f"; {_rows(HEADER_ROW + 2, first - 1)} (earlier Runs) are values." if first > HEADER_ROW + 2 else "."
+    text = next(t for t in tab.texts if (t.row, t.col) == (0, 0))
+    text.value += "\n" + sentence
+
+
+def _rows(first: int, last: int) -> str:
+    return f"row {first}" if first == last else f"rows {first}-{last}"
 
 
 def steps_allowances(results: list[Result], budget: int) -> list[int]:

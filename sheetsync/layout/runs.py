@@ -39,13 +39,22 @@ class RunEntry:
 
 
 def render_runs(previous: pd.DataFrame | None, entry: RunEntry) -> TabPlan:
-    rows = []
+    """The log: the previous rows (the newest MAX_LOG_ROWS - 1) and this run's. Column by column,
+    so a run costs the same whatever the log already holds."""
+    keep = MAX_LOG_ROWS - 1
     if previous is not None and not previous.empty:
-        for _, r in previous.iterrows():
-            rows.append(["" if r.get(h) is None else str(r.get(h)) for h in RUNS_HEADER])
-    rows.append(entry.row())
-    rows = rows[-MAX_LOG_ROWS:]
+        previous = previous.iloc[-keep:] if keep else previous.iloc[:0]
+        cells = [_texts(previous[h]) if h in previous.columns else [""] * len(previous) for h in RUNS_HEADER]
+    else:
+        cells = [[] for _ in RUNS_HEADER]
+    for column, value in zip(cells, entry.row()):
+        column.append(value)
     widths = [26, 8, 24, 14, 18, 24, 100]  # the timestamp (2026-12-05T20:30:00+00:00) fits
-    columns = [Column(h, [r[i] for r in rows], "@", w, wrap=h in WRAPPED)
-               for i, (h, w) in enumerate(zip(RUNS_HEADER, widths))]
+    columns = [Column(h, values, "@", w, wrap=h in WRAPPED)
+               for h, values, w in zip(RUNS_HEADER, cells, widths)]
     return TabPlan(RUNS_TAB, [Table(columns)], frozen_rows=1, kind="runs")
+
+
+def _texts(series: pd.Series) -> list[str]:
+    """A column read back, as the text cells it is written as (blank for None)."""
+    return ["" if v is None else str(v) for v in series.tolist()]
