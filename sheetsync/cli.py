@@ -253,8 +253,10 @@ def _demo(args, progress) -> int:
     _print_report(report, args.json)
     if not args.json:
         print(f"\nThe demo workbook is {path.resolve()}\nOpen it in Excel or LibreOffice: 'basic steps' "
-              "row 4 is the workbook's first SGD step (pred 15, loss 1849); 'compare' charts the loss "
-              f"of all four experiments; 'relu epochs' shows the bent fit.\nRun again: sheetsync run {path}")
+              "row 4 is the workbook's first SGD step (pred 15, loss 1849); 'adam epochs' says why its "
+              "loss rose and which lr trains; 'basic landscape' draws the loss valley and the path; "
+              "'compare' charts the loss of all four experiments; 'relu epochs' shows the bent fit."
+              f"\nRun again: sheetsync run {path}")
     return 0
 
 
