@@ -220,8 +220,9 @@ def test_every_budget_names_the_cell_that_makes_the_run_too_big(monkeypatch):
     experiments = [["", "small", "big"], ["epochs", 5, 400_000]]
     with pytest.raises(InputError) as info:
         parse_inputs(snapshot(data, experiments))
-    compute, history = [str(p) for p in info.value.problems]
+    compute, history, memory = [str(p) for p in info.value.problems]
     assert compute.startswith("experiments!C2: this run would take 1,600,020,000 row-steps")
+    assert memory.startswith("experiments!C2: big: the steps of this run would take")
     assert history.startswith("experiments!C2: the epochs history would need 3,200,040 cells")
     # epochs at its default: the experiment's name cell; a long history counts against the run
     found = problems_of(snapshot(good_data(), [["", "a", "b"], ["lr", 0.1, 0.1]]),
