@@ -64,7 +64,7 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
     lines = notes or ["Nothing unusual: no divergence, no dead units."]
     title = (f"{result.experiment.name}: {len(history):,} epochs so far "
              f"({result.experiment.flavour} {result.experiment.optimizer}). Diagnosis:")
-    span = band_span(columns)
+    span = band_span(columns, 100)  # its diagnosis collects every note: a wider block
     tab.texts.append(Text(0, 0, "\n".join([title] + lines), wrap=True, span=span))
     side = len(columns) + 1  # chart data and the fit's tables sit right of the history
     n, top = len(history), HEADER_ROW + 1

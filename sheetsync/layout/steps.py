@@ -149,12 +149,12 @@ def place_in_band(tab: TabPlan, charts: list[Chart], col: int) -> None:
     tab.charts.extend(charts)
 
 
-def band_span(columns: list[Column]) -> int:
+def band_span(columns: list[Column], characters: float = BAND_CHARACTERS) -> int:
     """How many of the table's columns the diagnosis in A1 is merged across: about
     BAND_CHARACTERS wide, so the sentences wrap into a readable block."""
     width, span = 0.0, 0
     for c in columns:
-        if width >= BAND_CHARACTERS:
+        if width >= characters:
             break
         width += c.width or 8.43  # Excel's default column width
         span += 1
