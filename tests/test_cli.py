@@ -196,7 +196,8 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
         proc.stdout.close()
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=120) == cli.EXIT_PIPE_CLOSED, err
-        assert err == ""  # was: "sheetsync: internal error: BrokenPipeError"
+        # was: "sheetsync: internal error: BrokenPipeError"; a slow run may report --json progress
+        assert all(line.startswith('{"progress": ') for line in err.splitlines()), err
 
 
 def test_a_push_with_bad_inputs_writes_no_file_and_says_so(tmp_path, capsys):
