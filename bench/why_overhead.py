@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sheetsync  # noqa: E402
 from sheetsync.backends.xlsx import XlsxBackend  # noqa: E402
-from sheetsync.demo import X, Y, demo_tabs  # noqa: E402
+from sheetsync.demo import demo_tabs  # noqa: E402
 from sheetsync.engine import explain  # noqa: E402
 
 import sheetsync.layout.render  # noqa: E402

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .backends.base import Snapshot, col_letter, quote_tab
-from .engine.result import Diagnostics, Result, State
+from .engine.result import START_ORIGINS, Diagnostics, Result, State
 from .errors import SheetsyncError
 from .layout import epochs as epochs_layout
 from .layout.epochs import read_history
@@ -135,8 +135,7 @@ class Tracer:
         first_epoch = int(self.steps["epoch"].iloc[0])
         if ref.line is not None and int(self.steps["epoch"].iloc[ref.line]) != first_epoch:
             return "the previous epoch (pasted by the workbook's macro between epochs)"
-        return {"init": "the init values (Reset)", "reset warm-up": "the Reset macro's warm-up pass",
-                }.get(self.start_origin, "the previous Run (saved state)")
+        return START_ORIGINS.get(self.start_origin, START_ORIGINS["previous run"])
 
     # -- values ----------------------------------------------------------------------------
     def sheet_value(self, address: str):

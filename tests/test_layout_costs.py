@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from sheetsync import Experiment, train
-from sheetsync.layout import map as layout_map
 from sheetsync.layout.formulas import StepFormulas
 from sheetsync.layout.map import MAX_BOUNDARY_ROWS, _typical_line, map_rows, to_r1c1
 from sheetsync.layout.runs import MAX_LOG_ROWS, RUNS_HEADER, RunEntry, render_runs

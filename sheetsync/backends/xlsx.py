@@ -81,7 +81,7 @@ from .guard import (TEMP_SUFFIX, FileIdentity, WorkbookChanged, refuse_open_else
                     remove_abandoned_temps, temp_prefix)
 from . import chart_xml, ooxml
 from .order import NEW, OLD, arrange
-from .base import (CellError, CellValue, Chart, DateCell, Plan, Snapshot, TabInfo, TabPlan, Text,
+from .base import (CellError, CellValue, DateCell, Plan, Snapshot, TabInfo, TabPlan, Text,
                    Uncomputed, col_letter)
 
 OWNED_MARK = "_sheetsync_owned"

@@ -189,20 +189,17 @@ def coupled_pairs(model: Model) -> list[tuple[str, str]]:
     return pairs
 
 
-def how_sentence(result: "Result", onset: int | None, X: np.ndarray) -> str:
+def how_sentence(result: "Result", onset: "Onset | None", X: np.ndarray) -> str:
     """Why a step can overshoot on this model, in the model's own terms."""
     model = result.spec.model
     loss = result.experiment.loss
     g = plain(LOSSES[loss][1](sym("err")))
     names = {"dloss": "g"}
     grads = {q: plain(inlined_gradient(model, q), names) for q in model.params}
-    steps = result.steps
-    x_note = ""
-    if onset is not None and len(model.inputs) == 1:
-        x_note = f" (x = {steps[model.inputs[0]].iloc[onset]:g} where it started)"
+    x_note = f" (x = {onset.x:g} where it started)" if onset is not None and onset.x is not None else ""
     pairs = coupled_pairs(model)
     if pairs:
-        moved = _largest_relative_updates(result, onset) if onset is not None else list(model.params)
+        moved = onset.moved if onset is not None else list(model.params)
         pairs.sort(key=lambda pq: -(pq[0] in moved) - (pq[1] in moved))
         p, q = pairs[0]
         grows = [r for r in (p, q) if set(model.inputs) & set(symbols(inlined_gradient(model, r)))]
@@ -278,7 +275,7 @@ def find_onset(result: "Result", div_line: int, X: np.ndarray, Y: np.ndarray) ->
     end, first = int(ends[j]), int(starts[j])
     geo = step_geometry(result, np.array([end]))
     rel = _relative_updates(result, end)
-    top = max(rel.values()) if rel else 0.0
+    top = max(rel.values()) if rel else 0.0  # the largest updates, and those at least half as large
     moved = [q for q, r in sorted(rel.items(), key=lambda kv: -kv[1]) if top and r >= top / 2][:3]
     inputs = model.inputs
     return Onset(line=first, epoch=int(steps["epoch"].iloc[end]), step=int(step_no[end]),
@@ -297,12 +294,6 @@ def _relative_updates(result: "Result", line: int) -> dict[str, float]:
         if math.isfinite(old) and math.isfinite(new):
             out[q] = abs(new - old) / max(abs(old), 1e-12)
     return out
-
-
-def _largest_relative_updates(result: "Result", line: int) -> list[str]:
-    rel = _relative_updates(result, line)
-    top = max(rel.values()) if rel else 0.0
-    return [q for q, r in rel.items() if top and r >= top / 2]
 
 
 def onset_sentence(result: "Result", onset: Onset) -> str:
@@ -461,6 +452,7 @@ def _extreme_rows(X: np.ndarray) -> np.ndarray:
 @dataclass
 class DeadUnit:
     unit: str
+    pre: str  # the unit's pre-activation in words, e.g. "a·x + b"
     params: list[str]  # the parameters that stopped moving
     epoch: int | None  # None: dead from the start of this Run
     step: int | None
@@ -469,7 +461,8 @@ class DeadUnit:
     before: dict[str, float] = field(default_factory=dict)  # the killing update: values before
     after: dict[str, float] = field(default_factory=dict)  # … and after
 
-    def sentence(self, pre: str) -> str:
+    def sentence(self) -> str:
+        pre = self.pre
         off = f"{pre} ≤ 0 on every data row"
         frozen = ", ".join(self.params)
         if self.step is None:
@@ -510,7 +503,7 @@ def dead_units(result: "Result", X: np.ndarray) -> dict[str, DeadUnit]:
         if alive_at is None:
             first = {q: steps[q].to_numpy()[:1] for q in model.params}
             if not (_pre_activation(unit, first, rows, model.inputs) > 0).any():
-                out[unit.name] = DeadUnit(unit.name, unit.frozen, None, None, None, None)
+                out[unit.name] = DeadUnit(unit.name, unit.text(), unit.frozen, None, None, None, None)
                 continue
             k = 0  # alive before the first update, dead after it
         else:
@@ -519,7 +512,7 @@ def dead_units(result: "Result", X: np.ndarray) -> dict[str, DeadUnit]:
         first_line = int(ends[k - 1]) + 1 if k > 0 else 0
         s = steps.iloc[line]
         x = float(steps[model.inputs[0]].iloc[first_line]) if len(model.inputs) == 1 else None
-        out[unit.name] = DeadUnit(unit.name, unit.frozen, int(s["epoch"]), int(s["step"]),
+        out[unit.name] = DeadUnit(unit.name, unit.text(), unit.frozen, int(s["epoch"]), int(s["step"]),
                                   int(steps["row"].iloc[first_line]), x,
                                   {q: float(s[q]) for q in unit.inputs_params},
                                   {q: float(s[f"new {q}"]) for q in unit.inputs_params})

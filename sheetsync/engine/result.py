@@ -54,6 +54,11 @@ class State:
         )
 
 
+# Where a Run's first carried values come from (Result.start_origin), in words for the sheet.
+START_ORIGINS = {"init": "the init values (Reset)", "reset warm-up": "the Reset macro's warm-up pass",
+                 "previous run": "the previous Run (saved state)"}
+
+
 @dataclass
 class Divergence:
     """The first step at which training blew up, and why."""

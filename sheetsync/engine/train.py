@@ -358,7 +358,7 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
                 diag.onset = explain.find_onset(result, int(hit[-1]), job.X, job.Y)
             if diag.onset is not None:
                 story.append(explain.onset_sentence(result, diag.onset))
-            story.append(explain.how_sentence(result, diag.onset.line if diag.onset else None, job.X))
+            story.append(explain.how_sentence(result, diag.onset, job.X))
     losses = result.epochs["loss"].to_numpy() if len(result.epochs) else np.zeros(0)
     if div is None:
         rose = explain.rising(losses)
@@ -390,9 +390,7 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
             diag.notes.append(explain.gaps_sentence(diag.grad_gaps))
     if explain.relu_units(job.spec.model):
         diag.dead = explain.dead_units(result, job.X)
-        units = {u.name: u for u in explain.relu_units(job.spec.model)}
-        for name, d in diag.dead.items():
-            diag.notes.append(d.sentence(units[name].text()))
+        diag.notes += [d.sentence() for d in diag.dead.values()]
         if finite and explain.always_active(result, job.X):
             line = explain.as_line(job.spec.model, result.params)
             if line is not None:

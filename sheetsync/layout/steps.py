@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ..backends.base import Chart, Column, Highlight, RangeRef, Series, Table, TabPlan, Text
-from ..engine.result import Result
+from ..engine.result import START_ORIGINS, Result
 from .formulas import STEPS_EXTRA_COLUMNS
 from .tables import frame_columns
 
@@ -40,8 +40,6 @@ MARGIN_NOTE = ("margin: how hard this step pushed against its own curvature, Δ�
                "update Δ, gradient g and Hessian H of the step's loss (for plain SGD: lr × the "
                "curvature along the gradient). Above 2 the step overshoots: its loss rises instead "
                "of falling. Blank: the update went uphill. See docs/why.md.")
-ORIGIN = {"init": "the init values", "reset warm-up": "the Reset macro's warm-up pass (optimizer state)",
-          "previous run": "where the previous Run stopped (saved state)"}
 
 
 def steps_tab_name(experiment: str) -> str:
@@ -169,7 +167,7 @@ def _start_row(result: Result, headers: list[str], tab: TabPlan) -> None:
     values = dict(first.get("params", {}))
     for stem, per in first.get("opt", {}).items():
         values.update({f"{stem}_{q}": v for q, v in per.items()})
-    origin = ORIGIN.get(result.start_origin, result.start_origin)
+    origin = START_ORIGINS[result.start_origin]
     placed = False
     for header, v in values.items():
         if header in headers and v is not None and math.isfinite(v):
@@ -288,12 +286,8 @@ def _mark_divergence(result, rows, div_index, headers, tab, status) -> None:
 
 
 def _mark_dead(result, headers, tab, status) -> None:
-    from ..engine.explain import relu_units
-
-    units = {u.name: u for u in relu_units(result.spec.model)} if result.spec else {}
-    steps = result.steps["step"].to_numpy() if len(result.steps) else np.zeros(0)
-    for name, dead in result.diagnostics.dead.items():
-        note = dead.sentence(units[name].text() if name in units else name)
+    for dead in result.diagnostics.dead.values():
+        note = dead.sentence()
         status.append(note)
         for param in dead.params:
             for header in (param, f"de/d{param}", f"new {param}"):

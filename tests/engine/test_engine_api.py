@@ -1,7 +1,6 @@
 """The engine's Python API: settings validation, table shapes, Run/Reset, diagnostics, sweeps."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ from hypothesis import given, settings, strategies as st
 
 from sheetsync import Experiment, SettingError, State, sweep, train
 from sheetsync.engine.expr import evaluate
-from sheetsync.engine.kernel import Spec
 from sheetsync.engine.train import prepare
 
 X = [14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 21, 28, 20, 8, 64, 99, 70, 27, 17, 8]

@@ -12,7 +12,6 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import openpyxl
 import pytest
 

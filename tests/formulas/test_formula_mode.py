@@ -16,7 +16,7 @@ import openpyxl
 import pytest
 
 from sheetsync import Experiment, train
-from sheetsync.layout.formulas import FormulaModeError, StepFormulas, step_formulas
+from sheetsync.layout.formulas import StepFormulas, step_formulas
 from sheetsync.layout.map import map_rows, to_r1c1
 
 ROOT = Path(__file__).resolve().parents[2]
