@@ -24,7 +24,7 @@ import openpyxl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's workbook builder
 
-from sheetsync.backends import ooxml  # noqa: E402
+from sheetsync.backends.xlsx import ooxml  # noqa: E402
 from sheetsync.backends.xlsx import WorkbookReader, XlsxBackend  # noqa: E402
 
 

@@ -94,11 +94,11 @@ def thread_split(plan: Plan, folder: str) -> tuple[float, float]:
     """CPU seconds of the rendering thread and of the deflating threads in one apply: on free
     cores the apply takes about the larger of the rendering and half the deflating (two
     threads) plus the package work; on a busy machine nearer their sum."""
-    from sheetsync.backends import xlsx
+    from sheetsync.backends.xlsx import zipstream
 
     spent = {"render": 0.0, "deflate": 0.0}
     lock = threading.Lock()
-    real_streamed, real_deflate = xlsx.write_streamed, xlsx._deflate_block
+    real_streamed, real_deflate = zipstream.write_streamed, zipstream._deflate_block
 
     def timed_deflate(block: bytes, previous: bytes) -> bytes:
         start = time.thread_time()
@@ -112,11 +112,11 @@ def thread_split(plan: Plan, folder: str) -> tuple[float, float]:
         real_streamed(w, chunks)
         spent["render"] += time.thread_time() - start
 
-    xlsx.write_streamed, xlsx._deflate_block = timed_streamed, timed_deflate
+    zipstream.write_streamed, zipstream._deflate_block = timed_streamed, timed_deflate
     try:
         apply_with(XlsxBackend, folder, "split.xlsx", plan)()
     finally:
-        xlsx.write_streamed, xlsx._deflate_block = real_streamed, real_deflate
+        zipstream.write_streamed, zipstream._deflate_block = real_streamed, real_deflate
     return spent["render"], spent["deflate"]
 
 

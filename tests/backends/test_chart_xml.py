@@ -1,4 +1,4 @@
-"""The `.xlsx` chart parts, written as text by backends/chart_xml.py, are the XML openpyxl writes
+"""The `.xlsx` chart parts, written as text by backends/xlsx/chart_xml.py, are the XML openpyxl writes
 for the same charts (openpyxl, the oracle here, builds them through its object tree), and
 LibreOffice draws them."""
 
@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from sheetsync.backends.base import Chart, RangeRef, Series, col_letter
-from sheetsync.backends.chart_xml import chart_xml, drawing_rels, drawing_xml
+from sheetsync.backends.xlsx.chart_xml import chart_xml, drawing_rels, drawing_xml
 from sheetsync.backends.xlsx import abs_ref
 
 _SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")

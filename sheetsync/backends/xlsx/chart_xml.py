@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from .base import Chart, RangeRef, col_letter
+from ..base import Chart, RangeRef, col_letter
 
 SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")
 EMU_PER_PX = 9525  # an English Metric Unit is 1/914400 inch; 96 px per inch

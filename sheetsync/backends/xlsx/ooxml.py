@@ -30,8 +30,8 @@ from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
-from .. import budgets
-from ..errors import BackendError
+from ... import budgets
+from ...errors import BackendError
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_STRICT = "http://purl.oclc.org/ooxml/spreadsheetml/main"
@@ -720,3 +720,7 @@ class StyleSheet:
         p = self.prefix
         block = f'<{p}numFmts count="{len(self._new["numFmts"])}">{"".join(self._new["numFmts"])}</{p}numFmts>'
         return text[: m.end()] + block + text[m.end():]
+
+# ElementTree's names of the main namespace's elements
+MAIN = "{%s}" % NS_MAIN
+C_TAG, V_TAG, F_TAG, ROW_TAG = MAIN + "c", MAIN + "v", MAIN + "f", MAIN + "row"
