@@ -11,6 +11,7 @@ import pytest
 from sheetsync.backends.base import Chart, RangeRef, Series, col_letter
 from sheetsync.backends.xlsx.chart_xml import chart_xml, drawing_rels, drawing_xml
 from sheetsync.backends.xlsx import abs_ref
+from sheetsync.errors import BackendError
 
 _SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")
 

@@ -40,6 +40,16 @@ value or its formula per pass, never both, and reads a formula without a cached 
 with openpyxl's helpers for date formats and serial dates. The pass is a text scan
 (`SheetScan`) for the cell shapes real files hold, ElementTree for any other cell and for any
 sheet the scan cannot vouch for; both give the same values (tests/backends/test_xlsx_fast_paths.py).
+
+The rooms, one reason to change each:
+
+- `backend`: `XlsxBackend`, the `Backend` contract (read a `Snapshot`, apply a `Plan`);
+- `reading`: `WorkbookReader`, cells through ElementTree; `scan`: `SheetScan`, the fast path;
+- `render`: an owned tab's worksheet XML and side parts; `chart_xml`: its charts;
+- `surgery`: what one apply changes in the package, `partnames` the names of new parts,
+  `owned` the ownership mark, `ooxml` the package's parts read and edited as text;
+- `zipstream`: zip members copied and deflated in blocks; `atomic`: the atomic file replace;
+- `celltext`: cell text both ways (Excel's escapes, numbers).
 """
 
 from .backend import XlsxBackend

@@ -19,9 +19,6 @@ from .atomic import write_atomically
 from .reading import WorkbookReader
 from .surgery import Surgery
 
-# =============================================================================================
-# The backend
-
 
 class XlsxBackend:
     """A local ``.xlsx``/``.xlsm`` workbook."""

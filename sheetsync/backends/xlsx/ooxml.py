@@ -39,6 +39,10 @@ NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 NS_PKG_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
 NS_CT = "http://schemas.openxmlformats.org/package/2006/content-types"
 
+# ElementTree's names of the main namespace's elements
+MAIN = "{%s}" % NS_MAIN
+C_TAG, V_TAG, F_TAG, ROW_TAG = MAIN + "c", MAIN + "v", MAIN + "f", MAIN + "row"
+
 REL_OFFICE_DOCUMENT = NS_R + "/officeDocument"
 REL_WORKSHEET = NS_R + "/worksheet"
 REL_STYLES = NS_R + "/styles"
@@ -210,6 +214,7 @@ class BoundedPart:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
 
 def open_zip(path: str) -> zipfile.ZipFile:
     try:
@@ -720,7 +725,3 @@ class StyleSheet:
         p = self.prefix
         block = f'<{p}numFmts count="{len(self._new["numFmts"])}">{"".join(self._new["numFmts"])}</{p}numFmts>'
         return text[: m.end()] + block + text[m.end():]
-
-# ElementTree's names of the main namespace's elements
-MAIN = "{%s}" % NS_MAIN
-C_TAG, V_TAG, F_TAG, ROW_TAG = MAIN + "c", MAIN + "v", MAIN + "f", MAIN + "row"

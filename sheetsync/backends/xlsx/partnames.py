@@ -17,6 +17,7 @@ class NewPart:
     content_type: str | None  # None for .rels (covered by the Default entry)
     data: Callable[[], Iterable[str]] | bytes | str
 
+
 class PartNames:
     """Fresh part names that clash with nothing that stays in the package."""
 

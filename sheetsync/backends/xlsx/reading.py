@@ -28,9 +28,6 @@ from .ooxml import V_TAG as _V
 from .owned import owned_positions
 from .scan import SheetScan
 
-# =============================================================================================
-# Reading
-
 
 class WorkbookReader:
     def __init__(self, pkg: ooxml.Package):
@@ -85,7 +82,7 @@ class WorkbookReader:
     def cells(self, part: str) -> list[list[CellValue]]:
         self._dates = self.date_xfs()
         with _gc_paused():
-            rows = SheetScan(self).rows(part)
+            rows = SheetScan(self).rows(part)  # the fast path; None when it cannot vouch for the sheet
             return rows if rows is not None else self.cells_by_elementtree(part)
 
     def cells_by_elementtree(self, part: str) -> list[list[CellValue]]:
@@ -323,6 +320,7 @@ def _gc_paused():
     finally:
         if enabled:
             gc.enable()
+
 
 def shared_strings(events) -> list[str]:
     """The strings of a shared-strings part, from its `bounded_events` (or a stream)."""

@@ -29,10 +29,6 @@ def abs_ref(tab: str, row0: int, col0: int, row1: int, col1: int) -> str:
     return f"{quoted}!{start}" if (row1 - row0, col1 - col0) == (1, 1) else f"{quoted}!{start}:{end}"
 
 
-# =============================================================================================
-# Rendering one owned tab
-
-
 def cell_xml(ref: str, value: Any, style: int, formula: str | None = None) -> str:
     """One <c> element; NaN and infinities are blank cells (a spreadsheet has no such numbers)."""
     s = f' s="{style}"' if style else ""

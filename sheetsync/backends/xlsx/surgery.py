@@ -20,10 +20,6 @@ MAX_TAB_NAME = 31
 BAD_TAB_CHARS = set('[]:*?/\\')
 
 
-# =============================================================================================
-# Applying a plan: deciding what changes
-
-
 class Surgery:
     """Everything one `apply` changes in the package, decided (and checked) before writing."""
 
