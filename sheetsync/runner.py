@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from . import budgets
+from .a1 import (FIXED_TABS, RUNS_TAB, STATE_TAB, epochs_tab_name, experiment_tabs, map_tab_name,
+                 steps_tab_name)
 from .backends.base import Snapshot
 from .engine import State, train
 from .engine.train import RESTARTED
 from .errors import BackendError, InputError, OwnershipError
-from .layout import (COMPARE_TAB, RUNS_TAB, STATE_TAB, ExperimentOutput, RunEntry, SavedState,
-                     epochs_tab_name, log_only_plan, merge_history, render, steps_tab_name)
+from .layout import ExperimentOutput, RunEntry, SavedState, log_only_plan, merge_history, render
 from .layout.state import read_state, settings_hash, signature
 from .layout.steps import divergence_sentence, steps_cells
 from .layout.epochs import HEADER_ROW as EPOCHS_HEADER_ROW, read_history
@@ -90,7 +91,7 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     tell = _phases(progress)
     tell("read", 0, 1)
     snapshot = backend.read([data_tab, experiments_tab, RUNS_TAB, STATE_TAB])
-    _check_owned(snapshot, [RUNS_TAB, STATE_TAB, COMPARE_TAB])
+    _check_owned(snapshot, list(FIXED_TABS))
     previous_runs = _owned_table(snapshot, RUNS_TAB)
     saved = read_state(_owned_table(snapshot, STATE_TAB))
     history_lengths = {n: s.state.get("epoch", 0) for n, s in saved.items()} if action == "run" else {}
@@ -227,18 +228,6 @@ def _notes(result, start: str) -> list[str]:
     return notes
 
 
-def map_tab_name(experiment: str) -> str:
-    return f"{experiment} map"
-
-
-def experiment_tabs(experiment: str) -> tuple[str, ...]:
-    """The tabs a run writes for one experiment."""
-    from .layout.landscape import landscape_tab_name
-
-    return (steps_tab_name(experiment), epochs_tab_name(experiment), map_tab_name(experiment),
-            landscape_tab_name(experiment))
-
-
 def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame, settings_block: bool = False):
     """The `NAME map` tab: every column's formula pattern, precedents and dependents."""
     from .backends.base import TabPlan, Text
@@ -281,7 +270,7 @@ def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
     """The run's cell budget, less whatever the tabs this run keeps already hold beyond the
     spreadsheet's share (a Google spreadsheet holds 10 million cells in all)."""
     replaced = {t.lower() for n in names for t in experiment_tabs(n)}
-    replaced |= {COMPARE_TAB, RUNS_TAB, STATE_TAB}
+    replaced |= set(FIXED_TABS)
     if not snapshot.cells_limited:  # .xlsx: no limit on the workbook as a whole
         return budgets.CELL_BUDGET
     kept = sum(t.rows * t.cols for t in snapshot.tabs if t.title.lower() not in replaced)

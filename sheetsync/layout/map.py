@@ -13,12 +13,11 @@ import re
 
 import numpy as np
 
-from ..backends.base import Column, Table, TabPlan, Text, col_letter, quote_tab
+from ..a1 import FORMULA_REF, col_letter, column_index, map_tab_name, quote_tab
+from ..backends.base import Column, Table, TabPlan, Text
 from .formulas import MAX_FORMULA_CHARS, Ref, StepFormulas, absolute
 
 MAX_BOUNDARY_ROWS = 8
-
-_A1 = re.compile(r"((?:'(?:[^']|'')+'|[A-Za-z_][\w.]*)!)?(\$?)([A-Z]{1,3})(\$?)(\d+)(?![\w(])")
 
 
 def to_r1c1(formula: str, row: int, col: int) -> str:
@@ -26,16 +25,13 @@ def to_r1c1(formula: str, row: int, col: int) -> str:
 
     def convert(m: re.Match) -> str:
         tab, abs_col, letters, abs_row, digits = m.groups()
-        c = 0
-        for ch in letters:
-            c = c * 26 + ord(ch) - 64
-        c -= 1
+        c = column_index(letters)
         r = int(digits)
         rr = f"R{r}" if abs_row else ("R" if r == row else f"R[{r - row}]")
         cc = f"C{c + 1}" if abs_col else ("C" if c == col else f"C[{c - col}]")
         return (tab or "") + rr + cc
 
-    return _A1.sub(convert, formula)
+    return FORMULA_REF.sub(convert, formula)
 
 
 def _describe(ref: Ref, line: int, sf: StepFormulas) -> str:
@@ -281,7 +277,7 @@ def render_map(name: str, sf: StepFormulas, steps_tab: str, epochs_note: list[st
                "boundary rows"]
     widths = [16, 12, 14, 48, 48, 48, 36, 60]
     columns = [Column(h, [r[h] for r in rows], "@", w) for h, w in zip(headers, widths)]
-    tab = TabPlan(f"{name} map", kind="map", frozen_rows=3)  # runner.map_tab_name
+    tab = TabPlan(map_tab_name(name), kind="map", frozen_rows=3)
     tab.texts.append(Text(0, 0, f"{name}: where every number in '{steps_tab}' comes from", bold=True))
     tab.texts.append(Text(1, 0, "Each column's formula on a typical row (row "
                           f"{sf.lines.row(_typical_line(sf))}), its direct precedents and dependents. "

@@ -21,15 +21,12 @@ from typing import Callable
 import numpy as np
 
 from .. import budgets
-from ..backends.base import Snapshot, a1
+from ..a1 import (DATA_TAB, EXPERIMENTS_TAB, FIXED_TABS, MAX_EXPERIMENT_NAME, TAB_SUFFIXES, A1Error,
+                  a1, forbidden_in_tab_name, parse_cell)
+from ..backends.base import Snapshot
 from ..errors import InputError, Problem, SettingError, closest
 from ..settings import SETTINGS, Experiment, suggest_setting
 from .cells import NUMBER_LIKE, describe_non_number, is_blank, number_or_problem
-
-DATA_TAB = "data"
-EXPERIMENTS_TAB = "experiments"
-BAD_TAB_CHARS = set("[]:*?/\\")
-
 
 @dataclass
 class Dataset:
@@ -162,8 +159,11 @@ def _all_plain_numbers(cells: list) -> bool:
 
 def _cell_order(cell: str) -> tuple[int, str]:
     """Problems of the data tab in reading order: row by row, then column."""
-    m = re.search(r"!([A-Z]+)(\d+)$", cell)
-    return (int(m.group(2)), m.group(1).rjust(3)) if m else (0, cell)
+    try:
+        ref = parse_cell(cell)
+    except A1Error:  # a problem of the whole tab
+        return (0, cell)
+    return (ref.row, ref.letters.rjust(3))
 
 
 def _data_headers(header_row: list, tab: str, problems: list[Problem]) -> dict[str, int] | None:
@@ -350,13 +350,10 @@ def _experiment_names(rows: list[list], tab: str, problems: list[Problem],
     return names
 
 
-RESERVED_TABS = ("compare", "runs", "sheetsync state")
-
-
 def reserved_clash(name: str, input_tabs) -> str | None:
     """The tab name `name` would take that is already an input or fixed tab, if any."""
-    reserved = {t.lower() for t in (*RESERVED_TABS, *input_tabs)}
-    for suffix in budgets.TAB_SUFFIXES:
+    reserved = {t.lower() for t in (*FIXED_TABS, *input_tabs)}
+    for suffix in TAB_SUFFIXES:
         if f"{name}{suffix}".lower() in reserved:
             return f"{name}{suffix}"
     return None
@@ -364,16 +361,14 @@ def reserved_clash(name: str, input_tabs) -> str | None:
 
 def tab_name_problem(name: str) -> str | None:
     """Why `name` cannot prefix sheetsync's tab names (``NAME steps``), or None."""
-    if len(name) > budgets.MAX_EXPERIMENT_NAME:
+    if len(name) > MAX_EXPERIMENT_NAME:
         return (f"experiment name {name!r} is {len(name)} characters; at most "
-                f"{budgets.MAX_EXPERIMENT_NAME} fit in a tab name such as '{name[:8]}… epochs'")
-    bad = sorted(set(name) & BAD_TAB_CHARS)
+                f"{MAX_EXPERIMENT_NAME} fit in a tab name such as '{name[:8]}… epochs'")
+    bad = forbidden_in_tab_name(name)
     if bad:
         return f"experiment name {name!r} contains {' '.join(bad)}, which tab names cannot hold"
     if name.startswith("'") or name.endswith("'"):
         return f"experiment name {name!r} cannot start or end with an apostrophe (a tab name rule)"
-    if any(ord(c) < 32 for c in name):
-        return f"experiment name {name!r} contains a control character"
     return None
 
 
@@ -453,10 +448,7 @@ def _check_init_names(exp: Experiment, init: dict[str, float], where: Callable[[
 
 
 def model_params(exp: Experiment, n_inputs: int) -> list[str]:
-    try:  # the engine owns the model definitions
-        from ..engine import param_names
-    except ImportError:
-        from ..engine.models import param_names
+    from ..engine import param_names  # the engine owns the model definitions
 
     return list(param_names(exp.model, n_inputs, exp.hidden))
 

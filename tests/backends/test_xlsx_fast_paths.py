@@ -17,7 +17,8 @@ import openpyxl
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sheetsync.backends.xlsx import celltext, ooxml, render, scan, zipstream
+from sheetsync import a1
+from sheetsync.backends.xlsx import ooxml, render, scan, zipstream
 from sheetsync.backends.xlsx import SheetScan, WorkbookReader, XlsxBackend
 
 from xlsx_builders import members, plain_workbook, rewrite_zip, rich_workbook, small_plan, with_sheet_data
@@ -450,7 +451,7 @@ def test_rows_are_written_whole_only_when_alone(tmp_path):
             for number, body in regex.findall(r'<row r="(\d+)">(.*?)</row>', xml):
                 refs = regex.findall(r'<c r="([A-Z]+)(\d+)"', body)
                 assert all(digits == number for _, digits in refs), name
-                columns = [celltext.column_index(letters) for letters, _ in refs]
+                columns = [a1.column_index(letters) for letters, _ in refs]
                 assert columns == sorted(set(columns)), name
             assert "null" not in xml and "\0" not in xml
 

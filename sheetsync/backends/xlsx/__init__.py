@@ -54,7 +54,6 @@ The rooms, one reason to change each:
 
 from .backend import XlsxBackend
 from .reading import WorkbookReader
-from .render import abs_ref
 from .scan import SheetScan
 
-__all__ = ["SheetScan", "WorkbookReader", "XlsxBackend", "abs_ref"]
+__all__ = ["SheetScan", "WorkbookReader", "XlsxBackend"]

@@ -1,13 +1,13 @@
-"""Cell text both ways: Excel's ``_xHHHH_`` escapes for characters XML cannot hold, numbers
-as cells hold them, column letters."""
+"""Cell text both ways: Excel's ``_xHHHH_`` escapes for characters XML cannot hold, and numbers
+as cells hold them."""
 
 from __future__ import annotations
 
 import re
 from xml.sax.saxutils import escape
 
-# Characters XML 1.0 cannot hold, and \r, which XML parsers turn into \n.
-_ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\r\x0e-\x1f\ufffe\uffff]")
+from ...a1 import CONTROL_CHARS as _ILLEGAL_XML  # what XML 1.0 cannot hold, and \r
+
 _ESCAPED_LOOKALIKE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 
 
@@ -46,18 +46,3 @@ def _number(text: str) -> int | float:
     if number.is_integer() and text.lstrip("-").isdigit():
         return int(text)
     return number
-
-
-_COLUMNS: dict[str, int] = {}
-
-
-def column_index(letters: str) -> int:
-    """'A' -> 0, 'AA' -> 26."""
-    index = _COLUMNS.get(letters)
-    if index is None:
-        index = 0
-        for ch in letters.upper().replace("$", ""):
-            index = index * 26 + ord(ch) - 64
-        index -= 1
-        _COLUMNS[letters] = index
-    return index

@@ -16,15 +16,12 @@ import re
 from xml.etree import ElementTree as ET
 
 from ... import budgets
+from ...a1 import KNOWN_COLUMNS as _COLUMNS, column_index
 from ...errors import BackendError
 from ..base import CellError, CellValue, DateCell, Snapshot, TabInfo, Uncomputed, col_letter
 from . import ooxml
-from .celltext import _COLUMNS, _number, column_index, excel_unescape
-from .ooxml import C_TAG as _C
-from .ooxml import F_TAG as _F
-from .ooxml import MAIN as _M
-from .ooxml import ROW_TAG as _ROW
-from .ooxml import V_TAG as _V
+from .celltext import _number, excel_unescape
+from .ooxml import C_TAG as _C, F_TAG as _F, MAIN as _M, ROW_TAG as _ROW, V_TAG as _V
 from .owned import owned_positions
 from .scan import SheetScan
 

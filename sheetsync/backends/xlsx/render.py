@@ -21,14 +21,6 @@ from .partnames import NewPart, PartNames
 CHUNK_ROWS = 4096
 
 
-def abs_ref(tab: str, row0: int, col0: int, row1: int, col1: int) -> str:
-    """'basic steps', 1, 0, 30, 1 -> "'basic steps'!$A$2:$A$30" (always quoted: valid for any name)."""
-    quoted = "'" + tab.replace("'", "''") + "'"
-    start = f"${col_letter(col0)}${row0 + 1}"
-    end = f"${col_letter(col1 - 1)}${row1}"
-    return f"{quoted}!{start}" if (row1 - row0, col1 - col0) == (1, 1) else f"{quoted}!{start}:{end}"
-
-
 def cell_xml(ref: str, value: Any, style: int, formula: str | None = None) -> str:
     """One <c> element; NaN and infinities are blank cells (a spreadsheet has no such numbers)."""
     s = f' s="{style}"' if style else ""

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Callable
 from xml.etree import ElementTree as ET
 
 from ... import budgets
+from ...a1 import KNOWN_COLUMNS as _COLUMNS, column_index
 from ...errors import BackendError
 from ..base import CellValue
-from .celltext import _COLUMNS, _NUMBER_CHARS, _number, column_index, excel_unescape
-from .ooxml import C_TAG as _C
-from .ooxml import MAIN as _M
+from .celltext import _NUMBER_CHARS, _number, excel_unescape
+from .ooxml import C_TAG as _C, MAIN as _M
 
 if TYPE_CHECKING:
     from .reading import WorkbookReader

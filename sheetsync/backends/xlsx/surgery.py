@@ -6,18 +6,15 @@ from __future__ import annotations
 import zipfile
 from typing import BinaryIO
 
+from ...a1 import range_ref, tab_name_problem
 from ...errors import BackendError, OwnershipError
 from ..base import Plan
 from ..order import NEW, OLD, arrange
 from . import ooxml
-from .celltext import _ILLEGAL_XML
 from .owned import OWNED_MARK, owned_positions
 from .partnames import PartNames
-from .render import TabRenderer, abs_ref
+from .render import TabRenderer
 from .zipstream import copy_info, copy_part, new_info, write_part
-
-MAX_TAB_NAME = 31
-BAD_TAB_CHARS = set('[]:*?/\\')
 
 
 class Surgery:
@@ -163,7 +160,7 @@ class Surgery:
         marked = [(position[i], self.wb.sheets[i].name) for i in kept if i in owned]
         marked += [(self.new_position[k], t.plan.name) for k, t in enumerate(self.tabs)]
         prefix = self.wb.main_prefix()
-        names += [ooxml.defined_name_element(prefix, OWNED_MARK, pos, abs_ref(name, 0, 0, 1, 1))
+        names += [ooxml.defined_name_element(prefix, OWNED_MARK, pos, range_ref(name, 0, 0, 1, 1))
                   for pos, name in marked]
         full_calc = any(t.needs_recalc for t in self.tabs)
         return self.wb.rewrite(sheets, names, self._view_positions(position), full_calc)
@@ -208,8 +205,6 @@ class Surgery:
 
 
 def check_tab_name(name: str, path: str) -> None:
-    bad = sorted(BAD_TAB_CHARS & set(name)) + (["control characters"] if _ILLEGAL_XML.search(name) else [])
-    if not name or len(name) > MAX_TAB_NAME or bad or name.startswith("'") or name.endswith("'") \
-            or name.casefold() == "history":
-        why = f"contains {' '.join(bad)}" if bad else f"must be 1-{MAX_TAB_NAME} characters, not start or end with ', and not be History"
+    why = tab_name_problem(name)
+    if why:
         raise BackendError(f"{path}: {name!r} cannot be a tab name in Excel ({why})")
