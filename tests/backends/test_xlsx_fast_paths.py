@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sheetsync import a1
 from sheetsync.backends.xlsx import ooxml, render, scan, zipstream
+from sheetsync.backends.xlsx.celltext import _number
 from sheetsync.backends.xlsx import SheetScan, WorkbookReader, XlsxBackend
 
 from xlsx_builders import members, plain_workbook, rewrite_zip, rich_workbook, small_plan, with_sheet_data
@@ -661,3 +662,26 @@ def test_generated_regular_sheets(tmp_path_factory, monkeypatch, sheet_data, chu
     path = tmp_path_factory.mktemp("regular") / "book.xlsx"
     base_workbook(path)
     sheet_agrees(path, sheet_data)
+
+
+@pytest.mark.parametrize("odd", [
+    "1e400", "-1e400", "18446744073709551616", "-9223372036854775809", "9223372036854775807",
+    "9007199254740993", "-0", "-0.0", "1E5", "4.9e-324", "1e-400", "0.1", " 1", "1 ", "+1", ".5",
+    "5.", "01", "1,5", "--1", "1e", "2.5e+3", "1234567890123456789012",
+])
+def test_a_column_of_numbers_with_an_odd_one_reads_as_elementtree_reads_it(tmp_path, odd):
+    """Plain number rows are read a column at a time (orjson); one odd text among them gives
+    what `_number` gives it (or the same error), cell by cell as ElementTree's reading."""
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    texts = [repr(v) for v in (np.random.default_rng(5).normal(size=200) * 1e3).tolist()]
+    texts[117] = odd
+    rows = "".join(f'<row r="{i + 1}"><c r="A{i + 1}"><v>{i}</v></c><c r="B{i + 1}"><v>{t}</v></c></row>'
+                   for i, t in enumerate(texts))
+    with_sheet_data(path, rows)
+    number = True
+    try:
+        _number(odd)
+    except ValueError:
+        number = False
+    assert read_both_ways(path) == [number]  # a number: the scan reads it; else ElementTree names it

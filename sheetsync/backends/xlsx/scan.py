@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 from xml.etree import ElementTree as ET
 
+import orjson
+
 from ... import budgets
 from ...a1 import KNOWN_COLUMNS as _COLUMNS, column_index
 from ...errors import BackendError
@@ -47,8 +49,7 @@ _SHEET_TOKENS = re.compile(
 _ROOT_TAG = re.compile(rb"<([^\s/>!?]+)(?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*\s*>")
 _ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
 _SCAN_CHUNK = 1 << 22
-_INTEGER_VALUE = re.compile(r"<v>-*\d+</v>")
-_LOOSE_VALUE = re.compile(r"<v>[^<]*[^0-9.eE+\-<]")
+_NOT_NUMBER = str.maketrans("", "", _NUMBER_CHARS + ",")  # deletes what a column of numbers holds
 
 
 @dataclass
@@ -206,10 +207,6 @@ class SheetScan:
         shape = self._shape(text)
         if shape is None:
             return self._tokens(text, rows, row)
-        # No integer-looking <v> in the chunk: `_number` of every text is float(text).
-        plain = shape.plain_numbers and not _INTEGER_VALUE.search(text)
-        if plain and _LOOSE_VALUE.search(text):  # a value float() would take but a sheet cannot hold
-            plain = False
         matches = shape.pattern.findall(text)
         numbers = [m[0] for m in matches]  # "" where the text is not of the shape
         start = 0
@@ -222,7 +219,7 @@ class SheetScan:
                 if row is not None:
                     raise _Unrecognised("a row inside a row")
                 run = matches[start:stop]
-                if shape.plain_numbers and _append_numbers(run, rows, plain):
+                if shape.plain_numbers and _append_numbers(run, rows):
                     self.reader.held(len(run) * len(shape.cells))
                 else:
                     _place_rows(run, shape.cells, rows, self.reader.held)
@@ -394,17 +391,33 @@ class SheetScan:
         return row
 
 
-def _append_numbers(run: list[tuple[str, ...]], rows: list[list[CellValue]], plain: bool) -> bool:
+def _append_numbers(run: list[tuple[str, ...]], rows: list[list[CellValue]]) -> bool:
     """Rows of numbers in columns 0, 1, ... appended in bulk, if they follow the last row
-    without a gap (False, nothing done, if not). `plain`: float(text) is `_number(text)`."""
+    without a gap (False, nothing done, if not)."""
     columns = list(zip(*run))
     first = len(rows) + 1
-    if list(map(int, columns[0])) != list(range(first, first + len(run))) \
+    if columns[0] != tuple(map(str, range(first, first + len(run)))) \
             or first + len(run) - 1 > budgets.SHEET_ROWS:
         return False
-    convert = float if plain else _number
-    rows.extend(map(list, zip(*[list(map(convert, texts)) for texts in columns[1:-1]])))
+    rows.extend(map(list, zip(*[_numbers(texts) for texts in columns[1:-1]])))
     return True
+
+
+def _numbers(texts: tuple[str, ...]) -> list[int | float]:
+    """`_number` of each text, a column at a time: orjson reads a column of JSON numbers the way
+    `_number` does (floats exactly, integers as ints) at a third of float()'s cost. Texts it
+    would read otherwise (spaces, ``+1``, ``.5``, ``1e400``, integers beyond 64 bits, a comma
+    inside a text) go to `_number` one by one."""
+    joined = ",".join(texts)
+    if not joined.translate(_NOT_NUMBER):
+        try:
+            numbers = orjson.loads("[" + joined + "]")
+        except orjson.JSONDecodeError:
+            pass
+        else:  # orjson reads an integer beyond 64 bits as a float: none of that size came
+            if len(numbers) == len(texts) and max(map(abs, numbers)) < 2.0 ** 63:
+                return numbers
+    return list(map(_number, texts))
 
 
 def _place_rows(run: list[tuple[str, ...]], cells: list[tuple[int, Callable[[str], CellValue]]],
