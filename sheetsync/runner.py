@@ -91,7 +91,7 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     tell("read", 0, 1)
     snapshot = backend.read([data_tab, experiments_tab, RUNS_TAB, STATE_TAB])
     _check_owned(snapshot, list(FIXED_TABS))
-    previous_runs = _owned_table(snapshot, RUNS_TAB)
+    previous_runs = snapshot.values.get(RUNS_TAB) if _owned(snapshot, RUNS_TAB) else None
     saved = read_state(_owned_table(snapshot, STATE_TAB))
     history_lengths = {n: s.state.get("epoch", 0) for n, s in saved.items()} if action == "run" else {}
     try:

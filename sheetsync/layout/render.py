@@ -39,7 +39,7 @@ class ExperimentOutput:
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
            other_histories: dict[str, pd.DataFrame], states: dict[str, SavedState],
-           entry: RunEntry, previous_runs: pd.DataFrame | None,
+           entry: RunEntry, previous_runs: list[list] | None,
            cell_budget: int | None = None, order: list[str] | None = None) -> Plan:
     """`other_histories`: epochs histories of the sheet's experiments not run this time (for
     `compare`); `states`: every experiment's saved state after this run; `order`: the sheet's
@@ -102,7 +102,7 @@ def steps_allowances(results: list[Result], budget: int) -> list[int]:
             for r, size in zip(results, sizes)]
 
 
-def log_only_plan(entry: RunEntry, previous_runs: pd.DataFrame | None) -> Plan:
+def log_only_plan(entry: RunEntry, previous_runs: list[list] | None) -> Plan:
     """What a run with input errors writes: the run log, nothing else."""
     return Plan([render_runs(previous_runs, entry)])
 

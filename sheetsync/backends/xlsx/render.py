@@ -356,8 +356,23 @@ def column_cells(letter: str, rownums: list[str], data: ColumnData, i0: int, i1:
     values = data.values[i0:i1]
     if isinstance(values, np.ndarray):
         values = values.tolist()
+    if not data.formulas and all(type(v) is str for v in values):
+        return text_cells(letter, rownums, values, data.style)
     formulas = data.formulas[i0:i1] if data.formulas else [None] * len(rownums)
     return [cell_xml(letter + r, v, data.style, f) for r, v, f in zip(rownums, values, formulas)]
+
+
+def text_cells(letter: str, rownums: list[str], values: list[str], style: int) -> list[str]:
+    """`cell_xml` of a column of texts, each distinct text escaped once (a run log repeats its
+    actions, flavours and outcomes thousands of times)."""
+    s = f' s="{style}"' if style else ""
+    blank = f"{s}></c>" if s else None
+    space = ' xml:space="preserve"'
+    ends = {v: f'{s} t="inlineStr"><is><t{space if v != v.strip() else ""}>{xml_text(v)}</t></is></c>'
+            for v in set(values) if v}
+    head = f'<c r="{letter}'
+    return [head + r + '"' + ends[v] if v else (head + r + '"' + blank if blank else "")
+            for r, v in zip(rownums, values)]
 
 
 class RowsRenderer:

@@ -59,7 +59,7 @@ class _RowShape:
 
     pattern: re.Pattern
     cells: list[tuple[int, Callable[[str], CellValue]]]  # column, value of the cell's text
-    plain_numbers: bool  # numbers (no dates) in columns 0, 1, ...: a row is its numbers
+    whole: bool  # numbers (no dates) and inline strings in columns 0, 1, ...: a row is its values
 
 
 class SheetScan:
@@ -219,7 +219,7 @@ class SheetScan:
                 if row is not None:
                     raise _Unrecognised("a row inside a row")
                 run = matches[start:stop]
-                if shape.plain_numbers and _append_numbers(run, rows):
+                if shape.whole and _append_rows(run, rows, shape.cells):
                     self.reader.held(len(run) * len(shape.cells))
                 else:
                     _place_rows(run, shape.cells, rows, self.reader.held)
@@ -261,10 +261,10 @@ class SheetScan:
             if first[1] not in self._row_attrs:
                 self._row_number(f'<row r="1"{first[1]}/>', [])
                 self._row_attrs.add(first[1])
-            plain = bool(values) and all(f is _number for _, f in values) \
+            whole = bool(values) and all(f in _BY_COLUMN for _, f in values) \
                 and [c for c, _ in values] == list(range(len(values)))
             pattern = re.compile("".join(parts) + r"</row>|([\s\S]*?</row>|[\s\S]+)")
-            self._shapes[key] = _RowShape(pattern, values, plain)
+            self._shapes[key] = _RowShape(pattern, values, whole)
         return self._shapes[key]
 
     def _value_of(self, form: str, kind: str, style: str) -> Callable[[str], CellValue]:
@@ -391,15 +391,17 @@ class SheetScan:
         return row
 
 
-def _append_numbers(run: list[tuple[str, ...]], rows: list[list[CellValue]]) -> bool:
-    """Rows of numbers in columns 0, 1, ... appended in bulk, if they follow the last row
-    without a gap (False, nothing done, if not)."""
+def _append_rows(run: list[tuple[str, ...]], rows: list[list[CellValue]],
+                 cells: list[tuple[int, Callable[[str], CellValue]]]) -> bool:
+    """Rows of numbers and texts in columns 0, 1, ... appended in bulk, a column at a time, if
+    they follow the last row without a gap (False, nothing done, if not)."""
     columns = list(zip(*run))
     first = len(rows) + 1
     if columns[0] != tuple(map(str, range(first, first + len(run)))) \
             or first + len(run) - 1 > budgets.SHEET_ROWS:
         return False
-    rows.extend(map(list, zip(*[_numbers(texts) for texts in columns[1:-1]])))
+    values = [_BY_COLUMN[value_of](texts) for (_, value_of), texts in zip(cells, columns[1:-1])]
+    rows.extend(map(list, zip(*values)))
     return True
 
 
@@ -449,3 +451,10 @@ def _place_rows(run: list[tuple[str, ...]], cells: list[tuple[int, Callable[[str
             count(held)
             held = 0
     count(held)
+
+
+# What a whole column of cells read the same way gives, as `_RowShape.cells` reads one cell.
+_BY_COLUMN: dict[Callable[[str], CellValue], Callable[[tuple[str, ...]], list]] = {
+    _number: _numbers,
+    excel_unescape: lambda texts: list(map(excel_unescape, texts)) if "_x" in "".join(texts) else list(texts),
+}
