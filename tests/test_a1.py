@@ -143,3 +143,9 @@ def test_references_inside_formulas():
               for m in a1.FORMULA_RANGE.finditer(formula)]
     assert ranges == [("basic steps", "K", "4", None, None), ("experiments", "B", "5", None, None),
                       ("Bob's", "A", "1", "B", "2")]
+
+
+def test_a_cell_named_for_a_message():
+    assert a1.a1(0, 1, "data") == "data!B1"
+    assert a1.a1(6, 27) == "AB7"
+    assert a1.a1(0, 0, "basic steps") == "basic steps!A1"  # messages do not quote
