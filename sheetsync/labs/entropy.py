@@ -133,7 +133,7 @@ def shift_tab(formulas: bool = True) -> TabPlan:
     tab = TabPlan(TAB_SHIFT, kind="lab", frozen_rows=HEADER_ROW + 1)
     _explain(tab, "Softmax does not change when every logit moves by the same amount; the sigmoid of each logit "
              "does (fast.ai course-v3, entropy_example.xlsx, tab 'softmax': 'Image 1', 'Image 2' and 'binary'). "
-             "Image 2's logits are Image 1's minus one constant (column K): both softmax columns agree, the "
+             "Image 2's logits are Image 1's minus one constant (column J): both softmax columns agree, the "
              "sigmoid columns exp(z)/(1+exp(z)) do not. A single sigmoid per class is what a multi-label "
              "classifier uses; softmax picks one class.", 11, 75.0)
     cols = [Col("class", CLASSES, fmt=None, width=10),
@@ -143,7 +143,6 @@ def shift_tab(formulas: bool = True) -> TabPlan:
             Col("image 2: z", z2), Col("exp", s2["exp"], lambda r: f"=EXP(F{r})"),
             Col("softmax", s2["softmax"], lambda r: f"=G{r}/SUM({_range(6, n)})"),
             Col("sigmoid", s2["exp"] / (1 + s2["exp"]), lambda r: f"=G{r}/(1+G{r})"),
-            Col("softmax 1 − 2", s1["softmax"] - s2["softmax"], lambda r: f"=D{r}-H{r}", fmt="0.0E+00"),
             Col("z1 − z2", z1 - z2, lambda r: f"=B{r}-F{r}")]
     tab.tables.append(_table(cols, formulas))
     total = FIRST - 1 + n
@@ -228,8 +227,9 @@ def focal_tab(formulas: bool = True) -> TabPlan:
     tab.texts.append(Text(gamma_row, 0, "γ →", bold=True))
     cols = [Col("p_t", pt, fmt="0.00", width=8)]
     for j, g in enumerate(GAMMAS):
+        # -LN(p)*(1-p)^γ, not -(1-p)^γ*…: spreadsheets negate before ^, so -(1-p)^0.5 is #NUM!
         c = col_letter(1 + j)
-        cols.append(Col(f"γ = {g}", focal(pt, g), (lambda c: lambda r: f"=-(1-$A{r})^{c}${gamma_row + 1}*LN($A{r})")(c),
+        cols.append(Col(f"γ = {g}", focal(pt, g), (lambda c: lambda r: f"=-LN($A{r})*(1-$A{r})^{c}${gamma_row + 1}")(c),
                         fmt="0.0000", width=10))
         tab.texts.append(Text(gamma_row, 1 + j, float(g), bold=True, number_format="General"))
     tab.tables.append(_table(cols, formulas))
@@ -238,7 +238,7 @@ def focal_tab(formulas: bool = True) -> TabPlan:
     series = [Series(f"γ = {g}", RangeRef(TAB_FOCAL, top, 1 + j, top + n, 2 + j), x, "line")
               for j, g in enumerate(GAMMAS)]
     tab.charts.append(Chart("scatter", "Focal loss against the probability of the true class", series,
-                            "probability of ground truth class p_t", "loss", anchor=(gamma_row, len(cols) + 1),
+                            "probability of ground truth class p_t", "loss", anchor=(gamma_row, len(cols) + 1), axis_format="0.0",
                             width_px=560, height_px=400, x_min=0.0, x_max=1.0, y_min=0.0, y_max=5.0))
     return tab
 
