@@ -279,3 +279,51 @@ def test_values_only_tabs_hold_the_same_numbers_without_formulas():
         assert not any(c.formulas for t in tab.tables for c in t.columns)
         assert not any(x.formula for x in tab.texts)
         assert grid(tab) == VALUES[tab.name]
+
+
+# --- the labs' data
+
+from sheetsync.labs import datasets as D  # noqa: E402
+
+
+@pytest.mark.parametrize("name", D.TOYS)
+def test_toys_are_seeded_balanced_and_two_dimensional(name):
+    X, y = D.toy(name, n=200, seed=3)
+    X2, y2 = D.toy(name, n=200, seed=3)
+    assert X.shape == (200, 2) and set(np.unique(y)) == {0, 1}
+    assert np.array_equal(X, X2) and np.array_equal(y, y2)
+    assert not np.array_equal(X, D.toy(name, n=200, seed=4)[0])
+    assert 0.4 < y.mean() < 0.6
+    assert 0 < np.sum(y[:100]) < 100  # shuffled: the first half holds both classes
+
+
+def test_toys_follow_the_playgrounds_definitions():
+    X, y = D.toy("circle", 400)
+    r = np.hypot(*X.T)
+    assert np.array_equal(y == 1, r < 2.5) and not np.any((r > 2.5) & (r < 3.5)) and r.max() <= 5
+    X, y = D.toy("xor", 400)
+    assert np.array_equal(y == 1, X[:, 0] * X[:, 1] >= 0) and np.abs(X).min() >= 0.3
+    X, y = D.toy("gauss", 4000)
+    np.testing.assert_allclose(X[y == 1].mean(0), [2, 2], atol=0.1)
+    np.testing.assert_allclose(X[y == 0].std(0), [math.sqrt(0.5)] * 2, atol=0.05)
+    X, y = D.toy("spiral", 400)
+    assert np.hypot(*X.T).max() < 5
+    X, y = D.toy("circle", 400, noise=0.5)
+    assert not np.array_equal(y == 1, np.hypot(*X.T) < 2.5)  # noise moves the label's point, not the point
+
+
+def test_an_unknown_toy_is_named():
+    with pytest.raises(ValueError, match="expected one of circle, xor, gauss, spiral, found 'moons'"):
+        D.toy("moons")
+
+
+def test_penguins_are_the_palmer_penguins_with_bills_measured():
+    X, species = D.penguins()
+    assert X.shape == (342, 2)
+    assert {s: species.count(s) for s in set(species)} == {"Adelie": 151, "Chinstrap": 68, "Gentoo": 123}
+    assert 32 <= X[:, 0].min() and X[:, 0].max() <= 60 and 13 <= X[:, 1].min() and X[:, 1].max() <= 22
+
+
+def test_data_rows_make_a_data_tab():
+    rows = D.data_rows(np.array([[1.0, 2.0], [3.0, 4.0]]), ["Adelie", "Gentoo"])
+    assert rows == [["x1", "x2", "y"], [1.0, 2.0, "Adelie"], [3.0, 4.0, "Gentoo"]]
