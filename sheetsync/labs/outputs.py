@@ -62,7 +62,7 @@ def input_tabs() -> dict[str, list[list]]:
 
 
 def write_outputs_lab(path: str | Path) -> Path:
-X
+    """A new workbook: the classifiers' input tabs, then the entropy tabs (the runs add theirs after)."""
     from ..backends.base import Plan
     from ..backends.xlsx import XlsxBackend
 
