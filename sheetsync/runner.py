@@ -233,10 +233,11 @@ def map_tab_name(experiment: str) -> str:
 
 def experiment_tabs(experiment: str) -> tuple[str, ...]:
     """The tabs a run writes for one experiment."""
+    from .layout.boundary import boundary_tab_name
     from .layout.landscape import landscape_tab_name
 
     return (steps_tab_name(experiment), epochs_tab_name(experiment), map_tab_name(experiment),
-            landscape_tab_name(experiment))
+            landscape_tab_name(experiment), boundary_tab_name(experiment))
 
 
 def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame, settings_block: bool = False):

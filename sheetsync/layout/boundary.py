@@ -183,3 +183,43 @@ def _one_input(tab: TabPlan, title: str, outputs, xname, params, cell, x, labels
 def _class_of(label: str, k: int, n_outputs: int) -> int:
     """The colour index of a grid: its class (series k of the chart is class k)."""
     return k if n_outputs > 1 else 1
+
+
+def classifier_outputs(result) -> list[tuple[str, Expr]]:
+    """The probabilities a classifier's boundary tab draws, each one expression of the inputs and
+    parameters, taken from the model's own row cells (the ones the steps tab shows): p of the
+    last class for a sigmoid head, p of every class for softmax. Empty for a regression."""
+    spec = result.spec
+    model = getattr(spec, "model", None)
+    if model is None or not getattr(model, "classifier", False):
+        return []
+    classes = class_names(result)
+    wanted = ["p"] if model.head == "sigmoid" else [f"p{k}" for k in range(1, model.classes + 1)]
+    cells = list(model.intermediates)
+    for name, e in model.head_cells(spec.loss, None):
+        cells.append((name, e))
+        if name == wanted[-1]:
+            break
+    labels = [f"p({classes[-1]})"] if model.head == "sigmoid" else [f"p({c})" for c in classes]
+    return inline(cells, [(label, Expr("sym", (w,))) for label, w in zip(labels, wanted)])
+
+
+def class_names(result) -> list[str]:
+    model = result.spec.model
+    names = [str(c) for c in getattr(result, "classes", [])]
+    return names if len(names) == model.classes else [str(k) for k in range(model.classes)]
+
+
+def render_classifier_boundary(result, x: np.ndarray, y: np.ndarray,
+                               final_cells: Callable[[str], str] | None = None) -> TabPlan | None:
+    """`NAME boundary` of a trained classifier (None for a regression or more than two inputs),
+    at the parameters the run ended with."""
+    outputs = classifier_outputs(result)
+    if not outputs:
+        return None
+    exp = result.experiment
+    title = f"{exp.name}: {exp.model}, {getattr(exp, 'loss', '')} loss, {exp.flavour} {exp.optimizer}"
+    params = {p: float(result.params[p]) for p in result.param_names}
+    return render_boundary(exp.name, title, outputs, list(result.input_names), params, x,
+                           np.asarray(y, dtype=np.float64).round().astype(np.int64), class_names(result),
+                           final_cells)
