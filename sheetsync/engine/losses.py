@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..settings import HEAD_LOSSES
 from .expr import Expr, absolute, const, maximum, sign, sqrt, sym, total, where
 
 LN10 = math.log(10.0)
@@ -42,15 +43,6 @@ LOSSES = {
     "absolute": (lambda err: absolute(err), lambda err: sign(err)),
 }
 LOG_LOSSES = ("bce", "cross_entropy", "focal")
-LOSS_NAMES = (*LOSSES, *LOG_LOSSES)
-
-# Which losses each head takes (the settings check says so in the user's words).
-HEAD_LOSSES = {
-    "linear": ("squared", "absolute"),
-    "sigmoid": ("bce", "focal", "squared", "absolute"),
-    "softmax": ("cross_entropy",),
-}
-
 
 @dataclass(frozen=True)
 class Loss:

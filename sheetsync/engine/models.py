@@ -161,15 +161,6 @@ def _mlp(n_inputs: int, hidden: int, output: str = "linear", classes: int = 2) -
                  tuple(backward), head="softmax", classes=classes, recorded=recorded)
 
 
-# model name -> the head it ends in (mlp: the `output` setting)
-MODEL_HEADS = {"linear": "linear", "two_linear": "linear", "two_relu": "linear", "logistic": "sigmoid",
-               "softmax": "softmax"}
-
-
-def head_of(model: str, output: str = "linear") -> str:
-    return output if model == "mlp" else MODEL_HEADS[model]
-
-
 def build_model(name: str, n_inputs: int, hidden: int = 2, output: str = "linear", classes: int = 2) -> Model:
     from .. import budgets
 
