@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 
 from ..settings import HEAD_LOSSES
-from .expr import Expr, absolute, const, maximum, sign, sqrt, sym, total, where
+from .expr import Expr, absolute, amax, const, exp, log, log_sigmoid, sigmoid, sign, sqrt, sym, total, where
 
 LN10 = math.log(10.0)
 INV_LN10 = 1.0 / LN10  # d(loss/ln 10)/d(loss), the grad torch's DivBackward hands on
@@ -110,18 +110,6 @@ def _in_base(e: Expr, loss: Loss) -> Expr:
     return e / LN10 if loss.scale != 1.0 else e
 
 
-def sigmoid(z: Expr) -> Expr:
-    from .expr import exp
-
-    return 1.0 / (1.0 + exp(-z))  # torch's sigmoid kernel for float64
-
-
-def log_sigmoid(z: Expr) -> Expr:
-    from .expr import exp, log1p
-
-    return where(z < 0.0, z, 0.0) - log1p(exp(-absolute(z)))  # torch's log_sigmoid kernel
-
-
 def torch_pow(q: Expr, e: float) -> Expr:
     """q ** e as torch's pow(tensor, scalar) computes it (its special cases are exact forms)."""
     if e == 0.0:
@@ -188,14 +176,9 @@ def softmax_cells(loss: Loss, k: int, share: Share | None) -> list[tuple[str, Ex
     """m, s, lsm1…K, p1…K, pred, err, loss, correct, dloss1…K of a softmax head over z1…zK."""
     if loss.name != "cross_entropy":
         raise ValueError(f"the softmax head takes cross_entropy, not {loss.name!r}")
-    from .expr import exp, log
-
     y = sym("y")
     zs = [sym(f"z{j}") for j in range(1, k + 1)]
-    m = zs[0]
-    for z in zs[1:]:
-        m = maximum(m, z)
-    cells: list[tuple[str, Expr]] = [("m", m), ("s", total([exp(z - sym("m")) for z in zs]))]
+    cells: list[tuple[str, Expr]] = [("m", amax(zs)), ("s", total([exp(z - sym("m")) for z in zs]))]
     cells += [(f"lsm{j}", (zs[j - 1] - sym("m")) - log(sym("s"))) for j in range(1, k + 1)]
     cells += [(f"p{j}", exp(sym(f"lsm{j}"))) for j in range(1, k + 1)]
     pred: Expr = const(float(k - 1))
