@@ -126,22 +126,17 @@ def _estimate_cells(spec: Spec) -> list[tuple[str, Expr]]:
 def scaled_row_cells(spec: Spec, weight: Expr) -> list[tuple[str, Expr]]:
     """The row's cells; in a batch of k rows each row's gradient is its share, (1/k)·(…), the
     way autograd differentiates a mean: d(mean)/d(row loss) = 1/k, applied first."""
+    from .expr import sym
     from .losses import Share
 
-    share = None if spec.batch_size == 1 else Share(weight, batch_rows(weight))
+    # w = 1/k and k (bk: bce divides by the batch's rows, as torch)
+    share = None if spec.batch_size == 1 else Share(weight, sym("bk"))
     cells = spec.model.row_cells(spec.loss, share)  # the model's loss applies its share itself
     if spec.has_estimates:
         cells = cells + _estimate_cells(spec)
     if spec.batch_size == 1:
         return cells
     return [(name, weight * e if name.endswith(" est") else e) for name, e in cells]
-
-
-def batch_rows(weight: Expr) -> Expr:
-    """k, the rows in this line's batch, beside its share w = 1/k (bce divides by k, as torch)."""
-    from .expr import sym
-
-    return sym("batch:k") if weight.op == "sym" and weight.name.startswith("batch:") else sym("bk")
 
 
 def uses_batch_rows(spec: Spec) -> bool:
