@@ -80,7 +80,8 @@ class Spec:
         return self.gradient in ("numeric", "both")
 
     def step_columns(self) -> list[str]:
-        cols = ["epoch", "step", "row", *self.model.inputs, "y", *self.params, "pred", "err", "loss"]
+        cols = ["epoch", "step", "row", *self.model.inputs, "y", *self.params, *self.model.recorded,
+                "pred", "err", "loss"]
         cols += [f"de/d{q}" for q in self.params]
         if self.has_estimates:
             cols += [f"de/d{q} est" for q in self.params]
@@ -89,7 +90,8 @@ class Spec:
     def epoch_columns(self) -> list[str]:
         q = self.params
         return (["loss_sum", "err2_sum", "lines"] + [f"param {x}" for x in q] + [f"gsq {x}" for x in q]
-                + [f"nonzero {x}" for x in q] + [f"gap {x}" for x in q])
+                + [f"nonzero {x}" for x in q] + [f"gap {x}" for x in q]
+                + (["correct_sum"] if self.model.classifier else []))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,19 +126,30 @@ def _estimate_cells(spec: Spec) -> list[tuple[str, Expr]]:
 def scaled_row_cells(spec: Spec, weight: Expr) -> list[tuple[str, Expr]]:
     """The row's cells; in a batch of k rows each row's gradient is its share, (1/k)·(…), the
     way autograd differentiates a mean: d(mean)/d(row loss) = 1/k, applied first."""
-    cells = spec.model.row_cells(spec.loss)
+    from .expr import sym
+    from .losses import Share
+
+    # w = 1/k and k (bk: bce divides by the batch's rows, as torch)
+    share = None if spec.batch_size == 1 else Share(weight, sym("bk"))
+    cells = spec.model.row_cells(spec.loss, share)  # the model's loss applies its share itself
     if spec.has_estimates:
         cells = cells + _estimate_cells(spec)
     if spec.batch_size == 1:
         return cells
-    return [(name, weight * e if name == "dloss" or name.endswith(" est") else e) for name, e in cells]
+    return [(name, weight * e if name.endswith(" est") else e) for name, e in cells]
+
+
+def uses_batch_rows(spec: Spec) -> bool:
+    from .expr import sym, symbols
+
+    return spec.batch_size > 1 and any("bk" in symbols(e) for _, e in scaled_row_cells(spec, sym("w")))
 
 
 def row_names(spec: Spec):
     """Variable names of a row's symbols in a generated loop (numba's and C's): the batch
     share w, the settings, the parameters, the inputs and the row's cells."""
     hyper = set(spec.hyper)
-    return lambda n: "w" if n == "w" else (_ident("hy_", n) if n in hyper else _row_name(spec.model, n))
+    return lambda n: n if n in ("w", "bk") else (_ident("hy_", n) if n in hyper else _row_name(spec.model, n))
 
 
 def update_names(upd: Update, q: str):
@@ -179,6 +192,8 @@ def generate_source(spec: Spec) -> str:
     if spec.batch_size > 1:
         w(f"        GB = np.empty(({len(params)}, {spec.batch_size}))")
         w("        w = 1.0")
+        if uses_batch_rows(spec):
+            w("        bk = 1.0")
     w("        line = 0")
     w("        stopped = False")
     w("        epochs_done = 0")
@@ -188,6 +203,8 @@ def generate_source(spec: Spec) -> str:
     w("            first_line = line")
     w("            loss_sum = 0.0")
     w("            err2_sum = 0.0")
+    if spec.model.classifier:
+        w("            correct_sum = 0.0")
     w("            batch_loss = 0.0")
     w("            nb = 0")
     for q in params:
@@ -202,6 +219,8 @@ def generate_source(spec: Spec) -> str:
     if spec.batch_size > 1:
         w("                if nb == 0:")
         w(f"                    w = 1.0 / ({spec.batch_size} if i + {spec.batch_size} <= n else n - i)")
+        if uses_batch_rows(spec):
+            w(f"                    bk = float({spec.batch_size} if i + {spec.batch_size} <= n else n - i)")
     from .expr import sym as _sym
 
     for name, e in scaled_row_cells(spec, _sym("w")):
@@ -212,6 +231,8 @@ def generate_source(spec: Spec) -> str:
     w(f"                loss_sum += {_ident('r_', 'loss')}")
     w(f"                batch_loss += {_ident('r_', 'loss')}")
     w(f"                err2_sum += {_ident('r_', 'err')} * {_ident('r_', 'err')}")
+    if spec.model.classifier:
+        w(f"                correct_sum += {_ident('r_', 'correct')}")
     for q in params:
         u = _ident("u_", q)
         w(f"                {_ident('gsq_', q)} += {u} * {u}")
@@ -280,6 +301,8 @@ def generate_source(spec: Spec) -> str:
     w("            EPO[e, ep, 0] = loss_sum")
     w("            EPO[e, ep, 1] = err2_sum")
     w("            EPO[e, ep, 2] = line - first_line")
+    if spec.model.classifier:
+        w(f"            EPO[e, ep, {ec['correct_sum']}] = correct_sum")
     for q in params:
         w(f"            EPO[e, ep, {ec[f'param {q}']}] = {_ident('p_', q)}")
         w(f"            EPO[e, ep, {ec[f'gsq {q}']}] = {_ident('gsq_', q)}")

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from .expr import sym, to_c
-from .kernel import Spec, _ident, _row_name, cache_dir, row_names, scaled_row_cells, update_names
+from .kernel import Spec, _ident, _row_name, cache_dir, row_names, scaled_row_cells, update_names, uses_batch_rows
 
 # No flag here may change a result: no -ffast-math, no FP contraction. -O3 (not -O2) because it
 # matches numba's loop speed on more kernels (its vectorizer never reassociates without
@@ -182,6 +182,8 @@ def generate_c_source(spec: Spec) -> str:
     w("int64_t first_line = line;", 2)
     let("loss_sum", "0.0", 2)
     let("err2_sum", "0.0", 2)
+    if model.classifier:
+        let("correct_sum", "0.0", 2)
     let("batch_loss", "0.0", 2)
     w("int64_t nb = 0;", 2)
     for q in params:
@@ -195,6 +197,9 @@ def generate_c_source(spec: Spec) -> str:
     let(_ident("in_", "y"), "Y[r]", 3)
     if batch > 1:  # int -> double, as numba converts `1.0 / (k if ... else n - i)`
         w(f"if (nb == 0) w = 1.0 / (double)((i + {batch} <= n) ? {batch} : n - i);", 3)
+        if uses_batch_rows(spec):
+            doubles.setdefault("bk")  # declared (0.0) with the others; set at each batch's first row
+            w(f"if (nb == 0) bk = (double)((i + {batch} <= n) ? {batch} : n - i);", 3)
     for name, e in scaled_row_cells(spec, sym("w")):
         let(_ident("r_", name), to_c(e, rn), 3)
     for q in params:
@@ -203,6 +208,8 @@ def generate_c_source(spec: Spec) -> str:
     w(f"loss_sum += {_ident('r_', 'loss')};", 3)
     w(f"batch_loss += {_ident('r_', 'loss')};", 3)
     w(f"err2_sum += {_ident('r_', 'err')} * {_ident('r_', 'err')};", 3)
+    if model.classifier:
+        w(f"correct_sum += {_ident('r_', 'correct')};", 3)
     for q in params:
         u = _ident("u_", q)
         w(f"{_ident('gsq_', q)} += {u} * {u};", 3)
@@ -272,6 +279,8 @@ def generate_c_source(spec: Spec) -> str:
     w(f"double *Ep = EPO + (e * n_epochs + ep) * {n_epo};", 2)
     w("Ep[0] = loss_sum;", 2)
     w("Ep[1] = err2_sum;", 2)
+    if model.classifier:
+        w(f"Ep[{ecol['correct_sum']}] = correct_sum;", 2)
     w("Ep[2] = (double)(line - first_line);", 2)
     for q in params:
         w(f"Ep[{ecol[f'param {q}']}] = {_ident('p_', q)};", 2)

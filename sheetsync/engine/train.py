@@ -17,6 +17,9 @@ from ..errors import SettingError, SheetsyncError
 from ..settings import Experiment
 from . import graddesc
 from .kernel import Spec, run_kernel
+from . import losses
+from . import labels
+from .labels import classes_of
 from .models import build_model, default_init
 from .optimizers import build_update
 from .result import Diagnostics, Divergence, Result, State
@@ -67,15 +70,19 @@ def prepare(experiment: Experiment, x, y) -> Job:
     if not isinstance(experiment, Experiment):
         raise SettingError("experiment", f"expected an Experiment, found {type(experiment).__name__}")
     try:
-        model = build_model(experiment.model, X.shape[1], experiment.hidden)
+        model = build_model(experiment.model, X.shape[1], experiment.hidden, experiment.output,
+                            classes_of(experiment, Y))
     except ValueError as e:
         raise SettingError("model", str(e)) from None
     unknown = sorted(set(experiment.init) - set(model.params))
     if unknown:
         raise SettingError(f"init {unknown[0]}", f"{experiment.model} has no parameter {unknown[0]!r}; "
                            f"its parameters are {', '.join(model.params)}")
+    bad = labels.label_problems(experiment, Y, model.classes, limit=1)
+    if bad:
+        raise SettingError("y", f"data row {bad[0][0] + 1}: {bad[0][1]}")
     update = build_update(experiment)
-    spec = Spec(model, update, experiment.loss, experiment.gradient, experiment.grad_method,
+    spec = Spec(model, update, losses.of(experiment), experiment.gradient, experiment.grad_method,
                 experiment.batch_size if experiment.batch_size else 0, update.carry == "inputs")
     if spec.batch_size == 0 or spec.batch_size >= X.shape[0]:
         spec = Spec(model, update, spec.loss, spec.gradient, spec.grad_method, X.shape[0], spec.carry_inputs)
@@ -267,9 +274,13 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
                     "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
     if diag.divergence is not None:
         state.extra["diverged"] = True
-    return Result(experiment=job.experiment, steps=steps, epochs=epochs, params=dict(state.params),
-                  state=state, diagnostics=diag, details=details, param_names=list(spec.params),
-                  input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
+    result = Result(experiment=job.experiment, steps=steps, epochs=epochs, params=dict(state.params),
+                    state=state, diagnostics=diag, details=details, param_names=list(spec.params),
+                    input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
+    if spec.model.classifier:  # the final parameters' confusion table over every data row
+        result.classes = [str(k) for k in range(spec.model.classes)]
+        result.confusion = labels.confusion(spec.model, result.params, job.X, job.Y)
+    return result
 
 
 def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataFrame):
@@ -280,6 +291,8 @@ def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataF
     n = len(acc)
     table: dict[str, object] = {"epoch": np.arange(start_epoch + 1, start_epoch + 1 + n, dtype=np.int64),
                                 "loss": acc[:, ecols["loss_sum"]] / np.maximum(acc[:, ecols["lines"]], 1)}
+    if "correct_sum" in ecols:  # classifiers: the share of rows predicted right as they were met
+        table["accuracy"] = acc[:, ecols["correct_sum"]] / np.maximum(acc[:, ecols["lines"]], 1)
     for q in params:
         table[q] = acc[:, ecols[f"param {q}"]]
     table["lr"] = np.concatenate([np.full(len(c.epochs), c.lr) for c in chunks]) if chunks else np.zeros(0)
