@@ -120,10 +120,10 @@ CLASSIFY = {"softmax": ("tour-classify-softmax", "$A$1:$H$12"),
             "focal loss": ("tour-classify-focal", "$A$1:$Q$32"),
             "toy steps": ("tour-classify-toy-steps", "$A$1:$T$32"),
             "toy epochs": ("tour-classify-toy-epochs", "$A$1:$T$32"),
-            "toy boundary": ("tour-classify-toy-boundary", "$A$1:$AG$27"),
+            "toy boundary": ("tour-classify-toy-boundary", "$A$1:$AG$32"),
             "penguins steps": ("tour-classify-penguins-steps", "$A$1:$T$32"),
             "penguins epochs": ("tour-classify-penguins-epochs", "$A$1:$T$32"),
-            "penguins boundary": ("tour-classify-penguins-boundary", "$A$1:$AG$27")}
+            "penguins boundary": ("tour-classify-penguins-boundary", "$A$1:$AG$32")}
 
 
 def render(book: Path, work: Path, pictures: dict[str, tuple[str, str | None]]) -> None:

@@ -118,7 +118,7 @@ def _two_inputs(tab: TabPlan, title: str, outputs, inputs, params, cell, X, labe
                                 ColorScale(top + 1, 1, GRID, GRID, low=TINTS[0], mid="FFFFFF", high=TINTS[1]))
         top += GRID + 2
     chart_col = GRID + 2
-    points_col = chart_col + 9
+    points_col = chart_col + 10  # right of the chart (600 px: about 9.4 default columns)
     series = []
     for k, cls in enumerate(class_names):
         rows = np.flatnonzero(labels == k)
@@ -130,7 +130,7 @@ def _two_inputs(tab: TabPlan, title: str, outputs, inputs, params, cell, X, labe
             series.append(Series(str(cls), RangeRef(tab.name, GRID_TOP + 1, c + 1, GRID_TOP + 1 + len(rows), c + 2),
                                  RangeRef(tab.name, GRID_TOP + 1, c, GRID_TOP + 1 + len(rows), c + 1), "markers"))
     tab.charts.append(Chart("scatter", f"The data by class, on the grid's axes ({inputs[0]}, {inputs[1]})", series,
-                            inputs[0], inputs[1], anchor=(GRID_TOP, chart_col), width_px=420, height_px=400,
+                            inputs[0], inputs[1], anchor=(GRID_TOP, chart_col), width_px=600, height_px=420,
                             x_min=float(x1s[0]), x_max=float(x1s[-1]), y_min=float(x2s[-1]), y_max=float(x2s[0]),
                             axis_format="0.0"))
     what = ("the probability of class " + str(class_names[-1]) if len(outputs) == 1 else

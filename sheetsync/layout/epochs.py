@@ -103,7 +103,7 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
         lines.append(f"One epoch so far: the charts of '{result.experiment.name} steps' show what happened "
                      "inside it; the epoch charts appear from the second epoch on.")
         tab.texts[-1].value = "\n".join([title] + lines)
-    if getattr(result, "confusion", None) is not None:  # classifiers: the confusion table; their picture is `NAME boundary`
+    if result.confusion is not None:  # classifiers: the confusion table; their picture is `NAME boundary`
         tab.texts[-1].value += "\n" + _add_confusion(tab, result, side)
     elif x.ndim == 1 or x.shape[1] == 1:
         fit = _add_fit(tab, result, x.reshape(len(x), -1)[:, 0], y, side)
