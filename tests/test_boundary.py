@@ -132,3 +132,119 @@ def test_formula_mode_recalculates_in_libreoffice_to_the_values(tmp_path):
             assert lo == pytest.approx(v, rel=1e-12, abs=0), (i, j)
             checked += 1
     assert checked == B.GRID * B.GRID
+
+
+# --- the real classifiers (engine.models' logistic and softmax heads)
+
+import torch  # noqa: E402
+
+import sheetsync  # noqa: E402
+from sheetsync.labs import datasets as D  # noqa: E402
+
+
+def grid_of(t, k=0):
+    """(x1 axis, x2 axis, values) of the k-th grid of a boundary tab."""
+    g = [tb for tb in t.tables if tb.columns[0].header.startswith("p(")][k]
+    x1s = np.array([x.value for x in t.texts if x.row == g.row and x.col >= 1])
+    return x1s, np.array(g.columns[0].values, dtype=float), np.array([c.values for c in g.columns[1:]]).T
+
+
+def test_logistic_boundary_is_torchs_sigmoid_at_the_final_parameters():
+    X, y = D.toy("gauss", 60, 0.3, 0)
+    result = sheetsync.train(sheetsync.Experiment("toy", model="logistic", flavour="pytorch", lr=0.1, epochs=3),
+                             X, y.astype(float))
+    t = B.render_classifier_boundary(result, X, y)
+    assert t.name == "toy boundary" and [s.name for s in t.charts[0].series] == ["0", "1"]
+    x1s, x2s, values = grid_of(t)
+    a1, a2, b = (torch.tensor(result.params[p], dtype=torch.float64) for p in ("a1", "a2", "b"))
+    g1, g2 = torch.meshgrid(torch.tensor(x2s), torch.tensor(x1s), indexing="ij")
+    expected = torch.sigmoid(a1 * g2 + a2 * g1 + b).numpy()
+    np.testing.assert_allclose(values, expected, rtol=1e-12, atol=0)
+    assert values.min() < 0.05 and values.max() > 0.95  # the boundary crosses the data's span
+    params = {x.col: x.value for x in t.texts if x.row == B.PARAM_ROW + 1 and x.col >= 1}
+    assert list(params.values()) == [result.params[p] for p in ("a1", "a2", "b")]
+
+
+def test_softmax_boundary_has_one_grid_per_species_and_they_sum_to_one():
+    P, species = D.penguins()
+    names = list(dict.fromkeys(species))
+    y = np.array([names.index(s) for s in species], dtype=float)
+    result = sheetsync.train(sheetsync.Experiment("penguins", model="softmax", flavour="pytorch", optimizer="adam",
+                                                  lr=0.01, epochs=1), P, y)
+    result.classes = names  # what the runner sets from the sheet's text labels
+    t = B.render_classifier_boundary(result, P, y)
+    grids = [grid_of(t, k) for k in range(3)]
+    assert [tb.columns[0].header.split(":")[0] for tb in t.tables if tb.columns[0].header.startswith("p(")] == \
+        [f"p({n})" for n in names]
+    total = sum(g[2] for g in grids)
+    np.testing.assert_allclose(total, 1.0, rtol=1e-12)
+    x1s, x2s, _ = grids[0]
+    z = torch.stack([result.params[f"a{k}_1"] * torch.tensor(x1s)[None, :] +
+                     result.params[f"a{k}_2"] * torch.tensor(x2s)[:, None] + result.params[f"b{k}"]
+                     for k in (1, 2, 3)])
+    expected = torch.softmax(z.to(torch.float64), dim=0).numpy()
+    for k in range(3):
+        np.testing.assert_allclose(grids[k][2], expected[k], rtol=1e-12, atol=1e-300)
+    assert [s.name for s in t.charts[0].series] == names
+
+
+def test_one_input_logistic_draws_p_against_x():
+    x = np.linspace(-3, 3, 25)
+    y = (x > 0.5).astype(float)
+    result = sheetsync.train(sheetsync.Experiment("one", model="logistic", flavour="pytorch", lr=0.5, epochs=5), x, y)
+    t = B.render_classifier_boundary(result, x, y)
+    xs, p = (np.asarray(c.values) for c in t.tables[0].columns)
+    np.testing.assert_allclose(p, torch.sigmoid(result.params["a"] * torch.tensor(xs) + result.params["b"]).numpy(),
+                               rtol=1e-12)
+
+
+def test_a_regression_has_no_boundary_tab():
+    result = sheetsync.train(sheetsync.Experiment("lin", model="linear", epochs=1), [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    assert B.render_classifier_boundary(result, np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])) is None
+
+
+@pytest.fixture(scope="module")
+def formula_book(tmp_path_factory):
+    """A toy logistic run in formula mode and the same run in values mode, both through the runner."""
+    X, y = D.toy("gauss", 30, 0.3, 1)
+    tabs = {"data": D.data_rows(X, y),
+            "experiments": [["setting", "toy"], ["model", "logistic"], ["flavour", "pytorch"], ["lr", 0.1],
+                            ["epochs", 2]]}
+    out = {}
+    for mode in ("values", "formulas"):
+        path = tmp_path_factory.mktemp(mode) / "toy.xlsx"
+        XlsxBackend.create(str(path), tabs)
+        report = sheetsync.run(str(path), mode=mode)
+        assert "toy boundary" in report.tabs_written
+        out[mode] = path
+    return out
+
+
+def test_the_runner_writes_the_boundary_tab_after_the_experiments_other_tabs(formula_book):
+    import openpyxl
+
+    names = openpyxl.load_workbook(formula_book["values"], read_only=True).sheetnames
+    assert names.index("toy boundary") == names.index("toy landscape") + 1
+
+
+def test_formula_mode_boundary_follows_the_steps_tab_in_libreoffice(formula_book):
+    import openpyxl
+
+    values = openpyxl.load_workbook(formula_book["values"], data_only=True)["toy boundary"]
+    formulas = openpyxl.load_workbook(formula_book["formulas"])["toy boundary"]
+    assert formulas["B3"].value == "='toy steps'!$R$63"  # new a1 of the last of 60 steps (rows 4-63)
+    assert formulas["B6"].value.startswith("=IF(") and "$B$3" in formulas["B6"].value
+    proc = subprocess.run(["/usr/bin/python3", str(ROOT / "tests/support/lo_recalc.py"), str(formula_book["formulas"]),
+                          "toy boundary"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sheet = json.loads(proc.stdout)["toy boundary"]
+    assert sheet["errors"] == {}
+    checked = 0
+    for r in range(B.GRID_TOP + 1, B.GRID_TOP + 1 + B.GRID):
+        for c in range(1, 1 + B.GRID):
+            want = values.cell(r + 1, c + 1).value
+            assert float(sheet["values"][r][c]) == pytest.approx(want, rel=1e-12, abs=1e-300), (r, c)
+            checked += 1
+    for c in range(1, 4):  # the parameters read from the steps tab
+        assert float(sheet["values"][B.PARAM_ROW + 1][c]) == pytest.approx(values.cell(3, c + 1).value, rel=1e-12)
+    assert checked == B.GRID * B.GRID
