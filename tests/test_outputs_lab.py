@@ -327,3 +327,91 @@ def test_penguins_are_the_palmer_penguins_with_bills_measured():
 def test_data_rows_make_a_data_tab():
     rows = D.data_rows(np.array([[1.0, 2.0], [3.0, 4.0]]), ["Adelie", "Gentoo"])
     assert rows == [["x1", "x2", "y"], [1.0, 2.0, "Adelie"], [3.0, 4.0, "Gentoo"]]
+
+
+# --- the lab workbook: `sheetsync demo --lab outputs`
+
+from sheetsync import cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    path = tmp_path_factory.mktemp("demo") / "lab.xlsx"
+    assert cli.main(["demo", str(path), "--lab", "outputs"]) == 0
+    return path
+
+
+def test_the_lab_holds_the_entropy_sheets_and_both_trained_classifiers(lab):
+    names = openpyxl.load_workbook(lab, read_only=True).sheetnames
+    assert names[:4] == ["data", "experiments", "penguin data", "penguin experiments"]
+    for tab in list(TABS) + ["toy steps", "toy epochs", "toy boundary", "toy focal boundary",
+                             "penguins steps", "penguins epochs", "penguins boundary"]:
+        assert tab in names, tab
+
+
+def test_the_lab_writes_the_entropy_tabs_with_their_formulas_and_values(lab):
+    formulas = openpyxl.load_workbook(lab)[E.TAB_SOFTMAX]
+    values = openpyxl.load_workbook(lab, data_only=True)[E.TAB_SOFTMAX]
+    assert formulas["C4"].value == "=EXP(B4)" and formulas["E4"].value == "=C4/D4"
+    for r, c in cells("C4:F8"):
+        assert values.cell(r + 1, c + 1).value == VALUES[E.TAB_SOFTMAX][(r, c)]
+
+
+def rows(book, tab):
+    return [list(r) for r in openpyxl.load_workbook(book, data_only=True, read_only=True)[tab].iter_rows(values_only=True)]
+
+
+def test_classifier_epochs_hold_accuracy_and_the_confusion_table_by_species(lab):
+    sheet = rows(lab, "penguins epochs")
+    header = sheet[1]
+    assert header[:3] == ["epoch", "loss", "accuracy"]
+    acc = [r[2] for r in sheet[2:12]]
+    assert all(0 < a <= 1 for a in acc) and acc[-1] > acc[0]
+    c = header.index("true ↓ / predicted →")
+    assert header[c + 1:c + 5] == ["Adelie", "Gentoo", "Chinstrap", "rows"]
+    table = {r[c]: r[c + 1:c + 5] for r in sheet[2:5]}
+    X, species = D.penguins()
+    assert {k: v[3] for k, v in table.items()} == {s: species.count(s) for s in set(species)}
+    assert sum(table[s][i] for i, s in enumerate(["Adelie", "Gentoo", "Chinstrap"])) > 0.8 * len(species)
+    assert "predicts" in sheet[0][0] and "accuracy" in sheet[0][0]
+
+
+def test_the_toy_learns_its_two_clouds(lab):
+    sheet = rows(lab, "toy epochs")
+    header = sheet[1]
+    last = sheet[1 + 10]
+    assert last[header.index("accuracy")] > 0.9
+    c = header.index("true ↓ / predicted →")
+    assert [r[c] for r in sheet[2:4]] == ["0", "1"]
+
+
+def test_epochs_chart_loss_and_accuracy_together():
+    from sheetsync.layout.epochs import render_epochs
+
+    X, y = D.toy("gauss", 40, 0.3, 0)
+    result = sheetsync_train_toy(X, y)
+    tab = render_epochs(result, result.epochs, X, y.astype(float), [])
+    chart = tab.charts[0]
+    assert chart.title == "Loss and accuracy per epoch" and [s.name for s in chart.series] == ["loss", "accuracy"]
+    table = next(t for t in tab.tables if t.columns[0].header == "true ↓ / predicted →")
+    counts = np.array([c.values for c in table.columns[1:3]]).T
+    np.testing.assert_array_equal(counts, result.confusion)
+    assert list(table.columns[3].values) == list(result.confusion.sum(axis=1))
+    assert not any(c.title.startswith("Fit") for c in tab.charts)  # the boundary tab is its picture
+
+
+def test_a_class_never_predicted_is_named():
+    from sheetsync.layout.epochs import render_epochs
+
+    X, y = D.toy("gauss", 40, 0.3, 0)
+    result = sheetsync_train_toy(X, y)
+    result.confusion = np.array([[20, 0], [20, 0]])
+    tab = render_epochs(result, result.epochs, X, y.astype(float), [])
+    assert "Class 1 is never predicted." in tab.texts[0].value
+
+
+def sheetsync_train_toy(X, y):
+    import sheetsync
+
+    return sheetsync.train(sheetsync.Experiment("toy", model="logistic", flavour="pytorch", lr=0.1, epochs=3),
+                           X, y.astype(float))
