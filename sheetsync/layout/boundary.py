@@ -137,8 +137,9 @@ def _two_inputs(tab: TabPlan, title: str, outputs, inputs, params, cell, X, labe
             "the probability of each class, one grid per class")
     tab.texts.append(Text(0, 0, f"{title}: {what} over ({inputs[0]}, {inputs[1]}), from the parameters in row 3. "
                           f"Row {GRID_TOP + 1} holds {inputs[0]}, column A {inputs[1]} (largest at the top), as on the "
-                          "chart beside the grid, which draws the data by class over the same axes: where the "
-                          "colours meet (p = 0.5 for two classes) is the decision boundary.",
+                          "chart beside the grid, which draws the data by class over the same axes. The decision "
+                          "boundary runs where p passes 0.5 (several classes: where the most probable class "
+                          "changes); the colour scale's middle is the grid's median, not 0.5.",
                           wrap=True, span=GRID + 1))
 
 
