@@ -371,7 +371,8 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
                 diag.onset = explain.find_onset(result, int(hit[-1]), job.X, job.Y)
             if diag.onset is not None:
                 story.append(explain.onset_sentence(result, diag.onset))
-            story.append(explain.how_sentence(result, diag.onset, job.X))
+            if not job.spec.model.classifier:  # its "why" is the squared loss's parabola
+                story.append(explain.how_sentence(result, diag.onset, job.X))
     losses = result.epochs["loss"].to_numpy() if len(result.epochs) else np.zeros(0)
     if div is None:
         rose = explain.rising(losses)
@@ -416,6 +417,10 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
         diag.collapsed_line = (a * c, c * b + d)
         diag.notes.append(f"Without an activation, c*(a*x+b)+d is the line "
                           f"y = {a * c:.6g}*x + {c * b + d:.6g}: two layers add no power.")
+    if job.spec.model.classifier:  # saturated logits, classes never predicted, log of 0
+        from . import explain_classify
+
+        diag.notes += explain_classify.notes(result, job.X, job.Y)
 
 
 # ---------------------------------------------------------------------------------------------
