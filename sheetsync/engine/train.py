@@ -18,6 +18,7 @@ from . import graddesc
 from .loop.backend import run_kernel
 from .loop.run import (CHUNK_STEPS, Chunk, Job, as_data, current_lr, pack, prepare, reset_state,  # noqa: F401
                        run_epochs, signature, unpack)
+from .loop.spec import build_spec  # noqa: F401
 from .result import Diagnostics, Divergence, Result, State
 
 def train(experiment: Experiment, x, y, state: State | None = None, *, keep_steps: bool = True,
@@ -238,7 +239,7 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
             story.append(f"The loss {shape} without diverging ({path}): lr {e.lr:g} is too large for "
                          f"{e.flavour} {e.optimizer} on this data.")
     if search and (div is not None or diag.rose is not None):
-        check = explain.search_safe_lr(result, job.X, job.Y, start)
+        check = explain.search_safe_lr(result, job.X, job.Y, start, sweep)
         diag.safe_lr, diag.safe_lr_check = check.lr, check
         story.append(check.sentence(e.lr))
     if div is not None and div.lr_bound is not None:

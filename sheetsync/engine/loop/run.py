@@ -10,11 +10,10 @@ import numpy as np
 
 from ...errors import SettingError
 from ...settings import Experiment
-from ..models import build_model, default_init
-from ..optimizers import build_update
+from ..models import default_init
 from ..result import State
 from .backend import run_kernel
-from .spec import Spec
+from .spec import Spec, build_spec
 
 # A kernel call covers at most this many row steps, so long runs report progress.
 CHUNK_STEPS = 2_000_000
@@ -61,20 +60,7 @@ def prepare(experiment: Experiment, x, y) -> Job:
     X, Y = as_data(x, y)
     if not isinstance(experiment, Experiment):
         raise SettingError("experiment", f"expected an Experiment, found {type(experiment).__name__}")
-    try:
-        model = build_model(experiment.model, X.shape[1], experiment.hidden)
-    except ValueError as e:
-        raise SettingError("model", str(e)) from None
-    unknown = sorted(set(experiment.init) - set(model.params))
-    if unknown:
-        raise SettingError(f"init {unknown[0]}", f"{experiment.model} has no parameter {unknown[0]!r}; "
-                           f"its parameters are {', '.join(model.params)}")
-    update = build_update(experiment)
-    spec = Spec(model, update, experiment.loss, experiment.gradient, experiment.grad_method,
-                experiment.batch_size if experiment.batch_size else 0, update.carry == "inputs")
-    if spec.batch_size == 0 or spec.batch_size >= X.shape[0]:
-        spec = Spec(model, update, spec.loss, spec.gradient, spec.grad_method, X.shape[0], spec.carry_inputs)
-    return Job(experiment, spec, X, Y)
+    return Job(experiment, build_spec(experiment, X.shape[0], X.shape[1]), X, Y)
 
 
 def as_data(x, y) -> tuple[np.ndarray, np.ndarray]:

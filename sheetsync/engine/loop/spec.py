@@ -13,9 +13,11 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from ...errors import SettingError
+from ...settings import Experiment
 from ..expr import Expr, absolute, const, sym
-from ..models import Model
-from ..optimizers import Update
+from ..models import Model, build_model
+from ..optimizers import Update, build_update
 
 
 def ident(prefix: str, name: str) -> str:
@@ -170,3 +172,43 @@ def update_names(upd: Update, q: str):
     for name, _ in upd.cells:
         local[name] = ident("o_", name + "__" + q)
     return lambda n: local.get(n) or ident("hy_", n)
+
+
+# ---------------------------------------------------------------------------------------------
+# From an experiment's settings
+
+_built: dict[tuple, Spec] = {}  # by every setting's value and the data's shape (see build_spec)
+
+
+def build_spec(experiment: Experiment, n_rows: int, n_inputs: int, models: dict | None = None) -> Spec:
+    """The loop's structure for an experiment on data of this shape (no numbers needed).
+
+    Memoised by all of the experiment's settings (not a hand-picked few) and the data's shape, so
+    a `train` repeated on the same sheet builds no model, update or key again. `models` caches
+    model definitions across the experiments of a sweep."""
+    try:
+        memo: tuple | None = (tuple(sorted(experiment.values.items())), n_rows, n_inputs)
+        spec = _built.get(memo)
+    except TypeError:  # an unhashable setting value: build it every time
+        memo, spec = None, None
+    if spec is None:
+        key = (experiment.model, n_inputs, experiment.hidden)
+        try:
+            model = models[key] if models is not None and key in models else build_model(*key)
+        except ValueError as e:
+            raise SettingError("model", str(e)) from None
+        if models is not None:
+            models[key] = model
+        update = build_update(experiment)
+        batch = experiment.batch_size if experiment.batch_size else 0
+        spec = Spec(model, update, experiment.loss, experiment.gradient, experiment.grad_method,
+                    n_rows if batch == 0 or batch >= n_rows else batch, update.carry == "inputs")
+        if memo is not None:
+            if len(_built) > 4096:
+                _built.clear()
+            _built[memo] = spec
+    unknown = sorted(set(experiment.init) - set(spec.params))
+    if unknown:
+        raise SettingError(f"init {unknown[0]}", f"{experiment.model} has no parameter {unknown[0]!r}; "
+                           f"its parameters are {', '.join(spec.params)}")
+    return spec
