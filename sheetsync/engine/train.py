@@ -274,17 +274,11 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
 # ---------------------------------------------------------------------------------------------
 # Sweeps
 
-# Settings that only change numbers in the loop, not its code (they travel in the H array).
-NUMERIC = {"lr", "momentum", "dampening", "weight_decay", "alpha", "eps", "beta1", "beta2", "lr_decay",
-           "initial_accumulator_value", "grad_step", "divergence_bound", "epochs", "seed", "mode"}
-
-
 def structure(job: Job) -> tuple:
-    """What decides the compiled loop's code: experiments that agree on it share one call."""
-    e = job.experiment
-    shape = tuple(sorted((k, v) for k, v in e.values.items() if k not in NUMERIC))
-    switches = (e.momentum == 0, e.weight_decay == 0, job.X.shape[1], job.spec.batch_size)
-    return shape + switches
+    """What decides the compiled loop's code: its Spec (everything the loop is generated from,
+    `Spec.key`) and the data's shape. Experiments that agree on it share one call; a setting that
+    changes the code changes the Spec, so no hand-kept list can miss it."""
+    return job.spec.key, job.X.shape
 
 
 def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,

@@ -107,7 +107,8 @@ class Spec:
         cells = tuple((n, repr(e)) for n, e in m.row_cells(self.loss))
         acc = tuple((a.column, a.kind, repr(a.of)) for a in self.accumulators)
         return (tuple(m.inputs), tuple(m.params), cells, tuple((n, repr(e)) for n, e in u.cells),
-                tuple(u.state), tuple(self.hyper), self.loss, self.gradient, self.grad_method, self.batch_size,
+                tuple(u.state), tuple(self.hyper), self.loss, self.gradient,
+                self.grad_method if self.has_estimates else None, self.batch_size,
                 self.carry_inputs, tuple(self.step_columns()), acc)
 
     def __hash__(self) -> int:
