@@ -589,8 +589,8 @@ def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cel
     """Refuse, before training, a run whose recorded steps would not fit `budgets.MEMORY_BUDGET`:
     train() holds every step line (lines × step columns × 8 bytes), all experiments together.
     The problem names the `epochs` cell of the experiment holding the most."""
-    from ..engine.kernel import Spec
     from ..engine.labels import classes_of
+    from ..engine.loop.spec import Spec
     from ..engine.models import build_model
     from ..engine.optimizers import build_update
 

@@ -224,3 +224,32 @@ def test_a_diverged_classifier_is_explained_not_crashed(settings):
     r = train(Experiment(flavour="pytorch", optimizer="sgd", lr=1e12, epochs=2, **settings), x * 1e3, y)
     assert r.diagnostics.divergence is not None
     assert r.diagnostics.story[0].startswith("Diverged at epoch 1")
+
+
+def test_a_classifier_setting_that_changes_the_loop_changes_the_grouping_key():
+    """The classifier settings (output, loss, log_base, gamma, focal_alpha, classes) reach the
+    Spec's key whenever they change the generated loop (test_loop_structure.py's rule)."""
+    from sheetsync.engine.loop import numba_printer, program
+    from sheetsync.engine.train import prepare, structure
+
+    x, y2 = blobs(2)
+    _, y3 = blobs(3)
+    probes = {"output": ["linear", "sigmoid", "softmax"], "loss": ["bce", "focal", "squared", "cross_entropy"],
+              "log_base": ["e", "10"], "gamma": [0.0, 0.5, 2.0, 3.0], "focal_alpha": [None, 0.25, 0.5],
+              "classes": [0, 3, 4]}
+    bases = [({"model": "logistic", "loss": "focal"}, y2), ({"model": "softmax"}, y3),
+             ({"model": "mlp", "output": "sigmoid", "loss": "focal"}, y2), ({"model": "mlp", "output": "softmax"}, y3)]
+    differed = 0
+    for base, y in bases:
+        job = prepare(Experiment(flavour="pytorch", batch_size=4, **base), x, y)
+        text = numba_printer.source(program.build(job.spec))
+        for name, values in probes.items():
+            for value in values:
+                try:
+                    other = prepare(Experiment(flavour="pytorch", batch_size=4, **{**base, name: value}), x, y)
+                except SettingError:
+                    continue
+                changed = numba_printer.source(program.build(other.spec)) != text
+                assert not changed or structure(other) != structure(job), (base, name, value)
+                differed += changed
+    assert differed >= 12
