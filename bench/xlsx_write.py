@@ -15,7 +15,7 @@ printed: on a busy machine the writer thread's overlap shows in wall time only.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import subprocess
 import sys
@@ -38,16 +38,15 @@ INT_COLS = 3
 
 
 def baseline_backend():
-    """The backend module as of BASELINE, importable beside the current one."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{BASELINE}:sheetsync/backends/xlsx.py"],
-                            capture_output=True, text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="sheetsync-baseline-")) / "xlsx_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("sheetsync.backends.xlsx_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The backend module as of BASELINE, importable beside the current one: BASELINE's whole
+    package, extracted from git under the name sheetsync_baseline (its imports are relative)."""
+    folder = Path(tempfile.mkdtemp(prefix="sheetsync-baseline-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE, "sheetsync"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    (folder / "sheetsync").rename(folder / "sheetsync_baseline")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("sheetsync_baseline.backends.xlsx")
 
 
 def timed(label: str, action, repeat: int = 3) -> tuple[float, float]:
@@ -94,11 +93,11 @@ def thread_split(plan: Plan, folder: str) -> tuple[float, float]:
     """CPU seconds of the rendering thread and of the deflating threads in one apply: on free
     cores the apply takes about the larger of the rendering and half the deflating (two
     threads) plus the package work; on a busy machine nearer their sum."""
-    from sheetsync.backends import xlsx
+    from sheetsync.backends.xlsx import zipstream
 
     spent = {"render": 0.0, "deflate": 0.0}
     lock = threading.Lock()
-    real_streamed, real_deflate = xlsx.write_streamed, xlsx._deflate_block
+    real_streamed, real_deflate = zipstream.write_streamed, zipstream._deflate_block
 
     def timed_deflate(block: bytes, previous: bytes) -> bytes:
         start = time.thread_time()
@@ -112,11 +111,11 @@ def thread_split(plan: Plan, folder: str) -> tuple[float, float]:
         real_streamed(w, chunks)
         spent["render"] += time.thread_time() - start
 
-    xlsx.write_streamed, xlsx._deflate_block = timed_streamed, timed_deflate
+    zipstream.write_streamed, zipstream._deflate_block = timed_streamed, timed_deflate
     try:
         apply_with(XlsxBackend, folder, "split.xlsx", plan)()
     finally:
-        xlsx.write_streamed, xlsx._deflate_block = real_streamed, real_deflate
+        zipstream.write_streamed, zipstream._deflate_block = real_streamed, real_deflate
     return spent["render"], spent["deflate"]
 
 

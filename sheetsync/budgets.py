@@ -7,6 +7,8 @@ stay inside the cell budget. The README's "Limits" section quotes these numbers.
 
 from __future__ import annotations
 
+from .a1 import MAX_COLUMNS, MAX_ROWS
+
 # Input columns (x1 … xk). The compiled loop grows with inputs × parameters (numeric gradients
 # recompute the prediction once per parameter): 100 inputs compile in seconds, 200 in a minute.
 MAX_INPUTS = 100
@@ -30,11 +32,6 @@ EPOCHS_CELL_BUDGET = 1_000_000
 # Cells of one `NAME epochs` row besides the parameters: epoch, loss, lr and diagnostics.
 EPOCHS_FIXED_COLS = 6
 
-# A tab name is at most 31 characters in Excel; the longest suffix sheetsync adds is " epochs".
-TAB_SUFFIXES = (" steps", " epochs", " map")
-MAX_TAB_NAME = 31
-MAX_EXPERIMENT_NAME = MAX_TAB_NAME - max(len(s) for s in TAB_SUFFIXES)
-
 # Memory held by the steps train() records: step lines × columns × 8 bytes, over the
 # experiments of one run, checked before training. A numpy float per cell, plus the DataFrame
 # copies of it, keep a run inside about 2.5 GB of RAM.
@@ -42,8 +39,7 @@ MEMORY_BUDGET = 1 << 30  # bytes of recorded steps
 
 # Reading a workbook: a few kilobytes of zip can inflate to gigabytes, and a cell can claim any
 # address. These bound what any file can cost; a file beyond them is refused as corrupt.
-SHEET_ROWS = 1_048_576  # rows of a spreadsheet tab (Excel and LibreOffice alike)
-SHEET_COLS = 16_384  # columns A..XFD
+SHEET_ROWS, SHEET_COLS = MAX_ROWS, MAX_COLUMNS  # a tab's rows and columns (A..XFD)
 PART_BYTES = 256 << 20  # inflated size of one part read (a worksheet, the shared strings)
 WHOLE_PART_BYTES = 8 << 20  # ... of a part parsed whole (workbook.xml, styles, .rels): a tree of
 # dense XML takes ~20 bytes of memory per byte; Excel's 64,000 cell formats fit in ~7 MB

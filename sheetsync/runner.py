@@ -20,15 +20,15 @@ import numpy as np
 import pandas as pd
 
 from . import budgets
+from .a1 import FIXED_TABS, RUNS_TAB, STATE_TAB, epochs_tab_name, experiment_tabs, steps_tab_name
 from .backends.base import Snapshot
 from .engine import State, train
 from .engine.train import RESTARTED
 from .errors import BackendError, InputError, OwnershipError
-from .layout import (COMPARE_TAB, RUNS_TAB, STATE_TAB, ExperimentOutput, RunEntry, SavedState,
-                     epochs_tab_name, log_only_plan, merge_history, render, steps_tab_name)
+from .layout import ExperimentOutput, RunEntry, SavedState, log_only_plan, merge_history, render
 from .layout.state import read_state, settings_hash, signature
 from .layout.steps import divergence_sentence, steps_cells
-from .layout.epochs import HEADER_ROW as EPOCHS_HEADER_ROW, read_history
+from .layout.epochs import read_history
 from .layout.tables import read_table
 from .locks import one_writer
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
@@ -90,7 +90,7 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     tell = _phases(progress)
     tell("read", 0, 1)
     snapshot = backend.read([data_tab, experiments_tab, RUNS_TAB, STATE_TAB])
-    _check_owned(snapshot, [RUNS_TAB, STATE_TAB, COMPARE_TAB])
+    _check_owned(snapshot, list(FIXED_TABS))
     previous_runs = _owned_table(snapshot, RUNS_TAB)
     saved = read_state(_owned_table(snapshot, STATE_TAB))
     history_lengths = {n: s.state.get("epoch", 0) for n, s in saved.items()} if action == "run" else {}
@@ -108,18 +108,14 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     histories = _read_histories(backend, snapshot, [n for n in inputs.all_names if n not in starting_over])
     tell("read", 1, 1)
     outputs, reports = _train_all(inputs, saved, histories, action, tell)
+    _formulas_and_maps(outputs, inputs, tell)
     entry = _run_entry(action, inputs, reports)
     others = {n: h for n, h in histories.items() if n not in names}
     plan = render(outputs, x=inputs.dataset.train_x(), y=inputs.dataset.y, other_histories=others,
                   states=saved, entry=entry, previous_runs=previous_runs, order=inputs.all_names,
                   cell_budget=_cell_budget(snapshot, names))
     tell("layout", len(outputs) + 1, len(outputs) + 1)
-    steps_tabs = {t.name: t for t in plan.tabs if t.kind == "steps"}
-    for report in reports:
-        tab = steps_tabs.get(steps_tab_name(report.name))
-        report.sampled = tab is not None and any("SAMPLED" in str(t.value) for t in tab.texts)
-        if tab is not None:
-            report.diagnostics["rows"] = highlighted_rows(tab)
+    _what_was_laid_out(reports, plan)
     tell("write", 0, 1)
     backend.apply(plan)
     tell("write", 1, 1)
@@ -181,6 +177,14 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
         outputs.append(ExperimentOutput(result, history, notes))
         reports.append(_report(exp.name, start, result, history, notes))
+    return outputs, reports
+
+
+def _formulas_and_maps(outputs: list[ExperimentOutput], inputs: Inputs, progress) -> None:
+    """Each experiment's map, and its formulas where it asks for formula mode."""
+    from .layout.map import formula_mode, map_tab
+
+    dataset = inputs.dataset
     # Steps over the cell budget all together are sampled (layout.render.steps_allowances), and
     # formula mode needs every step: such formulas would be built only to be thrown away.
     steps = sum(steps_cells(o.result) for o in outputs)
@@ -192,12 +196,21 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
                                f"the cell budget of {budgets.CELL_BUDGET:,}, so they are sampled and values "
                                "were written.")
             else:
-                o.formulas, o.settings_block, o.epochs_formulas, problem = _formulas(o.result, dataset, settings,
-                                                                                     o.history)
+                o.formulas, o.settings_block, o.epochs_formulas, problem = formula_mode(o.result, dataset.cell,
+                                                                                        settings, o.history)
                 o.notes.extend([problem] if problem else [])
-        o.map_tab = _map(o.result, dataset, settings, o.history, o.formulas is not None)
+        o.map_tab = map_tab(o.result, dataset.cell, settings, o.history, o.formulas is not None)
         progress("layout", k + 1, len(outputs) + 1)  # its map (and formulas)
-    return outputs, reports
+
+
+def _what_was_laid_out(reports: list[ExperimentReport], plan) -> None:
+    """Each report learns whether its steps tab is sampled and where its highlighted rows are."""
+    steps_tabs = {t.name: t for t in plan.tabs if t.kind == "steps"}
+    for report in reports:
+        tab = steps_tabs.get(steps_tab_name(report.name))
+        report.sampled = tab is not None and any("SAMPLED" in str(t.value) for t in tab.texts)
+        if tab is not None:
+            report.diagnostics["rows"] = highlighted_rows(tab)
 
 
 def _starting_state(name: str, saved: SavedState | None, sig: dict, action: str) -> tuple[State | None, str]:
@@ -228,62 +241,11 @@ def _notes(result, start: str) -> list[str]:
     return notes
 
 
-def map_tab_name(experiment: str) -> str:
-    return f"{experiment} map"
-
-
-def experiment_tabs(experiment: str) -> tuple[str, ...]:
-    """The tabs a run writes for one experiment."""
-    from .layout.boundary import boundary_tab_name
-    from .layout.landscape import landscape_tab_name
-
-    return (steps_tab_name(experiment), epochs_tab_name(experiment), map_tab_name(experiment),
-            landscape_tab_name(experiment), boundary_tab_name(experiment))
-
-
-def _map(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame, settings_block: bool = False):
-    """The `NAME map` tab: every column's formula pattern, precedents and dependents."""
-    from .backends.base import TabPlan, Text
-    from .layout.formulas import FormulaModeError, StepFormulas
-    from .layout.map import epochs_rows, render_map
-    from .layout.steps import HEADER_ROW
-
-    if result.steps.empty:
-        return None
-    name = result.experiment.name
-    try:
-        sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block)
-        first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
-        extra = epochs_rows(sf, steps_tab_name(name), epochs_tab_name(name), list(history.columns), first_epoch_row)
-        return render_map(name, sf, steps_tab_name(name), extra_rows=extra)
-    except FormulaModeError:  # a value carried as inf has no formula: say so, do not fail the run
-        tab = TabPlan(map_tab_name(name), kind="map")
-        tab.texts.append(Text(0, 0, f"{name}: no precedents map for this Run: a value it carries is not a "
-                              "finite number (the run diverged), and a formula cannot hold it", bold=True))
-        return tab
-
-
-def _formulas(result, dataset, setting_cells: dict[str, str], history: pd.DataFrame):
-    """Formula mode's formulas for the steps tab, its settings block and this Run's rows of
-    the epochs tab, or why this run cannot have them."""
-    from .layout.formulas import FormulaModeError, StepFormulas
-    from .layout.map import epochs_formulas
-    from .layout.steps import HEADER_ROW
-
-    try:
-        sf = StepFormulas(result, dataset.cell, setting_cells, HEADER_ROW + 2, settings_block=True)
-        epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history.columns),
-                                 len(history) - len(result.epochs))
-        return sf.all(), sf.block_table(), epochs, None
-    except FormulaModeError as e:
-        return None, None, None, f"Formula mode: {e}; values were written."
-
-
 def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
     """The run's cell budget, less whatever the tabs this run keeps already hold beyond the
     spreadsheet's share (a Google spreadsheet holds 10 million cells in all)."""
     replaced = {t.lower() for n in names for t in experiment_tabs(n)}
-    replaced |= {COMPARE_TAB, RUNS_TAB, STATE_TAB}
+    replaced |= set(FIXED_TABS)
     if not snapshot.cells_limited:  # .xlsx: no limit on the workbook as a whole
         return budgets.CELL_BUDGET
     kept = sum(t.rows * t.cols for t in snapshot.tabs if t.title.lower() not in replaced)

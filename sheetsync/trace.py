@@ -16,7 +16,6 @@ are no longer in the steps tab, the value carried from that Run.
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 from dataclasses import dataclass, field
@@ -25,7 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backends.base import Snapshot, col_letter, quote_tab
+from . import a1
+from .a1 import (EPOCHS_SUFFIX, FORMULA_RANGE, STEPS_SUFFIX, column_index, col_letter, epochs_tab_name,
+                 quote_tab, steps_tab_name, unquote_tab)
+from .backends.base import Snapshot
 from .engine.result import START_ORIGINS, Diagnostics, Result, State
 from .errors import SheetsyncError
 from .layout import epochs as epochs_layout
@@ -38,9 +40,6 @@ from .layout.tables import read_table
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
 
 MAX_NODES = 2000  # a full trace of a late row visits every earlier row: cap what is printed
-_CELL = re.compile(r"^\s*(?:'((?:[^']|'')+)'|([^!]+))!\$?([A-Za-z]{1,3})\$?(\d+)\s*$")
-# a reference inside a formula the map gives: 'tab'!K4, 'tab'!K4:K32, experiments!$B$5
-_REF = re.compile(r"(?:'((?:[^']|'')+)'|([A-Za-z_][\w.]*))!\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?")
 
 
 @dataclass
@@ -78,11 +77,10 @@ def _jsonable(v):
 
 def parse_cell(text: str) -> tuple[str, str, int]:
     """"basic steps!H17" -> ("basic steps", "H", 17)."""
-    m = _CELL.match(text)
-    if not m:
-        raise SheetsyncError(f"{text!r}: expected a cell like \"basic steps!H17\" (tab name, '!', column, row)")
-    tab = (m.group(1) or "").replace("''", "'") or m.group(2).strip()
-    return tab, m.group(3).upper(), int(m.group(4))
+    try:
+        return a1.parse_cell(text, need_tab=True)
+    except a1.A1Error as e:
+        raise SheetsyncError(str(e)) from None
 
 
 class Tracer:
@@ -96,7 +94,7 @@ class Tracer:
             raise SheetsyncError(f"no experiment named {experiment_name!r} in the {EXPERIMENTS_TAB} tab")
         self.experiment = found[0]
         self.dataset = inputs.dataset
-        self.steps_tab = f"{experiment_name} steps"
+        self.steps_tab = steps_tab_name(experiment_name)
         rows = snapshot.values.get(self.steps_tab)
         if not rows:
             raise SheetsyncError(f"there is no {self.steps_tab!r} tab yet: run the sheet first")
@@ -110,7 +108,7 @@ class Tracer:
         for c in ("epoch", "step", "row"):
             steps[c] = steps[c].astype(np.int64)
         self.steps = steps
-        self.epochs_tab = f"{experiment_name} epochs"
+        self.epochs_tab = epochs_tab_name(experiment_name)
         epochs = read_history(snapshot.values.get(f"{experiment_name} epochs")).apply(
             lambda s: pd.to_numeric(s, errors="coerce"))
         starts = self._starts(experiment_name)
@@ -170,9 +168,7 @@ class Tracer:
     def locate(self, tab: str, letters: str, row: int) -> tuple[int, str]:
         if tab != self.steps_tab:
             raise SheetsyncError(f"{tab}!{letters}{row}: a trace starts from a cell of {self.steps_tab!r}")
-        col = 0
-        for ch in letters:
-            col = col * 26 + ord(ch) - 64
+        col = column_index(letters) + 1
         line = row - self.formulas.lines.first_row
         if not (0 <= line < len(self.steps)) or not (1 <= col <= len(self.columns)):
             raise SheetsyncError(f"{tab}!{letters}{row}: outside the steps table "
@@ -236,7 +232,7 @@ class Tracer:
         """The tree of a `NAME epochs` cell: the steps rows of its epoch, or the carried value."""
         top = epochs_layout.HEADER_ROW + 2  # 1-based sheet row of the first epoch
         columns = list(self.history.columns)
-        col = _column_number(letters)
+        col = column_index(letters) + 1
         j = row - top
         if "epoch" not in self.history or not (0 <= j < len(self.history)) or not 1 <= col <= len(columns):
             last = top + len(self.history) - 1
@@ -278,33 +274,26 @@ class Tracer:
         return root
 
     def _formula_refs(self, formula: str):
-        """(tab, (col, row), (col, row)) per steps range in `formula`; (tab, address, None) for others."""
-        for m in _REF.finditer(formula):
-            tab = (m.group(1) or "").replace("''", "'") or m.group(2)
+        """(tab, (col, row), (col, row)) per steps range in `formula` (1-based columns); (tab,
+        address, None) for others."""
+        for m in FORMULA_RANGE.finditer(formula):
+            tab = unquote_tab(m.group(1))
             if tab != self.steps_tab:
                 yield tab, m.group(0).replace("$", ""), None
                 continue
-            start = (_column_number(m.group(3)), int(m.group(4)))
-            end = (_column_number(m.group(5)), int(m.group(6))) if m.group(5) else start
+            start = (column_index(m.group(2)) + 1, int(m.group(3)))
+            end = (column_index(m.group(4)) + 1, int(m.group(5))) if m.group(4) else start
             yield tab, start, end
-
-
-def _column_number(letters: str) -> int:
-    """'A' -> 1, 'AB' -> 28."""
-    n = 0
-    for ch in letters.upper():
-        n = n * 26 + ord(ch) - 64
-    return n
 
 
 def trace(target: str, cell: str, *, depth: int | None = None, dependents: bool = False, backend=None,
           credentials: str | None = None, token: str | None = None) -> dict:
     """The tree of precedents (or dependents) of `cell`, e.g. ``"basic steps!H17"``, as a dict."""
     tab, letters, row = parse_cell(cell)
-    suffix = next((s for s in (" steps", " epochs") if tab.endswith(s)), None)
+    suffix = next((s for s in (STEPS_SUFFIX, EPOCHS_SUFFIX) if tab.endswith(s)), None)
     if suffix is None:
         raise SheetsyncError(f"{cell}: a trace starts from a cell of a 'NAME steps' or 'NAME epochs' tab")
-    if suffix == " epochs" and dependents:
+    if suffix == EPOCHS_SUFFIX and dependents:
         raise SheetsyncError(f"{cell}: only charts and the compare tab read 'NAME epochs'; --dependents "
                              "starts from a cell of a 'NAME steps' tab")
     name = tab[: -len(suffix)]
@@ -312,9 +301,9 @@ def trace(target: str, cell: str, *, depth: int | None = None, dependents: bool 
         from .backends import open_backend
 
         backend = open_backend(target, credentials, token) if token else open_backend(target, credentials)
-    snapshot = backend.read([DATA_TAB, EXPERIMENTS_TAB, f"{name} steps", f"{name} epochs", STATE_TAB])
+    snapshot = backend.read([DATA_TAB, EXPERIMENTS_TAB, steps_tab_name(name), epochs_tab_name(name), STATE_TAB])
     tracer = Tracer(snapshot, name)
-    if suffix == " epochs":
+    if suffix == EPOCHS_SUFFIX:
         root = tracer.epoch_precedents(letters, row, depth)
         return {"cell": f"{quote_tab(tab)}!{letters}{row}", "direction": "precedents", "tree": root.to_dict()}
     line, column = tracer.locate(tab, letters, row)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
+from ..a1 import a1, col_letter, quote_tab  # noqa: F401 - re-exported; defined on the ground floor
+
 # ---------------------------------------------------------------------------------------------
 # Reading
 
@@ -232,30 +234,3 @@ class Backend(Protocol):
 
     def apply(self, plan: Plan) -> None:
         """Write the plan atomically: all of it lands, or nothing changes."""
-
-
-# ---------------------------------------------------------------------------------------------
-# A1 helpers
-
-
-def col_letter(col: int) -> str:
-    """0 -> 'A', 25 -> 'Z', 26 -> 'AA'."""
-    letters = ""
-    col += 1
-    while col:
-        col, rem = divmod(col - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
-def quote_tab(name: str) -> str:
-    """A tab name as it must appear in a reference: quoted when it is not a plain word."""
-    if name.replace("_", "").isalnum() and not name[0].isdigit():
-        return name
-    return "'" + name.replace("'", "''") + "'"
-
-
-def a1(row: int, col: int, tab: str | None = None) -> str:
-    """(0, 1, 'data') -> 'data!B1'. The tab is not quoted: this is for messages."""
-    ref = f"{col_letter(col)}{row + 1}"
-    return f"{tab}!{ref}" if tab else ref

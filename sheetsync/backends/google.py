@@ -66,9 +66,10 @@ import numpy as np
 import requests
 from gspread.exceptions import APIError
 
+from ..a1 import col_letter, quote_tab
 from ..errors import BackendError, OwnershipError
 from .base import (Chart, ColorScale, Column, CellError, CellValue, DateCell, Highlight, Plan, RangeRef,
-                   Snapshot, TabInfo, TabPlan, Table, Text, col_letter)
+                   Snapshot, TabInfo, TabPlan, Table, Text)
 from .order import NEW, arrange
 from .retry import Limiter, Outcome, RetryPolicy, send_with_retry, shared_buckets
 from .targets import Identity, load_credentials, parse_target, token_fingerprint
@@ -516,7 +517,7 @@ class TabWriter:
 
     def value_range(self, row: int, col: int, rows: list[list]) -> Sub:
         width = max(len(r) for r in rows)
-        a1 = f"{quote_range(self.raw_title)}!{col_letter(col)}{row + 1}:{col_letter(col + width - 1)}{row + len(rows)}"
+        a1 = f"{quote_tab(self.raw_title, always=True)}!{col_letter(col)}{row + 1}:{col_letter(col + width - 1)}{row + len(rows)}"
         return Sub.of({"range": a1, "majorDimension": "ROWS", "values": rows})
 
     def text(self, text: Text) -> Sub:
@@ -806,7 +807,7 @@ class GoogleBackend:
         self._values = {}
 
     def _read_values(self, tabs: list[str]) -> dict[str, list[list[CellValue]]]:
-        ranges = [quote_range(t) for t in tabs]
+        ranges = [quote_tab(t, always=True) for t in tabs]
         if self.value_source == "values":
             body = self._call("get", f"{API}/{self.key}/values:batchGet", "read values",
                               params={"ranges": ranges, "valueRenderOption": "UNFORMATTED_VALUE",
@@ -911,10 +912,6 @@ class GoogleBackend:
                 self.forget()
                 return
             raise
-
-
-def quote_range(tab: str) -> str:
-    return "'" + tab.replace("'", "''") + "'"
 
 
 def identity_of(credentials) -> Identity:

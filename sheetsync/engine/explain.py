@@ -316,12 +316,11 @@ def trains(epoch_losses: np.ndarray) -> bool:
     return bool((np.diff(losses) <= 1e-9 * np.abs(losses[:-1])).all() and losses[-1] < losses[0])
 
 
-def search_safe_lr(result: "Result", x, y, start) -> SafeLr:
+def search_safe_lr(result: "Result", x, y, start, sweep) -> SafeLr:
     """Run the candidates together (`sweep`) from the Run's own start and keep the largest that
     trains. `start` is the State this Run started from, or None after Reset (each candidate then
-    replays the Reset with its own lr, as pressing Reset with that lr would)."""
-    from .train import sweep
-
+    replays the Reset with its own lr, as pressing Reset with that lr would). `sweep` is
+    `train.sweep`, passed in so that this module never imports train (which imports it)."""
     exp = result.experiment
     n_rows = len(np.asarray(y))
     lrs = candidate_lrs(exp.lr)

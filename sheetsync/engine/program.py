@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .expr import Expr, subs, sym, symbols
-from .kernel import Spec, scaled_row_cells
+from .loop.spec import Spec, scaled_row_cells
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ..settings import Experiment
 
 if TYPE_CHECKING:
     from .explain import DeadUnit, GradGap, Onset, SafeLr
-    from .kernel import Spec
+    from .loop.spec import Spec
 
 
 @dataclass

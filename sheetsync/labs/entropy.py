@@ -25,7 +25,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..backends.base import Chart, Column, RangeRef, Series, Table, TabPlan, Text, col_letter, quote_tab
+from ..a1 import col_letter, quote_tab
+from ..backends.base import Chart, Column, RangeRef, Series, Table, TabPlan, Text
 
 # Inputs only: the logits and (y, p) pairs the fast.ai sheets type in (their results are not
 # copied; the tests read them from the course files).

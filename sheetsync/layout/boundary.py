@@ -21,12 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..backends.base import Chart, ColorScale, Column, RangeRef, Series, Table, TabPlan, Text, col_letter
-from ..backends.chart_xml import SERIES_COLOURS
+from ..a1 import boundary_tab_name, col_letter
+from ..backends.base import Chart, ColorScale, Column, RangeRef, Series, Table, TabPlan, Text
 from ..engine.expr import Expr, evaluate, subs, to_formula
 
-TAB_SUFFIX = " boundary"
-MAX_TAB = 31
 GRID = 21  # points per axis: 21 x 21 cells fit a first screen beside the chart
 PARAM_ROW = 1  # 0-based: names in row 2, values in row 3
 GRID_TOP = 4  # 0-based: the first grid's x1 axis (sheet row 5); its cells from row 6
@@ -34,12 +32,8 @@ CELL_WIDTH = 5.5  # characters: "-0.00" and a margin
 MAX_POINTS = 500  # data points a chart draws per class (evenly sampled beyond)
 LINE_GRID = 101  # one input: points along x
 MARGIN = 0.05  # the grid reaches this share of the data's span beyond it on each side
-TINTS = ("9BC2E6", "F4B084", "A9D08E", "FFD966", "BDD7EE", "C9C9C9")  # SERIES_COLOURS, light: numbers stay legible
-
-
-def boundary_tab_name(experiment: str) -> str:
-    name = experiment + TAB_SUFFIX
-    return name if len(name) <= MAX_TAB else experiment[: MAX_TAB - len(TAB_SUFFIX) - 1] + "~" + TAB_SUFFIX
+# light tints of the charts' series colours (blue, orange, green, … : class k is series k), so numbers stay legible
+TINTS = ("9BC2E6", "F4B084", "A9D08E", "FFD966", "BDD7EE", "C9C9C9")
 
 
 def inline(intermediates: list[tuple[str, Expr]], outputs: list[tuple[str, Expr]]) -> list[tuple[str, Expr]]:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..a1 import COMPARE_TAB
 from ..backends.base import Chart, Column, RangeRef, Series, Table, TabPlan, Text
-
-COMPARE_TAB = "compare"
 
 
 def render_compare(histories: dict[str, pd.DataFrame]) -> TabPlan:

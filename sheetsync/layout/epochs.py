@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..a1 import epochs_tab_name
 from ..backends.base import Chart, Column, RangeRef, Series, Table, TabPlan, Text
 from ..engine.result import Result
 from .tables import frame_columns, read_table
@@ -23,10 +24,6 @@ HEADER_ROW = 1  # 0-based row of the table's header (row 2); the first epoch sit
 MAX_PATH_SERIES = 8  # more lines than this make a parameter chart unreadable
 FIT_GRID = 200
 FIT_POINTS = 500  # data points drawn in the fit chart (sampled evenly beyond this)
-
-
-def epochs_tab_name(experiment: str) -> str:
-    return f"{experiment} epochs"
 
 
 def read_history(rows: list[list] | None) -> pd.DataFrame:

@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..a1 import landscape_tab_name
 from ..backends.base import Chart, ColorScale, Column, RangeRef, Series, Table, TabPlan, Text
 from ..engine.explain import LANDSCAPE_PATH, LANDSCAPE_POINTS, Landscape, landscape
 from ..engine.result import Result
 
 GRID_ROW = 3  # 0-based row of the grid's first line (sheet row 4)
 CELL_WIDTH = 6.5  # characters: a loss of 205799 fits, so the grid and its chart share a first screen
-TAB_SUFFIX = " landscape"
-MAX_TAB = 31  # characters in a tab name (Excel's limit)
-
-
-def landscape_tab_name(experiment: str) -> str:
-    """`NAME landscape`, the name shortened (with a ~) where Excel's 31 characters would not hold it."""
-    name = experiment + TAB_SUFFIX
-    return name if len(name) <= MAX_TAB else experiment[: MAX_TAB - len(TAB_SUFFIX) - 1] + "~" + TAB_SUFFIX
 
 
 def render_landscape(result: Result, x: np.ndarray, y: np.ndarray, max_cells: int) -> TabPlan | None:

@@ -13,12 +13,14 @@ import re
 
 import numpy as np
 
-from ..backends.base import Column, Table, TabPlan, Text, col_letter, quote_tab
-from .formulas import MAX_FORMULA_CHARS, Ref, StepFormulas, absolute
+from ..a1 import (FORMULA_REF, col_letter, column_index, epochs_tab_name, map_tab_name, quote_tab,
+                  steps_tab_name)
+from ..backends.base import Column, Table, TabPlan, Text
+from .epochs import HEADER_ROW as EPOCHS_HEADER_ROW
+from .formulas import MAX_FORMULA_CHARS, FormulaModeError, Ref, StepFormulas, absolute
+from .steps import HEADER_ROW as STEPS_HEADER_ROW
 
 MAX_BOUNDARY_ROWS = 8
-
-_A1 = re.compile(r"((?:'(?:[^']|'')+'|[A-Za-z_][\w.]*)!)?(\$?)([A-Z]{1,3})(\$?)(\d+)(?![\w(])")
 
 
 def to_r1c1(formula: str, row: int, col: int) -> str:
@@ -26,16 +28,13 @@ def to_r1c1(formula: str, row: int, col: int) -> str:
 
     def convert(m: re.Match) -> str:
         tab, abs_col, letters, abs_row, digits = m.groups()
-        c = 0
-        for ch in letters:
-            c = c * 26 + ord(ch) - 64
-        c -= 1
+        c = column_index(letters)
         r = int(digits)
         rr = f"R{r}" if abs_row else ("R" if r == row else f"R[{r - row}]")
         cc = f"C{c + 1}" if abs_col else ("C" if c == col else f"C[{c - col}]")
         return (tab or "") + rr + cc
 
-    return _A1.sub(convert, formula)
+    return FORMULA_REF.sub(convert, formula)
 
 
 def _describe(ref: Ref, line: int, sf: StepFormulas) -> str:
@@ -281,7 +280,7 @@ def render_map(name: str, sf: StepFormulas, steps_tab: str, epochs_note: list[st
                "boundary rows"]
     widths = [16, 12, 14, 48, 48, 48, 36, 60]
     columns = [Column(h, [r[h] for r in rows], "@", w) for h, w in zip(headers, widths)]
-    tab = TabPlan(f"{name} map", kind="map", frozen_rows=3)  # runner.map_tab_name
+    tab = TabPlan(map_tab_name(name), kind="map", frozen_rows=3)
     tab.texts.append(Text(0, 0, f"{name}: where every number in '{steps_tab}' comes from", bold=True))
     tab.texts.append(Text(1, 0, "Each column's formula on a typical row (row "
                           f"{sf.lines.row(_typical_line(sf))}), its direct precedents and dependents. "
@@ -289,3 +288,35 @@ def render_map(name: str, sf: StepFormulas, steps_tab: str, epochs_note: list[st
                           + " ".join(epochs_note or [])))
     tab.tables.append(Table(columns, row=2, col=0))
     return tab
+
+
+def map_tab(result, data_cell, setting_cells: dict[str, str], history, settings_block: bool = False) -> TabPlan | None:
+    """The `NAME map` tab of one Run (None when it has no steps): every column's formula pattern,
+    precedents and dependents, and the epochs tab's rows of this Run. `data_cell(i, name)` is a
+    data cell's address (`Dataset.cell`); `history` the epochs tab's table, this Run's epochs last."""
+    if result.steps.empty:
+        return None
+    name = result.experiment.name
+    steps_tab = steps_tab_name(name)
+    try:
+        sf = StepFormulas(result, data_cell, setting_cells, STEPS_HEADER_ROW + 2, settings_block)
+        first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
+        extra = epochs_rows(sf, steps_tab, epochs_tab_name(name), list(history.columns), first_epoch_row)
+        return render_map(name, sf, steps_tab, extra_rows=extra)
+    except FormulaModeError:  # a value carried as inf has no formula: say so, do not fail the run
+        tab = TabPlan(map_tab_name(name), kind="map")
+        tab.texts.append(Text(0, 0, f"{name}: no precedents map for this Run: a value it carries is not a "
+                              "finite number (the run diverged), and a formula cannot hold it", bold=True))
+        return tab
+
+
+def formula_mode(result, data_cell, setting_cells: dict[str, str], history):
+    """Formula mode's formulas for the steps tab, its settings block and this Run's rows of the
+    epochs tab, and None; or three Nones and why this Run cannot have them."""
+    try:
+        sf = StepFormulas(result, data_cell, setting_cells, STEPS_HEADER_ROW + 2, settings_block=True)
+        epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history.columns),
+                                 len(history) - len(result.epochs))
+        return sf.all(), sf.block_table(), epochs, None
+    except FormulaModeError as e:
+        return None, None, None, f"Formula mode: {e}; values were written."

@@ -95,7 +95,7 @@ def _final_cells(steps_tab: TabPlan, o: ExperimentOutput, rows: int):
     """Formula mode with every step written: param -> the steps tab's last `new <param>` cell."""
     if not o.formulas or rows < len(o.result.steps) or not len(o.result.steps):
         return None
-    from ..backends.base import col_letter, quote_tab
+    from ..a1 import col_letter, quote_tab
 
     table = steps_tab.tables[0]
     headers = [c.header for c in table.columns]

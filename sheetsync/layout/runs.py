@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from ..a1 import RUNS_TAB
 from ..backends.base import Column, Table, TabPlan
 
-RUNS_TAB = "runs"
 RUNS_HEADER = ["when (UTC)", "action", "experiments", "data hash", "flavours", "outcome", "messages"]
 WRAPPED = {"experiments", "outcome", "messages"}  # long texts wrap in their cells
 MAX_LOG_ROWS = 5_000  # oldest runs drop out beyond this

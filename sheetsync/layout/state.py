@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..a1 import STATE_TAB
 from ..backends.base import Column, Table, TabPlan
 
-STATE_TAB = "sheetsync state"
 CHUNK = 30_000  # a cell holds at most 32,767 characters
 FIXED = ["experiment", "signature", "settings hash"]
 

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..a1 import steps_tab_name
 from ..backends.base import Chart, Column, Highlight, RangeRef, Series, Table, TabPlan, Text
 from ..engine.result import START_ORIGINS, Result
 from .formulas import STEPS_EXTRA_COLUMNS
@@ -40,10 +41,6 @@ MARGIN_NOTE = ("margin: how hard this step pushed against its own curvature, Δ�
                "update Δ, gradient g and Hessian H of the step's loss (for plain SGD: lr × the "
                "curvature along the gradient). Above 2 the step overshoots: its loss rises instead "
                "of falling. Blank: the update went uphill. See docs/why.md.")
-
-
-def steps_tab_name(experiment: str) -> str:
-    return f"{experiment} steps"
 
 
 CHART_COLUMNS = 4  # beyond the steps: margin, a gap, the chart data (log10 loss, overshoot at)

@@ -21,15 +21,12 @@ from typing import Callable
 import numpy as np
 
 from .. import budgets
-from ..backends.base import Snapshot, a1
+from ..a1 import (DATA_TAB, EXPERIMENTS_TAB, FIXED_TABS, MAX_EXPERIMENT_NAME, TAB_SUFFIXES, A1Error,
+                  a1, forbidden_in_tab_name, parse_cell)
+from ..backends.base import Snapshot
 from ..errors import InputError, Problem, SettingError, closest
 from ..settings import SETTINGS, Experiment, suggest_setting
 from .cells import NUMBER_LIKE, describe_non_number, is_blank, number_or_problem
-
-DATA_TAB = "data"
-EXPERIMENTS_TAB = "experiments"
-BAD_TAB_CHARS = set("[]:*?/\\")
-
 
 @dataclass
 class Dataset:
@@ -42,6 +39,9 @@ class Dataset:
     columns: dict[str, int] = field(default_factory=dict)  # header -> 0-based sheet column
     first_row: int = 1  # 0-based sheet row of the first data row
     classes: list[str] = field(default_factory=list)  # text labels of y, numbered by first appearance
+    # y with text in it, read both ways: its problems as class labels and as numbers (which apply
+    # depends on the experiments: `y_problems`)
+    text_y: dict[str, list[Problem]] = field(default_factory=dict, repr=False)
 
     @property
     def n_rows(self) -> int:
@@ -88,6 +88,8 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     n_inputs = dataset.x.shape[1] if dataset is not None else 1
     experiments, cells, name_cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems,
                                                         warnings, (data_tab, experiments_tab))
+    if dataset is not None and dataset.text_y:
+        problems += y_problems(dataset, experiments)
     all_names = [e.name for e in experiments]
     if only:
         experiments = _select(experiments, only, experiments_tab, problems)
@@ -137,6 +139,7 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
     order = inputs + ["y"]
     found = 0
     classes: list[str] = []
+    text_y: dict[str, list[Problem]] = {}
     for j, name in enumerate(order):
         col = columns[name]
         cells = [row[col] if col < len(row) else None for row in rows[1:1 + n]]
@@ -144,20 +147,26 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
             values[:, j] = cells
             continue
         if name == "y" and _text_labels(cells):
-            classes = _read_labels(cells, values[:, j], col, tab, problems)
-            continue
+            text_y["labels"] = []
+            classes = _read_labels(cells, values[:, j], col, tab, text_y["labels"])
+            number_problems = text_y["numbers"] = []
+            found_before = found
+        else:
+            number_problems = problems
         for i, cell in enumerate(cells):
             v, problem = number_or_problem(cell)
             if problem:
                 if found < 200:  # a whole column of text says the same thing 100,000 times
-                    problems.append(Problem(a1(1 + i, col, tab), problem))
+                    number_problems.append(Problem(a1(1 + i, col, tab), problem))
                 found += 1
-            else:
+            elif number_problems is problems:
                 values[i, j] = v
+        if "numbers" in text_y and name == "y":
+            found = found_before  # counted when the numbers reading is the one that applies
     problems.sort(key=lambda p: _cell_order(p.cell))
     if found > 200:
         problems.append(Problem(tab, f"… and {found - 200:,} more cells that are not numbers"))
-    return Dataset(values[:, :-1], values[:, -1].copy(), inputs, tab, columns, 1, classes)
+    return Dataset(values[:, :-1], values[:, -1].copy(), inputs, tab, columns, 1, classes, text_y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +197,17 @@ def _read_labels(cells: list, out: np.ndarray, col: int, tab: str, problems: lis
             continue
         out[i] = index.setdefault(label, len(index))
     return list(index)
+
+
+def y_problems(dataset: Dataset, experiments: list[Experiment]) -> list[Problem]:
+    """Text in y: class labels when an experiment is a softmax model, else cells that are not
+    numbers (the messages a regression sheet has always had)."""
+    from ..engine.labels import head
+
+    if any(head(e) == "softmax" for e in experiments):
+        return dataset.text_y["labels"]
+    dataset.classes = []
+    return dataset.text_y["numbers"]
 
 
 def label_problems(experiments: list[Experiment], dataset: Dataset, tab: str = EXPERIMENTS_TAB,
@@ -221,8 +241,11 @@ def _all_plain_numbers(cells: list) -> bool:
 
 def _cell_order(cell: str) -> tuple[int, str]:
     """Problems of the data tab in reading order: row by row, then column."""
-    m = re.search(r"!([A-Z]+)(\d+)$", cell)
-    return (int(m.group(2)), m.group(1).rjust(3)) if m else (0, cell)
+    try:
+        ref = parse_cell(cell)
+    except A1Error:  # a problem of the whole tab
+        return (0, cell)
+    return (ref.row, ref.letters.rjust(3))
 
 
 def _data_headers(header_row: list, tab: str, problems: list[Problem]) -> dict[str, int] | None:
@@ -409,13 +432,10 @@ def _experiment_names(rows: list[list], tab: str, problems: list[Problem],
     return names
 
 
-RESERVED_TABS = ("compare", "runs", "sheetsync state")
-
-
 def reserved_clash(name: str, input_tabs) -> str | None:
     """The tab name `name` would take that is already an input or fixed tab, if any."""
-    reserved = {t.lower() for t in (*RESERVED_TABS, *input_tabs)}
-    for suffix in budgets.TAB_SUFFIXES:
+    reserved = {t.lower() for t in (*FIXED_TABS, *input_tabs)}
+    for suffix in TAB_SUFFIXES:
         if f"{name}{suffix}".lower() in reserved:
             return f"{name}{suffix}"
     return None
@@ -423,16 +443,14 @@ def reserved_clash(name: str, input_tabs) -> str | None:
 
 def tab_name_problem(name: str) -> str | None:
     """Why `name` cannot prefix sheetsync's tab names (``NAME steps``), or None."""
-    if len(name) > budgets.MAX_EXPERIMENT_NAME:
+    if len(name) > MAX_EXPERIMENT_NAME:
         return (f"experiment name {name!r} is {len(name)} characters; at most "
-                f"{budgets.MAX_EXPERIMENT_NAME} fit in a tab name such as '{name[:8]}… epochs'")
-    bad = sorted(set(name) & BAD_TAB_CHARS)
+                f"{MAX_EXPERIMENT_NAME} fit in a tab name such as '{name[:8]}… epochs'")
+    bad = forbidden_in_tab_name(name)
     if bad:
         return f"experiment name {name!r} contains {' '.join(bad)}, which tab names cannot hold"
     if name.startswith("'") or name.endswith("'"):
         return f"experiment name {name!r} cannot start or end with an apostrophe (a tab name rule)"
-    if any(ord(c) < 32 for c in name):
-        return f"experiment name {name!r} contains a control character"
     return None
 
 
@@ -518,10 +536,7 @@ def _check_init_names(exp: Experiment, init: dict[str, float], where: Callable[[
 def model_params(exp: Experiment, n_inputs: int, y: np.ndarray | None = None) -> list[str]:
     """The experiment's parameter names (a softmax model's class count from `classes`, else
     from y when given)."""
-    try:  # the engine owns the model definitions
-        from ..engine import param_names
-    except ImportError:
-        from ..engine.models import param_names
+    from ..engine import param_names  # the engine owns the model definitions
     from ..engine.labels import classes_of
 
     classes = classes_of(exp, y) if y is not None else (exp.classes or 2)
@@ -589,8 +604,8 @@ def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cel
     """Refuse, before training, a run whose recorded steps would not fit `budgets.MEMORY_BUDGET`:
     train() holds every step line (lines × step columns × 8 bytes), all experiments together.
     The problem names the `epochs` cell of the experiment holding the most."""
-    from ..engine.kernel import Spec
     from ..engine.labels import classes_of
+    from ..engine.loop.spec import Spec
     from ..engine.models import build_model
     from ..engine.optimizers import build_update
 

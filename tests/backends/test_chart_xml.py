@@ -1,4 +1,4 @@
-"""The `.xlsx` chart parts, written as text by backends/chart_xml.py, are the XML openpyxl writes
+"""The `.xlsx` chart parts, written as text by backends/xlsx/chart_xml.py, are the XML openpyxl writes
 for the same charts (openpyxl, the oracle here, builds them through its object tree), and
 LibreOffice draws them."""
 
@@ -8,9 +8,10 @@ import itertools
 
 import pytest
 
+from sheetsync.a1 import range_ref
 from sheetsync.backends.base import Chart, RangeRef, Series, col_letter
-from sheetsync.backends.chart_xml import chart_xml, drawing_rels, drawing_xml
-from sheetsync.backends.xlsx import abs_ref
+from sheetsync.backends.xlsx.chart_xml import chart_xml, drawing_rels, drawing_xml
+from sheetsync.errors import BackendError
 
 _SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")
 
@@ -88,7 +89,7 @@ def _title(text: str, size: int):
 
 
 def _ref(r) -> str:
-    return abs_ref(r.tab, r.row0, r.col0, r.row1, r.col1)
+    return range_ref(r.tab, r.row0, r.col0, r.row1, r.col1)
 
 
 def charts():

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import sheetsync
-from sheetsync.backends import xlsx as xlsx_module
+from sheetsync import budgets
 from sheetsync.errors import BackendError
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -404,7 +404,7 @@ def test_a_full_disk_is_exit_4_and_leaves_the_workbook(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(xlsx_module.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
     with pytest.raises(BackendError) as raised:
         sheetsync.run(str(path))
     assert raised.value.exit_code == 4
@@ -442,7 +442,7 @@ def test_all_the_parts_one_read_inflates_are_bounded_together(tmp_path, monkeypa
     from sheetsync.backends.xlsx import XlsxBackend
 
     path = workbook(tmp_path / "ok.xlsx")
-    monkeypatch.setattr(xlsx_module.budgets, "INFLATED_BYTES", 3000)
+    monkeypatch.setattr(budgets, "INFLATED_BYTES", 3000)
     with pytest.raises(BackendError, match="inflates more than 3,000 bytes of XML"):
         XlsxBackend(str(path)).read(["data", "experiments"])
 

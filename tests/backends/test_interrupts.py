@@ -33,14 +33,14 @@ def start(script: str, *args: str) -> subprocess.Popen:
 PAUSED_RUN = """
     import runpy, sys, time
     from pathlib import Path
-    from sheetsync.backends import xlsx
+    from sheetsync.backends.xlsx import atomic
     marker = Path(sys.argv[2])
-    real = xlsx._copy_permissions
+    real = atomic._copy_permissions
     def pause_mid_write(*args, **kwargs):
         real(*args, **kwargs)
         marker.touch()
         time.sleep(60)
-    xlsx._copy_permissions = pause_mid_write
+    atomic._copy_permissions = pause_mid_write
     sys.argv = ["sheetsync", "run", sys.argv[1]]
     runpy.run_module("sheetsync", run_name="__main__", alter_sys=True)
 """

@@ -11,7 +11,8 @@ import numpy as np
 import openpyxl
 import pytest
 
-from sheetsync.backends import ooxml, xlsx
+from sheetsync.backends.xlsx import ooxml, render, surgery
+from sheetsync.backends.xlsx.owned import OWNED_MARK
 from sheetsync.backends.base import (CellError, Column, DateCell, Plan, Table, TabPlan, Text,
                                      Uncomputed)
 from sheetsync.backends.xlsx import XlsxBackend
@@ -220,7 +221,7 @@ def test_applying_twice_replaces_owned_tabs_without_orphans(book):
     assert not_rels - reachable_parts(book) == {"[content_types].xml"}
     assert openpyxl.load_workbook(book).sheetnames == ["data", "experiments", "my notes", "basic steps", "runs"]
     workbook = second["xl/workbook.xml"].decode()
-    assert workbook.count(xlsx.OWNED_MARK) == 2
+    assert workbook.count(OWNED_MARK) == 2
 
 
 def test_removing_owned_tabs_drops_their_parts(book):
@@ -231,7 +232,7 @@ def test_removing_owned_tabs_drops_their_parts(book):
     after = members(book)
     assert sorted(after) == sorted(before)
     assert user_parts_unchanged(before, after) == []
-    assert xlsx.OWNED_MARK not in after["xl/workbook.xml"].decode()
+    assert OWNED_MARK not in after["xl/workbook.xml"].decode()
     for name in ("xl/_rels/workbook.xml.rels", "[Content_Types].xml"):
         assert b"sheet4.xml" not in after[name] and b"sheet5.xml" not in after[name]
     assert openpyxl.load_workbook(book).sheetnames == ["data", "experiments", "my notes"]
@@ -316,8 +317,8 @@ def test_crash_mid_write_leaves_the_workbook_intact(book, monkeypatch, fail_at):
             real(*args)
         return write
 
-    monkeypatch.setattr(xlsx, "write_part", failing(xlsx.write_part))
-    monkeypatch.setattr(xlsx, "copy_part", failing(xlsx.copy_part))
+    monkeypatch.setattr(surgery, "write_part", failing(surgery.write_part))
+    monkeypatch.setattr(surgery, "copy_part", failing(surgery.copy_part))
     with pytest.raises(RuntimeError, match="disk on fire"):
         XlsxBackend(book).apply(small_plan())
     assert len(calls) == fail_at + 1
@@ -332,7 +333,7 @@ def test_crash_while_streaming_rows_leaves_the_workbook_intact(book, monkeypatch
         yield '<row r="1">'
         raise MemoryError("out of memory half way")
 
-    monkeypatch.setattr(xlsx.TabRenderer, "_rows", exploding_rows)
+    monkeypatch.setattr(render.TabRenderer, "_rows", exploding_rows)
     with pytest.raises(MemoryError):
         XlsxBackend(book).apply(small_plan())
     assert book.read_bytes() == before
@@ -557,7 +558,7 @@ def _compressed_bytes(path, name: str) -> bytes:
 def test_a_workbook_saved_by_someone_else_meanwhile_wins(book, monkeypatch):
     """Excel (or another run) saving the file while we write: our write is dropped, theirs kept."""
     theirs = members(book)
-    real = xlsx.write_part
+    real = surgery.write_part
 
     def save_by_excel_meanwhile(zf, info, data):
         if not book.with_suffix(".saved").exists():
@@ -565,7 +566,7 @@ def test_a_workbook_saved_by_someone_else_meanwhile_wins(book, monkeypatch):
             rewrite_zip(book, add={"xl/excel-was-here.xml": b"<x/>"})
         real(zf, info, data)
 
-    monkeypatch.setattr(xlsx, "write_part", save_by_excel_meanwhile)
+    monkeypatch.setattr(surgery, "write_part", save_by_excel_meanwhile)
     with pytest.raises(BackendError, match="changed since it was read"):
         XlsxBackend(book).apply(small_plan())
     after = members(book)

@@ -17,8 +17,9 @@ import openpyxl
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sheetsync.backends import ooxml
-from sheetsync.backends import xlsx as xlsx_module
+from sheetsync import a1
+from sheetsync.backends.xlsx import ooxml, render, scan, zipstream
+from sheetsync.backends.xlsx.celltext import _number
 from sheetsync.backends.xlsx import SheetScan, WorkbookReader, XlsxBackend
 
 from xlsx_builders import members, plain_workbook, rewrite_zip, rich_workbook, small_plan, with_sheet_data
@@ -133,7 +134,7 @@ def test_benchmark_shaped_workbook_in_small_chunks(tmp_path, monkeypatch):
     wb.save(path)
     assert all(read_both_ways(path))
     for size in (64, 1000, 4096):
-        monkeypatch.setattr(xlsx_module, "_SCAN_CHUNK", size)
+        monkeypatch.setattr(scan, "_SCAN_CHUNK", size)
         assert all(read_both_ways(path))
 
 
@@ -405,8 +406,8 @@ def expected_grid(tab) -> dict[tuple[int, int], object]:
 
 @pytest.mark.parametrize("read_only", [False, True])
 def test_written_numbers_read_back_exactly_by_openpyxl(tmp_path, monkeypatch, read_only):
-    monkeypatch.setattr(xlsx_module, "CHUNK_ROWS", 97)  # many chunks, NaN rows and patches inside them
-    monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", 5000)  # many blocks deflated apart
+    monkeypatch.setattr(render, "CHUNK_ROWS", 97)  # many chunks, NaN rows and patches inside them
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", 5000)  # many blocks deflated apart
     path = tmp_path / "book.xlsx"
     plain_workbook(path)
     plan = numbers_plan(1500)
@@ -421,7 +422,7 @@ def test_written_numbers_read_back_exactly_by_openpyxl(tmp_path, monkeypatch, re
 
 
 def test_written_numbers_read_back_exactly_by_sheetsync(tmp_path, monkeypatch):
-    monkeypatch.setattr(xlsx_module, "CHUNK_ROWS", 97)
+    monkeypatch.setattr(render, "CHUNK_ROWS", 97)
     path = tmp_path / "book.xlsx"
     plain_workbook(path)
     plan = numbers_plan(1500)
@@ -451,7 +452,7 @@ def test_rows_are_written_whole_only_when_alone(tmp_path):
             for number, body in regex.findall(r'<row r="(\d+)">(.*?)</row>', xml):
                 refs = regex.findall(r'<c r="([A-Z]+)(\d+)"', body)
                 assert all(digits == number for _, digits in refs), name
-                columns = [xlsx_module.column_index(letters) for letters, _ in refs]
+                columns = [a1.column_index(letters) for letters, _ in refs]
                 assert columns == sorted(set(columns)), name
             assert "null" not in xml and "\0" not in xml
 
@@ -493,8 +494,8 @@ def test_libreoffice_reads_an_applied_table_exactly(tmp_path, monkeypatch):
     import json
     from pathlib import Path
 
-    monkeypatch.setattr(xlsx_module, "CHUNK_ROWS", 97)
-    monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", 5000)
+    monkeypatch.setattr(render, "CHUNK_ROWS", 97)
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", 5000)
     path = tmp_path / "book.xlsx"
     plain_workbook(path)
     plan = numbers_plan(400)
@@ -521,8 +522,8 @@ def stream_into_zip(chunks) -> bytes:
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        with zf.open(xlsx_module.new_info("part.xml"), "w", force_zip64=True) as w:
-            xlsx_module.write_streamed(w, chunks)
+        with zf.open(zipstream.new_info("part.xml"), "w", force_zip64=True) as w:
+            zipstream.write_streamed(w, chunks)
     return buffer.getvalue()
 
 
@@ -535,10 +536,10 @@ def test_blocks_deflated_apart_make_one_valid_member(monkeypatch, block, library
     if library == "isal":
         from isal import isal_zlib
 
-        assert xlsx_module.deflate_lib is isal_zlib  # a declared dependency: used when installed
+        assert zipstream.deflate_lib is isal_zlib  # a declared dependency: used when installed
     else:  # the fallback where isal has no wheel
-        monkeypatch.setattr(xlsx_module, "deflate_lib", zlib)
-    monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", block)
+        monkeypatch.setattr(zipstream, "deflate_lib", zlib)
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", block)
     rng = np.random.default_rng(0)
     chunks = [f"<row r='{i}'><v>{x!r}</v></row>" if i % 2 else f"<row r='{i}'/>".encode()
               for i, x in enumerate(rng.normal(size=20_000))]
@@ -552,8 +553,8 @@ def test_blocks_deflated_apart_make_one_valid_member(monkeypatch, block, library
 def test_a_failing_deflate_stops_the_rendering_and_its_error_is_raised(monkeypatch):
     import sys
 
-    monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", 10)
-    real, calls, rendered = xlsx_module._deflate_block, [], []
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", 10)
+    real, calls, rendered = zipstream._deflate_block, [], []
 
     def failing(block, previous):
         calls.append(block)
@@ -561,7 +562,7 @@ def test_a_failing_deflate_stops_the_rendering_and_its_error_is_raised(monkeypat
             raise OSError("no memory for the deflate")
         return real(block, previous)
 
-    monkeypatch.setattr(xlsx_module, "_deflate_block", failing)
+    monkeypatch.setattr(zipstream, "_deflate_block", failing)
 
     def chunks():
         for i in range(1000):
@@ -584,10 +585,10 @@ class PlainMember:
 
 
 def test_a_member_without_zlib_is_written_plainly(monkeypatch):
-    monkeypatch.setattr(xlsx_module, "STREAM_BLOCK", 100)
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", 100)
     member = PlainMember()
     chunks = [f"<row r='{i}'/>" if i % 2 else f"<row r='{i}'/>".encode() for i in range(500)]
-    xlsx_module.write_streamed(member, iter(chunks))
+    zipstream.write_streamed(member, iter(chunks))
     assert b"".join(member.blocks) == b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
 
 
@@ -657,7 +658,30 @@ def regular_sheet_xml(draw) -> str:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sheet_data=regular_sheet_xml(), chunk=st.sampled_from([64, 300, 1 << 22]))
 def test_generated_regular_sheets(tmp_path_factory, monkeypatch, sheet_data, chunk):
-    monkeypatch.setattr(xlsx_module, "_SCAN_CHUNK", chunk)
+    monkeypatch.setattr(scan, "_SCAN_CHUNK", chunk)
     path = tmp_path_factory.mktemp("regular") / "book.xlsx"
     base_workbook(path)
     sheet_agrees(path, sheet_data)
+
+
+@pytest.mark.parametrize("odd", [
+    "1e400", "-1e400", "18446744073709551616", "-9223372036854775809", "9223372036854775807",
+    "9007199254740993", "-0", "-0.0", "1E5", "4.9e-324", "1e-400", "0.1", " 1", "1 ", "+1", ".5",
+    "5.", "01", "1,5", "--1", "1e", "2.5e+3", "1234567890123456789012",
+])
+def test_a_column_of_numbers_with_an_odd_one_reads_as_elementtree_reads_it(tmp_path, odd):
+    """Plain number rows are read a column at a time (orjson); one odd text among them gives
+    what `_number` gives it (or the same error), cell by cell as ElementTree's reading."""
+    path = tmp_path / "book.xlsx"
+    plain_workbook(path)
+    texts = [repr(v) for v in (np.random.default_rng(5).normal(size=200) * 1e3).tolist()]
+    texts[117] = odd
+    rows = "".join(f'<row r="{i + 1}"><c r="A{i + 1}"><v>{i}</v></c><c r="B{i + 1}"><v>{t}</v></c></row>'
+                   for i, t in enumerate(texts))
+    with_sheet_data(path, rows)
+    number = True
+    try:
+        _number(odd)
+    except ValueError:
+        number = False
+    assert read_both_ways(path) == [number]  # a number: the scan reads it; else ElementTree names it

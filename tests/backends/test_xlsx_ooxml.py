@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from xml.etree import ElementTree as ET
 
-from sheetsync.backends import ooxml
+from sheetsync.backends.xlsx import ooxml
 
 EXCEL_WORKBOOK = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'

@@ -189,3 +189,67 @@ def test_c_and_numba_loops_agree_bit_for_bit(settings, monkeypatch):
     nb = train(e, x, y).steps
     assert c.shape == nb.shape
     np.testing.assert_array_equal(c.to_numpy(), nb.to_numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# The diagnosis speaks classification (engine/explain_classify.py)
+
+
+def test_saturated_logits_and_log_of_zero_are_said():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 2)) * 10
+    y = (x[:, 0] > 0).astype(float)
+    r = train(Experiment(model="logistic", flavour="pytorch", lr=5.0, epochs=5), x, y)
+    notes = " ".join(r.diagnostics.notes)
+    s = r.steps
+    first = int(np.flatnonzero(np.abs(s["z"].to_numpy()) >= 20)[0])
+    assert f"Saturated logits: from step {s['step'].iat[first]} (data row {s['row'].iat[first]})" in notes
+    zero = int(np.flatnonzero(((s["p"] == 0) | (s["p"] == 1)).to_numpy())[0])
+    assert f"Log of 0 avoided: at step {s['step'].iat[zero]} " in notes
+    assert np.isfinite(s["loss"]).all()
+
+
+def test_a_class_never_predicted_is_said():
+    x, y = blobs(3)
+    init = {"b1": 5.0, "b2": 0.0, "b3": -5.0}
+    r = train(Experiment(model="softmax", flavour="pytorch", lr=1e-4, epochs=1, init=init), x, y)
+    assert r.confusion.tolist() == [[10, 0, 0]] * 3  # the biases outvote the weights at this lr
+    assert "Never predicted: classes 1 (10 rows), 2 (10 rows) are predicted for no data row" in r.diagnostics.notes[-1]
+
+
+@pytest.mark.parametrize("settings", [{"model": "logistic", "loss": "focal"}, {"model": "softmax"}],
+                         ids=lambda s: s["model"])
+def test_a_diverged_classifier_is_explained_not_crashed(settings):
+    x, y = blobs(3 if settings["model"] == "softmax" else 2)
+    r = train(Experiment(flavour="pytorch", optimizer="sgd", lr=1e12, epochs=2, **settings), x * 1e3, y)
+    assert r.diagnostics.divergence is not None
+    assert r.diagnostics.story[0].startswith("Diverged at epoch 1")
+
+
+def test_a_classifier_setting_that_changes_the_loop_changes_the_grouping_key():
+    """The classifier settings (output, loss, log_base, gamma, focal_alpha, classes) reach the
+    Spec's key whenever they change the generated loop (test_loop_structure.py's rule)."""
+    from sheetsync.engine.loop import numba_printer, program
+    from sheetsync.engine.train import prepare, structure
+
+    x, y2 = blobs(2)
+    _, y3 = blobs(3)
+    probes = {"output": ["linear", "sigmoid", "softmax"], "loss": ["bce", "focal", "squared", "cross_entropy"],
+              "log_base": ["e", "10"], "gamma": [0.0, 0.5, 2.0, 3.0], "focal_alpha": [None, 0.25, 0.5],
+              "classes": [0, 3, 4]}
+    bases = [({"model": "logistic", "loss": "focal"}, y2), ({"model": "softmax"}, y3),
+             ({"model": "mlp", "output": "sigmoid", "loss": "focal"}, y2), ({"model": "mlp", "output": "softmax"}, y3)]
+    differed = 0
+    for base, y in bases:
+        job = prepare(Experiment(flavour="pytorch", batch_size=4, **base), x, y)
+        text = numba_printer.source(program.build(job.spec))
+        for name, values in probes.items():
+            for value in values:
+                try:
+                    other = prepare(Experiment(flavour="pytorch", batch_size=4, **{**base, name: value}), x, y)
+                except SettingError:
+                    continue
+                changed = numba_printer.source(program.build(other.spec)) != text
+                assert not changed or structure(other) != structure(job), (base, name, value)
+                differed += changed
+    assert differed >= 12

@@ -78,10 +78,18 @@ def test_label_errors_name_their_cells(tmp_path):
     text = str(e.value)
     assert "data!C6" in text and "logi: logistic with loss bce expects y = 0 or 1, found 0.5" in text
 
+    # text in y is class labels only where a softmax model reads it: a regression sheet keeps its
+    # messages, a mixed one is told which experiment cannot read labels
     words = book(tmp_path / "words.xlsx", ["yes", "no"] * 6, x, {"lin": {"model": "linear"}})
     with pytest.raises(InputError) as e:
         run(str(words))
-    assert "data!C2" in str(e.value) and "only a softmax model reads them" in str(e.value)
+    assert "data!C2" in str(e.value) and "expected a number, found 'yes'" in str(e.value)
+    mixed = book(tmp_path / "mixed.xlsx", ["yes", "no"] * 6, x, {"lin": {"model": "linear"},
+                                                                  "soft": {"model": "softmax"}})
+    with pytest.raises(InputError) as e:
+        run(str(mixed))
+    assert "data!C2" in str(e.value) and "lin: y holds text labels (yes, no); only a softmax model reads them" \
+        in str(e.value)
 
     blank = book(tmp_path / "blank.xlsx", ["yes", "no", "maybe", None, "yes", "no"] * 2, x,
                  {"soft": {"model": "softmax"}})

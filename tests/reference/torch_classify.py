@@ -132,9 +132,10 @@ def build_scalars(model: str, n_inputs: int, classes: int = 2):
 def trajectory(model: str, optimizer: str, hp: dict, init: dict[str, float], x: np.ndarray, y: np.ndarray, *,
                loss: str, names: list[str], batch_size: int = 1, epochs: int = 1, classes: int = 2,
                hidden: int = 2, output: str = "sigmoid", log_base: str = "e", gamma: float = 2.0,
-               alpha: float | None = None, scalars: bool = False) -> np.ndarray:
+               alpha: float | None = None, scalars: bool = False, make_optimizer=None) -> np.ndarray:
     """Parameters after every step, (steps, len(names)), in `names` order. `scalars`: logistic
-    and softmax as `Scalars` instead of nn.Linear."""
+    and softmax as `Scalars` instead of nn.Linear; `make_optimizer(params)`: another optimizer
+    than torch.optim's (fastai's)."""
     X = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(len(y), -1))
     Y = torch.as_tensor(np.asarray(y, dtype=np.float64))
     if scalars:
@@ -145,7 +146,8 @@ def trajectory(model: str, optimizer: str, hp: dict, init: dict[str, float], x: 
         for name, value in init.items():
             tensor, index = slots[name]
             tensor[index] = value
-    opt = torch_optimizer(optimizer, list(module.parameters()), hp)
+    params = list(module.parameters())
+    opt = make_optimizer(params) if make_optimizer else torch_optimizer(optimizer, params, hp)
     rows = []
     for _ in range(epochs):
         for batch in batches(len(Y), batch_size):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from .base import Chart, RangeRef, col_letter
+from ...a1 import range_ref
+from ..base import Chart, RangeRef
 
 SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")
 EMU_PER_PX = 9525  # an English Metric Unit is 1/914400 inch; 96 px per inch
@@ -21,8 +22,7 @@ SOLID = '<a:prstDash val="solid" />'
 
 def ref(r: RangeRef) -> str:
     """'tab'!$B$4:$B$148, as openpyxl quotes it."""
-    tab = "'" + r.tab.replace("'", "''") + "'"
-    return (f"{tab}!${col_letter(r.col0)}${r.row0 + 1}:${col_letter(r.col1 - 1)}${r.row1}")
+    return range_ref(r.tab, r.row0, r.col0, r.row1, r.col1, collapse=False)
 
 
 def _title(text: str, size: int) -> str:

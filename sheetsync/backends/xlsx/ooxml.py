@@ -30,14 +30,18 @@ from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
-from .. import budgets
-from ..errors import BackendError
+from ... import budgets
+from ...errors import BackendError
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_STRICT = "http://purl.oclc.org/ooxml/spreadsheetml/main"
 NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 NS_PKG_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
 NS_CT = "http://schemas.openxmlformats.org/package/2006/content-types"
+
+# ElementTree's names of the main namespace's elements
+MAIN = "{%s}" % NS_MAIN
+C_TAG, V_TAG, F_TAG, ROW_TAG = MAIN + "c", MAIN + "v", MAIN + "f", MAIN + "row"
 
 REL_OFFICE_DOCUMENT = NS_R + "/officeDocument"
 REL_WORKSHEET = NS_R + "/worksheet"
@@ -210,6 +214,7 @@ class BoundedPart:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
 
 def open_zip(path: str) -> zipfile.ZipFile:
     try:
