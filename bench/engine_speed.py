@@ -72,7 +72,7 @@ class Problem:
                           optimizer=self.optimizer, lr=float(lr), epochs=epochs)
 
 
-# Per-row SGD on the workbook's data is stable for lr < 1/max(x^2) ~ 1.02e-4 (optimizers.md §6).
+# Per-row SGD on the workbook's data is stable for lr < 1/max(x^2) ~ 1.02e-4 (docs/optimizers.md).
 PROBLEMS = [Problem("linear", "sgd", 1e-4), Problem("linear", "adam", 0.1),
             Problem("two_relu", "sgd", 1e-5), Problem("two_relu", "adam", 0.01)]
 

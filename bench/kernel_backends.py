@@ -1,6 +1,6 @@
 """Benchmark (not a test): the C backend of the training loop against the numba backend.
 
-Both backends compile the same generated loop and give the same bits (engine/native.py); they
+Both backends compile the same generated loop and give the same bits (engine/loop/); they
 differ in fixed costs. Measured here, each backend forced with SHEETSYNC_KERNEL:
 
 1. a fresh process: `python -m sheetsync run` on the demo workbook (4 experiments, 29 rows),
@@ -122,14 +122,14 @@ def cold_compile(work: Path) -> dict[str, list[tuple[str, float, float]]]:
 def compiler_alone(work: Path) -> list[float]:
     """Seconds of one C compiler run per kernel of COLD_CASES."""
     from sheetsync import Experiment
-    from sheetsync.engine import native
+    from sheetsync.engine.loop import c_printer, cc, program
     from sheetsync.engine.train import prepare
 
     times = []
     for k, (model, optimizer) in enumerate(COLD_CASES):
         job = prepare(Experiment(flavour="pytorch", optimizer=optimizer, model=model), [1.0, 2.0], [1.0, 2.0])
         start = time.perf_counter()
-        native._build(native.generate_c_source(job.spec), work / f"alone-{k}.so", native.compiler())
+        cc.build(c_printer.source(program.build(job.spec)), work / f"alone-{k}.so", cc.compiler())
         times.append(time.perf_counter() - start)
     return times
 

@@ -1,13 +1,15 @@
 """Render the README's pictures from real output: each tab's first screen, and the sidebar.
 
-    python docs/render_tour.py        # writes docs/tour-*.png
+    python docs/render_tour.py            # writes docs/tour-*.png
+    python docs/render_tour.py classify   # writes docs/tour-classify-*.png (the outputs lab)
 
 Builds the demo workbook plus the thread's experiment (`two_linear`, lr 0.0001, every init 1,
 numeric gradients, one epoch: the one whose error explodes), runs it with sheetsync, and has
 LibreOffice headless print the first screen of each pictured tab (the range A1:T32, one page,
 landscape) to PDF; pdftoppm renders each page to PNG (poppler-utils). The sidebar is the add-on's
 own Sidebar.html in headless Chromium, fed the run summary of that workbook by a stand-in for
-`google.script.run`.
+`google.script.run`. The classification pictures are the outputs lab's tabs (`sheetsync demo --lab
+outputs`), each printed over its own range.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def sheet_parts(z: zipfile.ZipFile) -> dict[str, str]:
     return parts
 
 
-def printable(src: Path, dst: Path, tabs) -> list[str]:
+def printable(src: Path, dst: Path, tabs, areas: dict[str, str] | None = None) -> list[str]:
     """A copy that prints only the first screen of each pictured tab (the others are hidden, which
     LibreOffice does not print); returns the pictured tabs in print order."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
@@ -67,12 +69,13 @@ def printable(src: Path, dst: Path, tabs) -> list[str]:
                 text = re.sub(r"<sheet [^>]*>", hide, text)
                 first = min(order.index(t) for t in tabs)
                 text = re.sub(r'activeTab="\d+"', f'activeTab="{first}"', text)
-                areas = "".join(f'<definedName name="_xlnm.Print_Area" localSheetId="{order.index(t)}">'
-                                f"'{t}'!{FIRST_SCREEN[t.endswith('landscape')]}</definedName>" for t in tabs)
+                names = "".join(f'<definedName name="_xlnm.Print_Area" localSheetId="{order.index(t)}">'
+                                f"'{t}'!{(areas or {}).get(t) or FIRST_SCREEN[t.endswith('landscape')]}</definedName>"
+                                for t in tabs)
                 if "<definedNames>" in text:
-                    text = text.replace("<definedNames>", "<definedNames>" + areas, 1)
+                    text = text.replace("<definedNames>", "<definedNames>" + names, 1)
                 else:
-                    text = text.replace("</sheets>", "</sheets><definedNames>" + areas + "</definedNames>", 1)
+                    text = text.replace("</sheets>", "</sheets><definedNames>" + names + "</definedNames>", 1)
                 data = text.encode()
             elif item.filename in wanted:
                 text = data.decode()
@@ -109,7 +112,49 @@ def sidebar(report: dict, out: Path, work: Path) -> None:
                     "--window-size=300,760", page.as_uri()], check=True, capture_output=True, timeout=120)
 
 
+# the outputs lab: tab -> (picture name, print range); the boundary grids and their chart are wide
+CLASSIFY = {"softmax": ("tour-classify-softmax", "$A$1:$H$12"),
+            "softmax shift": ("tour-classify-shift", "$A$1:$K$12"),
+            "binary cross-entropy": ("tour-classify-binary", "$A$1:$J$12"),
+            "cross-entropy": ("tour-classify-cross-entropy", "$A$1:$F$12"),
+            "focal loss": ("tour-classify-focal", "$A$1:$Q$32"),
+            "toy steps": ("tour-classify-toy-steps", "$A$1:$T$32"),
+            "toy epochs": ("tour-classify-toy-epochs", "$A$1:$T$32"),
+            "toy boundary": ("tour-classify-toy-boundary", "$A$1:$AG$32"),
+            "penguins steps": ("tour-classify-penguins-steps", "$A$1:$T$32"),
+            "penguins epochs": ("tour-classify-penguins-epochs", "$A$1:$T$32"),
+            "penguins boundary": ("tour-classify-penguins-boundary", "$A$1:$AG$32")}
+
+
+def render(book: Path, work: Path, pictures: dict[str, tuple[str, str | None]]) -> None:
+    """Each tab of `pictures` (tab -> (picture name, print range or None)) as docs/NAME.png."""
+    printed = work / "printed.xlsx"
+    order = printable(book, printed, pictures, {t: area for t, (_, area) in pictures.items()})
+    subprocess.run(["soffice", f"-env:UserInstallation={(work / 'profile').as_uri()}", "--headless",
+                    "--convert-to", "pdf", "--outdir", str(work), str(printed)],
+                   check=True, capture_output=True, timeout=300)
+    for page, tab in enumerate(order, start=1):
+        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", str(page), "-l", str(page), "-singlefile",
+                        str(work / "printed.pdf"), str(DOCS / pictures[tab][0])], check=True)
+        print(DOCS / f"{pictures[tab][0]}.png")
+
+
+def classify() -> None:
+    """The outputs lab, written and trained as `sheetsync demo --lab outputs` does, pictured."""
+    import sheetsync
+    from sheetsync.demo import demo_runs, write_demo
+
+    work = Path(tempfile.mkdtemp(prefix="sheetsync-tour-"))
+    book = write_demo(work / "outputs.xlsx", "outputs")
+    for data_tab, experiments_tab in demo_runs("outputs"):
+        sheetsync.run(str(book), data_tab=data_tab, experiments_tab=experiments_tab)
+    render(book, work, CLASSIFY)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["classify"]:
+        return classify()
     for tool in ("soffice", "pdftoppm", "chromium", "node"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing (apt-get install libreoffice-calc-nogui poppler-utils chromium nodejs)")

@@ -34,6 +34,7 @@ FIXED_TABS = (RUNS_TAB, STATE_TAB, COMPARE_TAB)
 # experiment's name may take what the longest of their suffixes leaves; `NAME landscape`
 # shortens the name where it has to (`landscape_tab_name`).
 STEPS_SUFFIX, EPOCHS_SUFFIX, MAP_SUFFIX, LANDSCAPE_SUFFIX = " steps", " epochs", " map", " landscape"
+BOUNDARY_SUFFIX = " boundary"  # classifiers only
 TAB_SUFFIXES = (STEPS_SUFFIX, EPOCHS_SUFFIX, MAP_SUFFIX)
 MAX_EXPERIMENT_NAME = MAX_TAB_NAME - max(len(s) for s in TAB_SUFFIXES)
 
@@ -52,16 +53,25 @@ def map_tab_name(experiment: str) -> str:
 
 def landscape_tab_name(experiment: str) -> str:
     """`NAME landscape`, the name shortened (with a ~) where 31 characters would not hold it."""
-    name = experiment + LANDSCAPE_SUFFIX
+    return _shortened(experiment, LANDSCAPE_SUFFIX)
+
+
+def boundary_tab_name(experiment: str) -> str:
+    """`NAME boundary`, shortened as `NAME landscape` is."""
+    return _shortened(experiment, BOUNDARY_SUFFIX)
+
+
+def _shortened(experiment: str, suffix: str) -> str:
+    name = experiment + suffix
     if len(name) <= MAX_TAB_NAME:
         return name
-    return experiment[: MAX_TAB_NAME - len(LANDSCAPE_SUFFIX) - 1] + "~" + LANDSCAPE_SUFFIX
+    return experiment[: MAX_TAB_NAME - len(suffix) - 1] + "~" + suffix
 
 
 def experiment_tabs(experiment: str) -> tuple[str, ...]:
     """The tabs a run writes for one experiment."""
     return (steps_tab_name(experiment), epochs_tab_name(experiment), map_tab_name(experiment),
-            landscape_tab_name(experiment))
+            landscape_tab_name(experiment), boundary_tab_name(experiment))
 
 
 # Characters XML 1.0 cannot hold, and \r, which XML parsers turn into \n.

@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("path", nargs="?", default=None, help="where to write it (default: sheetsync-demo.xlsx)")
     demo.add_argument("--force", action="store_true", help="replace an existing file at PATH")
     demo.add_argument("--json", action="store_true", help="print a JSON report")
+    from .demo import LABS
+
+    demo.add_argument("--lab", choices=LABS, default=LABS[0],
+                      help="graddesc: the gradient-descent workbook (default); outputs: softmax, "
+                           "cross-entropy and focal loss (fast.ai's entropy sheets) and two trained classifiers")
 
     for name, doc in (("run", "Run: continue every experiment from its saved state"),
                       ("reset", "Reset: start experiments again from their init values")):
@@ -234,7 +239,7 @@ def _dispatch(args) -> int:
 
 
 def _demo(args, progress) -> int:
-    from .demo import DEFAULT_PATH, write_demo
+    from .demo import DEFAULT_PATH, demo_runs, write_demo
     from .runner import run
 
     path = Path(args.path or DEFAULT_PATH)
@@ -247,11 +252,22 @@ def _demo(args, progress) -> int:
             raise BackendError(f"{path} already exists; pass --force to replace it, or run it with "
                                f"'sheetsync run {path}'")
         path.unlink()
-    write_demo(path)
-    report = run(str(path), progress=progress)
-    progress.close()
-    _print_report(report, args.json)
-    if not args.json:
+    write_demo(path, args.lab)
+    reports = []
+    for data_tab, experiments_tab in demo_runs(args.lab):  # the outputs lab: two pairs of input tabs
+        reports.append(run(str(path), progress=progress, data_tab=data_tab, experiments_tab=experiments_tab))
+        progress.close()
+    if args.json and len(reports) > 1:  # one JSON document on stdout
+        print(json.dumps({"ok": True, "runs": [r.to_dict() for r in reports]}, indent=2, default=str))
+    for report in reports if not (args.json and len(reports) > 1) else []:
+        _print_report(report, args.json)
+    if not args.json and args.lab == "outputs":
+        print(f"\nThe outputs lab is {path.resolve()}\nOpen it in Excel or LibreOffice: 'softmax', "
+              "'softmax shift', 'binary cross-entropy', 'cross-entropy' and 'focal loss' are fast.ai's entropy "
+              "sheets as live formulas; 'toy boundary' and 'penguins boundary' draw what the classifiers learned, "
+              "'toy epochs' and 'penguins epochs' their loss, accuracy and confusion. See docs/classification.md."
+              f"\nRun the toy again: sheetsync run {path}")
+    elif not args.json:
         print(f"\nThe demo workbook is {path.resolve()}\nOpen it in Excel or LibreOffice: 'basic steps' "
               "row 4 is the workbook's first SGD step (pred 15, loss 1849); 'adam epochs' says why its "
               "loss rose and which lr trains; 'basic landscape' draws the loss valley and the path; "

@@ -1,4 +1,6 @@
-"""The demo workbook: the fast.ai workbook's 29 samples and four experiments side by side.
+"""The demo workbooks: by default the fast.ai workbook's 29 samples and four experiments side by side.
+
+`sheetsync demo --lab outputs` writes the classification lab instead (sheetsync/labs/outputs.py).
 
 `sheetsync demo` writes it and runs it offline. The numbers of `basic` and `momentum` are the
 ones learners know from `graddesc.xlsm` (row 4 of `basic steps`: pred 15, loss 1849,
@@ -16,6 +18,7 @@ X = [14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 
 Y = [2 * x + 30 for x in X]
 
 DEFAULT_PATH = "sheetsync-demo.xlsx"
+LABS = ("graddesc", "outputs")  # the first is the default
 
 EXPERIMENTS = [
     ["setting", "basic", "momentum", "adam", "relu"],
@@ -37,10 +40,23 @@ def demo_tabs() -> dict[str, list[list]]:
             "experiments": [list(r) for r in EXPERIMENTS]}
 
 
-def write_demo(path: str | Path = DEFAULT_PATH) -> Path:
-    """A new workbook with the demo's inputs (refuses to overwrite an existing file)."""
+def write_demo(path: str | Path = DEFAULT_PATH, lab: str = LABS[0]) -> Path:
+    """A new workbook with the lab's inputs (refuses to overwrite an existing file)."""
     from .backends.xlsx import XlsxBackend
 
     path = Path(path)
+    if lab == "outputs":
+        from .labs.outputs import write_outputs_lab
+
+        return write_outputs_lab(path)
     XlsxBackend.create(str(path), demo_tabs())
     return path
+
+
+def demo_runs(lab: str = LABS[0]) -> list[tuple[str, str]]:
+    """The (data tab, experiments tab) pairs the lab trains, in order."""
+    if lab == "outputs":
+        from .labs.outputs import RUNS
+
+        return list(RUNS)
+    return [("data", "experiments")]

@@ -157,7 +157,7 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
     done_before = 0
     outputs, reports = [], []
     for exp in inputs.experiments:
-        params = model_params(exp, dataset.x.shape[1])
+        params = model_params(exp, dataset.x.shape[1], dataset.y)
         sig = signature(exp, params, data_hash)
         state, start = _starting_state(exp.name, saved.get(exp.name), sig, action)
 
@@ -165,6 +165,7 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
             progress("train", offset + done, total)
 
         result = train(exp, x, y, state=state, progress=step_progress)
+        result.classes = dataset.classes + result.classes[len(dataset.classes):]  # text labels by index
         if start == f"reset: {RESTARTED}":
             result.diagnostics.restarted = RESTARTED  # decided here, from the saved state
         done_before += exp.epochs * dataset.n_rows

@@ -14,7 +14,19 @@ from typing import Any, Callable
 
 from .errors import SettingError, closest
 
-MODELS = ("linear", "two_linear", "two_relu", "mlp")
+MODELS = ("linear", "two_linear", "two_relu", "mlp", "logistic", "softmax")
+OUTPUTS = ("linear", "sigmoid", "softmax")  # mlp's head
+LOSS_NAMES = ("squared", "absolute", "bce", "cross_entropy", "focal")
+# The head each model ends in (mlp: its `output`), and the losses each head takes; the default
+# loss is the first.
+MODEL_HEADS = {"linear": "linear", "two_linear": "linear", "two_relu": "linear", "logistic": "sigmoid",
+               "softmax": "softmax"}
+HEAD_LOSSES = {"linear": ("squared", "absolute"), "sigmoid": ("bce", "focal", "squared", "absolute"),
+               "softmax": ("cross_entropy",)}
+
+
+def head_of(model: str, output: str = "linear") -> str:
+    return output if model == "mlp" else MODEL_HEADS[model]
 FLAVOURS = ("graddesc", "pytorch", "fastai")
 
 # Optimizer names each flavour knows. graddesc's are the workbook's tabs.
@@ -141,6 +153,22 @@ def _batch_size(v: Any) -> int:
     return _count(1, 10**9)(v)
 
 
+def _unit_closed(v: Any) -> float:
+    v = _number(v)
+    if not 0 <= v <= 1:
+        raise ValueError(f"expected a number in [0, 1], found {v!r}")
+    return v
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def optional(v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("none", "off"):
+            return None
+        return check(v)
+
+    return optional
+
+
 def _boolean(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -177,7 +205,7 @@ def _torch_only(*opts: str) -> Callable[[str, str], bool]:
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
-        Setting("model", _choice(*MODELS), "linear", "linear | two_linear | two_relu | mlp"),
+        Setting("model", _choice(*MODELS), "linear", "linear | two_linear | two_relu | mlp | logistic | softmax"),
         Setting("optimizer", _choice(*ALL_OPTIMIZERS), "sgd", "see OPTIMIZERS per flavour"),
         Setting("flavour", _choice(*FLAVOURS), "graddesc", "graddesc | pytorch | fastai"),
         Setting("lr", _positive, lambda f, o: DEFAULT_LR[(f, o)], "learning rate"),
@@ -210,7 +238,16 @@ SETTINGS: dict[str, Setting] = {
         Setting("initial_accumulator_value", _non_negative, 0.0, "torch Adagrad accumulator start",
                 _torch_only("adagrad")),
         Setting("hidden", _count(1, 1000), 2, "hidden ReLU units (mlp)", lambda f, o: True),
-        Setting("loss", _choice("squared", "absolute"), "squared", "per-row loss"),
+        Setting("loss", _choice(*LOSS_NAMES), "squared",
+                "per-row loss: squared | absolute (regression), bce | focal (logistic, mlp with output "
+                "sigmoid), cross_entropy (softmax, mlp with output softmax); default by model"),
+        Setting("output", _choice(*OUTPUTS), "linear", "mlp's output: linear | sigmoid | softmax"),
+        Setting("log_base", _choice("e", "10"), "e",
+                "base of the log in bce / cross_entropy / focal; 10 is the fast.ai sheets' LOG"),
+        Setting("gamma", _non_negative, 2.0, "focal loss's focusing parameter γ"),
+        Setting("focal_alpha", _optional(_unit_closed), None,
+                "focal loss's class weight α for y = 1 (none: no weighting); torchvision's alpha"),
+        Setting("classes", _count(0, 1000), 0, "classes of a softmax model (0: inferred from y)"),
         Setting("gradient", _choice("analytic", "numeric", "both"), _default_gradient,
                 "which gradient drives the update; 'both' shows the estimate beside it"),
         Setting("grad_method", _choice("forward", "central"), "forward", "numeric difference"),
@@ -357,6 +394,16 @@ def _validate(settings: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
             d = spec.default
             cleaned[key] = d(flavour, optimizer) if callable(d) else d
 
+    head = head_of(cleaned["model"], cleaned["output"])
+    allowed = HEAD_LOSSES[head]
+    if "loss" not in given:
+        cleaned["loss"] = allowed[0]
+    elif cleaned["loss"] not in allowed:
+        which = f"mlp with output {cleaned['output']}" if cleaned["model"] == "mlp" else cleaned["model"]
+        raise SettingError("loss", f"{which} takes loss {' or '.join(allowed)}, not {cleaned['loss']!r}")
+    if "output" in given and cleaned["model"] != "mlp" and cleaned["output"] != "linear":
+        raise SettingError("output", f"output chooses mlp's head; {cleaned['model']} has its own "
+                           "(use model logistic or softmax, or model mlp)")
     if cleaned["nesterov"] and flavour == "pytorch" and (cleaned["momentum"] <= 0 or cleaned["dampening"] != 0):
         raise SettingError("nesterov", "Nesterov momentum needs momentum > 0 and dampening 0 (as torch.optim.SGD)")
     if flavour == "graddesc" and (cleaned["batch_size"] != 1 or cleaned["shuffle"]):

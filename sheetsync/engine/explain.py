@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .expr import Expr, const, subs, sym, symbols
+from .expr import Expr, const, plain, subs, sym, symbols
 from .models import LOSSES, Model
 from .taylor import Jet, constant, jet, value
 
@@ -124,46 +124,6 @@ def step_geometry(result: "Result", lines: np.ndarray | None = None) -> StepGeom
 
 # ---------------------------------------------------------------------------------------------
 # Plain-words rendering of the model's own expressions
-
-
-def _factors(e: Expr) -> list[Expr]:
-    if e.op == "*":
-        return _factors(e.args[0]) + _factors(e.args[1])
-    return [e]
-
-
-def plain(e: Expr, names: dict[str, str] | None = None) -> str:
-    """`e` as a learner writes it: products as c·x·g, 1·x as x, `where` as its active branch."""
-    names = names or {}
-    op, args = e.op, e.args
-    if op == "const":
-        v = args[0]
-        return f"{v:g}"
-    if op == "sym":
-        return names.get(args[0], args[0])
-    if op == "if":
-        return plain(args[1], names)
-    if op == "max" and args[1].op == "const" and args[1].args[0] == 0.0:
-        return f"max({plain(args[0], names)}, 0)"
-    if op == "*":
-        fs = [f for f in _factors(e) if not (f.op == "const" and f.args[0] == 1.0)]
-        if not fs:
-            return "1"
-        consts = [f for f in fs if f.op == "const"]
-        rest = [f for f in fs if f.op != "const"]
-        rest.sort(key=lambda f: (f.op == "sym" and names.get(f.args[0]) == "g", f.op != "sym"))
-        parts = [plain(f, names) for f in consts + rest]
-        parts = [f"({p})" if " + " in p or " - " in p else p for p in parts]
-        return "·".join(parts)
-    if op in ("+", "-"):
-        return f"{plain(args[0], names)} {op} {plain(args[1], names)}"
-    if op == "neg":
-        return f"-{plain(args[0], names)}"
-    if op == "sign":
-        return f"sign({plain(args[0], names)})"
-    if op == "abs":
-        return f"|{plain(args[0], names)}|"
-    return repr(e)
 
 
 def inlined_gradient(model: Model, q: str, keep: Sequence[str] = ("dloss",)) -> Expr:
@@ -356,12 +316,11 @@ def trains(epoch_losses: np.ndarray) -> bool:
     return bool((np.diff(losses) <= 1e-9 * np.abs(losses[:-1])).all() and losses[-1] < losses[0])
 
 
-def search_safe_lr(result: "Result", x, y, start) -> SafeLr:
+def search_safe_lr(result: "Result", x, y, start, sweep) -> SafeLr:
     """Run the candidates together (`sweep`) from the Run's own start and keep the largest that
     trains. `start` is the State this Run started from, or None after Reset (each candidate then
-    replays the Reset with its own lr, as pressing Reset with that lr would)."""
-    from .train import sweep
-
+    replays the Reset with its own lr, as pressing Reset with that lr would). `sweep` is
+    `train.sweep`, passed in so that this module never imports train (which imports it)."""
     exp = result.experiment
     n_rows = len(np.asarray(y))
     lrs = candidate_lrs(exp.lr)

@@ -9,16 +9,8 @@ them differ from the unfused one in the last bit. Matching torch to the bit need
 
 from fractions import Fraction
 
-# The compiled versions: C99 fma() in the C backend (`native`), llvm.fma in the numba backend
-# (`numba_support.fma`). Both are the correctly rounded fused operation, so they agree.
-
-
-def __getattr__(name: str):
-    if name == "fma":  # imported lazily: this module must not import numba (see `native`)
-        from .numba_support import fma
-
-        return fma
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The compiled versions: C99 fma() in the C backend (`loop.c_printer`), llvm.fma in the numba
+# backend (`numba_support.fma`). Both are the correctly rounded fused operation, so they agree.
 
 
 def fma_exact(a: float, b: float, c: float) -> float:

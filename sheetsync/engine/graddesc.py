@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .train import Chunk, Job
+from .loop.run import Chunk, Job, reset_state, run_epochs
 from .result import State
 
 MAX_HALVINGS = 60  # adagrad_ann's `while` loop, bounded so a pathological sheet cannot hang
 
 
-def _pass(job: "Job", state: State) -> tuple[State, "Chunk"]:
+def _pass(job: Job, state: State) -> tuple[State, Chunk]:
     """One full pass over the data with nothing recorded (a recalculation of the sheet)."""
-    from .train import run_epochs
-
     return run_epochs(job, state, 1, record=False)
 
 
@@ -36,9 +32,7 @@ def _paste(state: State, after: State, stems: list[str]) -> State:
     return replace(state, opt=opt)
 
 
-def reset(job: "Job") -> State:
-    from .train import reset_state
-
+def reset(job: Job) -> State:
     o = job.experiment.optimizer
     state = reset_state(job)
     state.extra["lr_setting"] = job.experiment.lr
@@ -70,7 +64,7 @@ def reset(job: "Job") -> State:
     return replace(state, t=0, epoch=0)
 
 
-def _rmse(chunk: "Chunk") -> float:
+def _rmse(chunk: Chunk) -> float:
     return math.sqrt(chunk.epochs[-1][1])
 
 
@@ -84,22 +78,18 @@ def _g2(state: State) -> float:
     return total
 
 
-def _normalisers(job: "Job", chunk: "Chunk") -> dict[str, float]:
+def _normalisers(job: Job, chunk: Chunk) -> dict[str, float]:
     """sqrt(sum of g^2)/rows per parameter, from the epoch just run."""
-    from .kernel import Spec
-
-    spec: Spec = job.spec
+    spec = job.spec
     cols = spec.epoch_columns()
     acc = chunk.epochs[-1]
     rows = float(job.X.shape[0])
     return {q: math.sqrt(acc[cols.index(f"gsq {q}")]) / rows for q in spec.params}
 
 
-def run_macro_epoch(job: "Job", state: State, record: bool) -> tuple[State, "Chunk"]:
+def run_macro_epoch(job: Job, state: State, record: bool) -> tuple[State, Chunk]:
     """One displayed pass of a tab whose macro does more than copy the last row, and what the
     macro does after it (`onestep` plus the tab's test)."""
-    from .train import run_epochs
-
     o = job.experiment.optimizer
     if o == "adagrad_ann":
         return _adagrad_ann_epoch(job, state, record)
@@ -124,13 +114,11 @@ def run_macro_epoch(job: "Job", state: State, record: bool) -> tuple[State, "Chu
     return state, chunk
 
 
-def _adagrad_ann_epoch(job: "Job", state: State, record: bool) -> tuple[State, "Chunk"]:
+def _adagrad_ann_epoch(job: Job, state: State, record: bool) -> tuple[State, Chunk]:
     """The 2016 annealing tab. After `onestep` the pass it displays is tested: while
     H33 = lr*(N/n summed) > 2*J1, halve lr and recalculate that pass; then J1 := H33. The pass
     right after Reset is not tested. An lr the learner types afterwards (between Runs) simply
     recalculates the displayed pass, without a test, and J1 keeps the value the macro set."""
-    from .train import run_epochs
-
     exp = job.experiment
     typed = state.extra.get("lr_setting") != exp.lr
     # the pass as the macro left it: the annealed lr, whatever the learner typed since
@@ -155,7 +143,7 @@ def _adagrad_ann_epoch(job: "Job", state: State, record: bool) -> tuple[State, "
     return end, chunk
 
 
-def macro_start(job: "Job", state: State) -> State:
+def macro_start(job: Job, state: State) -> State:
     """The state an epoch starts from: a learning rate the user typed since the last Run takes
     effect, and annealing resumes from it."""
     if "lr" in state.extra and state.extra.get("lr_setting") != job.experiment.lr:

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .expr import Expr, absolute, maximum, sign, subs, sym, total, where
+from .expr import Expr, maximum, subs, sym, total, where
+from .losses import LOSSES, Loss, Share, as_loss, regression_cells, sigmoid_cells, softmax_cells
 
-# A row's loss and the derivative of the loss with respect to `pred`.
-LOSSES = {
-    "squared": (lambda err: err * err, lambda err: 2.0 * err),
-    "absolute": (lambda err: absolute(err), lambda err: sign(err)),
-}
+HEADS = ("linear", "sigmoid", "softmax")
 
 
 @dataclass(frozen=True)
@@ -25,28 +22,49 @@ class Model:
     inputs: list[str]  # "x" or "x1".."xk"
     params: list[str]
     intermediates: list[tuple[str, Expr]]  # computed per row, not output columns
-    pred: Expr
-    grads: dict[str, Expr]  # d(row loss)/d(param), over inputs, params, intermediates, err
+    pred: Expr  # linear head: the prediction; classifier heads: unused (the head's cells say)
+    grads: dict[str, Expr]  # d(row loss)/d(param), over inputs, params, intermediates, the head's dloss
     backward: tuple[tuple[str, Expr], ...] = ()  # shared gradient pieces (mlp's du{h})
+    head: str = "linear"  # linear | sigmoid (one logit z) | softmax (logits z1..zK)
+    classes: int = 1  # K for softmax, 2 for sigmoid
+    recorded: tuple[str, ...] = ()  # cells shown in the steps table between the params and pred
 
-    def row_cells(self, loss: str) -> list[tuple[str, Expr]]:
-        """Everything a row computes, in order: intermediates, pred, err, loss, dloss, de/d<p>."""
-        loss_fn, dloss_fn = LOSSES[loss]
-        err = sym("pred") - sym("y")
-        cells = list(self.intermediates)
-        cells += [("pred", self.pred), ("err", err), ("loss", loss_fn(sym("err"))),
-                  ("dloss", dloss_fn(sym("err")))]
+    @property
+    def classifier(self) -> bool:
+        return self.head != "linear"
+
+    def head_cells(self, loss: "Loss | str", share: Share | None) -> list[tuple[str, Expr]]:
+        """The head's cells after the intermediates: pred, err, loss, (correct,) the loss's
+        derivative(s) the grads read (dloss, or dloss1..dlossK)."""
+        loss = as_loss(loss)
+        if self.head == "sigmoid":
+            return sigmoid_cells(loss, share)
+        if self.head == "softmax":
+            return softmax_cells(loss, self.classes, share)
+        return [("pred", self.pred)] + regression_cells(loss, share)
+
+    def row_cells(self, loss: "Loss | str", share: Share | None = None) -> list[tuple[str, Expr]]:
+        """Everything a row computes, in order: intermediates, the head (pred, err, loss, dloss),
+        the backward pieces, de/d<p>. With `share`, the row's gradient is its share of a batch
+        mean, applied where torch applies it (see `losses`)."""
+        cells = list(self.intermediates) + self.head_cells(loss, share)
         cells += list(self.backward)
         cells += [(f"de/d{p}", g) for p, g in self.grads.items()]
         return cells
 
-    def loss_with(self, loss: str, shifted: dict[str, Expr]) -> Expr:
+    def loss_with(self, loss: "Loss | str", shifted: dict[str, Expr]) -> Expr:
         """The row loss as one expression, with some parameters replaced (numeric gradients)."""
         env: dict[str, Expr] = dict(shifted)
         for name, e in self.intermediates:
             env[name] = subs(e, env)
-        pred = subs(self.pred, env)
-        return LOSSES[loss][0](pred - sym("y"))
+        if self.head == "linear":
+            pred = subs(self.pred, env)
+            return LOSSES[as_loss(loss).name][0](pred - sym("y"))
+        for name, e in self.head_cells(loss, None):
+            env[name] = subs(e, env)
+            if name == "loss":
+                return env[name]
+        raise AssertionError("a head's cells always include the loss")
 
 
 def input_names(n_inputs: int) -> list[str]:
@@ -80,12 +98,40 @@ def _two_layer(n_inputs: int, relu: bool) -> Model:
     return Model("two_relu" if relu else "two_linear", ["x"], list("abcd"), inter, pred, grads)
 
 
-def _mlp(n_inputs: int, hidden: int) -> Model:
-    """k inputs, `hidden` ReLU units, a linear output. Parameters, grouped by kind as in
-    two_relu: a{h}_{i} (input i -> unit h), b{h} (unit h's bias), c{h} (unit h -> output), d."""
+def _logistic(n_inputs: int) -> Model:
+    """p = σ(z), z = a·x + b (a1·x1 + … + b): linear's parameters under a sigmoid head."""
+    lin = _linear(n_inputs)
+    return Model("logistic", lin.inputs, lin.params, [("z", lin.pred)], sym("z"), lin.grads,
+                 head="sigmoid", classes=2, recorded=("z", "p"))
+
+
+def _softmax(n_inputs: int, classes: int) -> Model:
+    """z_k = a{k}·x + b{k} (a{k}_{i}·x_i with several inputs), k = 1..K, under a softmax head.
+    Parameters grouped by kind: every a (class by class), then every b."""
+    xs = input_names(n_inputs)
+    ks = range(1, classes + 1)
+    weights = {k: ([f"a{k}"] if n_inputs == 1 else [f"a{k}_{i}" for i in range(1, n_inputs + 1)]) for k in ks}
+    inter = [(f"z{k}", total([sym(w) * sym(x) for w, x in zip(weights[k], xs)] + [sym(f"b{k}")])) for k in ks]
+    grads: dict[str, Expr] = {}
+    for k in ks:
+        grads.update({w: sym(x) * sym(f"dloss{k}") for w, x in zip(weights[k], xs)})
+    grads.update({f"b{k}": sym(f"dloss{k}") for k in ks})
+    params = [w for k in ks for w in weights[k]] + [f"b{k}" for k in ks]
+    recorded = tuple(f"z{k}" for k in ks) + tuple(f"p{k}" for k in ks)
+    return Model("softmax", xs, params, inter, sym("z1"), grads, head="softmax", classes=classes,
+                 recorded=recorded)
+
+
+def _mlp(n_inputs: int, hidden: int, output: str = "linear", classes: int = 2) -> Model:
+    """k inputs, `hidden` ReLU units, then a linear output, a sigmoid or a softmax head.
+    Parameters, grouped by kind as in two_relu: a{h}_{i} (input i -> unit h), b{h} (unit h's
+    bias), c{h} (unit h -> output) and d; with a softmax head c{k}_{h} and d{k} per class k."""
     xs = input_names(n_inputs)
     units = range(1, hidden + 1)
-    dp = sym("dloss")
+    outs = range(1, classes + 1) if output == "softmax" else [None]
+    c = lambda k, h: f"c{h}" if k is None else f"c{k}_{h}"  # noqa: E731
+    d = lambda k: "d" if k is None else f"d{k}"  # noqa: E731
+    dout = lambda k: sym("dloss") if k is None else sym(f"dloss{k}")  # noqa: E731
     forward: list[tuple[str, Expr]] = []
     backward: list[tuple[str, Expr]] = []
     grads: dict[str, Expr] = {}
@@ -93,18 +139,29 @@ def _mlp(n_inputs: int, hidden: int) -> Model:
         ws = [f"a{h}_{i}" for i in range(1, n_inputs + 1)]
         forward.append((f"u{h}", total([sym(w) * sym(x) for w, x in zip(ws, xs)] + [sym(f"b{h}")])))
         forward.append((f"h{h}", maximum(sym(f"u{h}"), 0.0)))
-        backward.append((f"du{h}", where(sym(f"u{h}") > 0.0, dp * sym(f"c{h}"), 0.0)))
+        dh = total([dout(k) * sym(c(k, h)) for k in outs])
+        backward.append((f"du{h}", where(sym(f"u{h}") > 0.0, dh, 0.0)))
         grads.update({w: sym(f"du{h}") * sym(x) for w, x in zip(ws, xs)})
         grads[f"b{h}"] = sym(f"du{h}")
-        grads[f"c{h}"] = dp * sym(f"h{h}")
-    grads["d"] = dp
+        for k in outs:
+            grads[c(k, h)] = dout(k) * sym(f"h{h}")
+    for k in outs:
+        grads[d(k)] = dout(k)
     params = ([f"a{h}_{i}" for h in units for i in range(1, n_inputs + 1)]
-              + [f"b{h}" for h in units] + [f"c{h}" for h in units] + ["d"])
-    pred = total([sym(f"c{h}") * sym(f"h{h}") for h in units] + [sym("d")])
-    return Model("mlp", xs, params, forward, pred, {q: grads[q] for q in params}, tuple(backward))
+              + [f"b{h}" for h in units] + [c(k, h) for k in outs for h in units] + [d(k) for k in outs])
+    logits = {k: total([sym(c(k, h)) * sym(f"h{h}") for h in units] + [sym(d(k))]) for k in outs}
+    grads = {q: grads[q] for q in params}
+    if output == "linear":
+        return Model("mlp", xs, params, forward, logits[None], grads, tuple(backward))
+    if output == "sigmoid":
+        return Model("mlp", xs, params, forward + [("z", logits[None])], sym("z"), grads, tuple(backward),
+                     head="sigmoid", classes=2, recorded=("z", "p"))
+    recorded = tuple(f"z{k}" for k in outs) + tuple(f"p{k}" for k in outs)
+    return Model("mlp", xs, params, forward + [(f"z{k}", logits[k]) for k in outs], sym("z1"), grads,
+                 tuple(backward), head="softmax", classes=classes, recorded=recorded)
 
 
-def build_model(name: str, n_inputs: int, hidden: int = 2) -> Model:
+def build_model(name: str, n_inputs: int, hidden: int = 2, output: str = "linear", classes: int = 2) -> Model:
     from .. import budgets
 
     if n_inputs > budgets.MAX_INPUTS:
@@ -113,27 +170,34 @@ def build_model(name: str, n_inputs: int, hidden: int = 2) -> Model:
         return _linear(n_inputs)
     if name in ("two_linear", "two_relu"):
         return _two_layer(n_inputs, relu=name == "two_relu")
+    if name == "logistic":
+        return _logistic(n_inputs)
+    if name == "softmax":
+        return _softmax(n_inputs, classes)
     if name == "mlp":
-        return _mlp(n_inputs, hidden)
+        return _mlp(n_inputs, hidden, output, classes)
     raise ValueError(f"unknown model {name!r}")
 
 
-def param_names(model: str, n_inputs: int = 1, hidden: int = 2) -> list[str]:
-    return build_model(model, n_inputs, hidden).params
+def param_names(model: str, n_inputs: int = 1, hidden: int = 2, output: str = "linear", classes: int = 2) -> list[str]:
+    return build_model(model, n_inputs, hidden, output, classes).params
 
 
 def default_init(model: str, params: list[str], seed: int) -> dict[str, float]:
     """Starting values where `init` gives none.
 
     linear, two_linear and two_relu start every parameter at 1.0 (the workbook's Reset);
-    mlp draws a{h}_{i} and c{h} uniformly from [-1, 1) with `seed` (all-equal weights would
-    keep every hidden unit identical forever) and starts the biases b{h} and d at 0.
+    logistic and softmax start every parameter at 0.0 (torch users zero a linear classifier;
+    all-equal softmax weights are fine: the classes' gradients differ by their labels);
+    mlp draws a{h}_{i} and c{h} (c{k}_{h}) uniformly from [-1, 1) with `seed` (all-equal weights
+    would keep every hidden unit identical forever) and starts the biases b{h} and d at 0.
     """
+    if model in ("logistic", "softmax"):
+        return {p: 0.0 for p in params}
     if model != "mlp":
         return {p: 1.0 for p in params}
     import numpy as np
 
     rng = np.random.default_rng(seed)
     draws = rng.uniform(-1.0, 1.0, size=len(params))
-    return {p: (0.0 if p.startswith("b") or p == "d" else float(v)) for p, v in zip(params, draws)}
-
+    return {p: (0.0 if p.startswith("b") or p.startswith("d") else float(v)) for p, v in zip(params, draws)}

@@ -1,8 +1,8 @@
 """The numba-only pieces of the numba backend, imported only when that backend runs.
 
 Importing numba costs ~0.15 s and initialising its CPU target ~0.3 s, so nothing on the C
-backend's path (`native`) may import this module: the generated numba kernels import it, and
-`fused.fma` / `reduction.torch_sum` hand it out lazily for callers that ask for them by name.
+backend's path (`loop.cc`, `loop.backend` until it picks numba) may import this module: only the
+generated numba kernels (`loop.numba_printer`) and tests import it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def fma(a, b, c):
 
 
 # torch's sum order (see `reduction.sum_tree`), as compiled code for the training loop. The C
-# backend has a line-for-line copy in `native.TORCH_SUM_C`; the tests hold both to the tree.
+# backend has a line-for-line copy in `loop.c_printer.TORCH_SUM_C`; the tests hold both to the tree.
 
 
 @njit(cache=True, error_model="numpy")

@@ -11,7 +11,7 @@ where the cell is, relative to the line being computed:
 - ``g:<param>``: the gradient this step uses: ``row:de/d<p>`` (or its estimate) for one row per
   step; in a batch, the sum of the batch's lines (each line holds its row's share), added in
   torch's order (`reduction`);
-- ``batch:w``: 1/(rows in the line's batch);
+- ``batch:w``: 1/(rows in the line's batch); ``batch:k``: the rows in it;
 - ``set:<name>``: a setting (a cell of the `experiments` tab, or a constant).
 
 The layout turns these into A1 references (formula mode), the precedents map lists them, and
@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .expr import Expr, subs, sym, symbols
-from .kernel import Spec, scaled_row_cells
+from .loop.spec import Spec, scaled_row_cells
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ def build_program(spec: Spec) -> Program:
     env: dict[str, Expr] = {n: _row(n) for n in [*model.inputs, "y", *model.params]}
     env["grad_step"] = sym("set:grad_step")
     formulas: dict[str, Expr] = {}
-    outputs = {"pred", "err", "loss"} | {f"de/d{q}" for q in model.params}
+    outputs = {"pred", "err", "loss", *model.recorded} | {f"de/d{q}" for q in model.params}
     env["w"] = sym("batch:w")  # 1/(rows in this line's batch): each line shows its share
+    env["bk"] = sym("batch:k")  # rows in this line's batch
     outputs |= {f"de/d{q} est" for q in model.params}
     for name, e in scaled_row_cells(spec, sym("w")):
         inlined = subs(e, env)

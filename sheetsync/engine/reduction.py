@@ -6,7 +6,8 @@ does not add left to right: it adds whole SIMD vectors lane by lane, four vector
 in a cascade of levels, then the leftover rows, then the lanes. Float addition is not
 associative, so on a long run near a minimum the order shows. This module spells out that
 order once, as a tree of additions over row indices, used by formula mode and checked against
-``torch.sum`` by the tests; the compiled loops (numba's and C's) spell the same order as code.
+``torch.sum`` by the tests; the compiled loops spell the same order as code (`numba_support.torch_sum`, and its C copy
+`loop.c_printer.TORCH_SUM_C`), so this module, which formula mode imports, never imports numba.
 
 The sum kernel works on vectors of 4 doubles on every CPU torch supports (its AVX-512 build
 still reduces in 256-bit vectors: measured against torch.sum for every length up to 20,000).
@@ -106,16 +107,3 @@ def render(tree: Tree, leaf) -> str:
     if tree == ZERO:
         return "0.0"
     return f"({render(tree[1], leaf)} + {render(tree[2], leaf)})"
-
-
-# ---------------------------------------------------------------------------------------------
-# The same order as compiled code lives with its backend (`numba_support.torch_sum`, and the C
-# copy in `native`), so that this module, which formula mode imports, never imports numba.
-
-
-def __getattr__(name: str):
-    if name == "torch_sum":  # the numba version, for callers that ask for it by its old name
-        from .numba_support import torch_sum
-
-        return torch_sum
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

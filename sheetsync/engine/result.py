@@ -14,7 +14,7 @@ from ..settings import Experiment
 
 if TYPE_CHECKING:
     from .explain import DeadUnit, GradGap, Onset, SafeLr
-    from .kernel import Spec
+    from .loop.spec import Spec
 
 
 @dataclass
@@ -111,5 +111,9 @@ class Result:
     # epochs. epoch -> {"params", "opt", "lr", "eve_d"}. Formula mode writes these as inputs.
     starts: dict[int, dict[str, Any]] = field(default_factory=dict)
     spec: "Spec | None" = None  # the compiled loop's structure (model, update, batch size)
+    # classifiers: class names by index (text labels in order of first appearance, else "0".."K-1")
+    # and the final parameters' confusion counts over every data row (true class x predicted)
+    classes: list[str] = field(default_factory=list)
+    confusion: Any = None
     start_origin: str = "init"  # where the first epoch's carried values come from: "init",
     # "reset warm-up" (the workbook's Reset macro ran passes to fill the optimizer state) or "previous run"

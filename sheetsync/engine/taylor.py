@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .expr import Expr
+from .expr import Expr, evaluate_array
 
 Jet = tuple[np.ndarray, np.ndarray, np.ndarray]  # value, d/ds, d²/ds²
 
@@ -29,34 +29,7 @@ def value(e: Expr, env: Mapping[str, np.ndarray]) -> np.ndarray:
     """`e` alone, over arrays: the same operations as the loop (each IEEE operation rounds the
     same in numpy as in C), for the many evaluations of a landscape."""
     with np.errstate(all="ignore"):
-        return _value(e, env)
-
-
-_BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide,
-           "<": np.less, ">": np.greater, "==": np.equal}
-
-
-def _value(e: Expr, env) -> np.ndarray:
-    op, args = e.op, e.args
-    if op == "const":
-        return np.float64(args[0])
-    if op == "sym":
-        return env[args[0]]
-    if op == "if":
-        return np.where(_value(args[0], env), _value(args[1], env), _value(args[2], env))
-    vals = [_value(a, env) for a in args]
-    if op in _BINARY:
-        return _BINARY[op](vals[0], vals[1])
-    if op == "max":
-        return np.where(vals[0] >= vals[1], vals[0], vals[1])
-    if op == "fma":
-        return vals[0] * vals[1] + vals[2]
-    unary = {"neg": np.negative, "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign}
-    if op in unary:
-        return unary[op](vals[0])
-    if op == "pow":
-        return np.power(vals[0], vals[1])
-    raise ValueError(f"unknown op {op}")
+        return evaluate_array(e, env)
 
 
 def jet(e: Expr, env: Mapping[str, Jet]) -> Jet:
@@ -87,6 +60,18 @@ def _jet(e: Expr, env) -> Jet:
     if op == "abs":
         s = np.where(u < 0, -1.0, 1.0)
         return np.abs(u), s * du, s * ddu
+    if op == "exp":
+        r = np.exp(u)
+        return r, r * du, r * (ddu + du * du)
+    if op in ("log", "log1p", "log10"):
+        w = u + 1.0 if op == "log1p" else u
+        k = 1.0 / np.log(10.0) if op == "log10" else 1.0
+        d = du / w
+        return {"log": np.log, "log1p": np.log1p, "log10": np.log10}[op](u), k * d, k * (ddu / w - d * d)
+    if op == "sigmoid":
+        r = 1.0 / (1.0 + np.exp(-u))
+        s1 = r * (1.0 - r)
+        return r, s1 * du, s1 * ddu + s1 * (1.0 - 2.0 * r) * du * du
     if op == "sqrt":
         r = np.sqrt(u)
         d = du / (2 * r)
@@ -108,6 +93,14 @@ def _jet(e: Expr, env) -> Jet:
     if op == "pow":  # only constant exponents occur (bias corrections, **0.5)
         p = v
         return u ** p, p * u ** (p - 1) * du, p * (p - 1) * u ** (p - 2) * du * du + p * u ** (p - 1) * ddu
+    if op == "amax":  # the derivative of the term picked, as autograd takes it
+        best = vals[0]
+        for other in vals[1:]:
+            pick = other[0] > best[0]
+            best = tuple(np.where(pick, o, b) for o, b in zip(other, best))
+        return best  # type: ignore[return-value]
+    if op == "sum":
+        return tuple(sum(parts[1:], parts[0]) for parts in zip(*vals))  # type: ignore[return-value]
     if op == "fma":
         (w, dw, ddw) = vals[2]
         return u * v + w, du * v + u * dv + dw, ddu * v + 2 * du * dv + u * ddv + ddw

@@ -1,159 +1,25 @@
 """`train` and `sweep`: run experiments on data, Reset or continue, and build the Result.
 
-The compiled loop (`kernel`) does the per-row work; this module decides what a Run and a Reset
+The compiled loop (`loop`) does the per-row work; this module decides what a Run and a Reset
 mean for each flavour (the workbook's macros live in `graddesc`), turns the loop's arrays into
 the steps and epochs tables, and derives the diagnostics.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..errors import SettingError, SheetsyncError
+from ..errors import SheetsyncError
 from ..settings import Experiment
-from . import graddesc
-from .kernel import Spec, run_kernel
-from .models import build_model, default_init
-from .optimizers import build_update
+from . import graddesc, labels
+from .loop.backend import run_kernel
+from .loop.run import (CHUNK_STEPS, Chunk, Job, as_data, current_lr, pack, prepare, reset_state,  # noqa: F401
+                       run_epochs, signature, unpack)
+from .loop.spec import build_spec  # noqa: F401
 from .result import Diagnostics, Divergence, Result, State
-
-# A kernel call covers at most this many row steps, so long runs report progress.
-CHUNK_STEPS = 2_000_000
-
-
-@dataclass
-class Job:
-    """One experiment, prepared: its compiled structure and its numbers."""
-
-    experiment: Experiment
-    spec: Spec
-    X: np.ndarray
-    Y: np.ndarray
-
-    @property
-    def flavour(self) -> str:
-        return self.experiment.flavour
-
-    def hyper_row(self, state: State) -> np.ndarray:
-        values = dict(self.experiment.values)
-        values["lr"] = current_lr(self.experiment, state)
-        values["eve_d"] = state.extra.get("eve_d", 1.0)
-        values["half"] = 0.5
-        return np.array([float(values[name]) for name in self.spec.hyper])
-
-    def order(self, first_epoch: int, n_epochs: int) -> np.ndarray:
-        n = self.X.shape[0]
-        if not self.experiment.shuffle:
-            return np.arange(n, dtype=np.int64)[None, :]
-        # Epoch k's order depends only on (seed, k): Runs in pieces shuffle as one long Run.
-        seed = self.experiment.seed
-        return np.stack([np.random.default_rng([seed, k]).permutation(n)
-                         for k in range(first_epoch, first_epoch + n_epochs)]).astype(np.int64)
-
-
-def current_lr(exp: Experiment, state: State) -> float:
-    """The lr a Run uses: an annealing macro's lr, unless the user changed the setting since."""
-    if "lr" in state.extra and state.extra.get("lr_setting") == exp.lr:
-        return float(state.extra["lr"])
-    return exp.lr
-
-
-def prepare(experiment: Experiment, x, y) -> Job:
-    X, Y = as_data(x, y)
-    if not isinstance(experiment, Experiment):
-        raise SettingError("experiment", f"expected an Experiment, found {type(experiment).__name__}")
-    try:
-        model = build_model(experiment.model, X.shape[1], experiment.hidden)
-    except ValueError as e:
-        raise SettingError("model", str(e)) from None
-    unknown = sorted(set(experiment.init) - set(model.params))
-    if unknown:
-        raise SettingError(f"init {unknown[0]}", f"{experiment.model} has no parameter {unknown[0]!r}; "
-                           f"its parameters are {', '.join(model.params)}")
-    update = build_update(experiment)
-    spec = Spec(model, update, experiment.loss, experiment.gradient, experiment.grad_method,
-                experiment.batch_size if experiment.batch_size else 0, update.carry == "inputs")
-    if spec.batch_size == 0 or spec.batch_size >= X.shape[0]:
-        spec = Spec(model, update, spec.loss, spec.gradient, spec.grad_method, X.shape[0], spec.carry_inputs)
-    return Job(experiment, spec, X, Y)
-
-
-def as_data(x, y) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(x, dtype=np.float64)
-    Y = np.asarray(y, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2 or Y.ndim != 1 or X.shape[0] != Y.shape[0]:
-        raise SettingError("data", f"expected x of shape (rows,) or (rows, inputs) and y of shape (rows,), "
-                           f"found {X.shape} and {Y.shape}")
-    if X.shape[0] < 1:
-        raise SettingError("data", "expected at least one data row")
-    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
-        raise SettingError("data", "expected finite numbers in x and y")
-    return np.ascontiguousarray(X), np.ascontiguousarray(Y)
-
-
-def signature(job: Job) -> dict:
-    e = job.experiment
-    return {"model": e.model, "optimizer": e.optimizer, "flavour": e.flavour,
-            "params": job.spec.params, "state": job.spec.update.state}
-
-
-def reset_state(job: Job) -> State:
-    """Parameters from `init` (or the documented defaults) and the optimizer's starting state."""
-    e, params = job.experiment, job.spec.params
-    start = default_init(e.model, params, e.seed)
-    start.update(e.init)
-    opt = {s: {q: float(job.spec.update.init[s]) for q in params} for s in job.spec.update.state}
-    return State(params=start, opt=opt, t=0, epoch=0, extra={}, signature=signature(job))
-
-
-# ---------------------------------------------------------------------------------------------
-# Running epochs
-
-
-@dataclass
-class Chunk:
-    """What one kernel call produced for one experiment."""
-
-    lines: np.ndarray  # recorded step lines (rows x step columns), possibly empty
-    epochs: np.ndarray  # epoch accumulators (epochs x k)
-    lr: float
-    diverged: tuple[int, int] | None  # (line within chunk, param index or -1)
-
-
-def pack(job: Job, state: State) -> tuple[np.ndarray, ...]:
-    params = job.spec.params
-    P = np.array([[state.params[q] for q in params]])
-    S = np.array([[state.opt[s][q] for s in job.spec.update.state for q in params]]).reshape(1, -1)
-    H = job.hyper_row(state)[None, :]
-    T = np.array([float(state.t)])
-    return P, S, H, T
-
-
-def unpack(job: Job, state: State, P, S, T, epochs_done: int) -> State:
-    params, stems = job.spec.params, job.spec.update.state
-    opt = {s: {q: float(S[si * len(params) + j]) for j, q in enumerate(params)} for si, s in enumerate(stems)}
-    return State(params={q: float(P[j]) for j, q in enumerate(params)}, opt=opt, t=int(T),
-                 epoch=state.epoch + epochs_done, extra=dict(state.extra), signature=state.signature)
-
-
-def run_epochs(job: Job, state: State, n_epochs: int, record: bool) -> tuple[State, Chunk]:
-    """Run epochs with the loop alone (no macros between them)."""
-    P, S, H, T = pack(job, state)
-    R, EPO, DIV = run_kernel(job.spec, job.X, job.Y, job.order(state.epoch, n_epochs), P, S, H, T,
-                             n_epochs, record)
-    done = int(DIV[0, 3])
-    new_state = unpack(job, state, P[0], S[0], T[0], done)  # `done` counts a diverged epoch's part
-    lines = R[0, : DIV[0, 4]] if record else R[0]
-    diverged = (int(DIV[0, 1]), int(DIV[0, 2])) if DIV[0, 0] else None
-    epochs = EPO[0, :done]
-    return new_state, Chunk(lines, epochs, float(H[0, job.spec.hyper.index("lr")]), diverged)
-
 
 def train(experiment: Experiment, x, y, state: State | None = None, *, keep_steps: bool = True,
           progress: Callable[[int, int], None] | None = None, find_safe_lr: bool = True) -> Result:
@@ -267,9 +133,13 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
                     "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
     if diag.divergence is not None:
         state.extra["diverged"] = True
-    return Result(experiment=job.experiment, steps=steps, epochs=epochs, params=dict(state.params),
-                  state=state, diagnostics=diag, details=details, param_names=list(spec.params),
-                  input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
+    result = Result(experiment=job.experiment, steps=steps, epochs=epochs, params=dict(state.params),
+                    state=state, diagnostics=diag, details=details, param_names=list(spec.params),
+                    input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
+    if spec.model.classifier:  # the final parameters' confusion table over every data row
+        result.classes = [str(k) for k in range(spec.model.classes)]
+        result.confusion = labels.confusion(spec.model, result.params, job.X, job.Y)
+    return result
 
 
 def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataFrame):
@@ -280,6 +150,8 @@ def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataF
     n = len(acc)
     table: dict[str, object] = {"epoch": np.arange(start_epoch + 1, start_epoch + 1 + n, dtype=np.int64),
                                 "loss": acc[:, ecols["loss_sum"]] / np.maximum(acc[:, ecols["lines"]], 1)}
+    if "correct_sum" in ecols:  # classifiers: the share of rows predicted right as they were met
+        table["accuracy"] = acc[:, ecols["correct_sum"]] / np.maximum(acc[:, ecols["lines"]], 1)
     for q in params:
         table[q] = acc[:, ecols[f"param {q}"]]
     table["lr"] = np.concatenate([np.full(len(c.epochs), c.lr) for c in chunks]) if chunks else np.zeros(0)
@@ -329,7 +201,7 @@ def stable_lr_bound(job: Job) -> float | None:
 
     One row's loss (a·x + b − y)² has curvature 2·(|x|² + 1) along (a, b), so a step on that
     row shrinks the error only while lr·2·(|x|² + 1) < 2. Holding b fixed gives the workbook's
-    rule of thumb lr < 1/x² (optimizers.md §6); the +1 is b's share, and it matters at small x.
+    rule of thumb lr < 1/x² (docs/optimizers.md); the +1 is b's share, and it matters at small x.
     """
     e = job.experiment
     if e.model != "linear" or e.loss != "squared" or e.optimizer != "sgd" or job.spec.batch_size != 1:
@@ -358,7 +230,8 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
                 diag.onset = explain.find_onset(result, int(hit[-1]), job.X, job.Y)
             if diag.onset is not None:
                 story.append(explain.onset_sentence(result, diag.onset))
-            story.append(explain.how_sentence(result, diag.onset, job.X))
+            if not job.spec.model.classifier:  # its "why" is the squared loss's parabola
+                story.append(explain.how_sentence(result, diag.onset, job.X))
     losses = result.epochs["loss"].to_numpy() if len(result.epochs) else np.zeros(0)
     if div is None:
         rose = explain.rising(losses)
@@ -373,7 +246,7 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
             story.append(f"The loss {shape} without diverging ({path}): lr {e.lr:g} is too large for "
                          f"{e.flavour} {e.optimizer} on this data.")
     if search and (div is not None or diag.rose is not None):
-        check = explain.search_safe_lr(result, job.X, job.Y, start)
+        check = explain.search_safe_lr(result, job.X, job.Y, start, sweep)
         diag.safe_lr, diag.safe_lr_check = check.lr, check
         story.append(check.sentence(e.lr))
     if div is not None and div.lr_bound is not None:
@@ -403,22 +276,20 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
         diag.collapsed_line = (a * c, c * b + d)
         diag.notes.append(f"Without an activation, c*(a*x+b)+d is the line "
                           f"y = {a * c:.6g}*x + {c * b + d:.6g}: two layers add no power.")
+    if job.spec.model.classifier:  # saturated logits, classes never predicted, log of 0
+        from . import explain_classify
+
+        diag.notes += explain_classify.notes(result, job.X, job.Y)
 
 
 # ---------------------------------------------------------------------------------------------
 # Sweeps
 
-# Settings that only change numbers in the loop, not its code (they travel in the H array).
-NUMERIC = {"lr", "momentum", "dampening", "weight_decay", "alpha", "eps", "beta1", "beta2", "lr_decay",
-           "initial_accumulator_value", "grad_step", "divergence_bound", "epochs", "seed", "mode"}
-
-
 def structure(job: Job) -> tuple:
-    """What decides the compiled loop's code: experiments that agree on it share one call."""
-    e = job.experiment
-    shape = tuple(sorted((k, v) for k, v in e.values.items() if k not in NUMERIC))
-    switches = (e.momentum == 0, e.weight_decay == 0, job.X.shape[1], job.spec.batch_size)
-    return shape + switches
+    """What decides the compiled loop's code: its Spec (everything the loop is generated from,
+    `Spec.key`) and the data's shape. Experiments that agree on it share one call; a setting that
+    changes the code changes the Spec, so no hand-kept list can miss it."""
+    return job.spec.key, job.X.shape
 
 
 def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,

@@ -5,7 +5,9 @@ run's epochs; a Reset starts it again. Beside the table: the diagnostics in plai
 of the parameter paths, and the fit against the data — the data as points and the model's
 prediction at the final parameters over a sorted grid of x (with the ReLU elbow itself on the
 grid, so the bend shows as a sharp corner). Several inputs cannot be drawn on one x axis, so
-the fit is left out then, and the tab says so.
+the fit is left out then, and the tab says so. A classifier's tab charts loss and accuracy
+together and holds the confusion table at the end of the run instead of the fit (its picture
+is `NAME boundary`).
 """
 
 from __future__ import annotations
@@ -78,7 +80,17 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
             series = Series("log10 loss", RangeRef(name, top, side, top + n, side + 1))
             y_title, ctitle = "log10(loss): 2 = 100, 4 = 10,000", "Loss per epoch (log scale)"
             side += 2
-        charts.append(Chart("line", ctitle, [series], "epoch", y_title, domain=epoch))
+        if "accuracy" in headers and not y_title.startswith("log10"):  # classifiers: both on one chart
+            c = headers.index("accuracy")
+            charts.append(Chart("line", "Loss and accuracy per epoch",
+                                [series, Series("accuracy", RangeRef(name, top, c, top + n, c + 1))],
+                                "epoch", "loss / accuracy", domain=epoch))
+        else:
+            charts.append(Chart("line", ctitle, [series], "epoch", y_title, domain=epoch))
+            if "accuracy" in headers:
+                c = headers.index("accuracy")
+                charts.append(Chart("line", "Accuracy per epoch", [Series("accuracy", RangeRef(
+                    name, top, c, top + n, c + 1))], "epoch", "accuracy", domain=epoch, y_min=0.0, y_max=1.0))
         for p in result.param_names[:MAX_PATH_SERIES]:  # each on its own scale
             if p in headers:
                 c = headers.index(p)
@@ -88,13 +100,35 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
         lines.append(f"One epoch so far: the charts of '{result.experiment.name} steps' show what happened "
                      "inside it; the epoch charts appear from the second epoch on.")
         tab.texts[-1].value = "\n".join([title] + lines)
-    if x.ndim == 1 or x.shape[1] == 1:
+    if result.confusion is not None:  # classifiers: the confusion table; their picture is `NAME boundary`
+        tab.texts[-1].value += "\n" + _add_confusion(tab, result, side)
+    elif x.ndim == 1 or x.shape[1] == 1:
         fit = _add_fit(tab, result, x.reshape(len(x), -1)[:, 0], y, side)
         charts.insert(1 if charts else 0, fit)
     else:
         tab.texts[-1].value += "\nNo fit chart: the data has several inputs, which one x axis cannot show."
     place_in_band(tab, charts, span)
     return tab
+
+
+def _add_confusion(tab: TabPlan, result: Result, col: int) -> str:
+    """The confusion table at the end of the run (rows: true class, columns: predicted) right of
+    the history; returns the sentence the diagnosis adds about it."""
+    counts = np.asarray(result.confusion, dtype=np.int64)
+    classes = [str(c) for c in result.classes] or [str(k) for k in range(len(counts))]
+    columns = [Column("true ↓ / predicted →", classes, None, max(20, max(map(len, classes)) + 2))]
+    columns += [Column(c, counts[:, k].astype(float), "0", max(8, len(c) + 2)) for k, c in enumerate(classes)]
+    columns.append(Column("rows", counts.sum(axis=1).astype(float), "0", 7))
+    tab.tables.append(Table(columns, row=HEADER_ROW, col=col))
+    total, right = int(counts.sum()), int(np.trace(counts))
+    never = [c for k, c in enumerate(classes) if counts[:, k].sum() == 0]
+    sentence = (f"At the end of the run the model predicts {right:,} of the {total:,} data rows right "
+                f"(accuracy {right / max(total, 1):.3f}, the confusion table right of the history: rows are the "
+                "true classes, columns the predicted ones). The 'accuracy' column is the share of rows each "
+                "epoch predicted right as it met them, before their step.")
+    if never:
+        sentence += f" Class {', '.join(never)} is never predicted."
+    return sentence
 
 
 def _add_fit(tab: TabPlan, result: Result, x: np.ndarray, y: np.ndarray, col: int) -> Chart:

@@ -118,6 +118,8 @@ class StepFormulas:
         self.result = result
         n_data = int(result.steps["row"].max()) if len(result.steps) else 1  # batch sizes depend on it
         self.job = prepare(result.experiment, np.zeros((n_data, len(result.input_names))), np.zeros(n_data))
+        if result.spec is not None:  # the run's own structure (a softmax's K comes from its labels)
+            self.job.spec = result.spec
         self.program: Program = build_program(self.job.spec)
         # the loop's columns (a steps tab read back by `trace` also holds the tab's own extra ones)
         self.columns = [c for c in result.steps.columns if c not in STEPS_EXTRA_COLUMNS]
@@ -273,8 +275,8 @@ class StepFormulas:
                 return self.gradient(i, what, r, template)
             if kind == "set":
                 return self.setting(what, epoch)
-            if kind == "batch":
-                return f"(1/{self.batch_rows(i)})"
+            if kind == "batch":  # batch:w = 1/k, batch:k = k (bce divides by k, as torch)
+                return f"(1/{self.batch_rows(i)})" if what == "w" else str(self.batch_rows(i))
             raise ValueError(name)
 
         return ref
@@ -373,7 +375,8 @@ class StepFormulas:
             elif kind == "set":
                 found.append(self.setting_ref(what, epoch))
             elif kind == "batch":
-                found.append(Ref("constant", "1/rows in the batch", value=1.0 / self.batch_rows(i)))
+                found.append(Ref("constant", "1/rows in the batch", value=1.0 / self.batch_rows(i)) if what == "w"
+                             else Ref("constant", "rows in the batch", value=float(self.batch_rows(i))))
             return "0"
 
         to_formula(self.program.formulas[column], ref)

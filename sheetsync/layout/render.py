@@ -16,6 +16,7 @@ from .. import budgets
 from ..backends.base import Plan, Table, TabPlan, Text
 from ..engine.result import Result
 from .compare import render_compare
+from .boundary import render_classifier_boundary
 from .epochs import render_epochs
 from .landscape import render_landscape
 from .runs import RunEntry, render_runs
@@ -69,6 +70,9 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
             tabs.append(o.map_tab)
         if land is not None:
             tabs.append(land)
+        boundary = render_classifier_boundary(o.result, x, y, _final_cells(steps_tab, o, rows))
+        if boundary is not None:
+            tabs.append(boundary)
     return Plan(tabs + small)
 
 
@@ -85,6 +89,18 @@ def _epochs_formulas(tab: TabPlan, o: ExperimentOutput, steps_tab: str) -> None:
     sentence += f"; {_rows(HEADER_ROW + 2, first - 1)} (earlier Runs) are values." if first > HEADER_ROW + 2 else "."
     text = next(t for t in tab.texts if (t.row, t.col) == (0, 0))
     text.value += "\n" + sentence
+
+
+def _final_cells(steps_tab: TabPlan, o: ExperimentOutput, rows: int):
+    """Formula mode with every step written: param -> the steps tab's last `new <param>` cell."""
+    if not o.formulas or rows < len(o.result.steps) or not len(o.result.steps):
+        return None
+    from ..a1 import col_letter, quote_tab
+
+    table = steps_tab.tables[0]
+    headers = [c.header for c in table.columns]
+    last = table.row + 1 + table.n_rows  # 1-based row of the last step
+    return lambda p: f"{quote_tab(steps_tab.name)}!${col_letter(table.col + headers.index(f'new {p}'))}${last}"
 
 
 def _rows(first: int, last: int) -> str:

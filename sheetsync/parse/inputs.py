@@ -38,6 +38,10 @@ class Dataset:
     tab: str = DATA_TAB
     columns: dict[str, int] = field(default_factory=dict)  # header -> 0-based sheet column
     first_row: int = 1  # 0-based sheet row of the first data row
+    classes: list[str] = field(default_factory=list)  # text labels of y, numbered by first appearance
+    # y with text in it, read both ways: its problems as class labels and as numbers (which apply
+    # depends on the experiments: `y_problems`)
+    text_y: dict[str, list[Problem]] = field(default_factory=dict, repr=False)
 
     @property
     def n_rows(self) -> int:
@@ -84,6 +88,8 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     n_inputs = dataset.x.shape[1] if dataset is not None else 1
     experiments, cells, name_cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems,
                                                         warnings, (data_tab, experiments_tab))
+    if dataset is not None and dataset.text_y:
+        problems += y_problems(dataset, experiments)
     all_names = [e.name for e in experiments]
     if only:
         experiments = _select(experiments, only, experiments_tab, problems)
@@ -91,6 +97,7 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
         problems += budget_problems(experiments, dataset, previous_epochs or {}, experiments_tab,
                                     cells, name_cells)
         problems += memory_problems(experiments, dataset, cells, experiments_tab)
+        problems += label_problems(experiments, dataset, experiments_tab, cells)
     if problems:
         raise InputError(problems)
     return Inputs(dataset, experiments, warnings, cells, all_names)
@@ -131,24 +138,99 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
     values = np.zeros((n, len(columns)))
     order = inputs + ["y"]
     found = 0
+    classes: list[str] = []
+    text_y: dict[str, list[Problem]] = {}
     for j, name in enumerate(order):
         col = columns[name]
         cells = [row[col] if col < len(row) else None for row in rows[1:1 + n]]
         if _all_plain_numbers(cells):  # the common case, without a check per cell
             values[:, j] = cells
             continue
+        if name == "y" and _text_labels(cells):
+            text_y["labels"] = []
+            classes = _read_labels(cells, values[:, j], col, tab, text_y["labels"])
+            number_problems = text_y["numbers"] = []
+            found_before = found
+        else:
+            number_problems = problems
         for i, cell in enumerate(cells):
             v, problem = number_or_problem(cell)
             if problem:
                 if found < 200:  # a whole column of text says the same thing 100,000 times
-                    problems.append(Problem(a1(1 + i, col, tab), problem))
+                    number_problems.append(Problem(a1(1 + i, col, tab), problem))
                 found += 1
-            else:
+            elif number_problems is problems:
                 values[i, j] = v
+        if "numbers" in text_y and name == "y":
+            found = found_before  # counted when the numbers reading is the one that applies
     problems.sort(key=lambda p: _cell_order(p.cell))
     if found > 200:
         problems.append(Problem(tab, f"… and {found - 200:,} more cells that are not numbers"))
-    return Dataset(values[:, :-1], values[:, -1].copy(), inputs, tab, columns, 1)
+    return Dataset(values[:, :-1], values[:, -1].copy(), inputs, tab, columns, 1, classes, text_y)
+
+
+# ---------------------------------------------------------------------------------------------
+# class labels
+
+
+def _text_labels(cells: list) -> bool:
+    """y holds class names ('cat', 'dog'): some cell is text that does not read as a number."""
+    return any(isinstance(v, str) and v.strip() and not NUMBER_LIKE.match(v.strip()) for v in cells)
+
+
+def _label(v) -> str | None:
+    if isinstance(v, str):
+        return v.strip() or None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        return None
+    return f"{v:g}"
+
+
+def _read_labels(cells: list, out: np.ndarray, col: int, tab: str, problems: list[Problem]) -> list[str]:
+    """Class indices into `out`, classes numbered in order of first appearance."""
+    index: dict[str, int] = {}
+    for i, v in enumerate(cells):
+        label = _label(v)
+        if label is None:
+            problems.append(Problem(a1(1 + i, col, tab), f"expected a class label (y holds text labels), "
+                                    f"found {describe_non_number(v).split('found ')[-1]}"))
+            continue
+        out[i] = index.setdefault(label, len(index))
+    return list(index)
+
+
+def y_problems(dataset: Dataset, experiments: list[Experiment]) -> list[Problem]:
+    """Text in y: class labels when an experiment is a softmax model, else cells that are not
+    numbers (the messages a regression sheet has always had)."""
+    from ..engine.labels import head
+
+    if any(head(e) == "softmax" for e in experiments):
+        return dataset.text_y["labels"]
+    dataset.classes = []
+    return dataset.text_y["numbers"]
+
+
+def label_problems(experiments: list[Experiment], dataset: Dataset, tab: str = EXPERIMENTS_TAB,
+                   setting_cells: dict[str, dict[str, str]] | None = None) -> list[Problem]:
+    """y values an experiment's model cannot take as class labels, at their cells."""
+    from ..engine import labels
+
+    problems: list[Problem] = []
+    for exp in experiments:
+        if dataset.classes and labels.head(exp) != "softmax":
+            first = dataset.cell(0, "y")
+            problems.append(Problem(first, f"{exp.name}: y holds text labels ({', '.join(dataset.classes[:3])}"
+                                    f"{', …' if len(dataset.classes) > 3 else ''}); only a softmax model reads them "
+                                    "(model softmax, or mlp with output softmax)"))
+            continue
+        if dataset.classes and exp.classes and exp.classes < len(dataset.classes):
+            cell = (setting_cells or {}).get(exp.name, {}).get("classes", tab)
+            problems.append(Problem(cell, f"{exp.name}: classes: {exp.classes} classes, but y holds "
+                                    f"{len(dataset.classes)} labels ({', '.join(dataset.classes[:6])})"))
+            continue
+        for i, what in labels.label_problems(exp, dataset.y):
+            problems.append(Problem(dataset.cell(i, "y"), f"{exp.name}: {what}"))
+    return problems
 
 
 def _all_plain_numbers(cells: list) -> bool:
@@ -435,6 +517,10 @@ def _marker_problem(value) -> str | None:
 
 def _check_init_names(exp: Experiment, init: dict[str, float], where: Callable[[str], str], n_inputs: int,
                       problems: list[Problem]) -> None:
+    from ..engine.labels import head
+
+    if head(exp) == "softmax" and not exp.classes:
+        return  # the class count comes from y: the engine checks the names when it knows it
     try:
         params = model_params(exp, n_inputs)
     except ValueError as e:  # e.g. two_relu with several inputs
@@ -447,10 +533,14 @@ def _check_init_names(exp: Experiment, init: dict[str, float], where: Callable[[
                                     f"{closest(p, params)}"))
 
 
-def model_params(exp: Experiment, n_inputs: int) -> list[str]:
+def model_params(exp: Experiment, n_inputs: int, y: np.ndarray | None = None) -> list[str]:
+    """The experiment's parameter names (a softmax model's class count from `classes`, else
+    from y when given)."""
     from ..engine import param_names  # the engine owns the model definitions
+    from ..engine.labels import classes_of
 
-    return list(param_names(exp.model, n_inputs, exp.hidden))
+    classes = classes_of(exp, y) if y is not None else (exp.classes or 2)
+    return list(param_names(exp.model, n_inputs, exp.hidden, exp.output, classes))
 
 
 def _select(experiments: list[Experiment], only: list[str], tab: str,
@@ -488,7 +578,7 @@ def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_ep
     work: dict[str, int] = {}
     history_cells: dict[str, int] = {}
     for exp in experiments:
-        n_params = len(model_params(exp, dataset.x.shape[1]))
+        n_params = len(model_params(exp, dataset.x.shape[1], dataset.y))
         work[exp.name] = exp.epochs * dataset.n_rows * n_params * (2 if exp.gradient != "analytic" else 1)
         history = previous_epochs.get(exp.name, 0) + exp.epochs
         history_cells[exp.name] = history * (n_params + budgets.EPOCHS_FIXED_COLS)
@@ -514,14 +604,16 @@ def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cel
     """Refuse, before training, a run whose recorded steps would not fit `budgets.MEMORY_BUDGET`:
     train() holds every step line (lines × step columns × 8 bytes), all experiments together.
     The problem names the `epochs` cell of the experiment holding the most."""
-    from ..engine.kernel import Spec
+    from ..engine.labels import classes_of
+    from ..engine.loop.spec import Spec
     from ..engine.models import build_model
     from ..engine.optimizers import build_update
 
     held: dict[str, int] = {}
     for exp in experiments:
         try:
-            model = build_model(exp.model, dataset.x.shape[1], exp.hidden)
+            model = build_model(exp.model, dataset.x.shape[1], exp.hidden, exp.output,
+                                classes_of(exp, dataset.y))
             spec = Spec(model, build_update(exp), exp.loss, exp.gradient, exp.grad_method, 0, False)
         except (ValueError, KeyError):
             continue  # reported by the settings checks

@@ -107,7 +107,8 @@ def test_batch_gradients_add_up_in_torchs_order():
     """torch.sum does not add left to right; sheetsync's batch sum follows it exactly."""
     import torch
 
-    from sheetsync.engine.reduction import evaluate as add_up, sum_tree, torch_sum
+    from sheetsync.engine.numba_support import torch_sum
+    from sheetsync.engine.reduction import evaluate as add_up, sum_tree
 
     rng = np.random.default_rng(11)
     for n in list(range(1, 70)) + [257, 1000, 4099]:

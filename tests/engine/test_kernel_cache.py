@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import sheetsync
-from sheetsync.engine import kernel, native
+from sheetsync.engine.loop import backend, cc
+from sheetsync.engine.loop import cache as kernel_cache
 
 # A real library exporting `kernel`: loading it runs its constructor, which leaves a marker.
 PLANTED_C = r"""
@@ -29,8 +30,8 @@ def cache(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("SHEETSYNC_CACHE_DIR", str(folder))
     monkeypatch.setenv("SHEETSYNC_KERNEL", "c")
-    monkeypatch.setattr(kernel, "_loaded", {})  # this process's kernels: load from disk again
-    monkeypatch.setattr(kernel, "_private_dir", None)
+    monkeypatch.setattr(backend, "_loaded", {})  # this process's kernels: load from disk again
+    monkeypatch.setattr(kernel_cache, "_private_dir", None)
     return folder / "kernels"
 
 
@@ -42,16 +43,16 @@ def train_once():
 def plant(path: Path, marker: Path) -> None:
     source = path.with_name("planted.c")
     source.write_text(PLANTED_C % marker)
-    subprocess.run([*native.compiler(), "-shared", "-fPIC", "-o", str(path), str(source)], check=True)
+    subprocess.run([*cc.compiler(), "-shared", "-fPIC", "-o", str(path), str(source)], check=True)
     source.unlink()
 
 
 def test_a_new_cache_folder_is_private(cache):
     expected = train_once().params
-    assert kernel.cache_dir() == cache
+    assert kernel_cache.cache_dir() == cache
     assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o700
     [so] = cache.glob("sheetsync_c_*.so")
-    assert (so.with_suffix(".so.sha256")).read_text() == native._digest(so)
+    assert (so.with_suffix(".so.sha256")).read_text() == kernel_cache.digest(so)
     assert train_once().params == expected
 
 
@@ -60,10 +61,10 @@ def test_a_tampered_library_is_not_loaded_but_compiled_again(cache, tmp_path, mo
     [so] = cache.glob("sheetsync_c_*.so")
     marker = tmp_path / "planted-code-ran"
     plant(so, marker)
-    monkeypatch.setattr(kernel, "_loaded", {})
+    monkeypatch.setattr(backend, "_loaded", {})
     assert train_once().params == expected
     assert not marker.exists()
-    assert so.with_suffix(".so.sha256").read_text() == native._digest(so)  # ours again
+    assert so.with_suffix(".so.sha256").read_text() == kernel_cache.digest(so)  # ours again
 
 
 @pytest.mark.parametrize("how", ["world-writable", "group-writable", "someone else's", "a symbolic link"])
@@ -72,7 +73,7 @@ def test_a_cache_folder_others_could_write_is_not_used(cache, tmp_path, monkeypa
     [so] = cache.glob("sheetsync_c_*.so")
     marker = tmp_path / "planted-code-ran"
     plant(so, marker)  # ... then someone plants a library, and its hash too
-    so.with_suffix(".so.sha256").write_text(native._digest(so))
+    so.with_suffix(".so.sha256").write_text(kernel_cache.digest(so))
     if how == "world-writable":
         cache.chmod(0o777)
     elif how == "group-writable":
@@ -84,8 +85,8 @@ def test_a_cache_folder_others_could_write_is_not_used(cache, tmp_path, monkeypa
         real = tmp_path / "elsewhere"
         cache.rename(real)
         cache.symlink_to(real)
-    monkeypatch.setattr(kernel, "_loaded", {})
-    used = kernel.cache_dir()
+    monkeypatch.setattr(backend, "_loaded", {})
+    used = kernel_cache.cache_dir()
     assert used != cache and stat.S_IMODE(os.lstat(used).st_mode) == 0o700
     assert os.lstat(used).st_uid == os.stat(tmp_path).st_uid
     result = train_once()
@@ -96,5 +97,5 @@ def test_a_cache_folder_others_could_write_is_not_used(cache, tmp_path, monkeypa
 def test_our_own_folder_from_an_older_version_is_tightened(cache):
     cache.mkdir(parents=True)
     cache.chmod(0o755)  # only we could write it: its libraries are ours
-    assert kernel.cache_dir() == cache
+    assert kernel_cache.cache_dir() == cache
     assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o700

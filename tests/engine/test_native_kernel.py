@@ -1,4 +1,4 @@
-"""The C backend (`engine.native`) against the numba backend: the same bits, every output.
+"""The C backend (`engine.loop.cc`) against the numba backend: the same bits, every output.
 
 Each case builds one experiment's compiled structure (model x optimizer options x batch size x
 gradient kind x loss), then runs both compiled loops on the same inputs: several experiment
@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 from sheetsync import Experiment, SheetsyncError, sweep, train
-from sheetsync.engine import kernel, native
+from sheetsync.engine.loop import backend, c_printer, cc
 from sheetsync.engine.train import pack, prepare, reset_state
 
-pytestmark = pytest.mark.skipif(native.compiler() is None, reason="no C compiler")
+pytestmark = pytest.mark.skipif(cc.compiler() is None, reason="no C compiler")
 
 # Zeros (u == 0 at the relu's elbow, zero gradients) and negatives; 11 rows, so batches of 4 and
 # 7 end with a short batch.
@@ -62,9 +62,9 @@ def run_both(exp: Experiment, x, n_epochs: int = 3, record: bool = True, shuffle
     order = np.stack([rng.permutation(n) for _ in range(shuffle_rows)]).astype(np.int64)
     out = {}
     for which in ("c", "numba"):
-        fn = kernel.load_kernel(spec, which)
+        fn = backend.load_kernel(spec, which)
         if which == "c":
-            assert isinstance(fn, native.NativeKernel)
+            assert isinstance(fn, cc.NativeKernel)
         p, s, t = P.copy(), S.copy(), T.copy()
         # outputs start as a sentinel, so lines a backend does not write must agree too
         R = np.full((4, n_epochs * n if record else 0, len(spec.step_columns())), -7.25)
@@ -181,7 +181,7 @@ def test_long_full_batch_uses_torchs_cascade_order():
 ])
 def test_large_loops_compiled_at_O1_agree_too(monkeypatch, settings):
     """Past LARGE_SOURCE the C compiler runs at -O1 without the FMA clone: still the same bits."""
-    monkeypatch.setattr(native, "LARGE_SOURCE", 0)
+    monkeypatch.setattr(cc, "LARGE_SOURCE", 0)
     c, nb = run_both(Experiment(**settings, lr=0.01), X2 if settings.get("model") == "mlp" else XV)
     assert_same(c, nb, str(settings))
 
@@ -202,7 +202,7 @@ def test_odd_array_layouts_are_copied_in_and_out():
         EPO = np.zeros((2, 2, len(spec.epoch_columns())))
         DIV = np.zeros((2, 5), dtype=np.int64)
         order_arg = order if which == "c" else order.astype(np.int64)  # numba would compile an int32 copy
-        kernel.load_kernel(spec, which)(np.asfortranarray(job.X), job.Y, order_arg, p, s, H, t, 2, True, R, EPO, DIV)
+        backend.load_kernel(spec, which)(np.asfortranarray(job.X), job.Y, order_arg, p, s, H, t, 2, True, R, EPO, DIV)
         out[which] = {"P": np.ascontiguousarray(p), "S": np.ascontiguousarray(s), "T": np.ascontiguousarray(t),
                       "R": R, "EPO": EPO, "DIV": DIV}
     assert not bits_equal(out["c"]["P"], np.ascontiguousarray(P))  # updated in place
@@ -215,10 +215,10 @@ def test_c_torch_sum_follows_the_tree(tmp_path):
 
     from sheetsync.engine.reduction import evaluate as add_up, sum_tree
 
-    source = native.TORCH_SUM_C.join(["#include <stdint.h>\n", "double sum_for_test(const double *b, int64_t n) "
+    source = c_printer.TORCH_SUM_C.join(["#include <stdint.h>\n", "double sum_for_test(const double *b, int64_t n) "
                                       "{ return torch_sum(b, n); }\n"])
     so = tmp_path / "torch_sum.so"
-    native._build(source, so, native.compiler())
+    cc.build(source, so, cc.compiler())
     fn = ctypes.CDLL(str(so)).sum_for_test
     fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_void_p, ctypes.c_int64]
     rng = np.random.default_rng(11)
@@ -288,7 +288,7 @@ def test_an_unknown_backend_is_a_clear_error(monkeypatch):
 def test_without_a_compiler_numba_runs_silently(monkeypatch):
     monkeypatch.delenv("SHEETSYNC_KERNEL", raising=False)
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    assert kernel.backend() == "numba"
+    assert backend.backend() == "numba"
     train(Experiment(flavour="pytorch", epochs=1), XV, YV)
 
 
@@ -305,9 +305,10 @@ def test_a_failed_compile_falls_back_to_numba_and_leaves_no_library(monkeypatch,
     monkeypatch.setenv("SHEETSYNC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CC", picky)
     monkeypatch.delenv("SHEETSYNC_KERNEL", raising=False)
-    monkeypatch.setattr(kernel, "_failed_c", set())
+    monkeypatch.setattr(backend, "_failed_c", set())
+    monkeypatch.setattr(backend, "_loaded", {})  # loops this process already loaded: compile afresh
     exp = Experiment(flavour="pytorch", optimizer="adam", epochs=2)
-    with caplog.at_level("WARNING", logger="sheetsync.engine.kernel"):
+    with caplog.at_level("WARNING", logger="sheetsync.engine.loop.backend"):
         r = train(exp, XV, YV)
     assert "the C training loop did not compile, using numba instead" in caplog.text
     assert "internal error" in caplog.text
@@ -326,10 +327,11 @@ def test_a_compiler_that_builds_nothing_is_given_up_on(monkeypatch, tmp_path, ca
     monkeypatch.setenv("SHEETSYNC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CC", broken)
     monkeypatch.delenv("SHEETSYNC_KERNEL", raising=False)
-    monkeypatch.setattr(kernel, "_failed_c", set())
+    monkeypatch.setattr(backend, "_failed_c", set())
+    monkeypatch.setattr(backend, "_loaded", {})  # loops this process already loaded: compile afresh
     calls = []
-    monkeypatch.setattr(native, "_build", lambda *a, real=native._build: calls.append(1) or real(*a))
-    with caplog.at_level("WARNING", logger="sheetsync.engine.kernel"):
+    monkeypatch.setattr(cc, "build", lambda *a, real=cc.build: calls.append(1) or real(*a))
+    with caplog.at_level("WARNING", logger="sheetsync.engine.loop.backend"):
         train(Experiment(flavour="pytorch", optimizer="adam", epochs=1), XV, YV)
         train(Experiment(flavour="pytorch", optimizer="sgd", epochs=1), XV, YV)
     assert "does not work, training loops run with numba" in caplog.text

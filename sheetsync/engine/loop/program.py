@@ -1,0 +1,313 @@
+"""The training loop, emitted once from a Spec as a small statement list.
+
+Two printers turn the same list into source: `numba_printer` (Python that numba compiles) and
+`c_printer` (C for the system compiler). The list is plain data: statements (Let, Store, If,
+For, Break, Alloc) over loop-level expressions (Var, Num, Op, Not, Pick, Call, Load, Row) and
+`Cell`, a model's or optimizer's `Expr`, which each printer renders with `expr.to_python` or
+`expr.to_c`. Every arithmetic operation is written here once, in the order it is computed, so
+the two compiled loops do the same IEEE operations in the same order (see `c_printer`).
+
+The kernel's arguments are fixed: kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV),
+with the sizes E (experiments), n (rows), order_rows, x_cols and r_lines (recorded lines) read
+from the arrays. Per experiment row e: H holds its numbers, P/S/T its parameters, optimizer
+state and step count (updated in place), R its recorded step lines (when rec), EPO its epochs'
+accumulators, DIV [diverged, line, param, epochs done, lines done].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..expr import Expr, sym, symbols
+from .spec import Spec, ident, row_name, row_names, scaled_row_cells, update_names, uses_batch_rows
+
+# -- expressions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+
+
+@dataclass(frozen=True)
+class Num:
+    value: int | float | bool
+
+
+@dataclass(frozen=True)
+class Op:
+    """A binary operation: + - * / % (ints: Python's and C's agree on non-negative operands),
+    comparisons == != < <= > >=, and the logical `and`, `or`."""
+
+    op: str
+    a: object
+    b: object
+
+
+@dataclass(frozen=True)
+class Not:
+    a: object
+
+
+@dataclass(frozen=True)
+class Pick:
+    """`a if cond else b`."""
+
+    cond: object
+    a: object
+    b: object
+
+
+@dataclass(frozen=True)
+class Call:
+    """A named function: "abs" and "isfinite" on doubles, "torch_sum" (torch's batch-sum order)."""
+
+    fn: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Load:
+    """array[index...]; any index may be an expression (P[idx, f], idx read from an input column)."""
+
+    array: str
+    index: tuple
+
+
+@dataclass(frozen=True)
+class Row:
+    """Row `index` of a 2-d array, passed whole to a Call (numba: a view; C: a pointer)."""
+
+    array: str
+    index: object
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    """A model or update expression; `names` maps each of its symbols to a loop variable."""
+
+    expr: Expr
+    names: tuple[tuple[str, str], ...]
+
+    def name(self, symbol: str) -> str:
+        return dict(self.names)[symbol]
+
+    def __eq__(self, other) -> bool:  # Expr compares by identity; its text is its value
+        return isinstance(other, Cell) and (repr(self.expr), self.names) == (repr(other.expr), other.names)
+
+    def __hash__(self) -> int:
+        return hash((repr(self.expr), self.names))
+
+
+def cell(e: Expr, names) -> Cell:
+    return Cell(e, tuple((s, names(s)) for s in symbols(e)))
+
+
+# -- statements ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Let:
+    """var = value; type "f64", "i64" or "bool" (C declares each variable once)."""
+
+    var: str
+    value: object
+    type: str = "f64"
+
+
+@dataclass(frozen=True)
+class Store:
+    array: str
+    index: tuple
+    value: object
+
+
+@dataclass(frozen=True)
+class If:
+    """if / elif ... / else: `branches` is ((cond, body), ...), `orelse` a body."""
+
+    branches: tuple
+    orelse: tuple = ()
+
+
+@dataclass(frozen=True)
+class For:
+    """for var in range(stop)."""
+
+    var: str
+    stop: object
+    body: tuple
+
+
+@dataclass(frozen=True)
+class Break:
+    pass
+
+
+@dataclass(frozen=True)
+class Alloc:
+    """A scratch array of doubles, allocated once per kernel call (the batch's row gradients)."""
+
+    array: str
+    shape: tuple
+
+
+@dataclass(frozen=True)
+class Program:
+    spec_key: tuple
+    arrays: dict  # array name -> (dims, dtype); dims are size names or ints
+    body: tuple
+
+    def __hash__(self) -> int:
+        return hash(self.spec_key)
+
+
+# The kernel's array arguments, their dimensions and element types (the scalars are n_epochs, rec).
+def arrays(spec: Spec) -> dict:
+    n_params, n_state = len(spec.params), len(spec.update.state) * len(spec.params)
+    return {"X": (("n", "x_cols"), "f64"), "Y": (("n",), "f64"), "ORDER": (("order_rows", "n"), "i64"),
+            "P": (("E", n_params), "f64"), "S": (("E", n_state), "f64"), "H": (("E", len(spec.hyper)), "f64"),
+            "T": (("E",), "f64"), "R": (("E", "r_lines", len(spec.step_columns())), "f64"),
+            "EPO": (("E", "n_epochs", len(spec.accumulators)), "f64"), "DIV": (("E", 5), "i64"),
+            "GB": ((n_params, max(spec.batch_size, 1)), "f64")}
+
+
+def V(name: str) -> Var:
+    return Var(name)
+
+
+def _add(var: str, value) -> Let:
+    return Let(var, Op("+", Var(var), value))
+
+
+def build(spec: Spec) -> Program:
+    """The loop for `spec` (see the module docstring for its arguments)."""
+    model, upd, params = spec.model, spec.update, spec.params
+    rn = row_names(spec)
+    batch = spec.batch_size
+    cols = spec.step_columns()
+    n_params = len(params)
+    e = V("e")
+    acc_var = {a.column: ident("acc_", a.column) for a in spec.accumulators}
+    running = [a for a in spec.accumulators if a.kind != "last"]
+
+    # per experiment: its numbers, parameters, state and step count
+    exp: list = [Let(ident("hy_", h), Load("H", (e, Num(k)))) for k, h in enumerate(spec.hyper)]
+    exp += [Let(ident("p_", q), Load("P", (e, Num(j)))) for j, q in enumerate(params)]
+    exp += [Let(ident("prev_", s + "__" + q), Load("S", (e, Num(si * n_params + j))))
+            for si, s in enumerate(upd.state) for j, q in enumerate(params)]
+    exp.append(Let("t", Load("T", (e,))))
+    bk = uses_batch_rows(spec)
+    if batch > 1:
+        exp.append(Let("w", Num(1.0)))
+    if bk:
+        exp.append(Let("bk", Num(1.0)))
+    exp += [Let("line", Num(0), "i64"), Let("stopped", Num(False), "bool"), Let("epochs_done", Num(0), "i64")]
+
+    # per row: read it, compute its cells, add to the epoch's accumulators, record it
+    row: list = [Let("r", Load("ORDER", (Op("%", V("ep"), V("order_rows")), V("i"))), "i64")]
+    row += [Let(ident("in_", x), Load("X", (V("r"), Num(k)))) for k, x in enumerate(model.inputs)]
+    row.append(Let(ident("in_", "y"), Load("Y", (V("r"),))))
+    if batch > 1:  # the batch share: 1/k, k the rows in this batch (int -> double, as numba converts)
+        share = Op("/", Num(1.0), Pick(Op("<=", Op("+", V("i"), Num(batch)), V("n")), Num(batch), Op("-", V("n"), V("i"))))
+        rows = Pick(Op("<=", Op("+", V("i"), Num(batch)), V("n")), Num(batch), Op("-", V("n"), V("i")))
+        first = (Let("w", share),) + ((Let("bk", Op("*", Num(1.0), rows)),) if bk else ())  # k as a double
+        row.append(If(((Op("==", V("nb"), Num(0)), first),)))
+    row += [Let(ident("r_", name), cell(x, rn)) for name, x in scaled_row_cells(spec, sym("w"))]
+    row += [Let(ident("u_", q), V(ident("r_", spec.gradient_source(q)))) for q in params]
+    for a in running:
+        v = acc_var[a.column]
+        if a.of is None:
+            continue
+        if a.kind == "sum":
+            row.append(_add(v, cell(a.of, rn)))
+        elif a.kind == "nonzero":
+            row.append(If(((Op("!=", cell(a.of, rn), Num(0.0)), (_add(v, Num(1.0)),)),)))
+        elif a.kind == "max":  # a NaN compares false: it never replaces the maximum
+            tmp = ident("tmp_", a.column)
+            row += [Let(tmp, cell(a.of, rn)), If(((Op(">", V(tmp), V(v)), (Let(v, V(tmp)),)),))]
+        else:
+            raise ValueError(f"unknown accumulator kind {a.kind!r}")
+    row.append(_add("batch_loss", V(ident("r_", "loss"))))
+    if batch > 1:
+        row += [Store("GB", (Num(j), V("nb")), V(ident("u_", q))) for j, q in enumerate(params)]
+    row.append(_add("nb", Num(1)))
+    after = set(spec.state_cols) | {f"new {q}" for q in params}  # recorded once the update is done
+    own = {"epoch": V("ep"), "step": Op("+", V("t"), Num(1.0)), "row": Op("+", V("r"), Num(1))}
+    rec_row = [Store("R", (e, V("line"), Num(k)),
+                     own[c] if c in own else Num(float("nan")) if c in after else V(row_name(model, c)))
+               for k, c in enumerate(cols)]
+    row.append(If(((V("rec"), tuple(rec_row)),)))
+
+    # the update, at the end of a batch
+    step: list = [_add("t", Num(1.0))]
+    for j, q in enumerate(params):
+        total = V(ident("u_", q)) if batch == 1 else Call("torch_sum", (Row("GB", Num(j)), V("nb")))
+        step.append(Let(ident("g_", q), total))
+    for q in params:
+        name_of = update_names(upd, q)
+        step += [Let(name_of(name), cell(x, name_of)) for name, x in upd.cells]
+    col = {c: k for k, c in enumerate(cols)}
+    rec_upd = [Store("R", (e, V("line"), Num(col[f"{s}_{q}"])), V(ident("o_", s + "__" + q)))
+               for s in upd.state for q in params if f"{s}_{q}" in col]
+    rec_upd += [Store("R", (e, V("line"), Num(col[f"new {q}"])), V(ident("o_", "new__" + q)))
+                for q in params if f"new {q}" in col]
+    step.append(If(((V("rec"), tuple(rec_upd)),)))
+    step.append(Let("bad", Num(-2), "i64"))
+    out_of_bounds = tuple((Not(Op("<=", Call("abs", (V(ident("o_", "new__" + q)),)), V("hy_divergence_bound"))),
+                           (Let("bad", Num(j), "i64"),)) for j, q in enumerate(params))
+    step.append(If(out_of_bounds))
+    step.append(If(((Op("and", Op("==", V("bad"), Num(-2)), Not(Call("isfinite", (V("batch_loss"),)))),
+                     (Let("bad", Num(-1), "i64"),)),)))
+    step += [Let(ident("prev_", s + "__" + q), V(ident("o_", s + "__" + q))) for s in upd.state for q in params]
+    moves = tuple(Let(ident("p_", q), V(ident("o_", "new__" + q))) for q in params)
+    if spec.carry_inputs:  # graddesc: the epoch's last update is not carried, its inputs are
+        step.append(If(((Not(Op("==", V("i"), Op("-", V("n"), Num(1)))), moves),)))
+    else:
+        step += moves
+    step += [Let("nb", Num(0), "i64"), Let("batch_loss", Num(0.0))]
+    step.append(If(((Op("!=", V("bad"), Num(-2)),
+                     (Store("DIV", (e, Num(0)), Num(1)), Store("DIV", (e, Num(1)), V("line")),
+                      Store("DIV", (e, Num(2)), V("bad")), Let("stopped", Num(True), "bool"))),)))
+    if batch == 1:
+        row += step
+    else:
+        end = Op("or", Op("==", V("nb"), Num(batch)), Op("==", V("i"), Op("-", V("n"), Num(1))))
+        row.append(If(((end, tuple(step)),)))
+    row += [_add("line", Num(1)), If(((V("stopped"), (Break(),)),))]
+
+    # per epoch
+    epoch: list = [If(((V("stopped"), (Break(),)),))]
+    epoch += [Let(acc_var[a.column], Num(0.0)) for a in running]
+    epoch += [Let("batch_loss", Num(0.0)), Let("nb", Num(0), "i64"), For("i", V("n"), tuple(row))]
+    for k, a in enumerate(spec.accumulators):
+        value = cell(a.of, rn) if a.kind == "last" else V(acc_var[a.column])
+        epoch.append(Store("EPO", (e, V("ep"), Num(k)), value))
+    epoch.append(_add("epochs_done", Num(1)))
+
+    exp.append(For("ep", V("n_epochs"), tuple(epoch)))
+    exp += [Store("P", (e, Num(j)), V(ident("p_", q))) for j, q in enumerate(params)]
+    exp += [Store("S", (e, Num(si * n_params + j)), V(ident("prev_", s + "__" + q)))
+            for si, s in enumerate(upd.state) for j, q in enumerate(params)]
+    exp += [Store("T", (e,), V("t")), Store("DIV", (e, Num(3)), V("epochs_done")),
+            Store("DIV", (e, Num(4)), V("line"))]
+    body: list = []
+    if batch > 1:
+        body.append(Alloc("GB", (n_params, batch)))
+    body.append(For("e", V("E"), tuple(exp)))
+    return Program(spec.key, arrays(spec), tuple(body))
+
+
+def variables(body, found: dict | None = None) -> dict:
+    """Every variable a statement list assigns (not loop counters), with its type, first-seen order."""
+    found = {} if found is None else found
+    for s in body:
+        if isinstance(s, Let):
+            found.setdefault(s.var, s.type)
+        elif isinstance(s, If):
+            for _, b in s.branches:
+                variables(b, found)
+            variables(s.orelse, found)
+        elif isinstance(s, For):
+            variables(s.body, found)
+    return found

@@ -1,0 +1,141 @@
+"""Running the compiled loop for one experiment: prepare a Job, pack its state into the loop's
+arrays, run epochs, unpack. `train`, `sweep` and the graddesc macros all run epochs through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import SettingError
+from ...settings import Experiment
+from ..labels import classes_of, label_problems
+from ..models import default_init
+from ..result import State
+from .backend import run_kernel
+from .spec import Spec, build_spec
+
+# A kernel call covers at most this many row steps, so long runs report progress.
+CHUNK_STEPS = 2_000_000
+
+
+@dataclass
+class Job:
+    """One experiment, prepared: its compiled structure and its numbers."""
+
+    experiment: Experiment
+    spec: Spec
+    X: np.ndarray
+    Y: np.ndarray
+
+    @property
+    def flavour(self) -> str:
+        return self.experiment.flavour
+
+    def hyper_row(self, state: State) -> np.ndarray:
+        values = dict(self.experiment.values)
+        values["lr"] = current_lr(self.experiment, state)
+        values["eve_d"] = state.extra.get("eve_d", 1.0)
+        values["half"] = 0.5
+        return np.array([float(values[name]) for name in self.spec.hyper])
+
+    def order(self, first_epoch: int, n_epochs: int) -> np.ndarray:
+        n = self.X.shape[0]
+        if not self.experiment.shuffle:
+            return np.arange(n, dtype=np.int64)[None, :]
+        # Epoch k's order depends only on (seed, k): Runs in pieces shuffle as one long Run.
+        seed = self.experiment.seed
+        return np.stack([np.random.default_rng([seed, k]).permutation(n)
+                         for k in range(first_epoch, first_epoch + n_epochs)]).astype(np.int64)
+
+
+def current_lr(exp: Experiment, state: State) -> float:
+    """The lr a Run uses: an annealing macro's lr, unless the user changed the setting since."""
+    if "lr" in state.extra and state.extra.get("lr_setting") == exp.lr:
+        return float(state.extra["lr"])
+    return exp.lr
+
+
+def prepare(experiment: Experiment, x, y) -> Job:
+    X, Y = as_data(x, y)
+    if not isinstance(experiment, Experiment):
+        raise SettingError("experiment", f"expected an Experiment, found {type(experiment).__name__}")
+    spec = build_spec(experiment, X.shape[0], X.shape[1], classes=classes_of(experiment, Y))
+    bad = label_problems(experiment, Y, spec.model.classes, limit=1)
+    if bad:
+        raise SettingError("y", f"data row {bad[0][0] + 1}: {bad[0][1]}")
+    return Job(experiment, spec, X, Y)
+
+
+def as_data(x, y) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(x, dtype=np.float64)
+    Y = np.asarray(y, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or Y.ndim != 1 or X.shape[0] != Y.shape[0]:
+        raise SettingError("data", f"expected x of shape (rows,) or (rows, inputs) and y of shape (rows,), "
+                           f"found {X.shape} and {Y.shape}")
+    if X.shape[0] < 1:
+        raise SettingError("data", "expected at least one data row")
+    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+        raise SettingError("data", "expected finite numbers in x and y")
+    return np.ascontiguousarray(X), np.ascontiguousarray(Y)
+
+
+def signature(job: Job) -> dict:
+    e = job.experiment
+    return {"model": e.model, "optimizer": e.optimizer, "flavour": e.flavour,
+            "params": job.spec.params, "state": job.spec.update.state}
+
+
+def reset_state(job: Job) -> State:
+    """Parameters from `init` (or the documented defaults) and the optimizer's starting state."""
+    e, params = job.experiment, job.spec.params
+    start = default_init(e.model, params, e.seed)
+    start.update(e.init)
+    opt = {s: {q: float(job.spec.update.init[s]) for q in params} for s in job.spec.update.state}
+    return State(params=start, opt=opt, t=0, epoch=0, extra={}, signature=signature(job))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running epochs
+
+
+@dataclass
+class Chunk:
+    """What one kernel call produced for one experiment."""
+
+    lines: np.ndarray  # recorded step lines (rows x step columns), possibly empty
+    epochs: np.ndarray  # epoch accumulators (epochs x k)
+    lr: float
+    diverged: tuple[int, int] | None  # (line within chunk, param index or -1)
+
+
+def pack(job: Job, state: State) -> tuple[np.ndarray, ...]:
+    params = job.spec.params
+    P = np.array([[state.params[q] for q in params]])
+    S = np.array([[state.opt[s][q] for s in job.spec.update.state for q in params]]).reshape(1, -1)
+    H = job.hyper_row(state)[None, :]
+    T = np.array([float(state.t)])
+    return P, S, H, T
+
+
+def unpack(job: Job, state: State, P, S, T, epochs_done: int) -> State:
+    params, stems = job.spec.params, job.spec.update.state
+    opt = {s: {q: float(S[si * len(params) + j]) for j, q in enumerate(params)} for si, s in enumerate(stems)}
+    return State(params={q: float(P[j]) for j, q in enumerate(params)}, opt=opt, t=int(T),
+                 epoch=state.epoch + epochs_done, extra=dict(state.extra), signature=state.signature)
+
+
+def run_epochs(job: Job, state: State, n_epochs: int, record: bool) -> tuple[State, Chunk]:
+    """Run epochs with the loop alone (no macros between them)."""
+    P, S, H, T = pack(job, state)
+    R, EPO, DIV = run_kernel(job.spec, job.X, job.Y, job.order(state.epoch, n_epochs), P, S, H, T,
+                             n_epochs, record)
+    done = int(DIV[0, 3])
+    new_state = unpack(job, state, P[0], S[0], T[0], done)  # `done` counts a diverged epoch's part
+    lines = R[0, : DIV[0, 4]] if record else R[0]
+    diverged = (int(DIV[0, 1]), int(DIV[0, 2])) if DIV[0, 0] else None
+    epochs = EPO[0, :done]
+    return new_state, Chunk(lines, epochs, float(H[0, job.spec.hyper.index("lr")]), diverged)
