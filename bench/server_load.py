@@ -58,7 +58,7 @@ def start_gunicorn(workers: int, folder: Path, store: Path, port: int) -> subpro
                SHEETSYNC_WORKER_THREADS="4", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread",
                              "--threads", "8", "-b", f"{HOST}:{port}", "--log-level", "warning",
-                             "server.wsgi:app"], env=env, cwd=ROOT)
+                             "sheetsync.server.wsgi:app"], env=env, cwd=ROOT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

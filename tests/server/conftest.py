@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_sheets import FakeSheetsAPI  # noqa: E402
 
-from server import create_app  # noqa: E402
-from server.auth import GOOGLE_CERTS_URL  # noqa: E402
+from sheetsync.server import create_app  # noqa: E402
+from sheetsync.server.auth import GOOGLE_CERTS_URL  # noqa: E402
 from server_support import (API_KEY, CLIENT_ID, KID, LOCAL_TOKEN, OWNER_TOKEN, SHEET_KEY,  # noqa: E402
                             STRANGER_TOKEN, make_key)
 from sheetsync.demo import demo_tabs, write_demo  # noqa: E402

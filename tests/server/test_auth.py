@@ -73,8 +73,8 @@ def test_missing_credentials_are_refused(google_client):
 
 
 def test_certificates_unreachable_is_a_401(tmp_path, mock, signing_key):
-    from server import create_app
-    from server.auth import GOOGLE_CERTS_URL
+    from sheetsync.server import create_app
+    from sheetsync.server.auth import GOOGLE_CERTS_URL
 
     mock.get(GOOGLE_CERTS_URL, status=503, body="unavailable")
     app = create_app({"MODE": "google", "ALLOWED_AUDIENCES": [CLIENT_ID],
@@ -84,7 +84,7 @@ def test_certificates_unreachable_is_a_401(tmp_path, mock, signing_key):
 
 
 def test_no_audiences_configured_refuses_every_id_token(tmp_path, certs, signing_key):
-    from server import create_app
+    from sheetsync.server import create_app
 
     app = create_app({"MODE": "google", "API_KEYS": [API_KEY], "RUN_STORE": str(tmp_path / "runs.sqlite3")})
     assert_401(app.test_client().get("/openapi.json", headers=auth(id_token(signing_key[0]))), "no OAuth client")

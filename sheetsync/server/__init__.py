@@ -1,11 +1,11 @@
 """The sheetsync HTTP service: `create_app(config)` builds it (Flask's app-factory pattern).
 
-    from server import create_app
+    from sheetsync.server import create_app
     app = create_app({"MODE": "local", "LOCAL_FOLDER": "books", "RUN_STORE": "runs.sqlite3"})
 
 With no config the settings come from `SHEETSYNC_…` environment variables (see
-`server.config`). Blueprints: `health` (``/healthz``), `docs` (``/openapi.json``), `runs`
-(``/v1/runs``), `precedents` (``/v1/precedents``), `schedules` (``/v1/schedules``). `server.wsgi:app` serves it under gunicorn;
+`sheetsync.server.config`). Blueprints: `health` (``/healthz``), `docs` (``/openapi.json``), `runs`
+(``/v1/runs``), `precedents` (``/v1/precedents``), `schedules` (``/v1/schedules``). `sheetsync.server.wsgi:app` serves it under gunicorn;
 ``sheetsync serve`` runs it locally.
 """
 
