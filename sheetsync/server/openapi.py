@@ -2,7 +2,7 @@
 
 Every view is registered with `route(...)`, which adds the Flask URL rule and attaches the
 operation (parameters, body, responses) to the view; `document(app)` assembles the paths from
-the app's own views and the schemas from `server.schemas` plus each blueprint's
+the app's own views and the schemas from `sheetsync.server.schemas` plus each blueprint's
 ``openapi_components`` — nothing is kept in module-level registries, so two apps in one process
 document exactly what each serves. A test checks that every URL rule of the app is documented
 and every documented path exists.
