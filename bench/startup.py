@@ -61,6 +61,21 @@ print(",".join(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))), fil
 """
 
 
+def import_shares(py: str, env: dict, cwd: str) -> dict[str, float]:
+    """Seconds `import sheetsync.runner` spends per top-level package (-X importtime, self times)."""
+    err = subprocess.run([py, "-X", "importtime", "-c", "import sheetsync.runner"], env=env, cwd=cwd,
+                         check=True, capture_output=True, text=True).stderr
+    shares: dict[str, float] = {}
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
+        if self_us.isdigit():
+            top = name.split(".")[0]
+            shares[top] = shares.get(top, 0.0) + int(self_us) / 1e6
+    return dict(sorted(shares.items(), key=lambda kv: -kv[1]))
+
+
 def timed(argv: list[str], env: dict, cwd: str) -> float:
     start = time.perf_counter()
     subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
@@ -98,6 +113,7 @@ def main() -> int:
         work = float(subprocess.run([py, "-c", WORK, demo, book, str(args.repeat)], env=env, check=True,
                                     capture_output=True, text=True).stdout)
         shutil.copy(demo, book)
+        shares = import_shares(py, env, tmp)
         loaded = subprocess.run([py, "-c", MODULES, book, ",".join(HEAVY)], env=env, check=True,
                                 capture_output=True, text=True).stderr.strip().splitlines()[-1]
 
@@ -109,6 +125,8 @@ def main() -> int:
     target = med["numpy"] + work
     print(f"run / (numpy + work) = {med['run']:.3f} / {target:.3f} = {med['run'] / target:.2f}x  (target <= 1.5x)")
     print(f"run / numpy = {med['run'] / med['numpy']:.2f}x; importing the runner: {med['import runner'] - med['python']:.3f} s")
+    top = ", ".join(f"{name} {sec:.3f}" for name, sec in list(shares.items())[:6])
+    print(f"importing the runner, by package (s, -X importtime self times; inflated by its overhead): {top}")
     print(f"modules a run loads among {', '.join(HEAVY)}: {loaded or 'none'}")
     return 0
 
