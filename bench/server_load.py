@@ -21,6 +21,12 @@ than the last, as the epoch histories and the run log grow.
     python bench/server_load.py                      # 1 and 4 workers, 200 requests, 8 clients
     python bench/server_load.py --requests 400 --clients 16 --workers 1 2 4
     python bench/server_load.py --action reset       # constant-size workbook
+    python bench/server_load.py --breakdown 40       # 1 client, in process: where a POST's ms go
+
+``--breakdown N`` sends N ``POST /v1/runs`` of the demo one after another to an app in this
+process (after 5 to warm it: imports, compiled loops) and splits each answer's time into the
+runner's phases (read, train, layout, write, as its progress callback hears them) and the rest
+(the request, the run store, the hand-over to the worker thread); medians in milliseconds.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ def start_gunicorn(workers: int, folder: Path, store: Path, port: int) -> subpro
                SHEETSYNC_WORKER_THREADS="4", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread",
                              "--threads", "8", "-b", f"{HOST}:{port}", "--log-level", "warning",
-                             "server.wsgi:app"], env=env, cwd=ROOT)
+                             "sheetsync.server.wsgi:app"], env=env, cwd=ROOT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -179,6 +185,53 @@ def scenario(workers: int, n_sheets: int, requests: int, clients: int, seconds: 
             "problems": problems}
 
 
+def breakdown(requests: int, action: str) -> dict:
+    import sheetsync.server.service as service
+    from sheetsync.demo import write_demo
+    from sheetsync.server import create_app
+
+    work = Path(tempfile.mkdtemp(prefix="sheetsync-breakdown-"))
+    write_demo(work / "demo.xlsx")
+    app = create_app({"MODE": "local", "LOCAL_FOLDER": str(work), "LOCAL_TOKEN": TOKEN,
+                      "RUN_STORE": str(work / "store" / "runs.sqlite3"), "SYNC_BUDGET": 60})
+    marks: list[tuple[str, float]] = []
+    plain = service.RunService._progress
+
+    def timed_progress(self, run_id):
+        report = plain(self, run_id)
+
+        def hear(done, total, phase="train"):
+            if not marks or marks[-1][0] != phase:
+                marks.append((phase, time.perf_counter()))
+            report(done, total, phase)
+        return hear
+
+    service.RunService._progress = timed_progress
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    rows = []
+    try:
+        for i in range(requests + 5):
+            marks.clear()
+            start = time.perf_counter()
+            answer = client.post("/v1/runs", json={"spreadsheet": "demo.xlsx", "action": action}, headers=headers)
+            end = time.perf_counter()
+            assert answer.status_code == 200, answer.json
+            if i < 5:
+                continue
+            phases = {"read": 0.0, "train": 0.0, "layout": 0.0, "write": 0.0}
+            for (phase, t0), (_, t1) in zip(marks, marks[1:] + [("end", end)]):
+                phases[phase] += t1 - t0
+            phases["request, store, hand-over"] = (end - start) - sum(phases.values())
+            phases["total"] = end - start
+            rows.append(phases)
+    finally:
+        service.RunService._progress = plain
+        app.extensions["sheetsync"].runs.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    return {k: statistics.median(r[k] for r in rows) * 1000 for k in rows[0]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
@@ -187,8 +240,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120, help="time limit per scenario (default 120)")
     parser.add_argument("--action", choices=["run", "reset"], default="run",
                         help="run: each run continues the last (the workbook grows); reset: constant size")
+    parser.add_argument("--breakdown", type=int, metavar="N", help="N requests, 1 client, in process: phases")
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.breakdown:
+        medians = breakdown(args.breakdown, args.action)
+        print(f"POST /v1/runs, demo, action {args.action}, 1 client, median of {args.breakdown} (ms):")
+        for k, v in medians.items():
+            print(f"  {k:<28} {v:7.1f}")
+        return 0
     if args.load:
         spec = json.loads(args.load)
         print(json.dumps(load(spec["port"], spec["sheets"], spec["requests"], spec["clients"], spec["seconds"],

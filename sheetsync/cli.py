@@ -214,7 +214,7 @@ def _dispatch(args) -> int:
         print(json.dumps(result, indent=2) if args.json else render_text(result))
         return 0
     if args.command == "serve":
-        from server.serve import serve
+        from sheetsync.server.serve import serve
 
         return serve(args.host, args.port, args.folder, args.token)
     progress = _ProgressBar(enabled=not args.json, as_json=args.json)

@@ -3,23 +3,19 @@ Google backend's own tests use (tests/google/fake_sheets.py), which checks every
 against the API's discovery document. The layout's plan lands there unchanged."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-sys.path.insert(0, str(Path(__file__).parent / "google"))
+from fake_sheets import TOKEN_URI, FakeSheetsAPI
 
-from fake_sheets import TOKEN_URI, FakeSheetsAPI  # noqa: E402
-
-from sheetsync.backends.google import GoogleBackend  # noqa: E402
-from sheetsync.backends.targets import credentials_from_file  # noqa: E402
-from sheetsync.demo import demo_tabs  # noqa: E402
-from sheetsync.errors import InputError  # noqa: E402
-from sheetsync.runner import run  # noqa: E402
+from sheetsync.backends.google import GoogleBackend
+from sheetsync.backends.targets import credentials_from_file
+from sheetsync.demo import demo_tabs
+from sheetsync.errors import InputError
+from sheetsync.runner import run
 
 KEY = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcd"
 EMAIL = "sheetsync-run@demo-project.iam.gserviceaccount.com"

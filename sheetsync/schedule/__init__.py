@@ -1,6 +1,6 @@
 """Scheduled batch recomputation of a study group's shared sheets.
 
-The flow, one direction (DESIGN.md §2; the scheduler orchestrates, it owns no math):
+The flow, one direction (the scheduler orchestrates, it owns no math; `sheetsync.runner.run` does the work):
 
     trigger process (one per deployment: `sheetsync scheduler`, or a leader inside the server)
       │ due schedules (APScheduler triggers over our SQLite table, `triggers.py`, `store.py`)

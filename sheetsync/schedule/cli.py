@@ -15,7 +15,6 @@ SHEETSYNC_SCHEDULE_STORE to change), the file the server uses beside its default
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sys
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import SheetsyncError
+from .config import from_env
 from .store import Schedule, ScheduleStore
 
 # `sheetsync run` builds this parser too: APScheduler (the triggers) loads only when a schedule
@@ -35,13 +35,6 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class ScheduleCommandError(SheetsyncError):
     exit_code = 64
-
-
-def default_store() -> str:
-    if os.environ.get("SHEETSYNC_SCHEDULE_STORE"):
-        return os.environ["SHEETSYNC_SCHEDULE_STORE"]
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
-    return os.path.join(state, "sheetsync", "schedules.sqlite3")
 
 
 def add_parsers(sub) -> None:
@@ -68,14 +61,17 @@ def add_parsers(sub) -> None:
         p.add_argument("--json", action="store_true", help="print JSON")
     scheduler = sub.add_parser("scheduler", help="run the one trigger process of the schedules")
     scheduler.add_argument("--store", default=None, help="schedule store")
-    scheduler.add_argument("--redis", default=os.environ.get("SHEETSYNC_REDIS_URL"),
-                           help="Redis URL: dispatch to RQ workers (default: run jobs on threads here)")
+    scheduler.add_argument("--redis", default=None,
+                           help="Redis URL: dispatch to RQ workers (default: SHEETSYNC_REDIS_URL; "
+                                "without it, run jobs on threads here)")
     scheduler.add_argument("--threads", type=int, default=4, help="worker threads without Redis (default 4)")
 
 
 def dispatch(args) -> int:
-    store = ScheduleStore(args.store or default_store())
+    settings = from_env()  # the environment, read once per command
+    store = ScheduleStore(args.store or settings["STORE"])
     if args.command == "scheduler":
+        args.redis = args.redis or settings["REDIS_URL"]
         return run_scheduler(store, args)
     command = args.schedule_command
     if command == "add":

@@ -48,19 +48,8 @@ def build_context(config: dict, *, clock: Callable[[], float] = time.time, bucke
     else:
         locks = FileLocks(config.get("locks") or os.path.join(os.path.dirname(os.path.abspath(config["store"])), "locks"))
         state = store
-        bucket = bucket or process_buckets(config.get("rates"))
+        bucket = bucket or PacedBuckets(config.get("rates"))  # every job of this context draws from it
     return Context(store, state, locks, opener(config.get("backend_factory"), bucket), clock)
-
-
-_buckets: dict[str, PacedBuckets] = {}
-_buckets_lock = threading.Lock()
-
-
-def process_buckets(quota: dict | None) -> PacedBuckets:
-    """One set of buckets per process (and quota), shared by every job it runs."""
-    key = json.dumps(quota or {}, sort_keys=True)
-    with _buckets_lock:
-        return _buckets.setdefault(key, PacedBuckets(quota))
 
 
 def connect(url: str):

@@ -2,7 +2,7 @@
 
 `recompute(job, ctx)`:
 
-1. wait for the spreadsheet's lock (one writer per spreadsheet, DESIGN.md §4);
+1. wait for the spreadsheet's lock (one writer per spreadsheet: README, "One writer per workbook");
 2. ONE read round of the data, experiments, runs and state tabs — exactly the runner's first
    read, so when the sheet is recomputed the runner is handed the same backend and its read
    costs nothing more (Google: 2 requests to check, 3 to recompute);

@@ -88,7 +88,7 @@ def test_the_cli_says_so_with_exit_code_4(monkeypatch, book, tmp_path, capsys):
 
 
 def test_the_server_answers_409_without_its_folder(monkeypatch, book, tmp_path):
-    from server import create_app
+    from sheetsync.server import create_app
 
     saved = saved_elsewhere_while_training(monkeypatch, book, tmp_path)
     app = create_app({"MODE": "local", "LOCAL_FOLDER": str(tmp_path), "LOCAL_TOKEN": "t" * 24,
@@ -166,7 +166,7 @@ def test_a_missing_workbook_is_one_clear_error(tmp_path):
 
 
 def test_the_server_answers_409_for_a_workbook_open_in_libreoffice(book, tmp_path):
-    from server import create_app
+    from sheetsync.server import create_app
 
     (tmp_path / ".~lock.book.xlsx#").write_text("x")
     before = digest(book)
@@ -185,7 +185,7 @@ def test_the_server_answers_409_for_a_workbook_open_in_libreoffice(book, tmp_pat
 def test_server_errors_name_workbooks_relative_to_the_served_folder(book, tmp_path):
     import openpyxl
 
-    from server import create_app
+    from sheetsync.server import create_app
 
     app = create_app({"MODE": "local", "LOCAL_FOLDER": str(tmp_path), "LOCAL_TOKEN": "t" * 24,
                       "RUN_STORE": str(tmp_path / "store" / "runs.sqlite3"), "SYNC_BUDGET": 60})

@@ -19,13 +19,10 @@ Run the tests that use these:  python -m pytest tests/engine/test_pytorch_exact.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reference"))  # torch_runs
 
 RTOL = 1e-12
 

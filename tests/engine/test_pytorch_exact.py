@@ -20,23 +20,19 @@ Run:  python -m pytest tests/engine/test_pytorch_exact.py -q
 from __future__ import annotations
 
 import math
-import sys
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "reference")]
+from exactness import RTOL, assert_trajectory_close, sheetsync_trajectory, zero_crossing_atol
+from torch_runs import param_names, torch_trajectory
 
-from exactness import RTOL, assert_trajectory_close, sheetsync_trajectory, zero_crossing_atol  # noqa: E402
-from torch_runs import param_names, torch_trajectory  # noqa: E402
+from sheetsync import Experiment
+from sheetsync.engine import train
 
-from sheetsync import Experiment  # noqa: E402
-from sheetsync.engine import train  # noqa: E402
 
 MIN_STEPS = 300
 N_ROWS = 26  # batch 4 -> 6 full batches and one of 2 rows each epoch

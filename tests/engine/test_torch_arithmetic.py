@@ -10,16 +10,12 @@ Run:  python -m pytest tests/engine/test_torch_arithmetic.py -q
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reference"))
-
-from aten_order import addcdiv, aten_sum, batch_row_scale, fma, lerp  # noqa: E402
-from torch_runs import torch  # noqa: E402  (float64 default)
+from aten_order import addcdiv, aten_sum, batch_row_scale, fma, lerp
+from torch_runs import torch  # (float64 default)
 
 RNG = np.random.default_rng(2026)
 

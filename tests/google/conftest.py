@@ -4,7 +4,6 @@ service account (a fresh RSA key made with `cryptography`), and backends that ne
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,12 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-sys.path.insert(0, str(Path(__file__).parent))
+from fake_sheets import TOKEN_URI, FakeSheetsAPI
+from sheets_support import KEY, SA_EMAIL
 
-from fake_sheets import TOKEN_URI, FakeSheetsAPI  # noqa: E402
-from sheets_support import KEY, SA_EMAIL  # noqa: E402
-
-from sheetsync.backends.google import GoogleBackend  # noqa: E402
-from sheetsync.backends.retry import QuotaBuckets, RetryPolicy  # noqa: E402
-from sheetsync.backends.targets import credentials_from_file  # noqa: E402
+from sheetsync.backends.google import GoogleBackend
+from sheetsync.backends.retry import QuotaBuckets, RetryPolicy
+from sheetsync.backends.targets import credentials_from_file
 
 
 

@@ -6,16 +6,11 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from schedule_sim import SimClock  # noqa: E402
+from schedule_sim import SimClock
 
 
 def free_port() -> int:

@@ -11,13 +11,9 @@ for the end-to-end test; 1,000 sheets through a day is too slow through HTTP moc
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from memory_backend import MemoryBackend  # noqa: E402
+from memory_backend import MemoryBackend
 
 
 class SimClock:

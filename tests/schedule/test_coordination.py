@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from server import create_app
+from sheetsync.server import create_app
 from sheetsync.schedule.coordination import PacedBuckets, RedisBuckets, RedisLocks
 from sheetsync.schedule.dispatch import Dispatcher, LeaderLock, quota_warning
 from sheetsync.schedule.executors import InlineExecutor, build_context

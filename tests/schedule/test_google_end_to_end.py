@@ -6,28 +6,24 @@ leaderboard as an owned tab beside the user's roster tab."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "google"))
+from fake_sheets import TOKEN_URI, FakeSheetsAPI
 
-from fake_sheets import TOKEN_URI, FakeSheetsAPI  # noqa: E402
-
-from sheetsync.backends.google import GoogleBackend  # noqa: E402
-from sheetsync.backends.retry import RetryPolicy  # noqa: E402
-from sheetsync.demo import demo_tabs  # noqa: E402
-from sheetsync.schedule.coordination import FileLocks, PacedBuckets  # noqa: E402
-from sheetsync.schedule.dispatch import Dispatcher  # noqa: E402
-from sheetsync.schedule.executors import InlineExecutor  # noqa: E402
-from sheetsync.schedule.roster import LEADERBOARD_TAB  # noqa: E402
-from sheetsync.schedule.store import Schedule, ScheduleStore  # noqa: E402
-from sheetsync.schedule.work import Context  # noqa: E402
-from schedule_sim import SimClock  # noqa: E402
+from sheetsync.backends.google import GoogleBackend
+from sheetsync.backends.retry import RetryPolicy
+from sheetsync.demo import demo_tabs
+from sheetsync.schedule.coordination import FileLocks, PacedBuckets
+from sheetsync.schedule.dispatch import Dispatcher
+from sheetsync.schedule.executors import InlineExecutor
+from sheetsync.schedule.roster import LEADERBOARD_TAB
+from sheetsync.schedule.store import Schedule, ScheduleStore
+from sheetsync.schedule.work import Context
+from schedule_sim import SimClock
 
 MEMBER = "1MemberSheetKeyAbCdEfGhIjKlMnOpQrStUvWx"
 ORGANISER = "1OrganiserKeyAbCdEfGhIjKlMnOpQrStUvWxYz"

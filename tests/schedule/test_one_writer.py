@@ -70,7 +70,7 @@ class EntryPoints:
         return done
 
     def server(self, n: int):
-        from server import create_app
+        from sheetsync.server import create_app
 
         app = create_app({"MODE": "local", "LOCAL_FOLDER": str(self.book.parent), "LOCAL_TOKEN": "t" * 24,
                           "RUN_STORE": str(self.tmp / "server" / "runs.sqlite3"), "SYNC_BUDGET": 120,
@@ -145,7 +145,7 @@ def test_with_redis_the_server_takes_the_schedulers_redis_lock(tmp_path, redis_u
     lock key an RQ worker holds for the sheet (here: held by the test)."""
     import time
 
-    from server import create_app
+    from sheetsync.server import create_app
     from sheetsync.schedule.coordination import RedisLocks
     from sheetsync.schedule.work import sheet_key
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from server import create_app
+from sheetsync.server import create_app
 from sheetsync.cli import main
 from sheetsync.demo import write_demo
 from sheetsync.schedule.store import ScheduleStore

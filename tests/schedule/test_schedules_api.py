@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from server import create_app
+from sheetsync.server import create_app
 from sheetsync.demo import write_demo
 
 TOKEN = "local-token-for-schedule-tests-0123"

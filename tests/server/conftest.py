@@ -4,22 +4,18 @@ Sheets API of the Google backend tests."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import responses
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "google"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_sheets import FakeSheetsAPI
 
-from fake_sheets import FakeSheetsAPI  # noqa: E402
-
-from server import create_app  # noqa: E402
-from server.auth import GOOGLE_CERTS_URL  # noqa: E402
-from server_support import (API_KEY, CLIENT_ID, KID, LOCAL_TOKEN, OWNER_TOKEN, SHEET_KEY,  # noqa: E402
+from sheetsync.server import create_app
+from sheetsync.server.auth import GOOGLE_CERTS_URL
+from server_support import (API_KEY, CLIENT_ID, KID, LOCAL_TOKEN, OWNER_TOKEN, SHEET_KEY,
                             STRANGER_TOKEN, make_key)
-from sheetsync.demo import demo_tabs, write_demo  # noqa: E402
+from sheetsync.demo import demo_tabs, write_demo
 
 
 @pytest.fixture

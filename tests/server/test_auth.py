@@ -73,8 +73,8 @@ def test_missing_credentials_are_refused(google_client):
 
 
 def test_certificates_unreachable_is_a_401(tmp_path, mock, signing_key):
-    from server import create_app
-    from server.auth import GOOGLE_CERTS_URL
+    from sheetsync.server import create_app
+    from sheetsync.server.auth import GOOGLE_CERTS_URL
 
     mock.get(GOOGLE_CERTS_URL, status=503, body="unavailable")
     app = create_app({"MODE": "google", "ALLOWED_AUDIENCES": [CLIENT_ID],
@@ -84,7 +84,7 @@ def test_certificates_unreachable_is_a_401(tmp_path, mock, signing_key):
 
 
 def test_no_audiences_configured_refuses_every_id_token(tmp_path, certs, signing_key):
-    from server import create_app
+    from sheetsync.server import create_app
 
     app = create_app({"MODE": "google", "API_KEYS": [API_KEY], "RUN_STORE": str(tmp_path / "runs.sqlite3")})
     assert_401(app.test_client().get("/openapi.json", headers=auth(id_token(signing_key[0]))), "no OAuth client")
@@ -200,3 +200,22 @@ def test_a_missing_spreadsheet_is_a_404(google_client, fake, signing_key):
                            headers=headers)
     assert r.status_code == 404
     assert r.json["error"]["code"] == "spreadsheet_not_found"
+
+
+def test_google_runs_draw_on_the_apps_own_quota_buckets(google_app, google_client, fake, signing_key, tmp_path):
+    """App-factory state, not a process-wide registry: the Sheets requests of this app's runs
+    are counted in this app's buckets, and another app in the process has buckets of its own."""
+    from sheetsync.backends import retry
+    from sheetsync.server import create_app
+
+    quota = google_app.extensions["sheetsync"].quota
+    assert quota is not None and quota is not retry.shared_buckets()
+    headers = {**auth(id_token(signing_key[0])), "X-Goog-User-Token": OWNER_TOKEN}
+    r = google_client.post("/v1/runs", json={**RUN, "experiments": ["basic"]}, headers=headers)
+    assert r.status_code == 200, r.json
+    drawn = {key: bucket for key, bucket in quota._buckets.items() if key.startswith("user:")}
+    assert drawn and all(b.tokens < quota.rate_for(k) for k, b in drawn.items())
+    other = create_app({"MODE": "google", "ALLOWED_AUDIENCES": [CLIENT_ID],
+                        "RUN_STORE": str(tmp_path / "other" / "runs.sqlite3")})
+    assert other.extensions["sheetsync"].quota is not quota
+    other.extensions["sheetsync"].runs.shutdown()

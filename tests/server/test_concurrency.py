@@ -14,7 +14,7 @@ import time
 from itertools import groupby
 
 from server_support import LOCAL_TOKEN, auth
-from server import create_app
+from sheetsync.server import create_app
 from sheetsync.locks import SpreadsheetLocks
 from sheetsync.backends.xlsx import XlsxBackend
 from sheetsync.demo import write_demo
@@ -133,7 +133,7 @@ def test_the_lock_holds_across_processes_and_dies_with_its_holder(tmp_path):
 WORKER = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, {root!r})
-    from server import create_app
+    from sheetsync.server import create_app
 
     class Stuck:
         def read(self, tabs):

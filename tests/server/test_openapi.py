@@ -12,8 +12,8 @@ from schemathesis import checks as sc
 from server_support import auth
 from hypothesis import given
 from schemathesis import GenerationMode
-from server import create_app
-from server.openapi import openapi_path
+from sheetsync.server import create_app
+from sheetsync.server.openapi import openapi_path
 from sheetsync.demo import write_demo
 
 H = auth()
@@ -58,7 +58,7 @@ def test_document_is_valid_openapi(client):
 
 
 def test_the_request_validator_and_the_document_share_one_schema(client):
-    from server.schemas import RUN_REQUEST
+    from sheetsync.server.schemas import RUN_REQUEST
 
     doc = client.get("/openapi.json", headers=H).json
     assert doc["components"]["schemas"]["RunRequest"] == RUN_REQUEST

@@ -52,12 +52,3 @@ def test_an_unknown_experiment_is_a_422_naming_the_cell(client):
     assert r.json["error"]["problems"][0]["cell"] == "experiments"
     assert "run log" not in r.json["error"]["message"]  # a trace writes nothing
 
-
-def test_without_the_trace_module_the_answer_is_a_clean_501(client, monkeypatch):
-    import server.precedents
-
-    monkeypatch.setattr(server.precedents, "load_trace", lambda: None)
-    r = client.get("/v1/precedents", query_string={"spreadsheet": "demo.xlsx", "cell": "basic steps!H5"},
-                   headers=H)
-    assert r.status_code == 501
-    assert r.json["error"]["code"] == "not_available"

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from server_support import auth
-from server import create_app
+from sheetsync.server import create_app
 
 H = auth()
 
@@ -123,14 +123,9 @@ def test_missing_workbook_is_a_404(client):
     assert_error(post_run(client, {"spreadsheet": "nope.xlsx"}), 404, "workbook_not_found", "nope.xlsx")
 
 
-def test_formula_mode_answers_clearly(client):
-    from server.service import runner_accepts_mode
-
+def test_formula_mode_runs(client):
     r = post_run(client, {"spreadsheet": "demo.xlsx", "mode": "formulas", "experiments": ["basic"]})
-    if runner_accepts_mode():
-        assert r.status_code == 200 and r.json["mode"] == "formulas"
-    else:
-        assert_error(r, 400, "not_available", "formula mode is not available yet")
+    assert r.status_code == 200 and r.json["mode"] == "formulas" and r.json["status"] == "succeeded"
 
 
 def test_unknown_route_and_method_are_json(client):
@@ -179,7 +174,7 @@ def test_cors_closed_unless_configured(client, local_config):
 
 
 def test_environment_configuration(monkeypatch, folder, tmp_path):
-    from server.config import ConfigError, from_env
+    from sheetsync.server.config import ConfigError, from_env
 
     env = {"SHEETSYNC_LOCAL_FOLDER": str(folder), "SHEETSYNC_API_KEYS": "k1, k2",
            "SHEETSYNC_RUN_STORE": str(tmp_path / "env.sqlite3"), "SHEETSYNC_MAX_BODY_BYTES": "4096",

@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 from server_support import API_KEY, auth
-from server import create_app
+from sheetsync.server import create_app
 from sheetsync.backends.xlsx import XlsxBackend
 
 H = auth()
@@ -148,7 +148,7 @@ def test_a_run_left_running_by_a_dead_process_is_failed_at_start_up(local_config
 def test_a_reused_pid_is_not_taken_for_the_owner():
     import os
 
-    from server.store import is_alive, this_process
+    from sheetsync.server.store import is_alive, this_process
 
     assert is_alive(this_process())
     assert not is_alive(f"{os.getpid()}:1")  # same pid, another start time: not our run's owner

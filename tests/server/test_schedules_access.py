@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from server import create_app
+from sheetsync.server import create_app
 from server_support import CLIENT_ID, OWNER_TOKEN, SHEET_KEY, STRANGER_TOKEN, auth, id_token
 from sheetsync.schedule.dispatch import Dispatcher
 from sheetsync.schedule.store import Schedule

@@ -14,7 +14,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sheetsync.demo import write_demo
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW_CLIENTS = 120
@@ -39,8 +38,8 @@ def closed_by_server(s: socket.socket) -> bool:
         s.close()
 
 
-def test_slow_clients_hold_no_threads_and_are_dropped_after_the_timeout(tmp_path):
-    write_demo(tmp_path / "demo.xlsx")
+def test_slow_clients_hold_no_threads_and_are_dropped_after_the_timeout(demo_book, tmp_path):
+    assert demo_book.parent == tmp_path  # the served folder holds demo.xlsx
     env = dict(os.environ, PYTHONPATH=str(REPO), SHEETSYNC_SERVE_TIMEOUT="2", SHEETSYNC_SERVE_THREADS="4",
                SHEETSYNC_SERVE_CONNECTIONS="500", SHEETSYNC_RUN_STORE=str(tmp_path / "store" / "runs.sqlite3"))
     proc = subprocess.Popen([sys.executable, "-m", "sheetsync", "serve", "--port", "0", "--folder", str(tmp_path),

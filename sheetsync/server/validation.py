@@ -1,4 +1,4 @@
-"""Check a request against its schema in `server.schemas`; every problem named, none missed.
+"""Check a request against its schema in `sheetsync.server.schemas`; every problem named, none missed.
 
 Supports the small part of JSON Schema the API uses: object (required, properties,
 additionalProperties: false), array (items, maxItems), string (minLength, maxLength, pattern,

@@ -1,11 +1,11 @@
 """The sheetsync HTTP service: `create_app(config)` builds it (Flask's app-factory pattern).
 
-    from server import create_app
+    from sheetsync.server import create_app
     app = create_app({"MODE": "local", "LOCAL_FOLDER": "books", "RUN_STORE": "runs.sqlite3"})
 
 With no config the settings come from `SHEETSYNC_…` environment variables (see
-`server.config`). Blueprints: `health` (``/healthz``), `docs` (``/openapi.json``), `runs`
-(``/v1/runs``), `precedents` (``/v1/precedents``), `schedules` (``/v1/schedules``). `server.wsgi:app` serves it under gunicorn;
+`sheetsync.server.config`). Blueprints: `health` (``/healthz``), `docs` (``/openapi.json``), `runs`
+(``/v1/runs``), `precedents` (``/v1/precedents``), `schedules` (``/v1/schedules``). `sheetsync.server.wsgi:app` serves it under gunicorn;
 ``sheetsync serve`` runs it locally.
 """
 
@@ -35,7 +35,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     store.reap_interrupted()
     locks = spreadsheet_locks(app.config)
     runs = RunService(store, locks, int(app.config["WORKER_THREADS"]), float(app.config["SYNC_BUDGET"]))
-    app.extensions["sheetsync"] = Services(store, runs, IdTokenVerifier(app.config["ALLOWED_AUDIENCES"]))
+    app.extensions["sheetsync"] = Services(store, runs, IdTokenVerifier(app.config["ALLOWED_AUDIENCES"]),
+                                           quota_buckets(app.config))
     register_blueprints(app)
     register_error_handlers(app)
     app.after_request(cors)
@@ -52,6 +53,16 @@ def spreadsheet_locks(config):
 
         return RedisLocks(connect(config["REDIS_URL"]))
     return SpreadsheetLocks(os.path.join(os.path.dirname(os.path.abspath(config["RUN_STORE"])), "locks"))
+
+
+def quota_buckets(config):
+    """Google mode: this app's Sheets quota buckets (all its runs and traces share them), not the
+    process-wide ones the CLI's backends use."""
+    if config["MODE"] != "google":
+        return None
+    from sheetsync.backends.retry import QuotaBuckets
+
+    return QuotaBuckets()
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,7 +1,7 @@
 """The JSON shapes of the HTTP API, defined once.
 
-The request validator (`server.validation`) checks bodies and query strings against these,
-and the OpenAPI document (`server.openapi`) publishes them, so the two cannot disagree.
+The request validator (`sheetsync.server.validation`) checks bodies and query strings against these,
+and the OpenAPI document (`sheetsync.server.openapi`) publishes them, so the two cannot disagree.
 """
 
 from __future__ import annotations

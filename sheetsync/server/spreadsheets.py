@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from flask import current_app
+
 from sheetsync.backends.paths import LOCAL_SUFFIXES, MAX_NAME, OutsideFolder, bad_name, workbook_in  # noqa: F401
 from sheetsync.errors import BackendError
 
@@ -84,12 +86,13 @@ def google_sheet(name: str, caller: Caller, config: dict) -> Sheet:
                        "X-Goog-User-Token (ScriptApp.getOAuthToken()); sheetsync opens the sheet as you")
     factory = config.get("BACKEND_FACTORY")
     credentials = None if token else config.get("GOOGLE_CREDENTIALS")
+    quota = current_app.extensions["sheetsync"].quota  # read here: the run opens it on a worker thread
 
     def open_google():
         if factory:
             return factory(key, token)
-        from sheetsync.backends import open_backend
+        from sheetsync.backends.google import GoogleBackend
 
-        return open_backend(key, credentials, token=token)
+        return GoogleBackend.open(key, credentials, token=token, bucket=quota)
 
     return Sheet(key, "google:" + key, key, open_google)

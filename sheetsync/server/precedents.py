@@ -1,18 +1,16 @@
 """``GET /v1/precedents``: the trace of one cell down to its inputs, as JSON.
 
-Calls `sheetsync.trace.trace` when this install has it; answers 501 otherwise.
+Calls `sheetsync.trace.trace` with the sheet's backend (local workbook or Google Sheet).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-
 from flask import Blueprint, current_app, jsonify, request
 
 from sheetsync.errors import SheetsyncError
+from sheetsync.trace import trace
 
-from .errors import ApiError, from_sheetsync
+from .errors import from_sheetsync
 from .openapi import USER_TOKEN_HEADER, responses, route
 from .schemas import PRECEDENTS_QUERY
 from .service import finite
@@ -30,28 +28,16 @@ def query_parameters() -> list[dict]:
             for name, schema in PRECEDENTS_QUERY["properties"].items()]
 
 
-def load_trace():
-    try:
-        return importlib.import_module("sheetsync.trace").trace
-    except (ImportError, AttributeError):
-        return None
-
-
 @route(bp, "/v1/precedents", "get", summary="Trace a cell's precedents (or dependents)",
        parameters=query_parameters() + [USER_TOKEN_HEADER],
        responses=responses(r200="Precedents", r400="Error", r401="Error", r403="Error", r404="Error",
-                           r422="Error", r429="Error", r501="Error", r502="Error"))
+                           r422="Error", r429="Error", r502="Error"))
 def get_precedents():
     query = validate_query(request.args.to_dict(flat=False), PRECEDENTS_QUERY)
     sheet = resolve(query["spreadsheet"], caller(), current_app.config)
-    trace = load_trace()
-    if trace is None:
-        raise ApiError(501, "not_available", "tracing precedents is not available in this version of sheetsync")
-    kwargs = {"depth": query["depth"], "dependents": query["dependents"]}
-    if "backend" in inspect.signature(trace).parameters:
-        kwargs["backend"] = sheet.open()
     try:
-        result = trace(sheet.target, query["cell"], **kwargs)
+        result = trace(sheet.target, query["cell"], depth=query["depth"], dependents=query["dependents"],
+                       backend=sheet.open())
     except SheetsyncError as e:
         google = current_app.config["MODE"] == "google"
         raise from_sheetsync(e, google, doing="trace", folder=None if google else current_app.config["LOCAL_FOLDER"]) from None

@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 from typing import Mapping
+
+from sheetsync.schedule.config import REDIS_URL_VARIABLE, state_path
 
 MODES = ("local", "google")
 
@@ -84,7 +85,7 @@ ENV = {  # setting -> (variable, parser)
     "SERVE_CONNECTIONS": ("SHEETSYNC_SERVE_CONNECTIONS", int),
     "SERVE_TIMEOUT": ("SHEETSYNC_SERVE_TIMEOUT", float),
     "SCHEDULER": ("SHEETSYNC_SCHEDULER", str),
-    "REDIS_URL": ("SHEETSYNC_REDIS_URL", str),
+    "REDIS_URL": (REDIS_URL_VARIABLE, str),
 }
 
 
@@ -109,8 +110,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict:
 
 
 def default_run_store() -> str:
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
-    return os.path.join(state, "sheetsync", "runs.sqlite3")
+    return state_path("runs.sqlite3")
 
 
 def complete(config: Mapping) -> dict:

@@ -7,7 +7,6 @@ from flask import Blueprint, current_app, jsonify, url_for
 from .errors import ApiError
 from .openapi import USER_TOKEN_HEADER, ref, responses, route
 from .schemas import RUN_REQUEST
-from .service import runner_accepts_mode
 from .spreadsheets import resolve
 from .validation import validate_body
 from .views import caller, json_body, require_caller, services
@@ -25,9 +24,6 @@ RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "
                            r409="Error", r413="Error", r415="Error", r422="Error", r429="Error", r502="Error"))
 def create_run():
     body = validate_body(json_body(), RUN_REQUEST)
-    if body["mode"] == "formulas" and not runner_accepts_mode():
-        raise ApiError(400, "not_available", "formula mode is not available yet; use mode 'values'",
-                       [{"field": "mode", "message": "formula mode is not available yet"}])
     who = caller()
     sheet = resolve(body["spreadsheet"], who, current_app.config)
     record, finished = services().runs.start(who.name, sheet, body["action"], body["mode"],

@@ -96,6 +96,7 @@ class RunStore:
         self.path = path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._local = threading.local()
+        self._owner = (0, "")  # (pid, this_process()): read from /proc once per process, not per run
         with self._db() as db:
             db.executescript(SCHEMA)
 
@@ -117,8 +118,14 @@ class RunStore:
             "INSERT INTO runs (id, caller, spreadsheet, action, mode, experiments, status, owner, created)"
             " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
             (run_id, caller, spreadsheet, action, mode,
-             None if experiments is None else json.dumps(experiments), this_process(), time.time()))
+             None if experiments is None else json.dumps(experiments), self.owner(), time.time()))
         return run_id
+
+    def owner(self) -> str:
+        """This process as runs record it; a forked worker (gunicorn --preload) reads its own."""
+        if self._owner[0] != os.getpid():
+            self._owner = (os.getpid(), this_process())
+        return self._owner[1]
 
     def mark_running(self, run_id: str) -> None:
         self._update(run_id, "status = 'running', started = ?", time.time())

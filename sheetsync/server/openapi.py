@@ -2,7 +2,7 @@
 
 Every view is registered with `route(...)`, which adds the Flask URL rule and attaches the
 operation (parameters, body, responses) to the view; `document(app)` assembles the paths from
-the app's own views and the schemas from `server.schemas` plus each blueprint's
+the app's own views and the schemas from `sheetsync.server.schemas` plus each blueprint's
 ``openapi_components`` — nothing is kept in module-level registries, so two apps in one process
 document exactly what each serves. A test checks that every URL rule of the app is documented
 and every documented path exists.
@@ -19,7 +19,7 @@ STATUS_TEXT = {
     401: "No valid credentials", 403: "Your Google account cannot open this spreadsheet",
     404: "Not found", 405: "Method not allowed", 409: "Conflict: a tab sheetsync would write is the user's, or the workbook changed since it was read or is open in an office suite",
     413: "Body too large", 415: "Body is not JSON", 422: "Problems in the sheet (each with its cell)",
-    429: "Google quota exceeded", 501: "Not available in this version",
+    429: "Google quota exceeded",
     502: "Google Sheets could not be reached",
 }
 

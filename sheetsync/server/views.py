@@ -15,9 +15,12 @@ from .store import RunStore
 
 @dataclass
 class Services:
+    """What one app holds (the app factory makes them; nothing lives in module globals)."""
+
     store: RunStore
     runs: RunService
     verifier: IdTokenVerifier
+    quota: object = None  # Google mode: the Sheets quota buckets every sheet this app opens draws from
 
 
 def services() -> Services:

@@ -8,9 +8,8 @@ finished by then is answered whole (200), a longer one with its id (202) to poll
 
 from __future__ import annotations
 
-import inspect
-import os
 import logging
+import os
 import math
 import threading
 import time
@@ -37,12 +36,6 @@ class Job:
     mode: str
     experiments: list[str] | None
     google: bool
-
-
-def runner_accepts_mode() -> bool:
-    from sheetsync.runner import run
-
-    return "mode" in inspect.signature(run).parameters
 
 
 class RunService:
@@ -79,9 +72,8 @@ class RunService:
     def _run(self, job: Job):
         from sheetsync.runner import run
 
-        kwargs = {"mode": job.mode} if runner_accepts_mode() else {}  # values is the runner's only mode before
-        return run(job.sheet.target, experiments=job.experiments, action=job.action,
-                   backend=job.sheet.open(), progress=self._progress(job.run_id), **kwargs)
+        return run(job.sheet.target, experiments=job.experiments, action=job.action, mode=job.mode,
+                   backend=job.sheet.open(), progress=self._progress(job.run_id))
 
     def _progress(self, run_id: str):
         last = [0.0]

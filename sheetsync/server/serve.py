@@ -2,13 +2,13 @@
 
 Serves the ``.xlsx``/``.xlsm`` workbooks of a folder on 127.0.0.1 and prints the token callers
 must present (``Authorization: Bearer <token>``). Settings not given on the command line come
-from the ``SHEETSYNC_…`` environment variables (`server.config`).
+from the ``SHEETSYNC_…`` environment variables (`sheetsync.server.config`).
 
 It runs on waitress, a production WSGI server (pure Python, any OS): one thread reads and
 writes every socket and hands only complete requests to a fixed pool of SERVE_THREADS, so slow
 or idle clients hold no thread; at most SERVE_CONNECTIONS connections are open (the rest wait in
 the listen backlog) and one idle or half-sent for SERVE_TIMEOUT seconds is closed. For several
-processes: ``gunicorn -w 4 'server.wsgi:app'``.
+processes: ``gunicorn -w 4 'sheetsync.server.wsgi:app'``.
 """
 
 from __future__ import annotations
