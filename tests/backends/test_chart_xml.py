@@ -60,6 +60,7 @@ def native_chart(chart: Chart):  # the oracle
         native.legend.position = "b"
     native.x_axis.delete = False
     native.y_axis.delete = False
+    native.x_axis.crosses = native.y_axis.crosses = "min"
     for axis, lo, hi in ((native.x_axis, chart.x_min, chart.x_max), (native.y_axis, chart.y_min, chart.y_max)):
         if lo is not None:
             axis.scaling.min = lo

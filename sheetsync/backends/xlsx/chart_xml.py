@@ -42,7 +42,10 @@ def _axis(kind: str, ax_id: int, cross: int, title: str, lo, hi, fmt: str | None
     out += "<majorGridlines />" if grid else ""
     out += _title(title, 900) if title else ""
     out += f'<numFmt formatCode={quoteattr(fmt)} sourceLinked="0" />' if fmt else ""
-    return out + (f'<majorTickMark val="none" /><minorTickMark val="none" /><crossAx val="{cross}" />{tail}'
+    # crossing at the other axis's minimum keeps the tick labels at the edge when data run below 0
+    # (log10 of a small loss, a negative input) instead of through the middle of the plot
+    return out + (f'<majorTickMark val="none" /><minorTickMark val="none" /><crossAx val="{cross}" />'
+                  f'<crosses val="min" />{tail}'
                   f'</{kind}>')
 
 
