@@ -33,6 +33,12 @@ class Var:
 class Num:
     value: int | float | bool
 
+    def __eq__(self, other) -> bool:  # by type and text: NaN equals NaN, True is not 1
+        return isinstance(other, Num) and (type(self.value), repr(self.value)) == (type(other.value), repr(other.value))
+
+    def __hash__(self) -> int:
+        return hash((type(self.value), repr(self.value)))
+
 
 @dataclass(frozen=True)
 class Op:
