@@ -9,7 +9,6 @@ Run:  python -m pytest tests/engine/test_classification.py -q
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
