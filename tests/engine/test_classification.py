@@ -274,3 +274,11 @@ def test_the_graddesc_flavour_trains_classifiers_with_its_own_optimizers(optimiz
         s = r.steps
         q = r.param_names[0]
         assert np.isfinite(s[f"de/d{q}"]).all()
+
+
+def test_the_result_says_which_log_base_the_loss_uses():
+    x, y = blobs(2)
+    ten = train(Experiment(model="logistic", log_base="10", epochs=1), x, y).details["loss"]
+    assert ten.startswith("binary cross-entropy") and "base-10 log (LOG" in ten
+    e = train(Experiment(model="logistic", loss="focal", focal_alpha=0.25, epochs=1), x, y).details["loss"]
+    assert e == "focal loss (γ = 2, α = 0.25), natural log (LN); mean over the batch"
