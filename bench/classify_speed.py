@@ -123,8 +123,7 @@ def sweep_lrs() -> np.ndarray:
 
 def measure(model: str, lib, single_epochs: int, sweep_epochs: int, torch_epochs: int, repeats: int) -> dict:
     names = NAMES[model]
-    t_single, r = best_of(repeats, lambda: train(experiment(model, LR, single_epochs), X, Y[model], keep_steps=False))
-    single = np.array([[r.params[n] for n in names]])
+    t_single, _ = best_of(repeats, lambda: train(experiment(model, LR, single_epochs), X, Y[model], keep_steps=False))
     exps = [experiment(model, lr, sweep_epochs) for lr in sweep_lrs()]
     t_sweep, rs = best_of(repeats, lambda: sweep(exps, X, Y[model], keep_steps=False))
     swept = np.array([[x.params[n] for n in names] for x in rs])

@@ -56,6 +56,18 @@ class Loss:
     def __str__(self) -> str:
         return self.name
 
+    def describe(self) -> str:
+        """The loss in words, with the base of its log (the sheet says which base a loss column uses)."""
+        if self.name not in LOG_LOSSES:
+            return {"squared": "squared error (pred - y)²", "absolute": "absolute error |pred - y|"}[self.name]
+        what = {"bce": "binary cross-entropy of σ(z) against y ∈ {0, 1}",
+                "cross_entropy": "cross-entropy of softmax(z1…zK) against the class y",
+                "focal": f"focal loss (γ = {self.gamma:g}"
+                         + (f", α = {self.alpha:g})" if self.alpha is not None else ", no α)")}[self.name]
+        base = ("base-10 log (LOG, as the fast.ai sheets): the natural-log loss and its gradients / ln 10"
+                if self.log_base == "10" else "natural log (LN)")
+        return f"{what}, {base}; mean over the batch"
+
     @property
     def scale(self) -> float:
         """The factor the log losses' backward starts from (1, or 1/ln 10)."""

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import SheetsyncError
 from ..settings import Experiment
-from . import graddesc, labels
+from . import graddesc, labels, losses
 from .loop.backend import run_kernel
 from .loop.run import (CHUNK_STEPS, Chunk, Job, as_data, current_lr, pack, prepare, reset_state,  # noqa: F401
                        run_epochs, signature, unpack)
@@ -129,6 +129,7 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
 
     epochs, diag = epoch_table(job, chunks, start_epoch, steps)
     details = dict(spec.update.details)
+    details["loss"] = losses.as_loss(spec.loss).describe()  # which log base the loss column uses
     details.update({"flavour": job.flavour, "optimizer": job.experiment.optimizer,
                     "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
     if diag.divergence is not None:

@@ -9,7 +9,6 @@ Run:  python -m pytest tests/engine/test_classification.py -q
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -253,3 +252,33 @@ def test_a_classifier_setting_that_changes_the_loop_changes_the_grouping_key():
                 assert not changed or structure(other) != structure(job), (base, name, value)
                 differed += changed
     assert differed >= 12
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "rmsprop", "adam", "adam_ann", "adagrad", "eve",
+                                       "adagrad_ann"])
+def test_the_graddesc_flavour_trains_classifiers_with_its_own_optimizers(optimizer):
+    """The workbook's optimizers (and their macros) drive the classifier cells unchanged: the
+    gradient columns are the loss's, the updates the workbook's (its eps-less rmsprop, ...)."""
+    x, y2 = blobs(2)
+    _, y3 = blobs(3)
+    lr = {"sgd": 0.05, "momentum": 0.05, "adagrad": 0.5, "adagrad_ann": 0.5}.get(optimizer, 0.01)
+    for settings, y in (({"model": "logistic"}, y2), ({"model": "logistic", "loss": "focal"}, y2),
+                        ({"model": "softmax"}, y3)):
+        r = train(Experiment(optimizer=optimizer, lr=lr, epochs=4, **settings), x, y)
+        assert r.experiment.flavour == "graddesc" and r.diagnostics.divergence is None
+        losses = r.epochs["loss"].to_numpy()
+        assert np.isfinite(losses).all(), (settings, losses)
+        if settings["model"] == "logistic":  # (softmax on these cycling labels: the annealing
+            assert losses[-1] < losses[0], (settings, losses)  # macros need more than 4 epochs)
+        # each step's update reads the row's own analytic gradient
+        s = r.steps
+        q = r.param_names[0]
+        assert np.isfinite(s[f"de/d{q}"]).all()
+
+
+def test_the_result_says_which_log_base_the_loss_uses():
+    x, y = blobs(2)
+    ten = train(Experiment(model="logistic", log_base="10", epochs=1), x, y).details["loss"]
+    assert ten.startswith("binary cross-entropy") and "base-10 log (LOG" in ten
+    e = train(Experiment(model="logistic", loss="focal", focal_alpha=0.25, epochs=1), x, y).details["loss"]
+    assert e == "focal loss (γ = 2, α = 0.25), natural log (LN); mean over the batch"

@@ -96,3 +96,38 @@ def test_label_errors_name_their_cells(tmp_path):
     with pytest.raises(InputError) as e:
         run(str(blank))
     assert "data!C5" in str(e.value) and "expected a class label" in str(e.value)
+
+
+def test_trace_follows_the_classifier_columns_to_the_data(tmp_path):
+    """`sheetsync trace` of a softmax step's loss and of a new parameter ends at the data and the
+    settings, every node's value the sheet's (tests/formulas/test_trace_and_map.py's check)."""
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    from sheetsync.trace import parse_cell, trace
+
+    x, y = points(3, n=12)
+    path = book(tmp_path / "trace.xlsx", [int(k) for k in y], x,
+                {"soft": {"model": "softmax", "flavour": "pytorch", "optimizer": "adam", "lr": 0.1, "epochs": 2,
+                          "batch size": 4}})
+    run(str(path))
+    wb = openpyxl.load_workbook(path, data_only=True)
+    ws = wb["soft steps"]
+    header_row = next(r for r in range(1, 40) if ws.cell(r, 1).value == "epoch")
+    header = [c.value for c in ws[header_row]]
+    for column, line in (("loss", 7), ("p2", 9), ("new a2_1", 8)):
+        cell = f"soft steps!{get_column_letter(header.index(column) + 1)}{header_row + line}"
+        tree = trace(str(path), cell)["tree"]
+        nodes = list(_walk(tree))
+        assert len(nodes) > 3
+        for node in nodes:
+            if node["kind"] in ("line", "data", "setting"):
+                tab, letters, row = parse_cell(node["cell"].replace("(carried in) ", ""))
+                assert wb[tab][f"{letters}{row}"].value == pytest.approx(node["value"], rel=0, abs=0), node
+        assert "data" in {n["kind"] for n in nodes}
+
+
+def _walk(node):
+    yield node
+    for child in node.get("children", []):
+        yield from _walk(child)

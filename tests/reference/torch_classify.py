@@ -97,51 +97,15 @@ def build(model: str, n_inputs: int, classes: int = 2, hidden: int = 2, output: 
     return nn.Sequential(first, nn.ReLU(), second), slots
 
 
-class Scalars(nn.Module):
-    """The same linear map with one 0-d parameter per weight, summed as the sheet writes it
-    (a1·x1 + a2·x2 + … + b, left to right): no BLAS, so its sums are torch's own reduction."""
-
-    def __init__(self, lin: nn.Linear):
-        super().__init__()
-        self.w = nn.ParameterList([nn.Parameter(torch.tensor(0.0)) for _ in range(lin.weight.numel())])
-        self.b = nn.ParameterList([nn.Parameter(torch.tensor(0.0)) for _ in range(lin.bias.numel())])
-        self.shape = tuple(lin.weight.shape)
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        k_out, k_in = self.shape
-        outs = []
-        for k in range(k_out):
-            z = self.w[k * k_in] * X[:, 0]
-            for i in range(1, k_in):
-                z = z + self.w[k * k_in + i] * X[:, i]
-            outs.append(z + self.b[k])
-        return torch.stack(outs, dim=1)
-
-
-def build_scalars(model: str, n_inputs: int, classes: int = 2):
-    """logistic / softmax as `Scalars`, with the same parameter names."""
-    lin, slots = build(model, n_inputs, classes)
-    mod = Scalars(lin)
-    k_in = n_inputs
-    out = {}
-    for name, (tensor, index) in slots.items():
-        out[name] = (mod.w[index[0] * k_in + index[1]], ()) if tensor is lin.weight else (mod.b[index], ())
-    return mod, out
-
-
 def trajectory(model: str, optimizer: str, hp: dict, init: dict[str, float], x: np.ndarray, y: np.ndarray, *,
                loss: str, names: list[str], batch_size: int = 1, epochs: int = 1, classes: int = 2,
                hidden: int = 2, output: str = "sigmoid", log_base: str = "e", gamma: float = 2.0,
-               alpha: float | None = None, scalars: bool = False, make_optimizer=None) -> np.ndarray:
-    """Parameters after every step, (steps, len(names)), in `names` order. `scalars`: logistic
-    and softmax as `Scalars` instead of nn.Linear; `make_optimizer(params)`: another optimizer
-    than torch.optim's (fastai's)."""
+               alpha: float | None = None, make_optimizer=None) -> np.ndarray:
+    """Parameters after every step, (steps, len(names)), in `names` order; `make_optimizer(params)`:
+    another optimizer than torch.optim's (fastai's)."""
     X = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(len(y), -1))
     Y = torch.as_tensor(np.asarray(y, dtype=np.float64))
-    if scalars:
-        module, slots = build_scalars(model, X.shape[1], classes)
-    else:
-        module, slots = build(model, X.shape[1], classes, hidden, output)
+    module, slots = build(model, X.shape[1], classes, hidden, output)
     with torch.no_grad():
         for name, value in init.items():
             tensor, index = slots[name]

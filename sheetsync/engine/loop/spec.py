@@ -16,7 +16,6 @@ from functools import cached_property
 from ...errors import SettingError
 from ...settings import Experiment
 from ..expr import Expr, absolute, const, sym, symbols
-from ..labels import classes_of
 from ..losses import Share
 from ..losses import of as loss_of
 from ..models import Model, build_model
