@@ -287,9 +287,11 @@ def _print_report(report, as_json: bool) -> None:
         params = " ".join(f"{k}={v:.6g}" for k, v in list(e.params.items())[:6])
         sampled = " (steps sampled)" if e.sampled else ""
         epochs = f"{e.epochs_run} epoch{'' if e.epochs_run == 1 else 's'}"
-        error = f"{e.sqrt_sum_err2:.6g}" if e.sqrt_sum_err2 is not None else "not finite"
-        print(f"{e.name}: {e.start}; {epochs} ({e.total_epochs} in all), loss {loss}, "
-              f"sqrt(sum err^2) {error}, {params}{sampled}")
+        if e.accuracy is not None:  # a classifier: its error cell is not a distance
+            error = f"accuracy {e.accuracy:.3f}"
+        else:
+            error = f"sqrt(sum err^2) {e.sqrt_sum_err2:.6g}" if e.sqrt_sum_err2 is not None else "sqrt(sum err^2) not finite"
+        print(f"{e.name}: {e.start}; {epochs} ({e.total_epochs} in all), loss {loss}, {error}, {params}{sampled}")
         for line in e.diagnostics.get("story", []):  # where it went wrong and what trains
             print(f"  {line}")
     print(f"wrote {len(report.tabs_written)} tabs to {report.target} in {report.seconds:.2f}s")

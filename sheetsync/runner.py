@@ -50,6 +50,7 @@ class ExperimentReport:
     sampled: bool = False
     sqrt_sum_err2: float | None = None  # the workbook's "error" cell: sqrt(sum err²) of the last epoch
     diagnostics: dict[str, Any] = field(default_factory=dict)  # safe_lr, onset, dead units, …
+    accuracy: float | None = None  # classifiers: the last epoch's share of rows predicted right
 
 
 @dataclass
@@ -253,16 +254,17 @@ def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
 
 
 def _report(name, start, result, history, notes) -> ExperimentReport:
-    loss = error = None
+    loss = error = accuracy = None
     if len(result.epochs):
         last = result.epochs.iloc[-1]
         loss = float(last["loss"]) if np.isfinite(last["loss"]) else None
         error = float(last["sqrt(sum err^2)"]) if np.isfinite(last["sqrt(sum err^2)"]) else None
+        accuracy = float(last["accuracy"]) if "accuracy" in result.epochs.columns else None
     div = result.diagnostics.divergence
     return ExperimentReport(name, start, len(result.epochs), len(history), loss,
                             {k: float(v) for k, v in result.params.items()},
                             divergence_sentence(result) if div else None, notes,
-                            sqrt_sum_err2=error, diagnostics=diagnostics_summary(result))
+                            sqrt_sum_err2=error, diagnostics=diagnostics_summary(result), accuracy=accuracy)
 
 
 def highlighted_rows(tab) -> dict[str, str]:

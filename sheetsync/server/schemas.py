@@ -75,6 +75,8 @@ EXPERIMENT_REPORT = {
         "sampled": {"type": "boolean"},
         "sqrt_sum_err2": {"type": "number", "nullable": True,
                           "description": "The workbook's error cell, sqrt(sum err^2), of the last epoch."},
+        "accuracy": {"type": "number", "nullable": True,
+                     "description": "Classifiers: the last epoch's share of rows predicted right; null otherwise."},
         "diagnostics": {"type": "object", "description": (
             "Why the run went the way it did: safe_lr (the largest lr proven to train, or null), "
             "diverged_at and started_at ({epoch, step, row, ...}), loss_rose ([epoch, peak epoch]), "
