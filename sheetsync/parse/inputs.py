@@ -1,6 +1,6 @@
 """Read the `data` and `experiments` tabs of a `Snapshot` into a `Dataset` and `Experiment`s.
 
-Layout (DESIGN.md §3.1):
+Layout (README.md, "The sheet"):
 
 - ``data``: row 1 holds the headers ``x`` and ``y`` (or ``x1``, ``x2``, … and ``y``); data
   rows run from row 2 down to the first empty row. At least `MIN_DATA_ROWS` rows.

@@ -185,7 +185,7 @@ def test_continuing_a_state_of_another_model_is_refused():
 
 @pytest.mark.parametrize("x", [14.0, 50.0, 100.0])
 def test_divergence_is_a_result_with_the_step_the_parameter_and_the_stable_lr(x):
-    """optimizers.md §6: per-row SGD on one x is stable just below the bound, diverges just above."""
+    """docs/optimizers.md (the lr < 1/x² bound): per-row SGD on one x is stable just below the bound, diverges just above."""
     xs, ys = [x] * 10, [2 * x + 30] * 10
     bound = 1 / (x * x + 1)
     ok = train(Experiment(lr=0.99 * bound, epochs=300), xs, ys)

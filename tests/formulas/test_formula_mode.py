@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 X = [14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 21, 28, 20, 8, 64, 99, 70, 27, 17, 8]
 Y = [2 * x + 30 for x in X]
 # Data as a learner types it: short decimals. (LibreOffice may drop the 17th digit of a plain
-# number cell when it imports an .xlsx — spreadsheet-engines.md — so 0.45999999999999996 would
+# number cell when it imports an .xlsx — docs/spreadsheet-numbers.md — so 0.45999999999999996 would
 # not survive; numbers inside formulas are read exactly, which is why formula mode writes
 # carried values as formulas.)
 XS = [x / 100 for x in X]

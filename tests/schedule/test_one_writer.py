@@ -1,4 +1,4 @@
-"""One writer per workbook across every entry point (DESIGN.md §4): the CLI, the server, the
+"""One writer per workbook across every entry point (README.md, "One writer per workbook"): the CLI, the server, the
 scheduler's thread pool and an RQ worker run the same workbook at the same time, each pair of
 them several times over, and not one run is lost — the run log has a row per run and the
 epochs history and saved state count every run's epochs.

@@ -6,7 +6,7 @@ Run with Debian's python3 (it has LibreOffice's `uno` bridge), not the project's
 
 Prints JSON {tab: [[value or null, ...], ...]} with floats as repr strings, so no digit is lost
 (LibreOffice's own --convert-to writes 15 significant digits; see
-shared/reference/spreadsheet-engines.md). A private profile and port keep runs independent.
+docs/spreadsheet-numbers.md, "Stored versus shown"). A private profile and port keep runs independent.
 """
 
 import json
