@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .backends.base import Snapshot, col_letter, quote_tab
-from .engine.result import START_ORIGINS, Diagnostics, Result, State
+from .engine.result import START_ORIGINS, Result
 from .errors import SheetsyncError
 from .layout import epochs as epochs_layout
 from .layout.epochs import read_history
@@ -114,8 +114,9 @@ class Tracer:
         epochs = read_history(snapshot.values.get(f"{experiment_name} epochs")).apply(
             lambda s: pd.to_numeric(s, errors="coerce"))
         starts = self._starts(experiment_name)
-        result = Result(self.experiment, steps, epochs if not epochs.empty else pd.DataFrame({"epoch": [], "lr": []}),
-                        {}, State({}), Diagnostics(), {}, [], list(self.dataset.input_names), [], starts)
+        result = Result.from_tables(self.experiment, steps,
+                                    epochs if not epochs.empty else pd.DataFrame({"epoch": [], "lr": []}),
+                                    list(self.dataset.input_names), starts)
         settings = inputs.setting_cells.get(experiment_name, {})
         self.formulas = StepFormulas(result, lambda i, name: self.dataset.cell(i, name), settings,
                                      HEADER_ROW + 2, "value in force" in rows[HEADER_ROW])  # formula mode's settings block

@@ -1,6 +1,12 @@
 """What training returns: the steps and epochs tables, final parameters, state to continue from,
 and diagnostics. Plain data; the layout renders it, the engine never looks at it again except
-to continue from `state`."""
+to continue from `state`.
+
+The tables are built on first access: a Result holds the columns the loop wrote (`Columns`,
+numpy arrays) and turns them into a DataFrame when `steps` or `epochs` is first read. A sweep
+of 1,000 experiments that only reads final parameters builds no DataFrame, and pandas is
+imported only when a table is read.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 
 from ..settings import Experiment
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .explain import DeadUnit, GradGap, Onset, SafeLr
     from .kernel import Spec
 
@@ -94,11 +102,46 @@ class Diagnostics:
     notes: list[str] = field(default_factory=list)  # plain-language sentences for the sheet
 
 
+class Columns(dict):
+    """A table as the loop wrote it: column name -> numpy array, in order. Becomes a DataFrame
+    (`frame`) when the table is first read."""
+
+    def __init__(self, columns: dict[str, Any], copy: bool = False):
+        super().__init__(columns)
+        self.copy = copy  # False: the DataFrame's columns are views of these arrays
+
+    def __len__(self) -> int:  # rows, as len(DataFrame)
+        return len(next(iter(self.values()))) if dict.__len__(self) else 0
+
+    def frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.DataFrame(dict(self), copy=self.copy)
+
+
+class _Table:
+    """A Result field that holds `Columns` until first read, then the DataFrame built from them."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self.slot[1:])  # a dataclass field without a default
+        value = obj.__dict__[self.slot]
+        if isinstance(value, Columns):
+            value = obj.__dict__[self.slot] = value.frame()
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class Result:
     experiment: Experiment
-    steps: pd.DataFrame
-    epochs: pd.DataFrame
+    steps: "pd.DataFrame" = _Table()  # type: ignore[assignment]
+    epochs: "pd.DataFrame" = _Table()  # type: ignore[assignment]
     params: dict[str, float]
     state: State
     diagnostics: Diagnostics
@@ -106,10 +149,33 @@ class Result:
     param_names: list[str]
     input_names: list[str]
     state_names: list[str]  # optimizer state column stems, e.g. ["m", "v"]
+    spec: "Spec"  # the compiled loop's structure (model, update, batch size): what every table derives from
     # What each epoch started from where that is not the previous line's output: the Run's first
     # epoch (the saved state), and every epoch after a workbook macro pasted values between
     # epochs. epoch -> {"params", "opt", "lr", "eve_d"}. Formula mode writes these as inputs.
     starts: dict[int, dict[str, Any]] = field(default_factory=dict)
-    spec: "Spec | None" = None  # the compiled loop's structure (model, update, batch size)
     start_origin: str = "init"  # where the first epoch's carried values come from: "init",
     # "reset warm-up" (the workbook's Reset macro ran passes to fill the optimizer state) or "previous run"
+
+    def column(self, table: str, name: str) -> np.ndarray:
+        """One column of `steps` or `epochs` as numpy, without building the DataFrame."""
+        value = self.__dict__["_" + table]
+        return value[name] if isinstance(value, Columns) else value[name].to_numpy()
+
+    def rows(self, table: str) -> int:
+        """How many rows `steps` or `epochs` has, without building the DataFrame."""
+        return len(self.__dict__["_" + table])
+
+    @classmethod
+    def from_tables(cls, experiment: Experiment, steps: pd.DataFrame, epochs: pd.DataFrame,
+                    input_names: list[str], starts: dict[int, dict[str, Any]]) -> "Result":
+        """A Result read back from a sheet's own steps and epochs tables (what a trace walks): the
+        loop's structure comes from the experiment and the data's shape; no final parameters,
+        state or diagnostics (nothing reads them there)."""
+        from .train import build_spec
+
+        n_rows = int(steps["row"].max()) if len(steps) else 1  # a full batch's size depends on it
+        spec = build_spec(experiment, n_rows, len(input_names))
+        return cls(experiment, steps, epochs, params={}, state=State({}), diagnostics=Diagnostics(), details={},
+                   param_names=list(spec.params), input_names=list(input_names),
+                   state_names=list(spec.update.state), spec=spec, starts=starts)

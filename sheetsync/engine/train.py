@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..errors import SettingError, SheetsyncError
 from ..settings import Experiment
 from . import graddesc
 from .kernel import Spec, run_kernel
-from .models import build_model, default_init
+from .models import Model, build_model, default_init
 from .optimizers import build_update
-from .result import Diagnostics, Divergence, Result, State
+from .result import Columns, Diagnostics, Divergence, Result, State
 
 # A kernel call covers at most this many row steps, so long runs report progress.
 CHUNK_STEPS = 2_000_000
@@ -66,10 +65,19 @@ def prepare(experiment: Experiment, x, y) -> Job:
     X, Y = as_data(x, y)
     if not isinstance(experiment, Experiment):
         raise SettingError("experiment", f"expected an Experiment, found {type(experiment).__name__}")
+    return Job(experiment, build_spec(experiment, X.shape[0], X.shape[1]), X, Y)
+
+
+def build_spec(experiment: Experiment, n_rows: int, n_inputs: int, models: dict | None = None) -> Spec:
+    """The loop's structure for an experiment on data of this shape (no numbers needed).
+    `models` caches model definitions across the experiments of a sweep."""
+    key = (experiment.model, n_inputs, experiment.hidden)
     try:
-        model = build_model(experiment.model, X.shape[1], experiment.hidden)
+        model = models[key] if models is not None and key in models else build_model(*key)
     except ValueError as e:
         raise SettingError("model", str(e)) from None
+    if models is not None:
+        models[key] = model
     unknown = sorted(set(experiment.init) - set(model.params))
     if unknown:
         raise SettingError(f"init {unknown[0]}", f"{experiment.model} has no parameter {unknown[0]!r}; "
@@ -77,9 +85,9 @@ def prepare(experiment: Experiment, x, y) -> Job:
     update = build_update(experiment)
     spec = Spec(model, update, experiment.loss, experiment.gradient, experiment.grad_method,
                 experiment.batch_size if experiment.batch_size else 0, update.carry == "inputs")
-    if spec.batch_size == 0 or spec.batch_size >= X.shape[0]:
-        spec = Spec(model, update, spec.loss, spec.gradient, spec.grad_method, X.shape[0], spec.carry_inputs)
-    return Job(experiment, spec, X, Y)
+    if spec.batch_size == 0 or spec.batch_size >= n_rows:
+        spec = Spec(model, update, spec.loss, spec.gradient, spec.grad_method, n_rows, spec.carry_inputs)
+    return spec
 
 
 def as_data(x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -259,7 +267,7 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
     columns = {c: lines[:, i] for i, c in enumerate(cols)}
     for c in ("epoch", "step", "row"):  # counters are whole numbers
         columns[c] = columns[c].astype(np.int64)
-    steps = pd.DataFrame(columns, copy=False)  # column views of `lines`, not one more copy
+    steps = Columns(columns)  # column views of `lines`, not one more copy; a DataFrame when read
 
     epochs, diag = epoch_table(job, chunks, start_epoch, steps)
     details = dict(spec.update.details)
@@ -272,7 +280,7 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
                   input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
 
 
-def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataFrame):
+def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: Columns) -> tuple[Columns, Diagnostics]:
     """The epochs table and diagnostics from the loop's per-epoch sums (one numpy pass)."""
     spec, params = job.spec, job.spec.params
     ecols = {c: i for i, c in enumerate(spec.epoch_columns())}
@@ -306,15 +314,15 @@ def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataF
             line, param = chunk.diverged
             diag.divergence = divergence(job, chunk, line_base + line, param, epoch, steps)
         line_base += len(chunk.lines)
-    return pd.DataFrame(table), diag
+    return Columns(table, copy=True), diag
 
 
-def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps: pd.DataFrame) -> Divergence:
+def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps: Columns) -> Divergence:
     n = job.X.shape[0]
     q = job.spec.params[param] if param >= 0 else None
-    step_row = steps.iloc[line] if 0 <= line < len(steps) else None
-    step = int(step_row["step"]) if step_row is not None else 0
-    row = int(step_row["row"]) if step_row is not None else (line % n) + 1
+    recorded = 0 <= line < len(steps)
+    step = int(steps["step"][line]) if recorded else 0
+    row = int(steps["row"][line]) if recorded else (line % n) + 1
     bound = job.experiment.divergence_bound
     if q is None:
         reason = "the loss became infinite or not a number"
@@ -344,7 +352,7 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
     units, gradient gaps, the line a model collapsed to (definitions in engine/explain.py)."""
     from . import explain
 
-    diag, e, steps = result.diagnostics, job.experiment, result.steps
+    diag, e = result.diagnostics, job.experiment
     finite = not diag.divergence and all(np.isfinite(v) for v in result.params.values())
     story: list[str] = []
     if diag.restarted:
@@ -352,18 +360,18 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
     div = diag.divergence
     if div is not None:
         story.append(f"Diverged at epoch {div.epoch}, step {div.step} (data row {div.row}): {div.reason}.")
-        if len(steps):
-            hit = np.flatnonzero(steps["step"].to_numpy() == div.step)
+        if result.rows("steps"):
+            hit = np.flatnonzero(result.column("steps", "step") == div.step)
             if len(hit):
                 diag.onset = explain.find_onset(result, int(hit[-1]), job.X, job.Y)
             if diag.onset is not None:
                 story.append(explain.onset_sentence(result, diag.onset))
             story.append(explain.how_sentence(result, diag.onset, job.X))
-    losses = result.epochs["loss"].to_numpy() if len(result.epochs) else np.zeros(0)
+    losses = result.column("epochs", "loss")  # arrays: a sweep's Results build no table here
     if div is None:
         rose = explain.rising(losses)
         if rose is not None:
-            epochs = result.epochs["epoch"].to_numpy()
+            epochs = result.column("epochs", "epoch")
             k, peak = rose
             diag.rose = (int(epochs[k]), int(epochs[peak]))
             path = f"{losses[k]:,.4g} at epoch {epochs[k]} → {losses[peak]:,.4g} at epoch {epochs[peak]}"
@@ -429,7 +437,12 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
     compiled call with their numbers side by side; workbook macros run per experiment.
     """
     states = list(states) if states is not None else [None] * len(experiments)
-    jobs = [prepare(e, x, y) for e in experiments]
+    X, Y = as_data(x, y)  # checked once for all of them
+    for e in experiments:
+        if not isinstance(e, Experiment):
+            raise SettingError("experiment", f"expected an Experiment, found {type(e).__name__}")
+    models: dict[tuple, Model] = {}  # experiments with the same model share its (immutable) definition
+    jobs = [Job(e, build_spec(e, X.shape[0], X.shape[1], models), X, Y) for e in experiments]
     results: list[Result | None] = [None] * len(jobs)
     groups: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
