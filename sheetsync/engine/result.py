@@ -2,17 +2,18 @@
 and diagnostics. Plain data; the layout renders it, the engine never looks at it again except
 to continue from `state`.
 
-The tables are built on first access: a Result holds the columns the loop wrote (`Columns`,
-numpy arrays) and turns them into a DataFrame when `steps` or `epochs` is first read. A sweep
-of 1,000 experiments that only reads final parameters builds no DataFrame, and pandas is
-imported only when a table is read.
+What nobody may read is computed on first read: a Result holds the loop's arrays and turns
+them into columns (`Columns`, numpy), then a DataFrame, when `steps` or `epochs` is first read,
+and a sweep's diagnostics are worked out when `diagnostics` is first read (`Lazy`). A sweep of
+1,000 experiments that reads final parameters builds no table, and pandas is imported only
+when a table is read.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -119,17 +120,35 @@ class Columns(dict):
         return pd.DataFrame(dict(self), copy=self.copy)
 
 
-class _Table:
-    """A Result field that holds `Columns` until first read, then the DataFrame built from them."""
+class Lazy:
+    """A Result field's value, computed when the field is first read (`build()`), then kept."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self.build = build
+
+
+class _Field:
+    """A Result field that may hold a `Lazy` (computed on first read) and, for a table, `Columns`
+    (turned into a DataFrame on first read)."""
+
+    def __init__(self, table: bool):
+        self.table = table
 
     def __set_name__(self, owner, name: str) -> None:
         self.slot = "_" + name
 
+    def resolve(self, obj) -> Any:
+        """The value without building a DataFrame (Columns stay Columns)."""
+        value = obj.__dict__[self.slot]
+        if isinstance(value, Lazy):
+            value = obj.__dict__[self.slot] = value.build()
+        return value
+
     def __get__(self, obj, owner=None):
         if obj is None:
             raise AttributeError(self.slot[1:])  # a dataclass field without a default
-        value = obj.__dict__[self.slot]
-        if isinstance(value, Columns):
+        value = self.resolve(obj)
+        if self.table and isinstance(value, Columns):
             value = obj.__dict__[self.slot] = value.frame()
         return value
 
@@ -140,11 +159,11 @@ class _Table:
 @dataclass
 class Result:
     experiment: Experiment
-    steps: "pd.DataFrame" = _Table()  # type: ignore[assignment]
-    epochs: "pd.DataFrame" = _Table()  # type: ignore[assignment]
+    steps: "pd.DataFrame" = _Field(table=True)  # type: ignore[assignment]
+    epochs: "pd.DataFrame" = _Field(table=True)  # type: ignore[assignment]
     params: dict[str, float]
     state: State
-    diagnostics: Diagnostics
+    diagnostics: Diagnostics = _Field(table=False)  # type: ignore[assignment]
     details: dict[str, Any]  # flavour details: variant, eps placement, bias correction, ...
     param_names: list[str]
     input_names: list[str]
@@ -157,14 +176,19 @@ class Result:
     start_origin: str = "init"  # where the first epoch's carried values come from: "init",
     # "reset warm-up" (the workbook's Reset macro ran passes to fill the optimizer state) or "previous run"
 
+    def __getstate__(self) -> dict[str, Any]:  # pickling: work out what is still Lazy (closures)
+        for f in (_TABLES["steps"], _TABLES["epochs"], Result.__dict__["diagnostics"]):
+            f.resolve(self)
+        return dict(self.__dict__)
+
     def column(self, table: str, name: str) -> np.ndarray:
         """One column of `steps` or `epochs` as numpy, without building the DataFrame."""
-        value = self.__dict__["_" + table]
+        value = _TABLES[table].resolve(self)
         return value[name] if isinstance(value, Columns) else value[name].to_numpy()
 
     def rows(self, table: str) -> int:
         """How many rows `steps` or `epochs` has, without building the DataFrame."""
-        return len(self.__dict__["_" + table])
+        return len(_TABLES[table].resolve(self))
 
     @classmethod
     def from_tables(cls, experiment: Experiment, steps: pd.DataFrame, epochs: pd.DataFrame,
@@ -179,3 +203,6 @@ class Result:
         return cls(experiment, steps, epochs, params={}, state=State({}), diagnostics=Diagnostics(), details={},
                    param_names=list(spec.params), input_names=list(input_names),
                    state_names=list(spec.update.state), spec=spec, starts=starts)
+
+
+_TABLES = {"steps": Result.__dict__["steps"], "epochs": Result.__dict__["epochs"]}

@@ -7,6 +7,7 @@ the steps and epochs tables, and derives the diagnostics.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -18,7 +19,7 @@ from . import graddesc
 from .kernel import Spec, run_kernel
 from .models import Model, build_model, default_init
 from .optimizers import build_update
-from .result import Columns, Diagnostics, Divergence, Result, State
+from .result import Columns, Diagnostics, Divergence, Lazy, Result, State
 
 # A kernel call covers at most this many row steps, so long runs report progress.
 CHUNK_STEPS = 2_000_000
@@ -249,10 +250,35 @@ def check_state(job: Job, state: State) -> None:
 # Tables and diagnostics
 
 
-def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) -> Result:
+def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool,
+                 then: Callable[[Result], None] | None = None) -> Result:
+    """The Result of a run: final parameters and state now; the steps and epochs tables and the
+    diagnostics on first read (`then` completes the diagnostics, once they are first read)."""
     spec = job.spec
-    cols = spec.step_columns()
     start_epoch = state.epoch - sum(len(c.epochs) for c in chunks)
+    if any(c.diverged for c in chunks):
+        state.extra["diverged"] = True
+    details = dict(spec.update.details)
+    details.update({"flavour": job.flavour, "optimizer": job.experiment.optimizer,
+                    "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
+
+    def diagnostics() -> Diagnostics:
+        diag = epoch_diagnostics(job, chunks, start_epoch, result)
+        if then is not None:
+            result.diagnostics = diag  # what `then` reads and adds to
+            then(result)
+        return diag
+
+    result = Result(experiment=job.experiment, steps=Lazy(lambda: step_table(job, chunks, start_epoch, keep_steps)),
+                    epochs=Lazy(lambda: epoch_table(job, chunks, start_epoch)), params=dict(state.params),
+                    state=state, diagnostics=Lazy(diagnostics), details=details, param_names=list(spec.params),
+                    input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
+    return result
+
+
+def step_table(job: Job, chunks: list[Chunk], start_epoch: int, keep_steps: bool) -> Columns:
+    """The steps table: the loop's recorded lines, with epochs counted across Runs."""
+    cols = job.spec.step_columns()
     if keep_steps and chunks:
         # One chunk (any run short of CHUNK_STEPS) is used as the loop wrote it: a million
         # steps are ~130 MB, and copying them again cost more than the training.
@@ -267,24 +293,18 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
     columns = {c: lines[:, i] for i, c in enumerate(cols)}
     for c in ("epoch", "step", "row"):  # counters are whole numbers
         columns[c] = columns[c].astype(np.int64)
-    steps = Columns(columns)  # column views of `lines`, not one more copy; a DataFrame when read
-
-    epochs, diag = epoch_table(job, chunks, start_epoch, steps)
-    details = dict(spec.update.details)
-    details.update({"flavour": job.flavour, "optimizer": job.experiment.optimizer,
-                    "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
-    if diag.divergence is not None:
-        state.extra["diverged"] = True
-    return Result(experiment=job.experiment, steps=steps, epochs=epochs, params=dict(state.params),
-                  state=state, diagnostics=diag, details=details, param_names=list(spec.params),
-                  input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
+    return Columns(columns)  # column views of `lines`, not one more copy
 
 
-def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: Columns) -> tuple[Columns, Diagnostics]:
-    """The epochs table and diagnostics from the loop's per-epoch sums (one numpy pass)."""
-    spec, params = job.spec, job.spec.params
-    ecols = {c: i for i, c in enumerate(spec.epoch_columns())}
-    acc = np.concatenate([c.epochs for c in chunks]) if chunks else np.zeros((0, len(ecols)))
+def _epoch_sums(job: Job, chunks: list[Chunk]) -> tuple[dict[str, int], np.ndarray]:
+    ecols = {c: i for i, c in enumerate(job.spec.epoch_columns())}
+    return ecols, np.concatenate([c.epochs for c in chunks]) if chunks else np.zeros((0, len(ecols)))
+
+
+def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int) -> Columns:
+    """The epochs table from the loop's per-epoch sums (one numpy pass)."""
+    params = job.spec.params
+    ecols, acc = _epoch_sums(job, chunks)
     n = len(acc)
     table: dict[str, object] = {"epoch": np.arange(start_epoch + 1, start_epoch + 1 + n, dtype=np.int64),
                                 "loss": acc[:, ecols["loss_sum"]] / np.maximum(acc[:, ecols["lines"]], 1)}
@@ -292,37 +312,48 @@ def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: Columns)
         table[q] = acc[:, ecols[f"param {q}"]]
     table["lr"] = np.concatenate([np.full(len(c.epochs), c.lr) for c in chunks]) if chunks else np.zeros(0)
     table["sqrt(sum err^2)"] = np.sqrt(acc[:, ecols["err2_sum"]])
-    diag = Diagnostics()
     dead_rows = [""] * n
     if job.experiment.model in ("two_relu", "mlp"):
         dead = {q: acc[:, ecols[f"nonzero {q}"]] == 0 for q in params}
-        for q, mask in dead.items():
-            if mask.any():
-                diag.dead_epochs[q] = int(table["epoch"][np.argmax(mask)])
-        if diag.dead_epochs:
+        if any(mask.any() for mask in dead.values()):
             dead_rows = [", ".join(q for q in params if dead[q][k]) for k in range(n)]
     table["dead"] = dead_rows
-    if spec.has_estimates:
+    if job.spec.has_estimates:
+        for q in params:
+            table[f"gap {q}"] = acc[:, ecols[f"gap {q}"]]
+    return Columns(table, copy=True)
+
+
+def epoch_diagnostics(job: Job, chunks: list[Chunk], start_epoch: int, result: Result) -> Diagnostics:
+    """What the per-epoch sums say: dead parameters, gradient gaps, where the run diverged."""
+    params = job.spec.params
+    ecols, acc = _epoch_sums(job, chunks)
+    diag = Diagnostics()
+    if job.experiment.model in ("two_relu", "mlp"):
+        for q in params:
+            mask = acc[:, ecols[f"nonzero {q}"]] == 0
+            if mask.any():
+                diag.dead_epochs[q] = start_epoch + 1 + int(np.argmax(mask))
+    if job.spec.has_estimates:
         for q in params:
             gaps = acc[:, ecols[f"gap {q}"]]
-            table[f"gap {q}"] = gaps
-            diag.grad_gap[q] = float(gaps.max()) if n else 0.0
+            diag.grad_gap[q] = float(gaps.max()) if len(acc) else 0.0
     line_base, epoch = 0, start_epoch
     for chunk in chunks:
         epoch += len(chunk.epochs)
         if chunk.diverged and diag.divergence is None:
             line, param = chunk.diverged
-            diag.divergence = divergence(job, chunk, line_base + line, param, epoch, steps)
+            diag.divergence = divergence(job, line_base + line, param, epoch, result)
         line_base += len(chunk.lines)
-    return Columns(table, copy=True), diag
+    return diag
 
 
-def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps: Columns) -> Divergence:
+def divergence(job: Job, line: int, param: int, epoch: int, result: Result) -> Divergence:
     n = job.X.shape[0]
     q = job.spec.params[param] if param >= 0 else None
-    recorded = 0 <= line < len(steps)
-    step = int(steps["step"][line]) if recorded else 0
-    row = int(steps["row"][line]) if recorded else (line % n) + 1
+    recorded = 0 <= line < result.rows("steps")
+    step = int(result.column("steps", "step")[line]) if recorded else 0
+    row = int(result.column("steps", "row")[line]) if recorded else (line % n) + 1
     bound = job.experiment.divergence_bound
     if q is None:
         reason = "the loss became infinite or not a number"
@@ -477,9 +508,14 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
             new_state = unpack(job, st, P[row], S[row], T[row], done)
             chunk = Chunk(R[row, : DIV[row, 4]] if keep_steps else R[row], EPO[row, :done],
                           float(H[row, spec.hyper.index("lr")]), diverged)
-            result = results[i] = build_result(job, new_state, [chunk], keep_steps)
+            # the explanation is worked out when result.diagnostics is first read
+            then = functools.partial(_explain, job, restarts[row], given[row], find_safe_lr)
+            result = results[i] = build_result(job, new_state, [chunk], keep_steps, then)
             result.starts = {st.epoch + 1: start_values(job, st)}
             result.start_origin = origins[row]
-            result.diagnostics.restarted = restarts[row]
-            diagnose(job, result, given[row], search=find_safe_lr)
     return results  # type: ignore[return-value]
+
+
+def _explain(job: Job, restarted: str | None, given: State | None, search: bool, result: Result) -> None:
+    result.diagnostics.restarted = restarted
+    diagnose(job, result, given, search)
