@@ -321,7 +321,7 @@ def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int) -> Columns:
     if job.spec.has_estimates:
         for q in params:
             table[f"gap {q}"] = acc[:, ecols[f"gap {q}"]]
-    return Columns(table, copy=True)
+    return Columns(table)  # fresh arrays (acc is a concatenation): the DataFrame may keep them
 
 
 def epoch_diagnostics(job: Job, chunks: list[Chunk], start_epoch: int, result: Result) -> Diagnostics:
