@@ -28,7 +28,8 @@ from . import a1
 from .a1 import (EPOCHS_SUFFIX, FORMULA_RANGE, STEPS_SUFFIX, column_index, col_letter, epochs_tab_name,
                  quote_tab, steps_tab_name, unquote_tab)
 from .backends.base import Snapshot
-from .engine.result import START_ORIGINS, Diagnostics, Result, State
+from .engine.labels import classes_of
+from .engine.result import START_ORIGINS, Result
 from .errors import SheetsyncError
 from .layout import epochs as epochs_layout
 from .layout.epochs import read_history
@@ -112,8 +113,10 @@ class Tracer:
         epochs = read_history(snapshot.values.get(f"{experiment_name} epochs")).apply(
             lambda s: pd.to_numeric(s, errors="coerce"))
         starts = self._starts(experiment_name)
-        result = Result(self.experiment, steps, epochs if not epochs.empty else pd.DataFrame({"epoch": [], "lr": []}),
-                        {}, State({}), Diagnostics(), {}, [], list(self.dataset.input_names), [], starts)
+        result = Result.from_tables(self.experiment, steps,
+                                    epochs if not epochs.empty else pd.DataFrame({"epoch": [], "lr": []}),
+                                    list(self.dataset.input_names), starts, n_rows=len(self.dataset.y),
+                                    classes=classes_of(self.experiment, self.dataset.y))
         settings = inputs.setting_cells.get(experiment_name, {})
         self.formulas = StepFormulas(result, lambda i, name: self.dataset.cell(i, name), settings,
                                      HEADER_ROW + 2, "value in force" in rows[HEADER_ROW])  # formula mode's settings block

@@ -40,7 +40,7 @@ def per_line_boundary(sf, column, typical):
         if sf.carried(i) is not None and lines.prev_end[i] >= 0:
             why += ": reads values the workbook's macro pasted"
         elif (lines.prev_end[i] >= 0 and lines.epoch_start[i] and column in sf.program.param_columns
-              and sf.job.spec.carry_inputs):
+              and sf.spec.carry_inputs):
             why += ": the last row's inputs (the workbook throws that row's update away)"
         notes.append(f"row {lines.row(i)} ({why}): {f}")
     if len(notes) > MAX_BOUNDARY_ROWS:

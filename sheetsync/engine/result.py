@@ -1,18 +1,27 @@
 """What training returns: the steps and epochs tables, final parameters, state to continue from,
 and diagnostics. Plain data; the layout renders it, the engine never looks at it again except
-to continue from `state`."""
+to continue from `state`.
+
+What nobody may read is computed on first read: a Result holds the loop's arrays and turns
+them into columns (`Columns`, numpy), then a DataFrame, when `steps` or `epochs` is first read,
+and a sweep's diagnostics are worked out when `diagnostics` is first read (`Lazy`). A sweep of
+1,000 experiments that reads final parameters builds no table, and pandas is imported only
+when a table is read.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import pandas as pd
+import numpy as np
 
 from ..settings import Experiment
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .explain import DeadUnit, GradGap, Onset, SafeLr
     from .loop.spec import Spec
 
@@ -94,26 +103,111 @@ class Diagnostics:
     notes: list[str] = field(default_factory=list)  # plain-language sentences for the sheet
 
 
+class Columns(dict):
+    """A table as the loop wrote it: column name -> numpy array, in order. Becomes a DataFrame
+    (`frame`) when the table is first read."""
+
+    def __init__(self, columns: dict[str, Any], copy: bool = False):
+        super().__init__(columns)
+        self.copy = copy  # False: the DataFrame's columns are views of these arrays
+
+    def __len__(self) -> int:  # rows, as len(DataFrame)
+        return len(next(iter(self.values()))) if dict.__len__(self) else 0
+
+    def frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.DataFrame(dict(self), copy=self.copy)
+
+
+class Lazy:
+    """A Result field's value, computed when the field is first read (`build()`), then kept."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self.build = build
+
+
+class _Field:
+    """A Result field that may hold a `Lazy` (computed on first read) and, for a table, `Columns`
+    (turned into a DataFrame on first read)."""
+
+    def __init__(self, table: bool):
+        self.table = table
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_" + name
+
+    def resolve(self, obj) -> Any:
+        """The value without building a DataFrame (Columns stay Columns)."""
+        value = obj.__dict__[self.slot]
+        if isinstance(value, Lazy):
+            value = obj.__dict__[self.slot] = value.build()
+        return value
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self.slot[1:])  # a dataclass field without a default
+        value = self.resolve(obj)
+        if self.table and isinstance(value, Columns):
+            value = obj.__dict__[self.slot] = value.frame()
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class Result:
     experiment: Experiment
-    steps: pd.DataFrame
-    epochs: pd.DataFrame
+    steps: "pd.DataFrame" = _Field(table=True)  # type: ignore[assignment]
+    epochs: "pd.DataFrame" = _Field(table=True)  # type: ignore[assignment]
     params: dict[str, float]
     state: State
-    diagnostics: Diagnostics
+    diagnostics: Diagnostics = _Field(table=False)  # type: ignore[assignment]
     details: dict[str, Any]  # flavour details: variant, eps placement, bias correction, ...
     param_names: list[str]
     input_names: list[str]
     state_names: list[str]  # optimizer state column stems, e.g. ["m", "v"]
+    spec: "Spec"  # the compiled loop's structure (model, update, batch size): what every table derives from
     # What each epoch started from where that is not the previous line's output: the Run's first
     # epoch (the saved state), and every epoch after a workbook macro pasted values between
     # epochs. epoch -> {"params", "opt", "lr", "eve_d"}. Formula mode writes these as inputs.
     starts: dict[int, dict[str, Any]] = field(default_factory=dict)
-    spec: "Spec | None" = None  # the compiled loop's structure (model, update, batch size)
     # classifiers: class names by index (text labels in order of first appearance, else "0".."K-1")
     # and the final parameters' confusion counts over every data row (true class x predicted)
     classes: list[str] = field(default_factory=list)
     confusion: Any = None
     start_origin: str = "init"  # where the first epoch's carried values come from: "init",
     # "reset warm-up" (the workbook's Reset macro ran passes to fill the optimizer state) or "previous run"
+
+    def __getstate__(self) -> dict[str, Any]:  # pickling: work out what is still Lazy (closures)
+        for f in (_TABLES["steps"], _TABLES["epochs"], Result.__dict__["diagnostics"]):
+            f.resolve(self)
+        return dict(self.__dict__)
+
+    def column(self, table: str, name: str) -> np.ndarray:
+        """One column of `steps` or `epochs` as numpy, without building the DataFrame."""
+        value = _TABLES[table].resolve(self)
+        return value[name] if isinstance(value, Columns) else value[name].to_numpy()
+
+    def rows(self, table: str) -> int:
+        """How many rows `steps` or `epochs` has, without building the DataFrame."""
+        return len(_TABLES[table].resolve(self))
+
+    @classmethod
+    def from_tables(cls, experiment: Experiment, steps: pd.DataFrame, epochs: pd.DataFrame,
+                    input_names: list[str], starts: dict[int, dict[str, Any]], n_rows: int,
+                    classes: int = 2) -> "Result":
+        """A Result read back from a sheet's own steps and epochs tables (what a trace walks): the
+        loop's structure comes from the experiment and the data's shape (`n_rows`: a full batch's
+        size depends on it; `classes`: a softmax's K); no final parameters, state or diagnostics
+        (nothing reads them there)."""
+        from .loop.spec import build_spec
+
+        spec = build_spec(experiment, n_rows, len(input_names), classes=classes)
+        return cls(experiment, steps, epochs, params={}, state=State({}), diagnostics=Diagnostics(), details={},
+                   param_names=list(spec.params), input_names=list(input_names),
+                   state_names=list(spec.update.state), spec=spec, starts=starts)
+
+
+_TABLES = {"steps": Result.__dict__["steps"], "epochs": Result.__dict__["epochs"]}

@@ -1,25 +1,27 @@
 """`train` and `sweep`: run experiments on data, Reset or continue, and build the Result.
 
-The compiled loop (`loop`) does the per-row work; this module decides what a Run and a Reset
+The compiled loop (`kernel`) does the per-row work; this module decides what a Run and a Reset
 mean for each flavour (the workbook's macros live in `graddesc`), turns the loop's arrays into
 the steps and epochs tables, and derives the diagnostics.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..errors import SheetsyncError
 from ..settings import Experiment
 from . import graddesc, labels, losses
 from .loop.backend import run_kernel
-from .loop.run import (CHUNK_STEPS, Chunk, Job, as_data, current_lr, pack, prepare, reset_state,  # noqa: F401
-                       run_epochs, signature, unpack)
+from .loop.run import (CHUNK_STEPS, Chunk, Job, as_data, current_lr, job_for, pack, prepare,  # noqa: F401
+                       reset_state, run_epochs, signature, unpack)
 from .loop.spec import build_spec  # noqa: F401
-from .result import Diagnostics, Divergence, Result, State
+from .models import Model
+from .result import Columns, Diagnostics, Divergence, Lazy, Result, State
+
 
 def train(experiment: Experiment, x, y, state: State | None = None, *, keep_steps: bool = True,
           progress: Callable[[int, int], None] | None = None, find_safe_lr: bool = True) -> Result:
@@ -107,10 +109,39 @@ def check_state(job: Job, state: State) -> None:
 # Tables and diagnostics
 
 
-def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) -> Result:
+def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool,
+                 then: Callable[[Result], None] | None = None) -> Result:
+    """The Result of a run: final parameters and state now; the steps and epochs tables and the
+    diagnostics on first read (`then` completes the diagnostics, once they are first read)."""
     spec = job.spec
-    cols = spec.step_columns()
     start_epoch = state.epoch - sum(len(c.epochs) for c in chunks)
+    if any(c.diverged for c in chunks):
+        state.extra["diverged"] = True
+    details = dict(spec.update.details)
+    details["loss"] = losses.as_loss(spec.loss).describe()  # which log base the loss column uses
+    details.update({"flavour": job.flavour, "optimizer": job.experiment.optimizer,
+                    "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
+
+    def diagnostics() -> Diagnostics:
+        diag = epoch_diagnostics(job, chunks, start_epoch, result)
+        if then is not None:
+            result.diagnostics = diag  # what `then` reads and adds to
+            then(result)
+        return diag
+
+    result = Result(experiment=job.experiment, steps=Lazy(lambda: step_table(job, chunks, start_epoch, keep_steps)),
+                    epochs=Lazy(lambda: epoch_table(job, chunks, start_epoch)), params=dict(state.params),
+                    state=state, diagnostics=Lazy(diagnostics), details=details, param_names=list(spec.params),
+                    input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
+    if spec.model.classifier:  # the final parameters' confusion table over every data row
+        result.classes = [str(k) for k in range(spec.model.classes)]
+        result.confusion = labels.confusion(spec.model, result.params, job.X, job.Y)
+    return result
+
+
+def step_table(job: Job, chunks: list[Chunk], start_epoch: int, keep_steps: bool) -> Columns:
+    """The steps table: the loop's recorded lines, with epochs counted across Runs."""
+    cols = job.spec.step_columns()
     if keep_steps and chunks:
         # One chunk (any run short of CHUNK_STEPS) is used as the loop wrote it: a million
         # steps are ~130 MB, and copying them again cost more than the training.
@@ -125,29 +156,18 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool) 
     columns = {c: lines[:, i] for i, c in enumerate(cols)}
     for c in ("epoch", "step", "row"):  # counters are whole numbers
         columns[c] = columns[c].astype(np.int64)
-    steps = pd.DataFrame(columns, copy=False)  # column views of `lines`, not one more copy
-
-    epochs, diag = epoch_table(job, chunks, start_epoch, steps)
-    details = dict(spec.update.details)
-    details["loss"] = losses.as_loss(spec.loss).describe()  # which log base the loss column uses
-    details.update({"flavour": job.flavour, "optimizer": job.experiment.optimizer,
-                    "carry": "last row's inputs (28 of 29 updates)" if spec.carry_inputs else "last update"})
-    if diag.divergence is not None:
-        state.extra["diverged"] = True
-    result = Result(experiment=job.experiment, steps=steps, epochs=epochs, params=dict(state.params),
-                    state=state, diagnostics=diag, details=details, param_names=list(spec.params),
-                    input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
-    if spec.model.classifier:  # the final parameters' confusion table over every data row
-        result.classes = [str(k) for k in range(spec.model.classes)]
-        result.confusion = labels.confusion(spec.model, result.params, job.X, job.Y)
-    return result
+    return Columns(columns)  # column views of `lines`, not one more copy
 
 
-def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataFrame):
-    """The epochs table and diagnostics from the loop's per-epoch sums (one numpy pass)."""
-    spec, params = job.spec, job.spec.params
-    ecols = {c: i for i, c in enumerate(spec.epoch_columns())}
-    acc = np.concatenate([c.epochs for c in chunks]) if chunks else np.zeros((0, len(ecols)))
+def _epoch_sums(job: Job, chunks: list[Chunk]) -> tuple[dict[str, int], np.ndarray]:
+    ecols = {c: i for i, c in enumerate(job.spec.epoch_columns())}
+    return ecols, np.concatenate([c.epochs for c in chunks]) if chunks else np.zeros((0, len(ecols)))
+
+
+def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int) -> Columns:
+    """The epochs table from the loop's per-epoch sums (one numpy pass)."""
+    params = job.spec.params
+    ecols, acc = _epoch_sums(job, chunks)
     n = len(acc)
     table: dict[str, object] = {"epoch": np.arange(start_epoch + 1, start_epoch + 1 + n, dtype=np.int64),
                                 "loss": acc[:, ecols["loss_sum"]] / np.maximum(acc[:, ecols["lines"]], 1)}
@@ -157,37 +177,48 @@ def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int, steps: pd.DataF
         table[q] = acc[:, ecols[f"param {q}"]]
     table["lr"] = np.concatenate([np.full(len(c.epochs), c.lr) for c in chunks]) if chunks else np.zeros(0)
     table["sqrt(sum err^2)"] = np.sqrt(acc[:, ecols["err2_sum"]])
-    diag = Diagnostics()
     dead_rows = [""] * n
     if job.experiment.model in ("two_relu", "mlp"):
         dead = {q: acc[:, ecols[f"nonzero {q}"]] == 0 for q in params}
-        for q, mask in dead.items():
-            if mask.any():
-                diag.dead_epochs[q] = int(table["epoch"][np.argmax(mask)])
-        if diag.dead_epochs:
+        if any(mask.any() for mask in dead.values()):
             dead_rows = [", ".join(q for q in params if dead[q][k]) for k in range(n)]
     table["dead"] = dead_rows
-    if spec.has_estimates:
+    if job.spec.has_estimates:
+        for q in params:
+            table[f"gap {q}"] = acc[:, ecols[f"gap {q}"]]
+    return Columns(table)  # fresh arrays (acc is a concatenation): the DataFrame may keep them
+
+
+def epoch_diagnostics(job: Job, chunks: list[Chunk], start_epoch: int, result: Result) -> Diagnostics:
+    """What the per-epoch sums say: dead parameters, gradient gaps, where the run diverged."""
+    params = job.spec.params
+    ecols, acc = _epoch_sums(job, chunks)
+    diag = Diagnostics()
+    if job.experiment.model in ("two_relu", "mlp"):
+        for q in params:
+            mask = acc[:, ecols[f"nonzero {q}"]] == 0
+            if mask.any():
+                diag.dead_epochs[q] = start_epoch + 1 + int(np.argmax(mask))
+    if job.spec.has_estimates:
         for q in params:
             gaps = acc[:, ecols[f"gap {q}"]]
-            table[f"gap {q}"] = gaps
-            diag.grad_gap[q] = float(gaps.max()) if n else 0.0
+            diag.grad_gap[q] = float(gaps.max()) if len(acc) else 0.0
     line_base, epoch = 0, start_epoch
     for chunk in chunks:
         epoch += len(chunk.epochs)
         if chunk.diverged and diag.divergence is None:
             line, param = chunk.diverged
-            diag.divergence = divergence(job, chunk, line_base + line, param, epoch, steps)
+            diag.divergence = divergence(job, line_base + line, param, epoch, result)
         line_base += len(chunk.lines)
-    return pd.DataFrame(table), diag
+    return diag
 
 
-def divergence(job: Job, chunk: Chunk, line: int, param: int, epoch: int, steps: pd.DataFrame) -> Divergence:
+def divergence(job: Job, line: int, param: int, epoch: int, result: Result) -> Divergence:
     n = job.X.shape[0]
     q = job.spec.params[param] if param >= 0 else None
-    step_row = steps.iloc[line] if 0 <= line < len(steps) else None
-    step = int(step_row["step"]) if step_row is not None else 0
-    row = int(step_row["row"]) if step_row is not None else (line % n) + 1
+    recorded = 0 <= line < result.rows("steps")
+    step = int(result.column("steps", "step")[line]) if recorded else 0
+    row = int(result.column("steps", "row")[line]) if recorded else (line % n) + 1
     bound = job.experiment.divergence_bound
     if q is None:
         reason = "the loss became infinite or not a number"
@@ -217,7 +248,7 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
     units, gradient gaps, the line a model collapsed to (definitions in engine/explain.py)."""
     from . import explain
 
-    diag, e, steps = result.diagnostics, job.experiment, result.steps
+    diag, e = result.diagnostics, job.experiment
     finite = not diag.divergence and all(np.isfinite(v) for v in result.params.values())
     story: list[str] = []
     if diag.restarted:
@@ -225,19 +256,19 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
     div = diag.divergence
     if div is not None:
         story.append(f"Diverged at epoch {div.epoch}, step {div.step} (data row {div.row}): {div.reason}.")
-        if len(steps):
-            hit = np.flatnonzero(steps["step"].to_numpy() == div.step)
+        if result.rows("steps"):
+            hit = np.flatnonzero(result.column("steps", "step") == div.step)
             if len(hit):
                 diag.onset = explain.find_onset(result, int(hit[-1]), job.X, job.Y)
             if diag.onset is not None:
                 story.append(explain.onset_sentence(result, diag.onset))
             if not job.spec.model.classifier:  # its "why" is the squared loss's parabola
                 story.append(explain.how_sentence(result, diag.onset, job.X))
-    losses = result.epochs["loss"].to_numpy() if len(result.epochs) else np.zeros(0)
+    losses = result.column("epochs", "loss")  # arrays: a sweep's Results build no table here
     if div is None:
         rose = explain.rising(losses)
         if rose is not None:
-            epochs = result.epochs["epoch"].to_numpy()
+            epochs = result.column("epochs", "epoch")
             k, peak = rose
             diag.rose = (int(epochs[k]), int(epochs[peak]))
             path = f"{losses[k]:,.4g} at epoch {epochs[k]} → {losses[peak]:,.4g} at epoch {epochs[peak]}"
@@ -301,7 +332,9 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
     compiled call with their numbers side by side; workbook macros run per experiment.
     """
     states = list(states) if states is not None else [None] * len(experiments)
-    jobs = [prepare(e, x, y) for e in experiments]
+    X, Y = as_data(x, y)  # checked once for all of them
+    models: dict[tuple, Model] = {}  # experiments with the same model share its (immutable) definition
+    jobs = [job_for(e, X, Y, models) for e in experiments]
     results: list[Result | None] = [None] * len(jobs)
     groups: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
@@ -336,9 +369,14 @@ def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
             new_state = unpack(job, st, P[row], S[row], T[row], done)
             chunk = Chunk(R[row, : DIV[row, 4]] if keep_steps else R[row], EPO[row, :done],
                           float(H[row, spec.hyper.index("lr")]), diverged)
-            result = results[i] = build_result(job, new_state, [chunk], keep_steps)
+            # the explanation is worked out when result.diagnostics is first read
+            then = functools.partial(_explain, job, restarts[row], given[row], find_safe_lr)
+            result = results[i] = build_result(job, new_state, [chunk], keep_steps, then)
             result.starts = {st.epoch + 1: start_values(job, st)}
             result.start_origin = origins[row]
-            result.diagnostics.restarted = restarts[row]
-            diagnose(job, result, given[row], search=find_safe_lr)
     return results  # type: ignore[return-value]
+
+
+def _explain(job: Job, restarted: str | None, given: State | None, search: bool, result: Result) -> None:
+    result.diagnostics.restarted = restarted
+    diagnose(job, result, given, search)

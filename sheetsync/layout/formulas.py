@@ -22,10 +22,10 @@ import numpy as np
 
 from ..backends.base import Column, Table, col_letter, quote_tab
 from ..engine.expr import to_formula
+from ..engine.optimizers import CONSTANTS
 from ..engine.program import Program, build_program
 from ..engine.reduction import render as render_sum, sum_tree
 from ..engine.result import Result
-from ..engine.train import prepare
 from ..settings import SETTINGS
 
 # Columns the steps tab writes after those of the loop (layout.steps: the stability margin).
@@ -116,11 +116,8 @@ class StepFormulas:
     def __init__(self, result: Result, data_cells: Callable[[int, str], str],
                  setting_cells: dict[str, str], first_row: int, settings_block: bool = False):
         self.result = result
-        n_data = int(result.steps["row"].max()) if len(result.steps) else 1  # batch sizes depend on it
-        self.job = prepare(result.experiment, np.zeros((n_data, len(result.input_names))), np.zeros(n_data))
-        if result.spec is not None:  # the run's own structure (a softmax's K comes from its labels)
-            self.job.spec = result.spec
-        self.program: Program = build_program(self.job.spec)
+        self.spec = result.spec  # the run's own structure (a softmax's K comes from its labels)
+        self.program: Program = build_program(self.spec)
         # the loop's columns (a steps tab read back by `trace` also holds the tab's own extra ones)
         self.columns = [c for c in result.steps.columns if c not in STEPS_EXTRA_COLUMNS]
         self.letter = {c: col_letter(i) for i, c in enumerate(self.columns)}
@@ -128,8 +125,8 @@ class StepFormulas:
         self.settings = setting_cells  # setting name -> "experiments!B5"
         steps = result.steps
         self.lines = Lines(steps["epoch"].to_numpy(), steps["step"].to_numpy(), first_row)
-        self.macro = self.job.spec.update.epoch_macro
-        self.batch = self.job.spec.batch_size
+        self.update = self.spec.update  # what the workbook's macros set and paste between epochs
+        self.batch = self.spec.batch_size
         self.lr_by_epoch = dict(zip(result.epochs["epoch"].tolist(), result.epochs["lr"].tolist()))
         # Formula mode's settings block (see `block_table`): setting -> its value cell in this tab.
         # Right of the steps: the formula columns, the steps tab's own extra columns, a blank one.
@@ -184,23 +181,18 @@ class StepFormulas:
     # -- references -------------------------------------------------------------------------
     def _macro_value(self, name: str) -> str | None:
         """What a value no setting cell holds is, if `name` is one (the macros' and torch's)."""
-        if name == "lr" and self.macro in ("adam_ann", "adagrad_ann"):
-            return "lr (set by the annealing macro)"
-        if name == "eve_d":
-            return "eve's d (set by its macro)"
-        if name == "half":
-            return "1/2 (a square root taken as torch does, by pow)"
-        return None
+        if name in self.update.macro_sets:
+            return self.update.macro_sets[name]
+        return CONSTANTS[name][1] if name in CONSTANTS else None
 
     def setting_ref(self, name: str, epoch: int) -> Ref:
         """Where a setting comes from: the settings block, the experiments tab, a macro, or a
         default."""
-        if name == "lr" and self.macro in ("adam_ann", "adagrad_ann"):
-            return Ref("constant", "lr (set by the annealing macro)", value=self.lr_by_epoch.get(epoch))
-        if name == "eve_d":
-            return Ref("constant", "eve's d (set by its macro)", value=self.start(epoch)["eve_d"])
-        if name == "half":
-            return Ref("constant", "1/2 (a square root taken as torch does, by pow)", value=0.5)
+        if name in self.update.macro_sets:  # the lr is per epoch in the epochs table, the rest in starts
+            value = self.lr_by_epoch.get(epoch) if name == "lr" else self.start(epoch)[name]
+            return Ref("constant", self.update.macro_sets[name], value=value)
+        if name in CONSTANTS:
+            return Ref("constant", CONSTANTS[name][1], value=CONSTANTS[name][0])
         if name in self.block:
             return Ref("setting", self.block[name], setting=name,
                        value=float(self.result.experiment.values[name]))
@@ -217,15 +209,15 @@ class StepFormulas:
         epoch = int(self.lines.epoch[i])
         if self.lines.prev_end[i] < 0:  # the Run's first step: what the saved state carries in
             return self.start(epoch)
-        if self.lines.epoch_start[i] and self.macro in ("adagrad", "adagrad_ann"):
-            return self.start(epoch)  # normalisers pasted by the macro
+        if self.lines.epoch_start[i] and self.update.macro_pastes:
+            return self.start(epoch)  # what the macro pasted (adagrad's normalisers)
         return None
 
     def carried_mask(self) -> np.ndarray:
         """`carried(i) is not None` for every line at once."""
         lines = self.lines
         mask = lines.prev_end < 0
-        if self.macro in ("adagrad", "adagrad_ann"):
+        if self.update.macro_pastes:
             mask = mask | lines.epoch_start
         return mask
 
@@ -241,8 +233,7 @@ class StepFormulas:
 
             for e in self.program.formulas.values():
                 to_formula(e, ref)
-            self._per_epoch = [n for n in ("set:lr", "set:eve_d") if n in read and
-                               (n != "set:lr" or self.macro in ("adam_ann", "adagrad_ann"))]
+            self._per_epoch = [f"set:{n}" for n in self.update.macro_sets if f"set:{n}" in read]
         out = []
         for name in self._per_epoch:
             r = self.setting_ref(name[4:], epoch)
@@ -307,10 +298,10 @@ class StepFormulas:
         out: dict[str, list[str | None]] = {c: [None] * n for c in self.columns}
         # One row per step with no macro between epochs: every line but the carried-in ones
         # follows its column's template, so render each column once and format it per row.
-        fast = self.batch == 1 and self.macro not in ("adam_ann", "adagrad_ann", "eve")
+        fast = self.batch == 1 and not self.update.macro_sets
         templates = ({c: "=" + to_formula(e, self._renderer(0, template=True))
                       for c, e in self.program.formulas.items()} if fast else {})
-        update_cols = set(self.job.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
+        update_cols = set(self.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         lines = self.lines
         data_rows = (self.result.steps["row"].to_numpy() - 1).tolist()
         for name in self.program.input_columns:  # one data cell's formula per data row, not per step
@@ -351,7 +342,7 @@ class StepFormulas:
             return [self._param_ref(i, column)]
         if column not in self.program.formulas:
             raise KeyError(column)
-        update_cols = set(self.job.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
+        update_cols = set(self.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         if column in update_cols and not lines.batch_end[i]:
             return []  # blank: only the batch's last line carries the update
         found: list[Ref] = []
@@ -391,7 +382,7 @@ class StepFormulas:
             return Ref("carried", q, line=i, value=self.start(int(lines.epoch[i]))["params"][q])
         if not lines.batch_start[i]:
             return Ref("line", q, line=i - 1)
-        if lines.epoch_start[i] and self.job.spec.carry_inputs:
+        if lines.epoch_start[i] and self.spec.carry_inputs:
             return Ref("line", q, line=int(lines.last_of_prev_epoch[i]))
         return Ref("line", f"new {q}", line=int(lines.prev_end[i]))
 
@@ -403,7 +394,7 @@ class StepFormulas:
             return "=" + absolute(self.data_cells(int(self.result.steps["row"].iat[i]) - 1, column))
         if column in self.program.param_columns:
             return self.param_link(i, column)
-        update_cols = set(self.job.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
+        update_cols = set(self.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         if column in update_cols and not self.lines.batch_end[i]:
             return None
         return "=" + to_formula(self.program.formulas[column], self._renderer(i, template=False))
@@ -416,7 +407,7 @@ class StepFormulas:
             return "=" + literal(carried["params"][q])
         if not lines.batch_start[i]:
             return f"={self.letter[q]}{lines.row(i - 1)}"
-        if lines.epoch_start[i] and self.job.spec.carry_inputs:
+        if lines.epoch_start[i] and self.spec.carry_inputs:
             return f"={self.letter[q]}{lines.row(lines.last_of_prev_epoch[i])}"  # the last row's inputs
         return f"={self.letter['new ' + q]}{lines.row(lines.prev_end[i])}"
 

@@ -120,7 +120,7 @@ def _boundary(sf: StepFormulas, column: str, typical: str | None,
         if sf.carried(i) is not None and lines.prev_end[i] >= 0:
             why += ": reads values the workbook's macro pasted"
         elif (lines.prev_end[i] >= 0 and lines.epoch_start[i] and column in sf.program.param_columns
-              and sf.job.spec.carry_inputs):
+              and sf.spec.carry_inputs):
             why += ": the last row's inputs (the workbook throws that row's update away)"
         notes.append(f"row {lines.row(i)} ({why}): {sf.formula(i, column)}")
     if len(listed) > MAX_BOUNDARY_ROWS:
@@ -214,9 +214,9 @@ def epoch_formula(sf: StepFormulas, steps_tab: str, column: str, epoch: int,
         text, exact = _chain(cells("loss"), "{}", f"AVERAGE({rng('loss')})")
         return (f"=({text})/{n}" if exact else f"={text}"), f"the mean of the epoch's row losses ({rng('loss')})"
     if column in sf.program.param_columns:
-        source = column if sf.job.spec.carry_inputs else f"new {column}"
+        source = column if sf.spec.carry_inputs else f"new {column}"
         what = (f"{column} carried into the next epoch: the last row's input (its update is thrown away)"
-                if sf.job.spec.carry_inputs else f"{column} after the epoch's last update")
+                if sf.spec.carry_inputs else f"{column} after the epoch's last update")
         return f"={last(source)}", what
     if column == "lr":
         ref = sf.setting_ref("lr", epoch)

@@ -289,3 +289,63 @@ def test_fastai_rmsprop_ignores_eps_as_fastai_does():
     assert exp.unused() == ["eps"]
     same = train(Experiment(flavour="fastai", optimizer="rmsprop", lr=0.01, epochs=1), XS, YS)
     assert train(exp, XS, YS).params == same.params
+
+
+def test_a_sweeps_diagnostics_equal_separate_runs():
+    """A sweep works its diagnostics out when they are first read: the same as train's."""
+    exps = [Experiment("ok", flavour="pytorch", lr=1e-3), Experiment("blows", flavour="pytorch", lr=5.0),
+            Experiment("relu", flavour="pytorch", model="two_relu", lr=0.02, init={"b": -5.0}),
+            Experiment("gap", flavour="pytorch", gradient="both", lr=0.01)]
+    together = sweep(exps, XS, YS, keep_steps=True)
+    assert [bool(r.diagnostics.divergence) for r in together] == [False, True, False, False]
+    assert together[2].diagnostics.dead_epochs and together[2].diagnostics.notes
+    assert together[3].diagnostics.grad_gap and together[3].diagnostics.grad_gaps
+    for exp, res in zip(exps, together):
+        alone = train(exp, XS, YS, find_safe_lr=False)
+        assert res.diagnostics.notes == alone.diagnostics.notes
+        assert res.diagnostics.divergence == alone.diagnostics.divergence
+        assert res.diagnostics.dead_epochs == alone.diagnostics.dead_epochs
+        assert res.diagnostics.grad_gap == alone.diagnostics.grad_gap
+        assert res.state.to_dict() == alone.state.to_dict()
+        assert res.epochs.equals(alone.epochs) and res.steps.equals(alone.steps)
+    import pickle
+
+    fresh = sweep(exps, XS, YS)[1]  # nothing read yet: pickling works the lazy fields out
+    back = pickle.loads(pickle.dumps(fresh))
+    assert back.diagnostics.notes == fresh.diagnostics.notes and back.epochs.equals(fresh.epochs)
+
+
+def test_a_sweep_builds_no_table_and_imports_no_pandas_until_a_table_is_read():
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        from sheetsync import Experiment, sweep
+        x = [0.14, 0.86, 0.28, 0.51]
+        results = sweep([Experiment(f"e{i}", flavour="pytorch", lr=0.01 * (i + 1)) for i in range(3)],
+                        x, [2 * v + 0.3 for v in x])
+        print([round(r.params["a"], 6) for r in results], "pandas" in sys.modules)
+        print(len(results[0].epochs), "pandas" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0].endswith("False"), out
+    assert out[1] == f"{Experiment().epochs} True", out
+
+
+def test_an_updates_state_and_hyperparameters_come_from_its_cells():
+    from sheetsync.engine.expr import sym
+    from sheetsync.engine.optimizers import Update, build_update, prev
+
+    g, p = sym("g"), sym("p")
+    upd = Update([("m", prev("m") * sym("beta1") + g), ("new", p - sym("lr") * sym("m"))], {"m": 3.0})
+    assert (upd.state, upd.hyper, upd.init) == (["m"], ["lr", "beta1"], {"m": 3.0})
+    with pytest.raises(ValueError, match="unknown names: \\['betta'\\]"):
+        Update([("new", p - sym("betta") * g)])
+    adam = build_update(Experiment(flavour="pytorch", optimizer="adam", amsgrad=True, weight_decay=0.1))
+    assert adam.state == ["m", "v", "vmax"]
+    assert adam.hyper == ["lr", "weight_decay", "beta1", "beta2", "eps", "half"]  # half: no setting, last
+    ann = build_update(Experiment(optimizer="adagrad_ann"))
+    assert ann.macro_sets == {"lr": "lr (set by the annealing macro)"} and ann.macro_pastes == ("n",)
+    assert build_update(Experiment(optimizer="eve")).macro_sets.keys() == {"eve_d"}

@@ -181,3 +181,25 @@ def test_a_run_after_infinity_starts_again_from_init_so_its_formulas_can_be_writ
     assert result.diagnostics.restarted and result.steps["a"].iloc[0] == 1.0
     formulas = step_formulas(result, lambda i, name: f"data!A{i + 2}", {}, 4)
     assert formulas["pred"][0].startswith("=")
+
+
+def test_formulas_come_from_the_results_own_spec(monkeypatch):
+    """Formula mode reads the Spec the Result carries (no job prepared again from zero-filled
+    data), and a Result rebuilt from a sheet's tables (a trace's) carries the same structure."""
+    from sheetsync.engine.result import Result
+    from sheetsync.layout import formulas as formulas_module
+
+    exp = Experiment("s", flavour="pytorch", optimizer="adam", batch_size="all", epochs=2, lr=0.05)
+    result = train(exp, XS, YS)
+    cells = lambda i, name: f"data!A{i + 2}"  # noqa: E731
+    expected = step_formulas(result, cells, {"lr": "experiments!B2"}, 2)
+
+    def no_prepare(*args, **kwargs):
+        raise AssertionError("formula mode prepared a job again")
+
+    monkeypatch.setattr(formulas_module, "prepare", no_prepare, raising=False)
+    assert step_formulas(result, cells, {"lr": "experiments!B2"}, 2) == expected
+    again = Result.from_tables(exp, result.steps, result.epochs, ["x"], result.starts)
+    assert again.spec.batch_size == result.spec.batch_size == len(XS)
+    assert (again.spec.update.state, again.spec.update.hyper) == (result.spec.update.state, result.spec.update.hyper)
+    assert step_formulas(again, cells, {"lr": "experiments!B2"}, 2) == expected

@@ -59,9 +59,15 @@ def current_lr(exp: Experiment, state: State) -> float:
 
 def prepare(experiment: Experiment, x, y) -> Job:
     X, Y = as_data(x, y)
+    return job_for(experiment, X, Y)
+
+
+def job_for(experiment: Experiment, X: np.ndarray, Y: np.ndarray, models: dict | None = None) -> Job:
+    """The Job for data already checked by `as_data` (a sweep checks it once for all experiments;
+    `models` shares model definitions between them)."""
     if not isinstance(experiment, Experiment):
         raise SettingError("experiment", f"expected an Experiment, found {type(experiment).__name__}")
-    spec = build_spec(experiment, X.shape[0], X.shape[1], classes=classes_of(experiment, Y))
+    spec = build_spec(experiment, X.shape[0], X.shape[1], models, classes=classes_of(experiment, Y))
     bad = label_problems(experiment, Y, spec.model.classes, limit=1)
     if bad:
         raise SettingError("y", f"data row {bad[0][0] + 1}: {bad[0][1]}")
