@@ -85,11 +85,13 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     problems: list[Problem] = []
     warnings: list[str] = []
     dataset = _parse_data(snapshot, data_tab, problems, warnings)
+    n_data = len(problems)
     n_inputs = dataset.x.shape[1] if dataset is not None else 1
     experiments, cells, name_cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems,
                                                         warnings, (data_tab, experiments_tab))
-    if dataset is not None and dataset.text_y:
-        problems += y_problems(dataset, experiments)
+    if dataset is not None and dataset.text_y:  # the data tab's problems stay first, in reading order
+        problems[:n_data] = sorted(problems[:n_data] + y_problems(dataset, experiments),
+                                   key=lambda p: _cell_order(p.cell))
     all_names = [e.name for e in experiments]
     if only:
         experiments = _select(experiments, only, experiments_tab, problems)
