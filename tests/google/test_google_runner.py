@@ -35,3 +35,27 @@ def test_the_demo_numbers_land_in_the_sheet(fake, make_backend):
     first_step = rows[rows.index(header) + 1]
     values = dict(zip(header, first_step))
     assert values["pred"] == 15 and values["loss"] == 1849  # graddesc.xlsm, first SGD step
+
+
+def test_a_classifier_lands_in_google_sheets_with_its_boundary(fake, make_backend):
+    """The outputs lab's toy (logistic and focal on two inputs) through the Google backend: the
+    boundary tab's grid, its colour scale and its scatter, and the accuracy column, as the
+    .xlsx backend writes them."""
+    from sheetsync.labs.outputs import input_tabs
+
+    book = fake.create(KEY, shared_with={SA_EMAIL}, tabs=("data", "experiments"))
+    tabs = input_tabs()
+    for title in ("data", "experiments"):
+        book.by_title(title).fill(tabs[title])
+    report = run(KEY, backend=make_backend())
+    assert "toy boundary" in report.tabs_written and "toy epochs" in report.tabs_written
+    (toy,) = [e for e in report.experiments if e.name == "toy"]
+    assert toy.accuracy is not None and 0.9 < toy.accuracy <= 1.0
+    sheet = fake.books[KEY].by_title("toy boundary")
+    rules = [r for r in sheet.rules if "gradientRule" in r]
+    assert rules, "the grid's colour scale"
+    charts = [c for c in sheet.charts if c["spec"].get("basicChart", {}).get("chartType") == "SCATTER"]
+    assert charts, "the data by class over the grid's axes"
+    rows = make_backend().read(["toy epochs"]).values["toy epochs"]
+    header = next(r for r in rows if r and "accuracy" in r)
+    assert header[:3] == ["epoch", "loss", "accuracy"]
