@@ -199,7 +199,7 @@ def test_formulas_come_from_the_results_own_spec(monkeypatch):
 
     monkeypatch.setattr(formulas_module, "prepare", no_prepare, raising=False)
     assert step_formulas(result, cells, {"lr": "experiments!B2"}, 2) == expected
-    again = Result.from_tables(exp, result.steps, result.epochs, ["x"], result.starts)
+    again = Result.from_tables(exp, result.steps, result.epochs, ["x"], result.starts, n_rows=len(XS))
     assert again.spec.batch_size == result.spec.batch_size == len(XS)
     assert (again.spec.update.state, again.spec.update.hyper) == (result.spec.update.state, result.spec.update.hyper)
     assert step_formulas(again, cells, {"lr": "experiments!B2"}, 2) == expected
