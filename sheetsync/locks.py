@@ -28,8 +28,9 @@ except ImportError:  # Windows: no cross-process lock; the content check still r
 def default_lock_folder() -> str:
     """The user's lock folder (beside the server's default run store): where every entry point
     on this machine meets for a Google spreadsheet."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "sheetsync", "locks")
+    from .schedule.config import state_path
+
+    return state_path("locks")
 
 
 log = logging.getLogger("sheetsync")

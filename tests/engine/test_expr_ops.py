@@ -14,15 +14,13 @@ import itertools
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import openpyxl
 import pytest
 
-from sheetsync.engine import expr
-from sheetsync.engine.loop import cc as native  # a-loop moved the C compiler helpers (was engine.native)
+from sheetsync.engine.loop import cc as native  # the C compiler helpers
 from sheetsync.engine.expr import (OPS, absolute, amax, const, evaluate, evaluate_array, exp, fma, log, log10,
                                    log1p, log_sigmoid, logsumexp, maximum, plain, sigmoid, sign, sqrt, sym,
                                    to_c, to_formula, to_python, total, where)
