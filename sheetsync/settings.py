@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 from .errors import SettingError, closest
 
-MODELS = ("linear", "two_linear", "two_relu", "mlp", "logistic", "softmax")
+MODELS = ("linear", "two_linear", "two_relu", "mlp", "logistic", "softmax", "dot_product")
 OUTPUTS = ("linear", "sigmoid", "softmax")  # mlp's head
 LOSS_NAMES = ("squared", "absolute", "bce", "cross_entropy", "focal")
 # The head each model ends in (mlp: its `output`), and the losses each head takes; the default
 # loss is the first.
 MODEL_HEADS = {"linear": "linear", "two_linear": "linear", "two_relu": "linear", "logistic": "sigmoid",
-               "softmax": "softmax"}
+               "softmax": "softmax", "dot_product": "linear"}
 HEAD_LOSSES = {"linear": ("squared", "absolute"), "sigmoid": ("bce", "focal", "squared", "absolute"),
                "softmax": ("cross_entropy",)}
 
@@ -179,6 +179,25 @@ def _boolean(v: Any) -> bool:
     raise ValueError(f"expected true or false, found {v!r}")
 
 
+def _y_range(v: Any) -> tuple[float, float]:
+    """'0, 5.5' (or two numbers) -> (0.0, 5.5): fastai's sigmoid_range bounds, low < high."""
+    parts = list(v) if isinstance(v, (list, tuple)) else str(v).replace(";", ",").split(",")
+    if len(parts) != 2:
+        raise ValueError(f"expected two numbers 'low, high' such as '0, 5.5', found {v!r}")
+    low, high = (_number(x) for x in parts)
+    if not low < high:
+        raise ValueError(f"expected low < high, found {v!r}")
+    return (low, high)
+
+
+def _a1_range(v: Any) -> str:
+    """'dotprod!B25:F39': a rectangle of cells on a named tab (checked against the sheet when read)."""
+    s = str(v).strip()
+    if "!" not in s or ":" not in s.rsplit("!", 1)[1]:
+        raise ValueError(f"expected a range such as 'dotprod!B25:F39' (tab!first:last), found {v!r}")
+    return s
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         s = str(v).strip().lower() if v is not None else ""
@@ -205,7 +224,7 @@ def _torch_only(*opts: str) -> Callable[[str, str], bool]:
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
-        Setting("model", _choice(*MODELS), "linear", "linear | two_linear | two_relu | mlp | logistic | softmax"),
+        Setting("model", _choice(*MODELS), "linear", "linear | two_linear | two_relu | mlp | logistic | softmax | dot_product"),
         Setting("optimizer", _choice(*ALL_OPTIMIZERS), "sgd", "see OPTIMIZERS per flavour"),
         Setting("flavour", _choice(*FLAVOURS), "graddesc", "graddesc | pytorch | fastai"),
         Setting("lr", _positive, lambda f, o: DEFAULT_LR[(f, o)], "learning rate"),
@@ -254,6 +273,17 @@ SETTINGS: dict[str, Setting] = {
         Setting("grad_step", _positive, 0.01, "numeric difference step h"),
         Setting("divergence_bound", _positive, 1e10, "a |parameter| past this counts as diverged"),
         Setting("mode", _choice("values", "formulas"), "values", "write numbers or per-row formulas"),
+        # dot_product (collaborative filtering): see docs/embeddings.md
+        Setting("factors", _count(1, 100), 5, "latent factors per user and per item (dot_product)"),
+        Setting("bias", _boolean, True, "a bias per user and per item (dot_product)"),
+        Setting("y_range", _optional(_y_range), None, "'low, high': predictions through fastai's "
+                "sigmoid_range (dot_product); none by default"),
+        Setting("embedding_init", _choice("normal", "uniform"), "normal",
+                "dot_product's starting factors: normal (fastai: std 0.01) | uniform (Jeremy's sheet: [0, 1))"),
+        Setting("user_factors_from", _optional(_a1_range), None,
+                "a range of starting user factors, one row per user (e.g. dotprod!B25:F39)"),
+        Setting("item_factors_from", _optional(_a1_range), None,
+                "a range of starting item factors, one column per item (e.g. dotprod!H19:V23)"),
     ]
 }
 SETTING_NAMES = tuple(SETTINGS) + ("init",)
