@@ -26,6 +26,7 @@ from .engine import State, train
 from .engine.train import RESTARTED
 from .errors import BackendError, InputError, OwnershipError
 from .layout import ExperimentOutput, RunEntry, SavedState, log_only_plan, merge_history, render
+from .layout.runs import first_read, log_as_read
 from .layout.state import read_state, settings_hash, signature
 from .layout.steps import divergence_sentence, steps_cells
 from .layout.epochs import read_history
@@ -90,9 +91,9 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
         backend = open_backend(target, credentials)
     tell = _phases(progress)
     tell("read", 0, 1)
-    snapshot = backend.read([data_tab, experiments_tab, RUNS_TAB, STATE_TAB])
+    snapshot = first_read(backend, [data_tab, experiments_tab, RUNS_TAB, STATE_TAB])  # the log's header alone
     _check_owned(snapshot, list(FIXED_TABS))
-    previous_runs = snapshot.values.get(RUNS_TAB) if _owned(snapshot, RUNS_TAB) else None
+    previous_runs = log_as_read(backend, snapshot)  # read whole only when it must be written whole
     saved = read_state(_owned_table(snapshot, STATE_TAB))
     history_lengths = {n: s.state.get("epoch", 0) for n, s in saved.items()} if action == "run" else {}
     try:

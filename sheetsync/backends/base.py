@@ -66,6 +66,8 @@ class Snapshot:
     # The whole spreadsheet holds at most budgets.SPREADSHEET_CELLS, the tabs a run leaves alone
     # included (Google); False where there is no such limit (an .xlsx file: only per tab).
     cells_limited: bool = True
+    # tab title -> its first row, for the tabs read by their head only (`Backend.read`'s `heads`)
+    heads: dict[str, list[CellValue]] = field(default_factory=dict)
 
     def tab(self, title: str) -> TabInfo | None:
         for info in self.tabs:
@@ -199,7 +201,8 @@ class Chart:
 
 @dataclass
 class TabPlan:
-    """A tab sheetsync owns, written whole (replacing its previous version)."""
+    """A tab sheetsync owns, written whole (replacing its previous version), or, with
+    `append_after` set, a log that rows are added to (see there)."""
 
     name: str
     tables: list[Table] = field(default_factory=list)
@@ -212,12 +215,19 @@ class TabPlan:
     kind: str = ""  # "steps", "epochs", "map", "compare", "runs", "state": for the owner mark
     row_heights: dict[int, float] = field(default_factory=dict)  # row -> height in points
     color_scales: list[ColorScale] = field(default_factory=list)
+    # A log (the run log): later plans append rows to its one table at (0, 0), so a backend
+    # writes it the way that makes appending cheap.
+    log: bool = False
+    # Append instead of replace: the tab (a log, owned) holds this many data rows below the
+    # header its table names (as read); the table's rows go below them, the header and
+    # everything else of the tab stay. A tab that no longer exists is written whole.
+    append_after: int | None = None
 
     def extent(self) -> tuple[int, int]:
-        """(rows, cols) the tab needs."""
+        """(rows, cols) the tab needs (an appended log: with the rows it holds)."""
         rows = cols = 0
         for t in self.tables:
-            rows = max(rows, t.row + 1 + t.n_rows)
+            rows = max(rows, t.row + 1 + (self.append_after or 0) + t.n_rows)
             cols = max(cols, t.col + len(t.columns))
         for x in self.texts:
             rows, cols = max(rows, x.row + 1), max(cols, x.col + x.span)
@@ -242,7 +252,10 @@ class Backend(Protocol):
     """A place sheets live: a local workbook or a Google spreadsheet."""
 
     def read(self, tabs: Sequence[str]) -> Snapshot:
-        """Metadata of every tab and the values of `tabs` (those that exist), in one round."""
+        """Metadata of every tab and the values of `tabs` (those that exist), in one round.
+
+        A backend that can append (`appends` True) also takes ``heads=[...]``: tabs read by
+        their first row only (`Snapshot.heads`), and applies plans with `TabPlan.append_after`."""
 
     def apply(self, plan: Plan) -> None:
         """Write the plan atomically: all of it lands, or nothing changes."""

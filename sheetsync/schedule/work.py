@@ -31,7 +31,7 @@ from typing import Callable, Protocol
 from sheetsync.backends.guard import WorkbookChanged, WorkbookOpenElsewhere
 from sheetsync.errors import BackendError, InputError, SheetsyncError
 from sheetsync.locks import writing
-from sheetsync.layout.runs import RUNS_TAB
+from sheetsync.layout.runs import RUNS_TAB, first_read
 from sheetsync.layout.state import STATE_TAB
 from sheetsync.parse import DATA_TAB, EXPERIMENTS_TAB
 
@@ -105,7 +105,7 @@ def _attempt(job: SheetJob, ctx: Context) -> Outcome:
 
 
 def _decide_and_run(job: SheetJob, ctx: Context, backend) -> Outcome:
-    snapshot = backend.read(FIRST_READ)
+    snapshot = first_read(backend, FIRST_READ)
     digest = inputs_hash(snapshot)
     if not job.force and ctx.state.last_hash(job.target) == digest:
         return Outcome(job.target, job.slot, "skipped", inputs_hash=digest, message="inputs unchanged")

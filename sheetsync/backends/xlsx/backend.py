@@ -23,6 +23,8 @@ from .surgery import Surgery
 class XlsxBackend:
     """A local ``.xlsx``/``.xlsm`` workbook."""
 
+    appends = True  # reads `heads`, applies `TabPlan.append_after` (see surgery.Append)
+
     def __init__(self, path: str | os.PathLike, force: bool = False):
         self.path = os.fspath(path)
         self.force = force  # write even while the workbook is open in LibreOffice or Excel
@@ -59,14 +61,14 @@ class XlsxBackend:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def read(self, tabs: Sequence[str]) -> Snapshot:
+    def read(self, tabs: Sequence[str], heads: Sequence[str] = ()) -> Snapshot:
         if self._read_as is None or not self._depth:
             self._read_as = FileIdentity.of(self.path)
         else:
             self._read_as.still(self.path)  # every read of a session sees the same file
         pkg = ooxml.Package(self.path)
         try:
-            return WorkbookReader(pkg).snapshot(list(tabs))
+            return WorkbookReader(pkg).snapshot(list(tabs), list(heads))
         except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as e:
             raise BackendError(f"{self.path}: the workbook is corrupt ({e})") from None
         except (ET.ParseError, IndexError, OverflowError, RecursionError) as e:

@@ -37,9 +37,10 @@ class WorkbookReader:
         self.tab = ""  # the tab being read, for messages
         self.cells_held = 0  # row slots of the tabs read so far (budgets.READ_CELLS)
 
-    def snapshot(self, wanted: list[str]) -> Snapshot:
+    def snapshot(self, wanted: list[str], heads: list[str] = ()) -> Snapshot:
+        """The tabs `wanted` read whole, those in `heads` (and not wanted) by their first row."""
         owned = owned_positions(self.wb)
-        infos, values = [], {}
+        infos, values, firsts = [], {}, {}
         for position, sheet in enumerate(self.wb.sheets):
             part = self._worksheet_part(sheet)
             rows: list[list[CellValue]] | None = None
@@ -47,10 +48,13 @@ class WorkbookReader:
                 self.tab = sheet.name
                 rows = self.cells(part)
                 values[sheet.name] = rows
+            elif part and _wanted(sheet.name, list(heads)):
+                self.tab = sheet.name
+                firsts[sheet.name] = self.first_row(part)
             n_rows, n_cols = _extent(rows) if rows is not None else self._dimension(part)
             infos.append(TabInfo(sheet.name, position, position in owned, n_rows, n_cols,
                                  kind=self._kind(sheet)))
-        return Snapshot(self.pkg.path, infos, values, cells_limited=False)
+        return Snapshot(self.pkg.path, infos, values, cells_limited=False, heads=firsts)
 
     def _worksheet_part(self, sheet: ooxml.SheetEntry) -> str | None:
         rel = self.rels.get(sheet.rid)
@@ -75,6 +79,20 @@ class WorkbookReader:
         return 0, 0  # declares none: a tab sheetsync does not read is not inflated to count it
 
     # -- cells --------------------------------------------------------------------------------
+
+    def first_row(self, part: str) -> list[CellValue]:
+        """Row 1 of a sheet, inflating no further than its end (a log's header; [] when the
+        sheet's first row is not row 1)."""
+        self._dates = self.date_xfs()
+        with self.pkg.open(part) as f:
+            for event, el, _fed in bounded_events(f, self.pkg, part, ("end",)):
+                if el.tag == _ROW:
+                    rows: list[list[CellValue]] = []
+                    self._row(el, rows)
+                    return rows[0] if len(rows) == 1 else []
+                if el.tag == _M + "sheetData":
+                    break
+        return []
 
     def cells(self, part: str) -> list[list[CellValue]]:
         self._dates = self.date_xfs()

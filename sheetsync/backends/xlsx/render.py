@@ -17,6 +17,7 @@ from ..base import TabPlan, Text, col_letter
 from . import chart_xml, ooxml
 from .celltext import excel_escape, xml_text
 from .partnames import NewPart, PartNames
+from .zipstream import SEGMENT
 
 CHUNK_ROWS = 4096
 
@@ -171,7 +172,11 @@ class TabRenderer:
         yield ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
                f'<worksheet xmlns="{ooxml.NS_MAIN}" xmlns:r="{ooxml.NS_R}">')
         yield self._dimension() + self._views() + self._widths() + "<sheetData>"
+        if self.plan.log:  # the head, the rows and the end deflated apart (`append`)
+            yield SEGMENT
         yield from self._rows()
+        if self.plan.log:
+            yield SEGMENT
         yield "</sheetData>"
         yield self._merges() + self._color_scales()
         if self.drawing_rid:

@@ -3,6 +3,7 @@ before anything is written, then written part by part (kept parts copied as they
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from typing import BinaryIO
 
@@ -12,6 +13,7 @@ from ..base import Plan
 from ..order import NEW, OLD, arrange
 from . import ooxml
 from .owned import OWNED_MARK, owned_positions
+from .append import Append
 from .partnames import PartNames
 from .render import TabRenderer
 from .zipstream import copy_info, copy_part, new_info, write_part
@@ -26,11 +28,17 @@ class Surgery:
         self.wb = ooxml.WorkbookXml(pkg.text(self.wb_part), pkg.path, self.wb_part)
         self.wb_rels = {r.id: r for r in pkg.rels(self.wb_part)}
         self._check_plan()
+        self.appending = self._appending()
         self.replaced = self._replaced_positions()
         self.dropped = self._dropped_parts()
         self.names = PartNames(pkg, self.dropped)
         self.styles, self.styles_part = self._styles()
-        self.tabs = [TabRenderer(tab, self.styles, self.names) for tab in plan.tabs]
+        # A log tab that no longer exists is written whole, with the rows the plan holds.
+        self.whole = [k for k in range(len(plan.tabs)) if k not in self.appending]
+        self.tabs = [TabRenderer(dataclasses.replace(plan.tabs[k], append_after=None), self.styles, self.names)
+                     for k in self.whole]
+        self.appends = {pkg.name(part): Append(plan.tabs[k], part, self.styles)
+                        for k, (_, part) in self.appending.items()}
         self.edited = self._edited_parts()
 
     # -- checks -------------------------------------------------------------------------------
@@ -53,8 +61,23 @@ class Surgery:
             raise BackendError(f"{path}: the workbook structure is protected; unprotect it "
                                "(Review > Protect Workbook) so sheetsync can add its tabs")
 
+    def _appending(self) -> dict[int, tuple[int, str]]:
+        """Plan tabs appended to an owned worksheet in place: plan index -> (tab index, part)."""
+        owned = owned_positions(self.wb)
+        existing = {s.name.casefold(): i for i, s in enumerate(self.wb.sheets)}
+        out = {}
+        for k, tab in enumerate(self.plan.tabs):
+            i = existing.get(tab.name.casefold())
+            if tab.append_after is None or i is None or i not in owned:
+                continue
+            part = self._sheet_part(self.wb.sheets[i])
+            if part and self.pkg.has(part) and self._is_worksheet(self.wb.sheets[i]):
+                out[k] = (i, part)
+        return out
+
     def _replaced_positions(self) -> set[int]:
-        names = {t.name.casefold() for t in self.plan.tabs} | {n.casefold() for n in self.plan.remove}
+        names = {t.name.casefold() for k, t in enumerate(self.plan.tabs) if k not in self.appending}
+        names |= {n.casefold() for n in self.plan.remove}
         owned = owned_positions(self.wb)
         return {i for i, s in enumerate(self.wb.sheets) if i in owned and s.name.casefold() in names}
 
@@ -92,8 +115,13 @@ class Surgery:
     def _edited_parts(self) -> dict[str, str]:
         """New text of the package-level parts: workbook, its rels, content types, styles, app."""
         kept = [i for i in range(len(self.wb.sheets)) if i not in self.replaced]
-        # backends.order: a replaced tab keeps its place, a new one goes beside its plan neighbour
-        self.order = arrange([s.name for s in self.wb.sheets], [t.plan.name for t in self.tabs], self.replaced)
+        # backends.order: a replaced tab keeps its place, a new one goes beside its plan neighbour;
+        # an appended tab is one that keeps its place (and its part)
+        in_place = self.replaced | {i for i, _ in self.appending.values()}
+        order = arrange([s.name for s in self.wb.sheets], [t.name for t in self.plan.tabs], in_place)
+        renderer = {k: n for n, k in enumerate(self.whole)}
+        self.order = [(OLD, self.appending[k][0]) if kind == NEW and k in self.appending else
+                      (kind, renderer[k] if kind == NEW else k) for kind, k in order]
         position = {i: new for new, (kind, i) in enumerate(self.order) if kind == OLD}
         self.new_position = {k: new for new, (kind, k) in enumerate(self.order) if kind == NEW}
         used_ids = set(self.wb_rels)
@@ -195,6 +223,8 @@ class Surgery:
                     continue
                 if info.filename in self.edited:
                     write_part(zf, copy_info(info), self.edited[info.filename])
+                elif info.filename in self.appends:
+                    self.appends[info.filename].write(self.pkg, zf, info)
                 else:
                     copy_part(self.pkg.zip, zf, info)
             if not self.pkg.has(self.styles_part):

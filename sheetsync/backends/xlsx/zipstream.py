@@ -1,5 +1,7 @@
 """Zip members: kept parts copied with their compressed bytes, new ones deflated in blocks by
-worker threads while the next rows render (`write_streamed`)."""
+worker threads while the next rows render (`write_streamed`), a member made of compressed
+pieces written as given (`write_compressed`, the appended log), and the CRC arithmetic that
+lets a member's CRC follow an edit of its ends without reading its middle (`crc32_combine`)."""
 
 from __future__ import annotations
 
@@ -45,6 +47,23 @@ def copy_part(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo)
         with src.open(info) as r, dst.open(copy_info(info), "w", force_zip64=info.file_size > 2**30) as w:
             while chunk := r.read(1 << 20):
                 w.write(chunk)
+
+
+def write_compressed(dst: zipfile.ZipFile, info: zipfile.ZipInfo, pieces: list[bytes], crc: int, size: int) -> None:
+    """A deflated member whose compressed bytes (`pieces`, one raw deflate stream), CRC and
+    length are known already: written as they are (the bookkeeping as in `copy_compressed`)."""
+    out = copy_info(info)
+    out.compress_type = zipfile.ZIP_DEFLATED
+    out.CRC, out.file_size, out.compress_size = crc, size, sum(map(len, pieces))
+    out.flag_bits = 0
+    out.header_offset = dst.fp.tell()
+    dst.fp.write(out.FileHeader())
+    for piece in pieces:
+        dst.fp.write(piece)
+    dst.filelist.append(out)
+    dst.NameToInfo[out.filename] = out
+    dst.start_dir = dst.fp.tell()
+    dst._didModify = True
 
 
 def copy_compressed(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
@@ -93,6 +112,17 @@ def write_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
             write_streamed(w, data())
 
 
+class _Segment(str):
+    """The type of `SEGMENT`: an empty text, so joining chunks still gives the part's text."""
+
+
+# Yielded among a part's chunks: the deflate stream is flushed here and what follows starts
+# afresh (no match reaches back across), so a reader can inflate from this point on its own
+# and a writer can replace what follows (`xlsx.append`). A part needs at most a few.
+SEGMENT = _Segment("")
+SYNC_MARK = b"\x00\x00\xff\xff"  # how a sync flush ends: an empty stored block
+FINAL_BLOCK = b"\x03\x00"  # an empty final block (fixed Huffman codes) ends a deflate stream
+
 STREAM_BLOCK = 1 << 21  # characters encoded and deflated at a time
 DEFLATE_THREADS = 2  # blocks deflated at once, besides the rendering thread
 WINDOW = 1 << 15  # deflate's window: each block may refer back this far into the one before
@@ -109,10 +139,11 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
     ends the stream with an empty final block. Compression thus overlaps the rendering of the
     next blocks instead of following it. A member whose compressor is not zlib (or a writer
     without one) is written plainly. At most DEFLATE_THREADS + 2 blocks are in flight.
+    A `SEGMENT` among the chunks ends a block there, and the next one is not primed.
     """
     compressor = getattr(w, "_compressor", None)
     if not isinstance(compressor, type(zlib.compressobj())):
-        for block in _blocks(chunks):
+        for block, _fresh in _blocks(chunks):
             w.write(block)
         return
     deflated = _Deflated(compressor)
@@ -121,8 +152,9 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
     with _quick_gil_handover(), ThreadPoolExecutor(DEFLATE_THREADS, "sheetsync-deflate") as pool:
         try:
             previous = b""
-            for block in _blocks(chunks):
-                pending.append((block, pool.submit(_deflate_block, block, previous[-WINDOW:])))
+            for block, fresh in _blocks(chunks):
+                primer = b"" if fresh else previous[-WINDOW:]
+                pending.append((block, pool.submit(_deflate_block, block, primer)))
                 previous = block
                 while len(pending) > DEFLATE_THREADS + 1:
                     _write_oldest(w, deflated, pending)
@@ -133,20 +165,30 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
                 future.cancel()
 
 
-def _blocks(chunks: Iterable[str | bytes]) -> Iterator[bytes]:
-    """The chunks encoded and gathered into blocks of about STREAM_BLOCK bytes."""
+def _blocks(chunks: Iterable[str | bytes]) -> Iterator[tuple[bytes, bool]]:
+    """The chunks encoded and gathered into blocks of about STREAM_BLOCK bytes, each with
+    whether it starts a segment (the first block, and the first after a `SEGMENT`)."""
     buffer: list[bytes] = []
     size = 0
+    fresh = True
     for chunk in chunks:
+        if chunk is SEGMENT:
+            if buffer:
+                yield b"".join(buffer), fresh
+                buffer, size = [], 0
+            fresh = True
+            continue
         if isinstance(chunk, str):
             chunk = chunk.encode("utf-8")
+        if not chunk:
+            continue
         buffer.append(chunk)
         size += len(chunk)
         if size >= STREAM_BLOCK:
-            yield buffer[0] if len(buffer) == 1 else b"".join(buffer)  # a big chunk: no copy
-            buffer, size = [], 0
+            yield (buffer[0] if len(buffer) == 1 else b"".join(buffer)), fresh  # a big chunk: no copy
+            buffer, size, fresh = [], 0, False
     if buffer:
-        yield b"".join(buffer)
+        yield b"".join(buffer), fresh
 
 
 def _deflate_block(block: bytes, previous: bytes) -> bytes:
@@ -175,7 +217,7 @@ class _Deflated:
         return self.ready.popleft()
 
     def flush(self) -> bytes:
-        return b"\x03\x00"  # an empty final block (fixed Huffman codes) ends the deflate stream
+        return FINAL_BLOCK
 
 
 _handover_lock = threading.Lock()
@@ -204,3 +246,55 @@ def _quick_gil_handover():
             _handover_users -= 1
             if _handover_users == 0:
                 sys.setswitchinterval(_handover_saved)
+
+
+# ---------------------------------------------------------------------------------------------
+# CRC-32 arithmetic (zlib's crc32_combine, which Python's zlib does not expose)
+#
+# A CRC-32 is the text as a polynomial over GF(2), times x^32, modulo the polynomial P (in
+# the reflected bit order zlib uses). Appending n bytes of zeros multiplies it by x^(8n), so
+# crc(A + B) = crc(A) * x^(8 len B) + crc(B). P is primitive (x has order 2^32 - 1; checked in
+# the tests), so the step can be undone: x^(-k) = x^(2^32 - 1 - k).
+
+_POLY = 0xEDB88320
+_ONE = 1 << 31  # the polynomial 1 in the reflected order
+_ORDER = (1 << 32) - 1
+
+
+def _multmodp(a: int, b: int) -> int:
+    """a * b modulo P."""
+    m, p = _ONE, 0
+    while a:
+        if a & m:
+            p ^= b
+            a ^= m
+        m >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+    return p
+
+
+_X2N = [1 << 30]  # x^(2^k) mod P
+for _ in range(31):
+    _X2N.append(_multmodp(_X2N[-1], _X2N[-1]))
+
+
+def _xpow(k: int) -> int:
+    """x^k mod P, for any integer k (negative: the inverse)."""
+    k %= _ORDER
+    p, i = _ONE, 0
+    while k:
+        if k & 1:
+            p = _multmodp(_X2N[i], p)
+        k >>= 1
+        i += 1
+    return p
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of A + B from crc(A), crc(B) and len(B)."""
+    return _multmodp(_xpow(8 * len2), crc1) ^ crc2
+
+
+def crc32_uncombine(crc12: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of A from crc(A + B), crc(B) and len(B)."""
+    return _multmodp(_xpow(-8 * len2), crc12 ^ crc2)
