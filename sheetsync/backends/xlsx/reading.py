@@ -81,17 +81,29 @@ class WorkbookReader:
     # -- cells --------------------------------------------------------------------------------
 
     def first_row(self, part: str) -> list[CellValue]:
-        """Row 1 of a sheet, inflating no further than its end (a log's header; [] when the
-        sheet's first row is not row 1)."""
+        """Row 1 of a sheet, inflating and parsing no further than its end, a few KB at a time
+        (a log's header; [] when the sheet's first row is not row 1)."""
         self._dates = self.date_xfs()
+        parser = ET.XMLPullParser(("end",))
+        fed = 0
         with self.pkg.open(part) as f:
-            for event, el, _fed in bounded_events(f, self.pkg, part, ("end",)):
-                if el.tag == _ROW:
-                    rows: list[list[CellValue]] = []
-                    self._row(el, rows)
-                    return rows[0] if len(rows) == 1 else []
-                if el.tag == _M + "sheetData":
-                    break
+            while chunk := f.read(1 << 12):
+                fed += len(chunk)
+                try:
+                    parser.feed(chunk)
+                    events = list(parser.read_events())
+                except ET.ParseError as e:
+                    raise self.pkg.corrupt(part, f"malformed XML: {e}") from None
+                for _event, el in events:
+                    if el.tag == _ROW:
+                        rows: list[list[CellValue]] = []
+                        self._row(el, rows)
+                        return rows[0] if len(rows) == 1 else []
+                    if el.tag == _M + "sheetData":
+                        return []
+                if fed > budgets.ROW_XML_BYTES:
+                    raise self.pkg.corrupt(part, f"more than {budgets.ROW_XML_BYTES >> 20} MiB of XML "
+                                           "before the first row's end")
         return []
 
     def cells(self, part: str) -> list[list[CellValue]]:
