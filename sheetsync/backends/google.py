@@ -19,6 +19,11 @@ Requests per run (the token exchange not counted):
    owned tabs (and leftover staging tabs), ``addSheet`` with ids chosen here, ``updateCells``
    with typed values, formats, widths, notes, fills, charts and the ownership marks.
 
+A log (the run log, `TabPlan.append_after`) is not replaced: its rows go in by ``appendCells``
+(values and formats, after its last row) in the same batchUpdate, and its ownership mark is
+replaced by one naming this run, so a retried write that landed is told apart as for new tabs.
+Its first read asks for the log's header row alone (``heads``: ``'runs'!1:1``).
+
 Above the payload limit (2 MB, Google's recommendation) the cells are written into hidden
 staging tabs in several requests — headers, formats and formulas by ``batchUpdate``, plain
 values by ``values.batchUpdate`` with RAW input (a third of updateCells' bytes; atomicity is
@@ -55,7 +60,7 @@ import math
 import random
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from numbers import Number
 from typing import Any, Callable, Iterator, Sequence
@@ -548,6 +553,40 @@ class TabWriter:
         return subs
 
 
+def append_requests(tab: TabPlan, sheet: "SheetMeta", run: str, mark_id: int) -> list[Sub]:
+    """A log's rows appended after its last row, with the formats a whole write gives its
+    columns, and its ownership mark replaced by one naming this run (so a retry that finds
+    the mark's id taken knows the append landed, and never appends twice)."""
+    table = tab.tables[0]
+    formats = []
+    for column in table.columns:
+        fmt: dict = {}
+        if column.number_format and column.number_format != "General":
+            fmt["numberFormat"] = number_format(column.number_format)
+        if column.wrap:
+            fmt.update({"wrapStrategy": "WRAP", "verticalAlignment": "TOP"})
+        formats.append(fmt)
+    columns = [as_list(c.values) for c in table.columns]
+    rows = []
+    for i in range(table.n_rows):
+        cells = []
+        for values, fmt in zip(columns, formats):
+            cell = value_cell(values[i])
+            if fmt:
+                cell["userEnteredFormat"] = fmt
+            cells.append(cell)
+        rows.append({"values": cells})
+    subs = [Sub.of({"appendCells": {"sheetId": sheet.sheet_id, "rows": rows, "fields": (
+        "userEnteredValue,userEnteredFormat.numberFormat,userEnteredFormat.wrapStrategy,"
+        "userEnteredFormat.verticalAlignment")}})]
+    old = sheet.mark(OWNED_KEY)
+    if old is not None and "metadataId" in old:
+        subs.append(Sub.of({"deleteDeveloperMetadata": {
+            "dataFilter": {"developerMetadataLookup": {"metadataId": old["metadataId"]}}}}))
+    subs.append(mark(sheet.sheet_id, OWNED_KEY, {"kind": tab.kind, "run": run}, mark_id))
+    return subs
+
+
 MIN_CELL_BYTES = 40  # no updateCells cell is smaller: {"userEnteredValue":{"numberValue":1}},
 
 
@@ -578,13 +617,20 @@ def add_sheet(tab: TabPlan, sheet_id: int, title: str, hidden: bool, index: int 
     return Sub.of({"addSheet": {"properties": props}})
 
 
-def tab_positions(plan: Plan, meta: Metadata, drop: bool) -> dict[str, int]:
+def tab_positions(plan: Plan, meta: Metadata, drop: bool, names: Sequence[str] | None = None,
+                  in_place: frozenset[str] = frozenset()) -> dict[str, int]:
     """The index each plan tab's addSheet names (`order.arrange`: a replaced tab keeps its place).
-    Adds are sent in increasing index, after the deletes (`drop`) or before them."""
+    Adds are sent in increasing index, after the deletes (`drop`) or before them. `names`: all
+    the plan's tabs in order, the logs appended to in place (`in_place`) among them: those stay
+    where they are, and count as neighbours of the plan's new tabs."""
+    names = list(names) if names is not None else [t.name for t in plan.tabs]
     stale = {s.sheet_id for s in stale_sheets(plan, meta)}
-    replaced = {i for i, s in enumerate(meta.sheets) if s.sheet_id in stale}
-    order = arrange([s.title for s in meta.sheets], [t.name for t in plan.tabs], replaced, drop)
-    return {plan.tabs[k].name: pos for pos, (kind, k) in enumerate(order) if kind == NEW}
+    stay = {meta.clashing(n).sheet_id for n in in_place}
+    replaced = {i for i, s in enumerate(meta.sheets) if s.sheet_id in stale | stay}
+    order = arrange([s.title for s in meta.sheets], names, replaced, drop)
+    if not drop:  # a log appended to is not deleted: its old entry stands for it
+        order = [(kind, k) for kind, k in order if not (kind == NEW and names[k] in in_place)]
+    return {names[k]: pos for pos, (kind, k) in enumerate(order) if kind == NEW and names[k] not in in_place}
 
 
 def mark(sheet_id: int, key: str, value: dict, metadata_id: int | None = None) -> Sub:
@@ -683,6 +729,7 @@ class WritePlan:
     chunks: list[tuple[str, list[Sub]]]  # ("batch", sub-requests) or ("values", value ranges)
     new_ids: dict[str, int]
     staging_ids: list[int]
+    appended: dict[str, int] = field(default_factory=dict)  # logs appended to: title -> sheet id
 
 
 class GoogleBackend:
@@ -707,6 +754,7 @@ class GoogleBackend:
         self.rng = rng or random.Random(secrets.randbits(64))
         self._meta: Metadata | None = None
         self._values: dict[str, list[list[CellValue]]] = {}
+        self._heads: dict[str, list[CellValue]] = {}  # first rows of the tabs read by their head
 
     @classmethod
     def open(cls, target: str, credentials_path=None, *, token: str | None = None, **kwargs) -> "GoogleBackend":
@@ -785,40 +833,53 @@ class GoogleBackend:
         self._meta = Metadata.from_json(body)
         return self._meta
 
-    def read(self, tabs: Sequence[str]) -> Snapshot:
-        """Metadata of every tab and the values of `tabs` that exist: at most two requests.
+    appends = True  # reads `heads`, applies `TabPlan.append_after`
+
+    def read(self, tabs: Sequence[str], heads: Sequence[str] = ()) -> Snapshot:
+        """Metadata of every tab and the values of `tabs` that exist (of those in `heads` only
+        their first row, in `Snapshot.heads`): at most two requests.
 
         The reads before an `apply` form one round: the first fetches the metadata and, along
-        with the tabs asked for, sheetsync's small owned tabs (epochs, state, runs), so that a
-        follow-up read of those costs no request. `apply` (or `forget`) ends the round.
+        with the tabs asked for, sheetsync's small owned tabs (epochs, state, and the run log
+        unless only its head is wanted), so that a follow-up read of those costs no request.
+        `apply` (or `forget`) ends the round.
         """
         meta = self._meta or self.metadata()
         present = [t for t in dict.fromkeys(tabs) if meta.by_title(t) is not None]
+        headed = [t for t in dict.fromkeys(heads) if meta.by_title(t) is not None and t not in present]
         missing = [t for t in present if t not in self._values]
-        if missing:
+        missing_heads = [t for t in headed if t not in self._heads and t not in self._values]
+        if missing or missing_heads:
             ahead = [s.title for s in meta.sheets
                      if s.owned and s.mark_value(OWNED_KEY).get("kind") in READ_AHEAD_KINDS
-                     and s.title not in self._values and s.title not in missing]
-            self._values.update(self._read_values(missing + ahead))
-        return Snapshot(self.key, meta.tab_infos(), {t: self._values[t] for t in present})
+                     and s.title not in self._values and s.title not in missing and s.title not in headed]
+            values, firsts = self._read_values(missing + ahead, missing_heads)
+            self._values.update(values)
+            self._heads.update(firsts)
+        firsts = {t: (self._values[t][:1] or [[]])[0] if t in self._values else self._heads[t] for t in headed}
+        return Snapshot(self.key, meta.tab_infos(), {t: self._values[t] for t in present}, heads=firsts)
 
     def forget(self) -> None:
         """End the read round: the next read fetches everything afresh."""
         self._meta = None
         self._values = {}
+        self._heads = {}
 
-    def _read_values(self, tabs: list[str]) -> dict[str, list[list[CellValue]]]:
-        ranges = [quote_tab(t, always=True) for t in tabs]
+    def _read_values(self, tabs: list[str], heads: list[str] = ()) -> tuple[dict, dict]:
+        """(tab -> rows, head tab -> its first row)."""
+        ranges = [quote_tab(t, always=True) for t in tabs] + [quote_tab(t, always=True) + "!1:1" for t in heads]
         if self.value_source == "values":
             body = self._call("get", f"{API}/{self.key}/values:batchGet", "read values",
                               params={"ranges": ranges, "valueRenderOption": "UNFORMATTED_VALUE",
                                       "dateTimeRenderOption": "SERIAL_NUMBER", "majorDimension": "ROWS"})
-            return {t: trim([[values_cell(v) for v in row] for row in vr.get("values", [])])
-                    for t, vr in zip(tabs, body.get("valueRanges", []))}
+            got = [trim([[values_cell(v) for v in row] for row in vr.get("values", [])])
+                   for vr in body.get("valueRanges", [])]
+            got += [[]] * (len(ranges) - len(got))
+            return dict(zip(tabs, got)), {t: (rows[:1] or [[]])[0] for t, rows in zip(heads, got[len(tabs):])}
         body = self._call("get", f"{API}/{self.key}", "read values",
                           params={"ranges": ranges, "fields": GRID_FIELDS})
         found = {s.get("properties", {}).get("title"): grid_rows(s) for s in body.get("sheets", [])}
-        return {t: found.get(t, []) for t in tabs}
+        return {t: found.get(t, []) for t in tabs}, {t: (found.get(t, [])[:1] or [[]])[0] for t in heads}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -843,6 +904,14 @@ class GoogleBackend:
         chosen here, so replaying a write that already landed is refused rather than doubled."""
         run = secrets.token_hex(4)
         taken = set(meta.ids()) | meta.mark_ids()
+        names = [t.name for t in plan.tabs]
+        logs = [t for t in plan.tabs if t.append_after is not None and (s := meta.clashing(t.name)) and s.owned]
+        in_place = frozenset(t.name for t in logs)
+        appends = [sub for t in logs for sub in append_requests(t, meta.clashing(t.name), run, self._new_id(taken))]
+        # a log that no longer exists is written whole
+        plan = Plan([replace(t, append_after=None) if t.append_after is not None else t
+                     for t in plan.tabs if t.name not in in_place], plan.remove)
+        appended = {t.name: meta.clashing(t.name).sheet_id for t in logs}
         new_ids = {tab.name: self._new_id(taken) for tab in plan.tabs}
         sheet_ids = {s.title: s.sheet_id for s in meta.sheets if not s.staging} | new_ids
         writer = ChartWriter(sheet_ids, header_cells(plan))
@@ -853,22 +922,24 @@ class GoogleBackend:
         if cell_count(plan) * MIN_CELL_BYTES <= self.payload_limit:  # else surely too big
             block = max(1024, self.payload_limit // 4)
             content = [sub for tab in plan.tabs for sub in TabWriter(tab, new_ids[tab.name], block).requests()]
-            at = tab_positions(plan, meta, drop=True)  # the deletes come first
+            at = tab_positions(plan, meta, True, names, in_place)  # the deletes come first
             adds = [add_sheet(t, new_ids[t.name], t.name, t.hidden, at[t.name])
                     for t in sorted(plan.tabs, key=lambda t: at[t.name])]
-            one_shot = deletes + adds + content + charts + owned_marks
+            one_shot = deletes + adds + content + charts + owned_marks + appends
             if len(batch_body(one_shot)) <= self.payload_limit:
-                return WritePlan(run, one_shot, [], new_ids, [])
-        staged = self._staging(plan, meta, run, new_ids, taken)
-        staged.final = deletes + staged.final + charts + owned_marks  # the atomic swap
+                return WritePlan(run, one_shot, [], new_ids, [], appended)
+        staged = self._staging(plan, meta, run, new_ids, taken, names, in_place)
+        staged.final = deletes + staged.final + charts + owned_marks + appends  # the atomic swap
+        staged.appended = appended
         return staged
 
-    def _staging(self, plan: Plan, meta: Metadata, run: str, new_ids: dict[str, int], taken: set[int]) -> WritePlan:
+    def _staging(self, plan: Plan, meta: Metadata, run: str, new_ids: dict[str, int], taken: set[int],
+                 names: list[str], in_place: frozenset[str]) -> WritePlan:
         """Cells go to hidden staging tabs in chunks (formats and formulas by batchUpdate, plain
         values by values.batchUpdate); the final request renames and unhides them."""
         first, renames, subs, ranges = [], [], [], []
         block = max(1024, self.payload_limit // 4)
-        at = tab_positions(plan, meta, drop=False)  # staged beside the tabs the swap deletes
+        at = tab_positions(plan, meta, False, names, in_place)  # staged beside the tabs the swap deletes
         for i, tab in sorted(enumerate(plan.tabs), key=lambda it: at[it[1].name]):
             sid, mid, title = new_ids[tab.name], self._new_id(taken), f"sheetsync staging {run} {i + 1}"
             first.append(add_sheet(tab, sid, title, True, at[tab.name]))
@@ -944,7 +1015,7 @@ def stale_sheets(plan: Plan, meta: Metadata) -> list[SheetMeta]:
 
 
 def landed(meta: Metadata, wp: WritePlan) -> bool:
-    for title, sid in wp.new_ids.items():
+    for title, sid in list(wp.new_ids.items()) + list(wp.appended.items()):
         sheet = meta.by_title(title)
         if sheet is None or sheet.sheet_id != sid or sheet.mark_value(OWNED_KEY).get("run") != wp.run:
             return False

@@ -11,7 +11,7 @@ What it serves:
   document first (`discovery.Validator`), then the sub-requests are applied in order to a copy
   of the spreadsheet; any failure answers 400 naming ``requests[i].kind`` and the copy is
   dropped (all or nothing). addSheet, deleteSheet, updateSheetProperties, updateCells,
-  repeatCell, updateDimensionProperties, addChart, createDeveloperMetadata and
+  appendCells (after the last row holding a value, the grid grown as needed), repeatCell, updateDimensionProperties, addChart, createDeveloperMetadata and
   deleteDeveloperMetadata are implemented; any other kind is refused so tests notice;
 - ``POST https://oauth2.googleapis.com/token`` — the service-account JWT exchange: checks the
   RS256 signature against the registered key, the audience and the scope, and issues tokens.
@@ -451,6 +451,24 @@ class Applier:
             for j, cell in enumerate(row.get("values", [])):
                 check_cell(cell)
                 self.write(sheet, r0 + i, c0 + j, cell, req["fields"])
+        return {}
+
+    def appendCells(self, req: dict) -> dict:
+        """Google: "Appends new cells after the last row with data in a sheet, inserting new
+        rows into the sheet if necessary" (a row with formats alone holds no data)."""
+        if "tableId" in req:
+            raise FakeError("fake: appending to tables is not implemented")
+        sheet = self.sheet(req.get("sheetId", 0))
+        rows = req.get("rows", [])
+        start = max((r + 1 for (r, _), cell in sheet.cells.items() if cell.get("userEnteredValue")), default=0)
+        width = max((len(r.get("values", [])) for r in rows), default=0)
+        if width > sheet.grid.get("columnCount", 0):
+            self.check_range(sheet, start, 0, start, width)  # columns are not added: Google refuses
+        sheet.grid["rowCount"] = max(sheet.grid.get("rowCount", 0), start + len(rows))
+        for i, row in enumerate(rows):
+            for j, cell in enumerate(row.get("values", [])):
+                check_cell(cell)
+                self.write(sheet, start + i, j, cell, req["fields"])
         return {}
 
     @staticmethod

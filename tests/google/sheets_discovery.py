@@ -41,7 +41,7 @@ EXACTLY_ONE = {"Request", "ChartSpec"}  # exactly one of the "kind" fields must 
 CHART_KINDS = {"basicChart", "pieChart", "bubbleChart", "candlestickChart", "orgChart",
                "histogramChart", "waterfallChart", "treemapChart", "scorecardChart"}
 MASK_TARGET = {  # update request -> the message its `fields` mask refers to
-    "UpdateCellsRequest": "CellData", "RepeatCellRequest": "CellData",
+    "UpdateCellsRequest": "CellData", "RepeatCellRequest": "CellData", "AppendCellsRequest": "CellData",
     "UpdateSheetPropertiesRequest": "SheetProperties",
     "UpdateDimensionPropertiesRequest": "DimensionProperties",
     "UpdateSpreadsheetPropertiesRequest": "SpreadsheetProperties",
