@@ -177,8 +177,8 @@ class PushBackend:
         self.inputs = inputs
         self.to_write: dict[str, list[list[Any]]] | None = None
 
-    def read(self, tabs):
-        snapshot = self.backend.read(list(tabs))
+    def read(self, tabs, heads=()):
+        snapshot = self.backend.read(list(tabs), heads=list(heads)) if heads else self.backend.read(list(tabs))
         if self.to_write is None:  # the first read round sees the input tabs
             self.to_write = _inputs_to_write(snapshot, self.inputs)
         from .backends.base import TabInfo
