@@ -231,3 +231,26 @@ def test_segment_marks_do_not_change_the_text():
     assert "".join(chunks) == "<a>xxxxxxxxxx</a>"
     assert [(b, fresh) for b, fresh in zipstream._blocks(chunks)] == [
         (b"<a>", True), (b"x" * 10, True), (b"</a>", True)]
+
+
+def test_input_errors_append_their_row_the_same_way(book, monkeypatch):
+    from sheetsync.errors import InputError
+    from sheetsync.layout import log_only_plan as real
+    from sheetsync.runner import run
+
+    run(str(book))
+    plans = []
+    monkeypatch.setattr("sheetsync.runner.log_only_plan", lambda *a: plans.append(real(*a)) or plans[-1])
+    with zipfile.ZipFile(book) as z:
+        before = {i.filename: z.read(i) for i in z.infolist()}
+    with pytest.raises(InputError):
+        run(str(book), experiments=["nosuch"])
+    (plan,) = plans
+    assert [t.append_after for t in plan.tabs] == [1]  # the log-only plan appends too
+    log = XlsxBackend(book).read([RUNS_TAB]).values[RUNS_TAB]
+    assert len(log) == 3 and log[2][1:3] == ["run", "nosuch"] and log[2][5] == "input errors"
+    info, data = log_member(book)
+    assert append.split(data, info.CRC, info.file_size) is not None
+    with zipfile.ZipFile(book) as z:
+        after = {i.filename: z.read(i) for i in z.infolist()}
+    assert {n for n in after if after[n] != before.get(n)} == {info.filename}
