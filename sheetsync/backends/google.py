@@ -735,6 +735,8 @@ class WritePlan:
 class GoogleBackend:
     """`read` and `apply` against one spreadsheet, through gspread's HTTP client."""
 
+    appends = True  # reads `heads`, applies `TabPlan.append_after`
+
     def __init__(self, key: str, credentials, *, identity: Identity | None = None,
                  bucket: Limiter | None = None, retry: RetryPolicy | None = None,
                  payload_limit: int = PAYLOAD_LIMIT, value_source: str = "grid",
@@ -833,8 +835,6 @@ class GoogleBackend:
         self._meta = Metadata.from_json(body)
         return self._meta
 
-    appends = True  # reads `heads`, applies `TabPlan.append_after`
-
     def read(self, tabs: Sequence[str], heads: Sequence[str] = ()) -> Snapshot:
         """Metadata of every tab and the values of `tabs` that exist (of those in `heads` only
         their first row, in `Snapshot.heads`): at most two requests.
@@ -852,7 +852,8 @@ class GoogleBackend:
         if missing or missing_heads:
             ahead = [s.title for s in meta.sheets
                      if s.owned and s.mark_value(OWNED_KEY).get("kind") in READ_AHEAD_KINDS
-                     and s.title not in self._values and s.title not in missing and s.title not in headed]
+                     and s.title not in self._values and s.title not in missing
+                     and s.title not in headed and s.title not in self._heads]  # a log read by its head stays so
             values, firsts = self._read_values(missing + ahead, missing_heads)
             self._values.update(values)
             self._heads.update(firsts)

@@ -128,3 +128,22 @@ def test_runs_of_the_demo_append_to_the_log_and_stay_three_requests(fake, make_b
     assert len(log) == 3 and log[0] == RUNS_HEADER
     titles = [s.title for s in model(fake, book).sheets]
     assert titles[-3:] == ["compare", "runs", "sheetsync state"]
+
+
+def test_a_staged_write_appends_in_its_final_swap(fake, make_backend):
+    book = fake.create(KEY, shared_with={"sheetsync-test@demo-project.iam.gserviceaccount.com"},
+                       tabs=("data", "experiments"))
+    for title, rows in demo_tabs().items():
+        book.by_title(title).fill(rows)
+    run(KEY, backend=make_backend(payload_limit=60_000))
+    order = [s.title for s in model(fake, book).sheets]
+    sid = model(fake, book).by_title(RUNS_TAB).sheet_id
+    n = len(fake.api_calls)
+    run(KEY, backend=make_backend(payload_limit=60_000))
+    updates = [c for c in fake.api_calls[n:] if c.kind == "batchUpdate"]
+    assert len(updates) > 1  # staged
+    final = [next(iter(r)) for r in updates[-1].body["requests"]]
+    assert "appendCells" in final and all("appendCells" not in str(c.body) for c in updates[:-1])
+    assert model(fake, book).by_title(RUNS_TAB).sheet_id == sid
+    assert [s.title for s in model(fake, book).sheets] == order
+    assert len(make_backend().read([RUNS_TAB]).values[RUNS_TAB]) == 3
