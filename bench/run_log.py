@@ -6,7 +6,9 @@ Not a test; run `python bench/run_log.py`. Times are CPU, best of N (the machine
 the run's read of the log (`runs.first_read` + `log_as_read`: its header row only), the layout
 (`render_runs`: the run's row, to be appended), and the write (`XlsxBackend.apply` of that plan
 alone: the log's part re-deflated at its two ends, its rows copied compressed), then a whole
-`sheetsync run` (reset) of the demo with each log. Last, the amortised trim: the run that finds
+`sheetsync run` (reset) of the demo with each log, the two books taken in turns (best of 27)
+so the machine's load falls on both alike. Then what recompressing the log's part whole would
+cost against what the append does to it. Last, the amortised trim: the run that finds
 the log at MAX_LOG_ROWS + TRIM_ROWS reads it whole and writes the newest MAX_LOG_ROWS (once per
 TRIM_ROWS runs), and the old way (every run read and wrote the log whole) for comparison.
 """
@@ -66,8 +68,19 @@ def one_log(folder: Path, rows: int, entry: RunEntry) -> dict[str, float]:
 
     run(str(path), action="reset")  # kernels compiled, files cached
     return {"read": best(read), "render": best(lambda: render_runs(log, entry)),
-            "write": min(write() for _ in range(REPEAT)) * 1e3,
-            "run": best(lambda: run(str(path), action="reset"))}
+            "write": min(write() for _ in range(REPEAT)) * 1e3, "path": path}
+
+
+def whole_runs(paths: list[Path], repeat: int = 3 * REPEAT) -> list[float]:
+    """A whole `sheetsync run` (reset) of each book, taken in turns so that the machine's load
+    falls on both alike; best of `repeat` each."""
+    times: list[list[float]] = [[] for _ in paths]
+    for _ in range(repeat):
+        for path, spent in zip(paths, times):
+            start = time.process_time()
+            run(str(path), action="reset")
+            spent.append(time.process_time() - start)
+    return [min(t) * 1e3 for t in times]
 
 
 def part_costs(folder: Path, entry: RunEntry) -> dict[str, float]:
@@ -117,9 +130,10 @@ def main() -> None:
     entry = RunEntry("run", ["basic", "momentum", "adam", "relu"], "3f2a9c1d7e00", ["graddesc", "pytorch"],
                      "ok", ["relu: first run"])
     print(f"{'log rows':>9} {'read log':>9} {'render':>8} {'write log':>10} {'whole run':>10}  (ms cpu, best of {REPEAT})")
-    got = {}
-    for rows in (1, MAX_LOG_ROWS):
-        got[rows] = t = one_log(folder, rows, entry)
+    got = {rows: one_log(folder, rows, entry) for rows in (1, MAX_LOG_ROWS)}
+    for t, spent in zip(got.values(), whole_runs([t["path"] for t in got.values()])):
+        t["run"] = spent
+    for rows, t in got.items():
         print(f"{rows:>9,} {t['read']:9.2f} {t['render']:8.2f} {t['write']:10.2f} {t['run']:10.1f}")
     small, big = got[1], got[MAX_LOG_ROWS]
     ratios = "  ".join(f"{k} {big[k] / small[k]:.2f}x" for k in ("read", "render", "write", "run"))

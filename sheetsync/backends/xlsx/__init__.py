@@ -14,8 +14,10 @@ except
   textual edits;
 - ``xl/calcChain.xml`` — dropped when it lists cells of a removed sheet (Excel rebuilds it);
 
-and the owned tabs' parts are generated here. Worksheet XML is streamed (a steps table has
-millions of cells): inline strings, floats as the shortest text that reads back bit for bit
+and the owned tabs' parts are generated here — except a log appended to (the run log,
+`TabPlan.append_after`), whose part keeps its rows' compressed bytes and gets the new rows at its
+end (`append`: the part is written in deflate segments so that costs the same at any length).
+Worksheet XML is streamed (a steps table has millions of cells): inline strings, floats as the shortest text that reads back bit for bit
 (orjson's notation, e.g. ``1e16`` and ``0.00001``; ``repr`` for the odd cell), NaN and
 infinities as blank cells, Excel's ``_xHHHH_`` escapes for characters XML cannot hold; numeric
 tables a chunk of rows per format call (`RowsRenderer`), deflated in blocks by worker threads
@@ -48,6 +50,7 @@ The rooms, one reason to change each:
 - `render`: an owned tab's worksheet XML and side parts; `chart_xml`: its charts;
 - `surgery`: what one apply changes in the package, `partnames` the names of new parts,
   `owned` the ownership mark, `ooxml` the package's parts read and edited as text;
+- `append`: rows added to an owned log's part without rewriting it;
 - `zipstream`: zip members copied and deflated in blocks; `atomic`: the atomic file replace;
 - `celltext`: cell text both ways (Excel's escapes, numbers).
 """
