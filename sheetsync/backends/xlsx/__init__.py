@@ -17,8 +17,8 @@ except
 and the owned tabs' parts are generated here — except a log appended to (the run log,
 `TabPlan.append_after`), whose part keeps its rows' compressed bytes and gets the new rows at its
 end (`append`: the part is written in deflate segments so that costs the same at any length).
-Worksheet XML is streamed (a steps table has millions of cells): inline strings, floats as the shortest text that reads back bit for bit
-(orjson's notation, e.g. ``1e16`` and ``0.00001``; ``repr`` for the odd cell), NaN and
+Worksheet XML is streamed (a steps table has millions of cells): inline strings, floats as the
+shortest text that reads back bit for bit (orjson's notation, e.g. ``1e16`` and ``0.00001``; ``repr`` for the odd cell), NaN and
 infinities as blank cells, Excel's ``_xHHHH_`` escapes for characters XML cannot hold; numeric
 tables a chunk of rows per format call (`RowsRenderer`), deflated in blocks by worker threads
 while the next rows render (`write_streamed`). Every cell keeps its ``r`` attribute. Comments (with their VML) and native charts come from
