@@ -254,3 +254,18 @@ def test_input_errors_append_their_row_the_same_way(book, monkeypatch):
     with zipfile.ZipFile(book) as z:
         after = {i.filename: z.read(i) for i in z.infolist()}
     assert {n for n in after if after[n] != before.get(n)} == {info.filename}
+
+
+def test_rows_longer_than_the_recent_segment_are_numbered_and_sealed_right(book, tmp_path):
+    runs = entries(4)
+    for e in runs:
+        e.messages = ["&<>" * 10_000]  # 30,000 characters, 150 KB of XML escapes: sealed at once
+    backend = XlsxBackend(book)
+    for e in runs:
+        one_run(backend, e)
+    reference = tmp_path / "whole.xlsx"
+    write_demo(reference)
+    whole_log(reference, runs)
+    assert sheet_cells(book) == sheet_cells(reference)
+    info, data = log_member(book)
+    assert append.split(data, info.CRC, info.file_size).recent == b""  # sealed into the rows

@@ -44,7 +44,7 @@ HEAD_WINDOW = 1 << 16  # where the head segment's end is looked for
 TAIL_WINDOW = 1 << 20  # … and the recent segment's start, from the member's end
 
 _DIMENSION = re.compile(rb'<dimension ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"\s*/>')
-_LAST_ROW = re.compile(rb'<row r="(\d+)"')
+_ROW_NUMBER = re.compile(rb'<row\b[^>]*?\sr="(\d+)"')
 _SHEET_DATA = re.compile(rb"<sheetData\s*(/?)>")
 
 
@@ -114,8 +114,9 @@ class Append:
         else:
             close = text.rfind(b"</sheetData>")
             head, rows, end = text[:opening.end()], text[opening.end():close], text[close:]
-        found = _LAST_ROW.findall(rows[-(1 << 16):]) if rows else []
-        last = int(found[-1]) if found else len(re.findall(rb"<row\b", rows))
+        last = _last_row_number(rows)
+        if last is None:  # rows without numbers: count them
+            last = len(re.findall(rb"<row\b", rows))
         new = self.rows_xml(last + 1)
         head = with_dimension(head, last + self.table.n_rows, len(self.table.columns))
         write_part(dst, copy_info(info), lambda: [head, SEGMENT, rows, SEGMENT, new, end])
@@ -191,12 +192,18 @@ def _tail(data: bytes, after: int) -> tuple[int, bytes] | None:
 def last_row(head: bytes, recent: bytes) -> int | None:
     """The number of the part's last row: the recent rows' last, else the dimension's."""
     if recent:
-        found = _LAST_ROW.findall(recent[-(1 << 16):])
-        return int(found[-1]) if found else None
+        return _last_row_number(recent)
     m = _DIMENSION.search(head)
     if m is None:
         return None
     return int(m.group(4) or m.group(2))
+
+
+def _last_row_number(rows: bytes) -> int | None:
+    """The r of the last <row> in `rows` (None: no numbered row)."""
+    at = max(rows.rfind(b"<row "), rows.rfind(b"<row>"))
+    m = _ROW_NUMBER.match(rows, at) if at >= 0 else None
+    return int(m.group(1)) if m else None
 
 
 def with_dimension(head: bytes, rows: int, cols: int) -> bytes:
