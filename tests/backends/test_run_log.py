@@ -6,7 +6,6 @@ write — with nothing of the user's touched and nothing half-written."""
 from __future__ import annotations
 
 import os
-import subprocess
 import zipfile
 import zlib
 

@@ -32,6 +32,7 @@ import zlib
 from dataclasses import dataclass
 
 from ... import budgets
+from ...a1 import column_index
 from ...errors import BackendError
 from ..base import TabPlan, col_letter
 from . import ooxml
@@ -213,8 +214,7 @@ def with_dimension(head: bytes, rows: int, cols: int) -> bytes:
         return head
     first_col, first_row = m.group(1).decode(), m.group(2).decode()
     last_col = (m.group(3) or m.group(1)).decode()
-    if len(col_letter(cols - 1)) > len(last_col) or (len(col_letter(cols - 1)) == len(last_col)
-                                                     and col_letter(cols - 1) > last_col):
+    if column_index(last_col) < cols - 1:
         last_col = col_letter(cols - 1)
     ref = f'<dimension ref="{first_col}{first_row}:{last_col}{rows}"/>'.encode()
     return head[:m.start()] + ref + head[m.end():]
