@@ -122,3 +122,14 @@ def test_rmse_columns_are_the_predictions_of_the_tables():
     # the recorded pred of each step is predict() on the tables before that step (first step)
     first = r.steps.iloc[0]
     assert first["pred"] == embeddings.predict(embeddings.start_tables(r), x[:1])[0]
+
+
+def test_parameters_are_named_from_the_ids_and_init_overrides():
+    x, y, ids = ratings()
+    e = Experiment(model="dot_product", optimizer="sgd", flavour="pytorch", lr=0.1, epochs=1, factors=2,
+                   init={"uuser0_1": 0.5, "mfilm_3_2": -0.25, "bmfilm_0": 1.5})
+    r = train(e, x, y, ids=ids)
+    start = embeddings.start_tables(r)
+    assert (start.user_factors[0, 0], start.item_factors[3, 1], start.item_bias[0]) == (0.5, -0.25, 1.5)
+    assert r.param_names[:3] == ["uuser0_1", "uuser0_2", "uuser1_1"] and set(r.params) == set(r.param_names)
+    assert start.ids == ids and r.ids == ids
