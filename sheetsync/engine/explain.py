@@ -316,13 +316,15 @@ def trains(epoch_losses: np.ndarray) -> bool:
     return bool((np.diff(losses) <= 1e-9 * np.abs(losses[:-1])).all() and losses[-1] < losses[0])
 
 
-def search_safe_lr(result: "Result", x, y, start, sweep) -> SafeLr:
+def search_safe_lr(result: "Result", x, y, start, sweep, row_cost: float = 1.0) -> SafeLr:
     """Run the candidates together (`sweep`) from the Run's own start and keep the largest that
     trains. `start` is the State this Run started from, or None after Reset (each candidate then
     replays the Reset with its own lr, as pressing Reset with that lr would). `sweep` is
-    `train.sweep`, passed in so that this module never imports train (which imports it)."""
+    `train.sweep`, passed in so that this module never imports train (which imports it).
+    `row_cost`: what one row step costs in scalar-model row steps (a table model whose every step
+    updates every table entry costs more), so the budget holds in time, not in rows."""
     exp = result.experiment
-    n_rows = len(np.asarray(y))
+    n_rows = len(np.asarray(y)) * row_cost
     lrs = candidate_lrs(exp.lr)
     epochs = max(exp.epochs, SEARCH_MIN_EPOCHS)
     while epochs > 2 and len(lrs) * epochs * n_rows > SEARCH_STEP_BUDGET:
