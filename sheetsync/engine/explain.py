@@ -95,6 +95,11 @@ def step_geometry(result: "Result", lines: np.ndarray | None = None) -> StepGeom
     steps = result.steps
     model = result.spec.model
     idx = np.arange(len(steps)) if lines is None else np.asarray(lines, dtype=np.int64)
+    if model.tables and result.spec.batch_size > 1:
+        # a table model's batch updates rows of other users and items than a line's own: the
+        # line's slots after the step are not recorded, so there is no step to measure (NaN)
+        nan = np.full(len(idx), np.nan)
+        return StepGeometry(nan, nan, nan)
     if not len(idx):
         empty = np.zeros(0)
         return StepGeometry(empty, empty, empty)
@@ -633,7 +638,7 @@ def landscape(result: "Result", X: np.ndarray, Y: np.ndarray, points: int = LAND
               path_points: int = LANDSCAPE_PATH) -> Landscape | None:
     """The mean loss over a grid of the two parameters that moved most, with the path."""
     model, steps = result.spec.model, result.steps
-    if len(model.params) < 2 or not len(steps):
+    if len(model.params) < 2 or not len(steps) or model.tables:  # a table model's lines hold other rows' slots
         return None
     cut = len(steps)
     onset = result.diagnostics.onset

@@ -317,3 +317,17 @@ def test_a_setting_that_changes_the_table_loop_changes_its_key():
                 checked += 1
                 differed += changed
     assert checked > 100 and differed > 10, (checked, differed)
+
+
+def test_scalar_model_pictures_do_not_lie_about_tables():
+    """The loss landscape (two parameters over all rows) has no meaning for a table's slots, and a
+    batch's step moves other rows than a line's own: both are left out, batch 1 keeps its margin."""
+    from sheetsync.engine import explain
+
+    x, y, ids = ratings()
+    e = Experiment(model="dot_product", flavour="pytorch", optimizer="sgd", lr=0.05, epochs=1, factors=3)
+    one = train(e, x, y, ids=ids)
+    assert explain.landscape(one, x, y) is None
+    assert np.isfinite(explain.step_geometry(one).margin).all()
+    batch = train(e.replace(batch_size=3), x, y, ids=ids)
+    assert np.isnan(explain.step_geometry(batch).margin).all()
