@@ -384,7 +384,7 @@ def hoisted_update(spec: Spec) -> tuple[list[tuple[str, Expr]], list[tuple[str, 
     return list(pieces.values()), cells
 
 
-def _entry_update(spec: Spec, j, record_slots: bool, cells, per_step) -> list:
+def _entry_update(spec: Spec, j, record_slots: bool, cells, per_step, check: bool = True) -> list:
     """The optimizer's cells for table entry `j` (g from G), written back to P and S."""
     upd = spec.update
     entry = update_names(upd, "entry")
@@ -403,9 +403,15 @@ def _entry_update(spec: Spec, j, record_slots: bool, cells, per_step) -> list:
         body.append(store)
     if record_slots:  # the row's slots' new values, as computed (carried or not)
         body += [If(((Op("==", j, V(ident("j_", q))), (Let(ident("rnew_", q), new),)),)) for q in spec.params]
-    body.append(If(((Op("and", Op("==", V("bad"), Num(-2)), Not(Op("<=", Call("abs", (new,)), V("hy_divergence_bound")))),
-                     (Let("bad", j, "i64"),)),)))
+    if check:
+        body.append(_out_of_bounds(new, j))
     return body
+
+
+def _out_of_bounds(value, j) -> If:
+    """The first entry whose new value left ±divergence_bound (or is NaN) is the one named."""
+    return If(((Op("and", Op("==", V("bad"), Num(-2)), Not(Op("<=", Call("abs", (value,)), V("hy_divergence_bound")))),
+                (Let("bad", j, "i64"),)),))
 
 
 def build_tables(spec: Spec) -> Program:
@@ -469,8 +475,12 @@ def build_tables(spec: Spec) -> Program:
         visit = (Let("jt", Load("TOUCH", (V("k"),)), "i64"),
                  *_entry_update(spec, V("jt"), record_new, cells, per_step), Store("G", (V("jt"),), Num(0.0)))
         step.append(For("k", V("nt"), visit))
-    else:
+    elif spec.carry_inputs:  # the new values are not all stored: check each as it is computed
         step.append(For("jj", V("n_p"), tuple(_entry_update(spec, V("jj"), record_new, cells, per_step))))
+    else:  # the update loop without a branch (the compilers vectorise it), then one scan of P
+        step.append(For("jj", V("n_p"), tuple(_entry_update(spec, V("jj"), record_new, cells, per_step, False))))
+        step.append(For("jj", V("n_p"), (_out_of_bounds(Load("P", (e, V("jj"))), V("jj")),)))
+    if not sparse:
         step.append(For("k", V("nt"), (Store("G", (Load("TOUCH", (V("k"),)),), Num(0.0)),)))
     col = {c: k for k, c in enumerate(cols)}
     rec_upd = [Store("R", (e, V("line"), Num(col[f"{s}_{q}"])),
