@@ -111,11 +111,6 @@ def table_start_rmse(job: Job, params: dict[str, float]) -> float:
 def check_state(job: Job, state: State) -> None:
     if not isinstance(state, State):
         raise SheetsyncError(f"expected a State to continue from, found {type(state).__name__}")
-    if job.spec.tables and not state.signature:
-        missing = [q for q in job.param_names if q not in state.params]
-        if missing:
-            raise SheetsyncError(f"the saved state has no value for {missing[0]} (and {len(missing) - 1} more): "
-                                 "it is for other users or items; reset it to start again")
     sig = signature(job)
     if state.signature and state.signature != sig:
         old = state.signature
@@ -123,6 +118,11 @@ def check_state(job: Job, state: State) -> None:
             f"the saved state is for {old.get('model')} / {old.get('flavour')} {old.get('optimizer')} "
             f"with parameters {', '.join(old.get('params', []))}; this experiment is "
             f"{sig['model']} / {sig['flavour']} {sig['optimizer']}: reset it to start again")
+    if job.spec.tables:  # the same sizes may hold other ids
+        missing = [q for q in job.param_names if q not in state.params]
+        if missing:
+            raise SheetsyncError(f"the saved state has no value for {missing[0]} (and {len(missing) - 1} more): "
+                                 "it is for other users or items; reset it to start again")
 
 
 # ---------------------------------------------------------------------------------------------

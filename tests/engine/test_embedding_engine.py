@@ -331,3 +331,14 @@ def test_scalar_model_pictures_do_not_lie_about_tables():
     assert np.isfinite(explain.step_geometry(one).margin).all()
     batch = train(e.replace(batch_size=3), x, y, ids=ids)
     assert np.isnan(explain.step_geometry(batch).margin).all()
+
+
+def test_a_state_for_other_users_is_refused_clearly():
+    from sheetsync.errors import SheetsyncError
+
+    x, y, ids = ratings()
+    e = Experiment(model="dot_product", flavour="pytorch", optimizer="sgd", epochs=1, factors=2)
+    r = train(e, x, y, ids=ids)
+    renamed = Ids(("someone else",) + ids.users[1:], ids.items)
+    with pytest.raises(SheetsyncError, match="no value for usomeone_else_1.*other users or items"):
+        train(e, x, y, state=r.state, ids=renamed)
