@@ -11,7 +11,8 @@ The kernel's arguments are fixed: kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec,
 with the sizes E (experiments), n (rows), order_rows, x_cols and r_lines (recorded lines) read
 from the arrays. Per experiment row e: H holds its numbers, P/S/T its parameters, optimizer
 state and step count (updated in place), R its recorded step lines (when rec), EPO its epochs'
-accumulators, DIV [diverged, line, param, epochs done, lines done].
+accumulators, DIV [diverged, line, param, epochs done, lines done]. Table models (dot_product)
+are built by `build_tables`, with the same arguments (see the section below).
 """
 
 from __future__ import annotations
@@ -327,7 +328,11 @@ def build(spec: Spec) -> Program:
 # end of a batch the optimizer's cells run as one loop over the table's entries (each entry an
 # independent parameter; state S[e, s*n_p + j]), then the entries the batch touched (TOUCH) are
 # zeroed. When the update is the identity for g = 0 and keeps no state (plain SGD without decay,
-# `Spec.sparse_update`) only the touched entries are visited: the same numbers, n_p times less work.
+# `Spec.sparse_update`) only the touched entries are visited, each zeroed as it is updated (an
+# entry listed twice sees g = 0 the second time and stays): the same numbers, far less work.
+# The dense update loop has no branch, so the C compiler vectorises it; the divergence bound is
+# then checked by one scan of P (graddesc, which does not store its epoch's last update, checks
+# each new value as it is computed).
 
 
 def table_arrays(spec: Spec) -> dict:
