@@ -227,3 +227,78 @@ if __name__ == "__main__":
     pd.set_option("display.width", 250)
     print(ref.steps.round(4).to_string())
     print("rmse per epoch", ref.epoch_rmse)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing sheetsync's numbers with a Reference (numpy only: the tests that import sheetsync
+# call these with its steps table and tables).
+
+RTOL = 1e-12
+KEYS = ["epoch", "step", "row", "user", "item", "y"]  # must be equal, not close
+
+
+def _gap_message(label: str, where: str, ours: float, theirs: float) -> str:
+    gap = abs(ours - theirs) / max(abs(theirs), 1e-300)
+    return f"{label}: {where}: sheetsync {ours!r} vs reference {theirs!r}, relative gap {gap:.3e}"
+
+
+def close(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Within RTOL relative, with tests/engine/exactness.py's zero-crossing allowance: RTOL x the
+    largest magnitude the compared quantity takes in the run (a value made by cancelling two of
+    that size carries their absolute error)."""
+    theirs = np.asarray(theirs, dtype=np.float64)
+    scale = np.max(np.abs(theirs)) if theirs.size else 0.0
+    return np.abs(np.asarray(ours, dtype=np.float64) - theirs) <= RTOL * np.abs(theirs) + RTOL * scale
+
+
+def steps_mismatches(ours: pd.DataFrame, ref: pd.DataFrame, label: str = "") -> list[str]:
+    """Every way sheetsync's steps table differs from the reference's (empty: they agree). Rows
+    are matched in order; `new ..` columns are compared where sheetsync filled them and must be
+    filled at least on each step's last row."""
+    problems = []
+    missing = [c for c in ref.columns if c not in ours.columns]
+    if missing:
+        return [f"{label}: steps lacks columns {missing} (has {list(ours.columns)})"]
+    if len(ours) != len(ref):
+        return [f"{label}: steps has {len(ours)} rows, reference {len(ref)}"]
+    for c in KEYS:
+        a, b = ours[c].to_numpy(dtype=np.float64), ref[c].to_numpy(dtype=np.float64)
+        if not np.array_equal(a, b):
+            r = int(np.argmax(a != b))
+            problems.append(f"{label}: column {c} differs first at steps row {r}: {a[r]!r} vs {b[r]!r}")
+    last_of_step = ref["step"].ne(ref["step"].shift(-1)).to_numpy()  # steps are numbered on across epochs
+    for c in ref.columns[len(KEYS):]:
+        a, b = ours[c].to_numpy(dtype=np.float64), ref[c].to_numpy(dtype=np.float64)
+        compared = np.ones(len(a), dtype=bool)
+        if c.startswith("new "):
+            if np.isnan(a[last_of_step]).any():
+                problems.append(f"{label}: column {c} is empty on the last row of a step")
+            compared = ~np.isnan(a)
+        bad = compared & ~close(a, b)
+        if bad.any():
+            r = int(np.argmax(bad))
+            row = ref.iloc[r]
+            where = f"column {c!r}, epoch {int(row.epoch)} step {int(row.step)} row {int(row.row)}"
+            problems.append(_gap_message(label, where, float(a[r]), float(b[r]))
+                            + f" ({int(bad.sum())} of {int(compared.sum())} values in the column differ)")
+    return problems
+
+
+def tables_mismatches(ours: Sequence[np.ndarray | None], theirs: Sequence[np.ndarray], label: str = "") -> list[str]:
+    """(user factors, item factors[, user bias, item bias]) against the reference's."""
+    names = ["user_factors", "item_factors", "user_bias", "item_bias"]
+    problems = []
+    ours = [t for t in ours if t is not None]
+    if len(ours) != len(theirs):
+        return [f"{label}: {len(ours)} tables, reference {len(theirs)}"]
+    for name, a, b in zip(names, ours, theirs):
+        a = np.asarray(a, dtype=np.float64)
+        if a.shape != b.shape:
+            problems.append(f"{label}: {name} has shape {a.shape}, reference {b.shape}")
+            continue
+        bad = ~close(a, b)
+        if bad.any():
+            at = tuple(int(i) for i in np.argwhere(bad)[0])
+            problems.append(_gap_message(label, f"{name}{list(at)}", float(a[at]), float(b[at]))
+                            + f" ({int(bad.sum())} of {a.size} differ)")
+    return problems
