@@ -242,13 +242,28 @@ def _gap_message(label: str, where: str, ours: float, theirs: float) -> str:
     return f"{label}: {where}: sheetsync {ours!r} vs reference {theirs!r}, relative gap {gap:.3e}"
 
 
-def close(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+def close(ours: np.ndarray, theirs: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """Within RTOL relative, with tests/engine/exactness.py's zero-crossing allowance: RTOL x the
     largest magnitude the compared quantity takes in the run (a value made by cancelling two of
-    that size carries their absolute error)."""
-    theirs = np.asarray(theirs, dtype=np.float64)
-    scale = np.max(np.abs(theirs)) if theirs.size else 0.0
-    return np.abs(np.asarray(ours, dtype=np.float64) - theirs) <= RTOL * np.abs(theirs) + RTOL * scale
+    that size carries their absolute error). `groups` labels which values are one quantity (one
+    user's or one item's entries down a steps column); None: all of them are."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    scale = np.zeros_like(theirs)
+    labels = np.zeros(theirs.shape, dtype=np.int64) if groups is None else np.asarray(groups)
+    for label in np.unique(labels):
+        at = labels == label
+        scale[at] = np.max(np.abs(theirs[at]))
+    return np.abs(ours - theirs) <= RTOL * np.abs(theirs) + RTOL * scale
+
+
+def _entity(column: str, steps: pd.DataFrame) -> np.ndarray | None:
+    """Whose entry a steps column holds: the row's user (u.., bu), its item (m.., bm), or None."""
+    slot = column.split("/d")[-1].split(" ")[-1]  # 'de/du1' -> 'u1', 'new bm' -> 'bm'
+    if slot.startswith(("u", "bu")):
+        return steps["user"].to_numpy()
+    if slot.startswith(("m", "bm")):
+        return steps["item"].to_numpy()
+    return None
 
 
 def steps_mismatches(ours: pd.DataFrame, ref: pd.DataFrame, label: str = "") -> list[str]:
@@ -274,7 +289,7 @@ def steps_mismatches(ours: pd.DataFrame, ref: pd.DataFrame, label: str = "") -> 
             if np.isnan(a[last_of_step]).any():
                 problems.append(f"{label}: column {c} is empty on the last row of a step")
             compared = ~np.isnan(a)
-        bad = compared & ~close(a, b)
+        bad = compared & ~close(a, b, _entity(c, ref))
         if bad.any():
             r = int(np.argmax(bad))
             row = ref.iloc[r]
@@ -296,7 +311,8 @@ def tables_mismatches(ours: Sequence[np.ndarray | None], theirs: Sequence[np.nda
         if a.shape != b.shape:
             problems.append(f"{label}: {name} has shape {a.shape}, reference {b.shape}")
             continue
-        bad = ~close(a, b)
+        rows = np.broadcast_to(np.arange(len(b)).reshape(-1, *[1] * (b.ndim - 1)), b.shape)
+        bad = ~close(a, b, rows)  # one quantity per table row (a user's, an item's)
         if bad.any():
             at = tuple(int(i) for i in np.argwhere(bad)[0])
             problems.append(_gap_message(label, f"{name}{list(at)}", float(a[at]), float(b[at]))
