@@ -33,8 +33,8 @@ Try it:  PYTHONPATH=tests/reference python tests/engine/embed_torch.py
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -133,6 +133,12 @@ def rmse(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> float:
         return float(torch.sqrt(nn.functional.mse_loss(model(X), Y)))
 
 
+def _slots(tables: tuple[np.ndarray, ...], user: int, item: int) -> list[float]:
+    """A rating's entries of the tables: its user's factors, its item's, then the two biases."""
+    biases = (tables[2][user], tables[3][item]) if len(tables) == 4 else ()
+    return [*tables[0][user], *tables[1][item], *biases]
+
+
 def _keeper(looked_up: dict, key: str):
     """A forward hook that keeps an embedding's output, and its gradient when one is computed."""
     def hook(_module, _inputs, out):
@@ -190,11 +196,10 @@ def reference_run(x: np.ndarray, y: np.ndarray, start: Start, *, optimizer: str 
             p = pred.detach().numpy().reshape(-1)
             for j, r in enumerate(range(batch.start, batch.stop)):
                 u, i = int(X[r, 0]), int(X[r, 1])
-                slot_values = lambda t: [*t[0][u], *t[1][i], *((t[2][u], t[3][i]) if start.bias else ())]  # noqa: E731
                 err = p[j] - float(Y[r])
                 grad = [*grads["u"][j], *grads["m"][j], *((grads["bu"][j][0], grads["bm"][j][0]) if start.bias else ())]
-                rows.append([epoch, step, r + 1, u, i, float(Y[r]), *slot_values(before), p[j], err, err * err,
-                             *grad, *slot_values(after)])
+                rows.append([epoch, step, r + 1, u, i, float(Y[r]), *_slots(before, u, i), p[j], err, err * err,
+                             *grad, *_slots(after, u, i)])
         ref.epoch_rmse.append(rmse(model, X, Y))
     ref.steps = pd.DataFrame(rows, columns=step_columns(factors, start.bias))
     return ref

@@ -23,10 +23,10 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytest
-
-from embed_torch import (Start, random_ratings, random_start, reference_run, step_columns, steps_mismatches,
-                         tables_mismatches, close)
+from embed_torch import (Start, close, random_ratings, random_start, reference_run, step_columns, steps_mismatches,
+                         tables_mismatches)
 
 N_USERS, N_ITEMS, N_RATINGS, FACTORS = 9, 7, 40, 3
 Y_RANGE = (0.0, 5.5)
@@ -279,3 +279,26 @@ def test_steps_columns_are_the_contracts_in_order():
     case = Case("sgd", "bs1", "nobias")
     hp, start, ref = stable_reference(case)
     assert list(run_sheetsync(case, hp, start).steps.columns) == list(ref.steps.columns)
+
+
+@pytest.mark.parametrize("config", ["adam_amsgrad_weight_decay", "rmsprop_centered_momentum_weight_decay_eps",
+                                    "sgd_momentum_dampening_weight_decay"])
+def test_a_second_run_continues_like_one_torch_loop(config: str):
+    """Run 1 (one epoch), then Run 2 from its state (one more) = one torch loop of two epochs:
+    the optimizer state of every table entry carries over."""
+    from sheetsync import Experiment
+    from sheetsync.engine import embeddings, train
+
+    case = Case(config, "bs7", "bias-yrange")
+    hp, start, _ = stable_reference(case)
+    x, y = ratings()
+    ref = reference_run(x, y, start, optimizer=hp["optimizer"], hp={k: v for k, v in hp.items() if k != "optimizer"},
+                        y_range=Y_RANGE, batch_size=7, epochs=2)
+    settings = dict(flavour="pytorch", model="dot_product", factors=FACTORS, bias=True, y_range=Y_RANGE,
+                    batch_size=7, epochs=1, init=start_init(start), **hp)
+    first = train(Experiment("run 1", **settings), x, y, ids=ids())
+    second = train(Experiment("run 2", **settings), x, y, state=first.state, ids=ids())
+    ours = pd.concat([first.steps, second.steps], ignore_index=True)  # epochs and steps number on
+    problems = steps_mismatches(ours, ref.steps, f"{config} continued")
+    problems += tables_mismatches(_tables_tuple(embeddings.tables_of(second)), ref.final, f"{config} continued")
+    assert not problems, "\n".join(problems)

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from embed_torch import KEYS, steps_mismatches, tables_mismatches
 
 REFERENCE = json.loads((Path(__file__).resolve().parents[1] / "reference" / "fastai_embedding_reference.json")

@@ -31,7 +31,6 @@ Rerunning it rewrites the JSON with identical numbers.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import zlib
 from pathlib import Path
@@ -42,8 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "engine")]
 
 import make_fastai_reference as mfr  # noqa: E402  (imports fastai.optimizer; float64 default)
-from embed_torch import (DotProduct, random_ratings, random_start, reference_run,  # noqa: E402
-                         step_columns)
+from embed_torch import DotProduct, random_ratings, random_start, reference_run, step_columns  # noqa: E402
 from fastai.collab import EmbeddingDotBias  # noqa: E402
 
 OUTPUT = HERE / "fastai_embedding_reference.json"
