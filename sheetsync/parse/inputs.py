@@ -204,6 +204,20 @@ def _parse_ratings_data(snapshot: Snapshot, tab: str, problems: list[Problem],
     return Dataset(x, y, ["user", "item"], tab, ratings=ratings)
 
 
+def factor_ranges(inputs: "Inputs", snapshot: Snapshot, tab: str = EXPERIMENTS_TAB) -> None:
+    """Each dot_product experiment's `user_factors_from` / `item_factors_from` ranges read from
+    `snapshot` (which holds their tabs) into its `init`; one `InputError` for every problem."""
+    from .ratings import factor_init
+
+    problems: list[Problem] = []
+    for k, exp in enumerate(inputs.experiments):
+        cells = inputs.setting_cells.get(exp.name, {})
+        inputs.experiments[k] = factor_init(exp, inputs.dataset.ids, snapshot,
+                                            lambda key, c=cells: c.get(key, tab), problems)
+    if problems:
+        raise InputError(problems)
+
+
 def _ratings_experiments(experiments: list[Experiment], dataset: Dataset | None, cells: dict[str, dict[str, str]],
                          name_cells: dict[str, str], tab: str, problems: list[Problem]) -> list[Experiment]:
     """A ratings sheet's experiments: all dot_product (the data tab holds ratings, not x and y),
