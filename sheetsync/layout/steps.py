@@ -10,6 +10,10 @@ row 4, where the workbook's first step sits. The row where the explosion started
 where it left the bound are highlighted, each with a note. Above the cell budget, rows are
 sampled: every k-th step plus the first and last step of each epoch (and those two rows), and
 A1 says so.
+
+A dot_product experiment's row is one rating: its user and item (shown by their ids, as the
+data tab writes them), the rating, the user's and the item's table rows before the step, the
+prediction, error and loss, the gradients and the rows after the step.
 """
 
 from __future__ import annotations
@@ -92,6 +96,8 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     tab = TabPlan(steps_tab_name(exp.name), kind="steps", frozen_rows=HEADER_ROW + 1,
                   row_heights={0: BAND_POINTS})
     columns = frame_columns(steps, rows)
+    if exp.model == "dot_product":
+        show_ids(result, columns)
     for c in columns:  # narrow: the spreadsheet shows ~7 significant digits, the cell keeps all 17
         if c.number_format == "General":
             c.width = max(len(c.header) + 2.0, STEP_WIDTH)
@@ -129,6 +135,35 @@ def render_steps(result: Result, allowed_rows: int | None = None,
         side = max(t.col + len(t.columns) for t in tab.tables) + 1  # right of the steps and settings
         _charts(result, tab, table, rows, div_index, side)
     return tab
+
+
+def show_ids(result: Result, columns: list[Column]) -> None:
+    """The `user` and `item` columns (0-based table rows in the Result) as the sheet's ids: numbers
+    where the ids are numbers, else text."""
+    ids = ids_of(result)
+    for c in columns:
+        if c.header in ("user", "item"):
+            names = ids.users if c.header == "user" else ids.items
+            shown = [as_cell(names[int(v)]) for v in c.values]
+            c.values, c.number_format = shown, ("General" if all(isinstance(v, float) for v in shown) else "@")
+            c.width = max(len(c.header) + 2.0, min(24.0, max((len(str(v)) for v in shown), default=0) + 2.0))
+
+
+def ids_of(result: Result):
+    """The users and items (`engine.embeddings.Ids`) a dot_product Result was trained on."""
+    from ..engine.embeddings import tables_of
+
+    return tables_of(result).ids
+
+
+def as_cell(raw_id: str) -> float | str:
+    """An id as a cell holds it: '14' as the number 14 (as the data tab had it), text as text."""
+    try:
+        number = float(raw_id)
+    except ValueError:
+        return raw_id
+    return number if math.isfinite(number) and raw_id.strip() == (str(int(number)) if number.is_integer()
+                                                                   else repr(number)) else raw_id
 
 
 def place_in_band(tab: TabPlan, charts: list[Chart], col: int) -> None:

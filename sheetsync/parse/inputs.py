@@ -28,7 +28,7 @@ from ..backends.base import Snapshot
 from ..errors import InputError, Problem, SettingError, closest
 from ..settings import SETTINGS, Experiment, suggest_setting
 from .cells import NUMBER_LIKE, describe_non_number, is_blank, number_or_problem
-from .ratings import Ratings, init_problems, is_ratings_sheet, own_init, parse_ratings
+from .ratings import Ratings, init_problems, is_ratings_sheet, own_init, parse_ratings, with_init
 
 @dataclass
 class Dataset:
@@ -235,7 +235,7 @@ def _ratings_experiments(experiments: list[Experiment], dataset: Dataset | None,
     for exp in experiments:
         where = (lambda key, c=cells[exp.name], n=name_cells.get(exp.name, tab): c.get(key, n))
         problems += init_problems(exp, dataset.ids, where)
-        out.append(exp.replace(init=own_init(exp, dataset.ids)))
+        out.append(with_init(exp, own_init(exp, dataset.ids)))
     return out
 
 

@@ -90,7 +90,10 @@ def show_id(value) -> str | None:
 def _id_problem(value, what: str) -> str:
     if is_blank(value):
         return f"missing {what} id"
-    return f"expected a {what} id (a number or text), found {describe_non_number(value).split('found ')[-1]}"
+    article = "an" if what == "item" else "a"
+    found = (f"the logical value {str(value).upper()}" if isinstance(value, bool)
+             else describe_non_number(value).split("found ")[-1])
+    return f"expected {article} {what} id (a number or text), found {found}"
 
 
 def _normal(header) -> str:
@@ -341,7 +344,15 @@ def factor_init(exp: Experiment, ids: Ids, snapshot: Snapshot, where, problems: 
                 k = offset + (r * f + c if key == "user_factors_from" else c * f + r)
                 init[names[k]] = number
     init.update(own_init(exp, ids))
-    return exp.replace(init=init)
+    return with_init(exp, init)
+
+
+def with_init(exp: Experiment, init: dict[str, float]) -> Experiment:
+    """`exp` with `init` as its whole init (`Experiment.replace` merges into the old one, which
+    would keep the lower-case spelling of an `init` cell beside the parameter's own name)."""
+    copy = exp.replace()
+    object.__setattr__(copy, "init", {k: float(v) for k, v in init.items()})
+    return copy
 
 
 def own_init(exp: Experiment, ids: Ids) -> dict[str, float]:
