@@ -179,6 +179,10 @@ class Result:
     confusion: Any = None
     start_origin: str = "init"  # where the first epoch's carried values come from: "init",
     # "reset warm-up" (the workbook's Reset macro ran passes to fill the optimizer state) or "previous run"
+    # table models (dot_product): the users and items of the tables' rows (engine/embeddings.Ids)
+    # and the RMSE over all ratings of the tables the Run started from (embeddings.start_rmse)
+    ids: Any = None
+    start_rmse: float | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # pickling: work out what is still Lazy (closures)
         for f in (_TABLES["steps"], _TABLES["epochs"], Result.__dict__["diagnostics"]):
