@@ -34,7 +34,7 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
     `result.diagnostics.restarted` says so. When the run diverges or its loss rises, a search
     (`find_safe_lr`) finds the largest learning rate that trains (diagnostics.safe_lr).
     """
-    job = prepare(experiment, x, y)
+    job = prepare(experiment, x, y, ids=ids)
     restarted = None
     if state is not None:
         check_state(job, state)

@@ -231,9 +231,15 @@ def _ratings_experiments(experiments: list[Experiment], dataset: Dataset | None,
                                     "train it in a workbook of its own"))
     if dataset is None:
         return experiments
+    from ..engine.loop.spec import check_table_settings
+
     out = []
     for exp in experiments:
         where = (lambda key, c=cells[exp.name], n=name_cells.get(exp.name, tab): c.get(key, n))
+        try:  # what the table model cannot do yet, at the setting's cell rather than after reading
+            check_table_settings(exp)
+        except SettingError as e:
+            problems.append(Problem(where(e.setting), f"{exp.name}: {e.setting}: {e.problem}"))
         problems += init_problems(exp, dataset.ids, where)
         out.append(with_init(exp, own_init(exp, dataset.ids)))
     return out
