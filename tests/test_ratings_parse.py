@@ -16,7 +16,7 @@ def snapshot(data, experiments, **extra):
 
 
 def dot(**settings):
-    rows = [["setting", "cf"], ["model", "dot_product"]]
+    rows = [["setting", "cf"], ["model", "dot_product"], ["flavour", "pytorch"]]
     rows += [[k.replace("init_", "init ", 1), v] for k, v in settings.items()]
     return rows
 
@@ -135,10 +135,16 @@ def test_mixed_experiments_are_refused_at_the_model_cell():
 def test_init_cells_name_parameters_from_the_ids():
     exps = dot(factors=2) + [["init u14_1", 0.5], ["init mStar_Wars_2", 0.25], ["init u99_1", 1]]
     found = problems_of(snapshot(CROSSTAB, exps))
-    assert list(found) == ["experiments!B6"]
-    assert "no parameter 'u99_1'" in found["experiments!B6"]
+    assert list(found) == ["experiments!B7"]
+    assert "no parameter 'u99_1'" in found["experiments!B7"]
     exp = parse_inputs(snapshot(CROSSTAB, exps[:-1])).experiments[0]
     assert exp.init == {"u14_1": 0.5, "mStar_Wars_2": 0.25}  # the parameter's own case
+
+
+def test_what_the_table_model_cannot_do_is_refused_at_its_cell():
+    exps = [["setting", "cf"], ["model", "dot_product"], ["gradient", "numeric"]]
+    found = problems_of(snapshot(CROSSTAB, exps))
+    assert found == {"experiments!B3": "cf: gradient: dot_product trains with analytic gradients only, not 'numeric'"}
 
 
 def test_a_regression_sheet_parses_as_before():
@@ -188,9 +194,9 @@ def test_factor_range_shape_and_tab_problems_at_the_setting():
     with pytest.raises(InputError) as info:
         factor_ranges(inputs, snap)
     found = {p.cell: p.message for p in info.value.problems}
-    assert found["experiments!B4"] == ("cf: user_factors_from: dotprod!B3:C5 is 3 rows × 2 columns; expected "
+    assert found["experiments!B5"] == ("cf: user_factors_from: dotprod!B3:C5 is 3 rows × 2 columns; expected "
                                        "3 × 3: 3 users (one per row) × 3 factors")
-    assert found["experiments!B5"].startswith("cf: item_factors_from: no tab 'nowhere' in the workbook")
+    assert found["experiments!B6"].startswith("cf: item_factors_from: no tab 'nowhere' in the workbook")
 
 
 def test_an_init_cell_wins_over_the_range():
