@@ -11,7 +11,7 @@ Formulas for the common case are rendered once per column as a template with the
 left open, so a 100,000-row table costs a string format per cell, not a tree walk.
 
 A table model (dot_product) reads one user's and one item's table row per step: those slots
-(``u1``.., ``m1``.., ``bu``, ``bm``) are numbers the engine writes (the table as it stood before
+(``u1``.., ``m1``.., ``bu``, ``bm``) are numbers the engine writes (``=0.0123…``: the table before
 the step, which may have moved since that user's last row: every step of a dense table touches
 every row), and the row's prediction, error, loss, gradients and new slots are formulas of them,
 the dot product as ``SUMPRODUCT`` over the slot cells. Formula mode takes batch size 1 and an
@@ -419,6 +419,10 @@ class StepFormulas:
             return "0"
 
         to_formula(self.program.formulas[column], ref)
+        if self.tables:  # the slots in the order of their cells, as SUMPRODUCT reads them (not torch's sum order)
+            at = [k for k, r in enumerate(found) if r.kind == "line" and r.name in self.table_slots]
+            for k, r in zip(at, sorted((found[k] for k in at), key=lambda r: self.columns.index(r.name))):
+                found[k] = r
         unique: dict[tuple, Ref] = {}
         for r in found:
             unique.setdefault((r.kind, r.name, r.line), r)
@@ -451,9 +455,10 @@ class StepFormulas:
 
     def param_link(self, i: int, q: str) -> str | None:
         """A parameter before the step: carried in, same batch, or the previous step's output
-        (a table model's slot: None, the engine's number stands)."""
+        (a table model's slot: the engine's number, inside a formula so a spreadsheet reads all
+        17 digits, as carried values are written)."""
         if q in self.table_slots:
-            return None
+            return "=" + literal(float(self.result.steps[q].iat[i]))
         lines = self.lines
         carried = self.carried(i) if self.lines.prev_end[i] < 0 and self.lines.batch_start[i] else None
         if carried is not None:

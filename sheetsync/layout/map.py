@@ -178,7 +178,8 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
             "formula (R1C1)": to_r1c1(f, row, sf.columns.index(c)) if f else "",
             "precedents": "; ".join(_describe(r, i, sf) for r in e["refs"]),
             "dependents": "; ".join(dependents[c]),
-            "boundary rows": "\n".join(_boundary(sf, c, f, special)) if f and c not in sf.program.input_columns else "",
+            "boundary rows": ("\n".join(_boundary(sf, c, f, special))
+                              if f and c not in sf.program.input_columns and c not in sf.table_slots else ""),
         })
     return rows
 
