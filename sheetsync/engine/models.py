@@ -177,7 +177,8 @@ def _mlp(n_inputs: int, hidden: int, output: str = "linear", classes: int = 2) -
 
 def sum_in_torch_order(terms: list[Expr]) -> Expr:
     """`t.sum(1)` over a row of len(terms) contiguous doubles, in torch's CPU order (`reduction`;
-    for 5 terms: (((t5 + t1) + t2) + t3) + t4)."""
+    for 5 terms: (((t5 + t1) + t2) + t3) + t4). torch also adds its empty accumulators' 0.0 to
+    short sums; x + 0.0 is x (only a -0.0 sum would turn +0.0), so those are left out."""
     from .reduction import ZERO, sum_tree
 
     def walk(tree) -> Expr:
@@ -185,6 +186,8 @@ def sum_in_torch_order(terms: list[Expr]) -> Expr:
             return terms[tree]
         if tree == ZERO:
             return const(0.0)
+        if tree[2] == ZERO:
+            return walk(tree[1])
         return walk(tree[1]) + walk(tree[2])
 
     return walk(sum_tree(len(terms)))

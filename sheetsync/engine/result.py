@@ -201,7 +201,7 @@ class Result:
     @classmethod
     def from_tables(cls, experiment: Experiment, steps: pd.DataFrame, epochs: pd.DataFrame,
                     input_names: list[str], starts: dict[int, dict[str, Any]], n_rows: int,
-                    classes: int = 2) -> "Result":
+                    classes: int = 2, ids: Any = None) -> "Result":
         """A Result read back from a sheet's own steps and epochs tables (what a trace walks): the
         loop's structure comes from the experiment and the data's shape (`n_rows`: a full batch's
         size depends on it; `classes`: a softmax's K); no final parameters, state or diagnostics
@@ -211,7 +211,7 @@ class Result:
         spec = build_spec(experiment, n_rows, len(input_names), classes=classes)
         return cls(experiment, steps, epochs, params={}, state=State({}), diagnostics=Diagnostics(), details={},
                    param_names=list(spec.params), input_names=list(input_names),
-                   state_names=list(spec.update.state), spec=spec, starts=starts)
+                   state_names=list(spec.update.state), spec=spec, starts=starts, ids=ids)
 
 
 _TABLES = {"steps": Result.__dict__["steps"], "epochs": Result.__dict__["epochs"]}

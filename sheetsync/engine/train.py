@@ -33,8 +33,11 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
     A state left by a diverged run is not continued from: the Run starts again from init and
     `result.diagnostics.restarted` says so. When the run diverges or its loss rises, a search
     (`find_safe_lr`) finds the largest learning rate that trains (diagnostics.safe_lr).
+
+    Table models (dot_product): x holds 0-based (user, item) indices and `ids` the users and
+    items of the tables' rows (default: the indices themselves); see engine/embeddings.py.
     """
-    job = prepare(experiment, x, y, ids=ids)
+    job = prepare(experiment, x, y, ids)
     restarted = None
     if state is not None:
         check_state(job, state)

@@ -257,7 +257,9 @@ def build_spec(experiment: Experiment, n_rows: int, n_inputs: int, models: dict 
             check_table_settings(experiment)
         update = build_update(experiment)
         batch = experiment.batch_size if experiment.batch_size else 0
-        spec = Spec(model, update, loss_of(experiment), experiment.gradient, experiment.grad_method,
+        # a table model's gradients are analytic (graddesc's default, both, is not asked for)
+        gradient = "analytic" if model.tables else experiment.gradient
+        spec = Spec(model, update, loss_of(experiment), gradient, experiment.grad_method,
                     n_rows if batch == 0 or batch >= n_rows else batch, update.carry == "inputs")
         if memo is not None:
             if len(_built) > 4096:
@@ -282,6 +284,6 @@ def check_table_settings(experiment: Experiment) -> None:
         raise SettingError("optimizer", f"graddesc {experiment.optimizer} is not supported for "
                            f"{experiment.model} (its macros work on the workbook's two parameters); "
                            f"graddesc supports {', '.join(ok)} here, or use flavour pytorch or fastai")
-    if experiment.gradient != "analytic":
+    if "gradient" in experiment.given and experiment.gradient != "analytic":
         raise SettingError("gradient", f"{experiment.model} trains with analytic gradients only, "
                            f"not {experiment.gradient!r}")
