@@ -4,7 +4,8 @@ What Excel's Trace Precedents arrows show when followed to the end, and what Goo
 lacks: for a cell of a ``NAME steps`` tab, the tree of cells it was computed from — each node
 with its address, its value as the sheet holds it, and its formula — ending at data cells,
 settings and values carried in (from the init values, the Reset macro's warm-up pass or the
-previous Run, as the saved state records). It works the same on values-mode and
+previous Run, as the saved state records), or, for a dot_product row's factor slots, at the
+table row as the engine held it before the step. It works the same on values-mode and
 formula-mode output, because the precedents come from the formula program (`engine.program`),
 not from parsing whatever the sheet holds.
 
@@ -116,7 +117,7 @@ class Tracer:
         result = Result.from_tables(self.experiment, steps,
                                     epochs if not epochs.empty else pd.DataFrame({"epoch": [], "lr": []}),
                                     list(self.dataset.input_names), starts, n_rows=len(self.dataset.y),
-                                    classes=classes_of(self.experiment, self.dataset.y))
+                                    classes=classes_of(self.experiment, self.dataset.y), ids=self.dataset.ids)
         settings = inputs.setting_cells.get(experiment_name, {})
         self.formulas = StepFormulas(result, lambda i, name: self.dataset.cell(i, name), settings,
                                      HEADER_ROW + 2, "value in force" in rows[HEADER_ROW])  # formula mode's settings block
@@ -162,6 +163,10 @@ class Tracer:
                         None, "data")
         if ref.kind == "setting":
             return Node(ref.name, ref.setting, self.sheet_value(ref.name), None, "setting")
+        if ref.kind == "table":  # a dot_product slot: the engine's number, no formula behind it
+            from .layout.map import table_words
+
+            return Node(f"(table) {ref.name}", table_words(ref.name, self.formulas), ref.value, None, "value")
         if ref.kind == "carried":
             return Node(f"(carried in) {ref.name}", f"{ref.name} carried in from {self.origin_of(ref)}",
                         ref.value, None, "carried")

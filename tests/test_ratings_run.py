@@ -100,3 +100,33 @@ def test_a_bad_factor_range_writes_only_the_run_log(tmp_path):
     with pytest.raises(InputError) as info:
         run(str(path))
     assert "expected 4 × 2: 4 users (one per row) × 2 factors" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["values", "formulas"])
+def test_trace_of_a_pred_cell_names_its_factor_cells_and_the_rating(tmp_path, mode):
+    from sheetsync.trace import trace
+
+    path = write_book(tmp_path / "cf.xlsx", {"data": crosstab_rows(), "experiments": experiments(mode=mode)})
+    run(str(path))
+    header, body = header_and_rows(path, "cf steps", 3)
+    col = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[header.index("pred")]
+    line = 4  # the fifth rating: user 29's first (GRID[1, 0]), sheet row 8
+    tree = trace(str(path), f"cf steps!{col}{4 + line}")["tree"]
+    children = tree["children"]
+    slots = ["u1", "u2", "m1", "m2", "bu", "bm"]
+    assert [c["label"] for c in children] == slots
+    assert [c["cell"] for c in children] == [f"'cf steps'!{'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[header.index(q)]}8"
+                                             for q in slots]
+    table = children[0]["children"][0]
+    assert table["kind"] == "value" and "the user's table row before this step" in table["label"]
+    y_col = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[header.index("y")]
+    err = trace(str(path), f"cf steps!{'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[header.index('err')]}8", depth=2)["tree"]
+    y_node = next(c for c in err["children"] if c["label"] == "y")
+    assert y_node["cell"] == f"'cf steps'!{y_col}8"
+    assert y_node["children"][0]["cell"] == "data!B3" and y_node["children"][0]["kind"] == "data"
+    if mode == "formulas":
+        wb_header, first = header_and_rows(path, "cf steps", 3)
+        import openpyxl
+
+        ws = openpyxl.load_workbook(path)["cf steps"]
+        assert ws[f"{col}8"].value.startswith("=((SUMPRODUCT(")
