@@ -47,6 +47,10 @@ MARGIN_NOTE = ("margin: how hard this step pushed against its own curvature, Î”á
                "of falling. Blank: the update went uphill. See docs/why.md.")
 
 
+TABLE_ROWS = ("Each row is one rating: its user and item (their ids), the user's factors u1.. and the item's "
+              "m1.. as the tables held them before the step (numbers from the engine: the tables may have moved "
+              "since that user's or item's last row), the prediction, error and loss, the gradients and the "
+              "factors after the step. The tables themselves are in the factors tab.")
 CHART_COLUMNS = 4  # beyond the steps: margin, a gap, the chart data (log10 loss, overshoot at)
 
 
@@ -124,6 +128,8 @@ def render_steps(result: Result, allowed_rows: int | None = None,
                       "the first and last step of each epoch); the epochs tab is complete.")
     else:
         status.append(f"All {len(steps):,} steps of this run.")
+    if exp.model == "dot_product":
+        status.append(TABLE_ROWS)
     headers = [c.header for c in table.columns]
     _mark_divergence(result, rows, div_index, headers, tab, status)
     _mark_dead(result, headers, tab, status)
