@@ -23,7 +23,6 @@ Large tables are capped (`MAX_SHOWN` users and items with the most ratings), and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from ..a1 import col_letter, factors_tab_name, parse_cell
 from ..backends.base import ColorScale, Column, Table, TabPlan, Text
 from ..engine import embeddings
 from ..engine.embeddings import Ids, Tables
+from .map import to_r1c1
 
 MAX_SHOWN = 30  # users and items drawn at most: the picture stays readable and small
 TOP = 4  # 0-based row of the items' parameter-name row, under the sentence and the RMSE cells
@@ -201,15 +201,15 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
     grid = predict(tables, grid_x).reshape(len(users), len(items))
     uf = tables.user_factors[users]
     columns = [Column("parameter", [f"u{n}" for n in user_names], "@",
-                      max(_text_width(f"u{n}" for n in user_names), len("parameter") + 2),
+                      max(text_width(f"u{n}" for n in user_names), len("parameter") + 2),
                       note="User k's parameters: its factors uk_1 .. uk_F in this row"
                            + (", its bias buk" if bias else "") + ".")]
     if bias:
         columns.append(Column("bias", tables.user_bias[users], FACTOR_FORMAT, NUMBER_WIDTH, note="The user's bias."))
     columns += [Column(f"f{f + 1}", uf[:, f], FACTOR_FORMAT, NUMBER_WIDTH, note=f"The users' factor {f + 1}.")
                 for f in range(F)]
-    columns.append(Column(CORNER, [_id(u) for u in (ids.users[k] for k in users)], "General",
-                          max(_text_width(ids.users[k] for k in users), len(CORNER) + 1),
+    columns.append(Column(CORNER, [shown_id(u) for u in (ids.users[k] for k in users)], "General",
+                          max(text_width(ids.users[k] for k in users), len(CORNER) + 1),
                           note="User ids down this column, item ids along this row, as the data tab writes them."))
     for j, item in enumerate(items):
         fs = [prediction_formula(g, i, j, tables.y_range) for i in range(len(users))] if formulas else None
@@ -237,7 +237,7 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
     tab.texts.append(Text(g.r_actual_id - 1, g.c_id, "Actual ratings (blank: not rated), in the same columns as the "
                           "predictions above" + (": each cell reads its rating on the data tab." if formulas and
                                                  view.cells else "."), bold=True))
-    acolumns = [Column(CORNER, [_id(ids.users[k]) for k in users], "General", None)]
+    acolumns = [Column(CORNER, [shown_id(ids.users[k]) for k in users], "General", None)]
     for j, item in enumerate(items):
         fs = None
         if formulas and view.cells:
@@ -342,8 +342,6 @@ def factors_map_rows(name: str, tables: Tables, view: EmbeddingView, formulas: b
                      data_tab: str | None = None, cap: int = MAX_SHOWN) -> list[dict]:
     """The factors tab's rows for `NAME map` (its columns: tab, column, cells, formula (A1),
     formula (R1C1), precedents, dependents, boundary rows)."""
-    from .map import to_r1c1
-
     users = most_rated(view.user, len(tables.ids.users), cap)
     items = most_rated(view.item, len(tables.ids.items), cap)
     g = Geometry(tables.user_factors.shape[1], tables.user_bias is not None, len(users), len(items))
@@ -374,8 +372,6 @@ def factors_map_rows(name: str, tables: Tables, view: EmbeddingView, formulas: b
 
 def _map_row(tab: str, column: str, cells: str, formula: str | None, row: int, col: int, precedents: str,
              dependents: str) -> dict:
-    from .map import to_r1c1
-
     return {"tab": tab, "column": column, "cells": cells, "formula (A1)": formula or "(a number)",
             "formula (R1C1)": to_r1c1(formula, row, col) if formula else "", "precedents": precedents,
             "dependents": dependents, "boundary rows": ""}
@@ -389,7 +385,7 @@ def _num(v: float) -> str:
     return f"{float(v):g}"
 
 
-def _id(v):
+def shown_id(v):
     """An id as the data tab wrote it: a number stays a number."""
     try:
         f = float(v)
@@ -398,5 +394,5 @@ def _id(v):
     return int(f) if f.is_integer() and "." not in str(v) else f
 
 
-def _text_width(texts) -> float:
+def text_width(texts) -> float:
     return float(min(max([len(str(t)) for t in texts] + [6]) + 2, 24))
