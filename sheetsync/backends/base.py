@@ -139,11 +139,7 @@ class Highlight:
 
 @dataclass
 class ColorScale:
-    """A colour-scale conditional format over a block: low values green, high values red.
-
-    `points`: the numbers the three colours sit at (e.g. (-1, 0, 1), so 0 is always the middle
-    colour and two blocks under the same points compare by colour); None: the block's minimum,
-    median and maximum."""
+    """A colour-scale conditional format over a block: low values green, high values red."""
 
     row: int
     col: int
@@ -152,7 +148,6 @@ class ColorScale:
     low: str = "63BE7B"  # RRGGBB at the minimum
     mid: str = "FFEB84"  # … at the median
     high: str = "F8696B"  # … at the maximum
-    points: tuple[float, float, float] | None = None
 
 
 @dataclass

@@ -432,10 +432,7 @@ class TabWriter:
         return subs
 
     def color_scale(self, cs: ColorScale, index: int) -> Sub:
-        if cs.points is None:
-            points = [("MIN", None, cs.low), ("PERCENTILE", "50", cs.mid), ("MAX", None, cs.high)]
-        else:
-            points = [("NUMBER", repr(float(v)), c) for v, c in zip(cs.points, (cs.low, cs.mid, cs.high))]
+        points = [("MIN", None, cs.low), ("PERCENTILE", "50", cs.mid), ("MAX", None, cs.high)]
         rule = {}
         for key, (kind, value, colour) in zip(("minpoint", "midpoint", "maxpoint"), points):
             rule[key] = {"type": kind, "colorStyle": {"rgbColor": rgb(colour)}}

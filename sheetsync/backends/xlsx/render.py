@@ -193,10 +193,9 @@ class TabRenderer:
         for k, cs in enumerate(self.plan.color_scales, start=1):
             ref = f"{col_letter(cs.col)}{cs.row + 1}:{col_letter(cs.col + cs.n_cols - 1)}{cs.row + cs.n_rows}"
             colours = "".join(f'<color rgb="FF{c.upper()}"/>' for c in (cs.low, cs.mid, cs.high))
-            cfvos = ('<cfvo type="min"/><cfvo type="percentile" val="50"/><cfvo type="max"/>' if cs.points is None
-                     else "".join(f'<cfvo type="num" val="{float(v)!r}"/>' for v in cs.points))
             out.append(f'<conditionalFormatting sqref="{ref}"><cfRule type="colorScale" priority="{k}">'
-                       f'<colorScale>{cfvos}{colours}</colorScale></cfRule></conditionalFormatting>')
+                       '<colorScale><cfvo type="min"/><cfvo type="percentile" val="50"/><cfvo type="max"/>'
+                       f'{colours}</colorScale></cfRule></conditionalFormatting>')
         return "".join(out)
 
     def _dimension(self) -> str:
