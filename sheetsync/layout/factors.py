@@ -38,7 +38,8 @@ NUMBER_WIDTH = 6.5  # characters: "-0.00" and a margin
 FACTOR_FORMAT = "0.00"
 # blue below 0, white at 0, red above (factors, biases); red low, yellow, green high (ratings)
 NEGATIVE, ZERO, POSITIVE = "5A8AC6", "FFFFFF", "F8696B"
-LOW_RATING, MID_RATING, HIGH_RATING = "FFF2CC", "C6E0B4", "63BE7B"  # pale yellow to green: red stays the factors'
+SIGNED = (NEGATIVE, ZERO, POSITIVE)
+RATINGS = ("FFF2CC", "C6E0B4", "63BE7B")  # pale yellow to green: red stays the factors'
 CORNER = "user ↓ item →"  # over the user ids, beside the item ids
 
 
@@ -275,19 +276,27 @@ def _reference(cell: str) -> str:
 def _colour(tab: TabPlan, g: Geometry, tables: Tables, users, items, view: EmbeddingView) -> None:
     F, U, I = g.factors, len(users), len(items)
     m = _symmetric(np.concatenate([tables.user_factors[users].ravel(), tables.item_factors[items].ravel()]))
-    tab.color_scales.append(ColorScale(g.r_u0, g.c_f0, U, F, NEGATIVE, ZERO, POSITIVE, (-m, 0.0, m)))
-    tab.color_scales.append(ColorScale(g.r_f0, g.c_i0, F, I, NEGATIVE, ZERO, POSITIVE, (-m, 0.0, m)))
+    tab.color_scales.append(fixed_scale(g.r_u0, g.c_f0, U, F, SIGNED, (-m, 0.0, m)))
+    tab.color_scales.append(fixed_scale(g.r_f0, g.c_i0, F, I, SIGNED, (-m, 0.0, m)))
     if g.bias:
         b = _symmetric(np.concatenate([tables.user_bias[users], tables.item_bias[items]]))
-        tab.color_scales.append(ColorScale(g.r_u0, g.c_bias, U, 1, NEGATIVE, ZERO, POSITIVE, (-b, 0.0, b)))
-        tab.color_scales.append(ColorScale(g.r_bias, g.c_i0, 1, I, NEGATIVE, ZERO, POSITIVE, (-b, 0.0, b)))
+        tab.color_scales.append(fixed_scale(g.r_u0, g.c_bias, U, 1, SIGNED, (-b, 0.0, b)))
+        tab.color_scales.append(fixed_scale(g.r_bias, g.c_i0, 1, I, SIGNED, (-b, 0.0, b)))
     ratings = np.asarray(view.rating, dtype=np.float64)
     low, high = (float(ratings.min()), float(ratings.max())) if len(ratings) else (0.0, 1.0)
     if high <= low:
         low, high = low - 1.0, high + 1.0
     points = (low, (low + high) / 2, high)
     for r0 in (g.r_u0, g.r_a0):  # one fixed scale: a prediction and its rating compare by colour
-        tab.color_scales.append(ColorScale(r0, g.c_i0, U, I, LOW_RATING, MID_RATING, HIGH_RATING, points))
+        tab.color_scales.append(fixed_scale(r0, g.c_i0, U, I, RATINGS, points))
+
+
+def fixed_scale(row: int, col: int, n_rows: int, n_cols: int, colours: tuple[str, str, str],
+                values: tuple[float, float, float]) -> ColorScale:
+    """A colour scale whose three colours sit at fixed `values` (not the block's min/median/max),
+    so the same colour means the same number wherever the scale is used."""
+    (low, mid, high), (lv, mv, hv) = colours, values
+    return ColorScale(row, col, n_rows, n_cols, low=low, mid=mid, high=high, low_value=lv, mid_value=mv, high_value=hv)
 
 
 def _symmetric(values: np.ndarray) -> float:

@@ -12,9 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..a1 import similar_tab_name
-from ..backends.base import ColorScale, Column, Table, TabPlan, Text
+from ..backends.base import Column, Table, TabPlan, Text
 from ..engine.embeddings import Tables
-from .factors import NEGATIVE, POSITIVE, ZERO, EmbeddingView, shown_id, text_width
+from .factors import (
+    NEGATIVE,
+    SIGNED,
+    ZERO,
+    EmbeddingView,
+    fixed_scale,
+    shown_id,
+    text_width,
+)
 
 NEAREST = 5  # neighbours listed per item
 MAX_ITEMS = 100  # items listed (the most rated); their neighbours come from every item
@@ -81,8 +89,8 @@ def render_similar(name: str, tables: Tables, view: EmbeddingView, *, k: int = N
         columns.append(Column("similarity", value[listed, j], "0.00", 11))
     tab.tables.append(Table(columns, row=TABLE_ROW, col=0))
     for j in range(k):  # one fixed scale for every similarity column: -1 blue, 0 white, 1 green
-        tab.color_scales.append(ColorScale(TABLE_ROW + 1, 4 + 2 * j, len(listed), 1, NEGATIVE, ZERO, SIMILAR,
-                                           (-1.0, 0.0, 1.0)))
+        tab.color_scales.append(fixed_scale(TABLE_ROW + 1, 4 + 2 * j, len(listed), 1, (NEGATIVE, ZERO, SIMILAR),
+                                            (-1.0, 0.0, 1.0)))
     sentence = (f"{name}: for each item, the items whose factors point the same way (cosine similarity of the "
                 "item factors: 1 the same direction, 0 unrelated, -1 opposite). Items the same users rate alike "
                 "end up close, though the model never saw what the items are.")
@@ -99,7 +107,7 @@ def render_similar(name: str, tables: Tables, view: EmbeddingView, *, k: int = N
                                  Column("bias", tables.item_bias[bottom], "0.00", None)], row=below, col=col))
         b = float(np.max(np.abs(tables.item_bias))) or 1.0
         for r0, rows in ((TABLE_ROW + 1, len(top)), (below + 1, len(bottom))):
-            tab.color_scales.append(ColorScale(r0, col + 1, rows, 1, NEGATIVE, ZERO, POSITIVE, (-b, 0.0, b)))
+            tab.color_scales.append(fixed_scale(r0, col + 1, rows, 1, SIGNED, (-b, 0.0, b)))
         sentence += (" Right: the items rated higher (largest bias) and lower (smallest) than their factors "
                      "explain, whoever rates them.")
         span = col + 2
