@@ -14,15 +14,7 @@ import numpy as np
 from ..a1 import similar_tab_name
 from ..backends.base import Column, Table, TabPlan, Text
 from ..engine.embeddings import Tables
-from .factors import (
-    NEGATIVE,
-    SIGNED,
-    ZERO,
-    EmbeddingView,
-    fixed_scale,
-    shown_id,
-    text_width,
-)
+from .factors import NEGATIVE, SIGNED, ZERO, EmbeddingView, fixed_scale, shown_id, text_width
 
 NEAREST = 5  # neighbours listed per item
 MAX_ITEMS = 100  # items listed (the most rated); their neighbours come from every item
