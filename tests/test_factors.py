@@ -190,8 +190,7 @@ def test_map_rows_trace_predictions_to_factors_and_ratings():
     assert values["prediction"]["formula (A1)"] == "(a number)"
 
 
-def test_stand_in_predict_is_the_model():
-    """Until the engine's predict lands the tab uses the same model in numpy; after, the engine's."""
+def test_predictions_are_the_engines_model():
     t = tables(y_range=(1.0, 5.0))
     x = np.array([[0, 0], [2, 1]])
     dot = np.array([1 * 2 + 2 * 1 + 0.1 + 1.0, 3 * 0.25 + 0.3 - 1.0])

@@ -60,23 +60,8 @@ class EmbeddingView:
 
 
 def predict(tables: Tables, x: np.ndarray) -> np.ndarray:
-    """Predictions in the engine's own arithmetic (`embeddings.predict`)."""
-    engine_predict = getattr(embeddings, "predict", None)
-    if engine_predict is not None:
-        return np.asarray(engine_predict(tables, x), dtype=np.float64)
-    return _stand_in_predict(tables, x)
-
-
-def _stand_in_predict(tables: Tables, x: np.ndarray) -> np.ndarray:
-    """Until the engine's `embeddings.predict` lands (issue 15): the same model in numpy."""
-    u, m = np.asarray(x[:, 0], dtype=np.int64), np.asarray(x[:, 1], dtype=np.int64)
-    out = np.einsum("nf,nf->n", tables.user_factors[u], tables.item_factors[m])
-    if tables.user_bias is not None:
-        out = out + tables.user_bias[u] + tables.item_bias[m]
-    if tables.y_range is not None:
-        low, high = tables.y_range
-        out = 1 / (1 + np.exp(-out)) * (high - low) + low
-    return out
+    """Predictions in the engine's own arithmetic, so the tab's numbers are the run's."""
+    return np.asarray(embeddings.predict(tables, x), dtype=np.float64)
 
 
 def rmse(tables: Tables, view: EmbeddingView) -> float:

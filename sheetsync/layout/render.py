@@ -59,7 +59,8 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
     used = sum(_cells(t) for t in epochs_tabs + small + [t for tabs, _ in learned for t in tabs])
     share = int(max(0, cell_budget - used) * LANDSCAPE_SHARE) // max(len(outputs), 1)
     # a landscape over two of a dot_product's many factors says little: its factors tab shows them all
-    landscapes = [render_landscape(o.result, x, y, share) if o.embedding is None else None for o in outputs]
+    landscapes = [None if o.result.experiment.model == "dot_product" else render_landscape(o.result, x, y, share)
+                  for o in outputs]
     used += sum(_cells(t) for t in landscapes if t is not None)
     allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
     tabs: list[TabPlan] = []
