@@ -8,7 +8,12 @@ import pytest
 
 from sheetsync.engine.embeddings import Ids, Tables
 from sheetsync.layout.factors import EmbeddingView
-from sheetsync.layout.similar import bias_ends, cosine_similarities, nearest, render_similar
+from sheetsync.layout.similar import (
+    bias_ends,
+    cosine_similarities,
+    nearest,
+    render_similar,
+)
 
 # item factors: A and B point almost the same way, C at right angles to A, D opposite A, E nowhere
 MF = np.array([[1.0, 0.0], [3.0, 1.0], [0.0, 2.0], [-2.0, 0.0], [0.0, 0.0]])
