@@ -186,20 +186,16 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
         state["start_origin"] = result.start_origin
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
-        output = ExperimentOutput(result, history, notes)
-        if dataset.ratings is not None:
-            output.embedding = _embedding_view(dataset)  # the factors and similar tabs (layout.factors)
-        outputs.append(output)
+        embedding = _embedding_view(dataset) if dataset.ratings is not None else None  # factors, similar tabs
+        outputs.append(ExperimentOutput(result, history, notes, embedding=embedding))
         reports.append(_report(exp.name, start, result, history, notes))
     return outputs, reports
 
 
 def _embedding_view(dataset):
     """What the factors and similar tabs need of the ratings: ids, each rating's indices, its cell."""
-    try:
-        from .layout.factors import EmbeddingView
-    except ImportError:  # the factors tab is not in this build
-        return None
+    from .layout.factors import EmbeddingView
+
     x = dataset.x.astype(np.int64)
     return EmbeddingView(dataset.ids, x[:, 0], x[:, 1], dataset.y, tuple(dataset.ratings.cells))
 

@@ -25,8 +25,6 @@ CELL_WIDTH = 6.5  # characters: a loss of 205799 fits, so the grid and its chart
 
 def render_landscape(result: Result, x: np.ndarray, y: np.ndarray, max_cells: int) -> TabPlan | None:
     """The tab, or None when the model or the cells left (`max_cells`) have no room for it."""
-    if result.spec is not None and result.spec.model.tables:  # a table's slots change owner every row:
-        return None  # no two parameters to draw (its picture is `NAME factors`)
     X = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
     width = LANDSCAPE_POINTS + 1 + 8 + 3  # grid, the chart's columns, the path's numbers
     path_points = min(LANDSCAPE_PATH, max_cells // width - GRID_ROW)
