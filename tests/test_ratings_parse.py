@@ -204,3 +204,21 @@ def test_an_init_cell_wins_over_the_range():
     inputs = parse_inputs(snap)
     factor_ranges(inputs, snap)
     assert inputs.experiments[0].init["u14_1"] == 9
+
+
+def test_budgets_count_a_table_model_s_work_per_row_and_its_dense_updates():
+    from sheetsync.parse.inputs import Dataset, budget_problems, memory_problems
+    from sheetsync.parse.ratings import Ratings
+    from sheetsync.settings import Experiment
+
+    n, users, items = 100_000, 943, 1682  # MovieLens 100k's shape
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.integers(0, users, n), rng.integers(0, items, n)], axis=1).astype(float)
+    ids = Ids(tuple(map(str, range(users))), tuple(map(str, range(items))))
+    dataset = Dataset(x, np.ones(n), ["user", "item"], ratings=Ratings(ids, "long", [], [], []))
+    sgd = Experiment("sgd", model="dot_product", flavour="pytorch", optimizer="sgd", epochs=5)
+    adam = Experiment("adam", model="dot_product", flavour="pytorch", optimizer="adam", epochs=5)
+    assert budget_problems([sgd], dataset, {}) == []  # 5 × 100,000 ratings × 12 slots
+    refused = budget_problems([adam], dataset, {})  # adam moves all 13,250 entries every step
+    assert len(refused) == 1 and "row-steps × parameters, over the budget" in refused[0].message
+    assert memory_problems([sgd], dataset, {}) == []

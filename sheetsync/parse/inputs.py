@@ -660,7 +660,11 @@ def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_ep
     history_cells: dict[str, int] = {}
     for exp in experiments:
         n_params = len(model_params(exp, dataset.x.shape[1], dataset.y, dataset.ids))
-        work[exp.name] = exp.epochs * dataset.n_rows * n_params * (2 if exp.gradient != "analytic" else 1)
+        if exp.model == "dot_product":  # a row works on its slots, and a dense update on the whole table
+            work[exp.name] = exp.epochs * _table_work(exp, dataset, n_params)
+            n_params = 0  # its epochs tab holds no column per parameter
+        else:
+            work[exp.name] = exp.epochs * dataset.n_rows * n_params * (2 if exp.gradient != "analytic" else 1)
         history = previous_epochs.get(exp.name, 0) + exp.epochs
         history_cells[exp.name] = history * (n_params + budgets.EPOCHS_FIXED_COLS)
 
@@ -680,6 +684,16 @@ def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_ep
     return problems
 
 
+def _table_work(exp: Experiment, dataset: Dataset, n_params: int) -> int:
+    """One epoch's row-steps × parameters of a table model: each rating's slots, plus every table
+    entry per step when the update moves untouched entries too (optimizer state, weight decay)."""
+    from ..engine.loop.spec import build_spec
+
+    spec = build_spec(exp, dataset.n_rows, 2)
+    dense = 0 if spec.sparse_update else n_params * steps_per_epoch(exp, dataset.n_rows)
+    return dataset.n_rows * len(spec.params) + dense
+
+
 def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cells: dict[str, dict[str, str]],
                     tab: str = EXPERIMENTS_TAB) -> list[Problem]:
     """Refuse, before training, a run whose recorded steps would not fit `budgets.MEMORY_BUDGET`:
@@ -692,8 +706,10 @@ def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cel
 
     held: dict[str, int] = {}
     for exp in experiments:
-        if exp.model == "dot_product":  # its steps: the two rows' slots before, gradients and after, and 9 more
-            held[exp.name] = exp.epochs * dataset.n_rows * (9 + 3 * 2 * (exp.factors + exp.bias)) * 8
+        if exp.model == "dot_product":
+            from ..engine.loop.spec import build_spec
+
+            held[exp.name] = exp.epochs * dataset.n_rows * len(build_spec(exp, dataset.n_rows, 2).step_columns()) * 8
             continue
         try:
             model = build_model(exp.model, dataset.x.shape[1], exp.hidden, exp.output,
