@@ -167,6 +167,7 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
     done_before = 0
     outputs, reports = [], []
     ids = {"ids": dataset.ids} if dataset.ratings is not None else {}  # dot_product: the ratings' users, items
+    embedding = _embedding_view(dataset) if dataset.ratings is not None else None  # the factors, similar tabs
     for exp in inputs.experiments:
         params = model_params(exp, dataset.x.shape[1], dataset.y, dataset.ids)
         sig = signature(exp, params, data_hash)
@@ -186,7 +187,6 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
         state["start_origin"] = result.start_origin
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
-        embedding = _embedding_view(dataset) if dataset.ratings is not None else None  # factors, similar tabs
         outputs.append(ExperimentOutput(result, history, notes, embedding=embedding))
         reports.append(_report(exp.name, start, result, history, notes))
     return outputs, reports

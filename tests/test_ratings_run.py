@@ -68,6 +68,7 @@ def test_run_twice_continues_and_equals_one_long_training(tmp_path, layout):
                             embedding_init="uniform"), x, y, ids=ids)
     assert second.experiments[0].params == {k: float(v) for k, v in long.params.items()}
     assert second.experiments[0].rmse == pytest.approx(float(long.epochs["rmse"].iloc[-1]), rel=1e-15)
+    assert second.to_dict()["experiments"][0]["rmse"] == second.experiments[0].rmse  # --json, the HTTP summary
     header, body = header_and_rows(path, "cf epochs", 2)
     assert [r[0] for r in body] == [1, 2, 3, 4, 5, 6]
     assert [r[header.index("rmse")] for r in body] == list(long.epochs["rmse"])
@@ -130,3 +131,16 @@ def test_trace_of_a_pred_cell_names_its_factor_cells_and_the_rating(tmp_path, mo
 
         ws = openpyxl.load_workbook(path)["cf steps"]
         assert ws[f"{col}8"].value.startswith("=((SUMPRODUCT(")
+
+
+def test_formula_mode_with_adam_writes_values_and_says_why(tmp_path):
+    exps = experiments(mode="formulas", optimizer="adam", epochs=1)
+    path = write_book(tmp_path / "cf.xlsx", {"data": crosstab_rows(), "experiments": exps})
+    report = run(str(path))
+    assert any(n.startswith("Formula mode: adam keeps state for every table row") and n.endswith("values were written.")
+               for n in report.experiments[0].notes)
+    import openpyxl
+
+    ws = openpyxl.load_workbook(path)["cf steps"]
+    assert all(not isinstance(c.value, str) or not c.value.startswith("=") for row in ws.iter_rows(min_row=4)
+               for c in row)

@@ -146,20 +146,13 @@ def render_steps(result: Result, allowed_rows: int | None = None,
 def show_ids(result: Result, columns: list[Column]) -> None:
     """The `user` and `item` columns (0-based table rows in the Result) as the sheet's ids: numbers
     where the ids are numbers, else text."""
-    ids = ids_of(result)
+    ids = result.ids
     for c in columns:
         if c.header in ("user", "item"):
             names = ids.users if c.header == "user" else ids.items
             shown = [as_cell(names[int(v)]) for v in c.values]
             c.values, c.number_format = shown, ("General" if all(isinstance(v, float) for v in shown) else "@")
             c.width = max(len(c.header) + 2.0, min(24.0, max((len(str(v)) for v in shown), default=0) + 2.0))
-
-
-def ids_of(result: Result):
-    """The users and items (`engine.embeddings.Ids`) a dot_product Result was trained on."""
-    from ..engine.embeddings import tables_of
-
-    return tables_of(result).ids
 
 
 def as_cell(raw_id: str) -> float | str:
