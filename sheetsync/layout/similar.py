@@ -71,17 +71,17 @@ def render_similar(name: str, tables: Tables, view: EmbeddingView, *, k: int = N
     raw = [shown_id(v) for v in ids.items]
     width = max(text_width(ids.items), len("nearest 1") + 2.0)
     columns = [Column("item", [raw[i] for i in listed], "General", width),
-               Column("ratings", counts[listed].astype(float), "0", 9),
-               Column("parameter", [f"m{ids.item_names[i]}" for i in listed], "@",
-                      max(text_width(f"m{x}" for x in ids.item_names), 11.0),
-                      note="The item's factors are m<item>_1 .. m<item>_F.")]
+               Column("ratings", counts[listed].astype(float), "0", 9)]
     for j in range(k):
         columns.append(Column(f"nearest {j + 1}", [raw[index[i, j]] if index[i, j] >= 0 else None for i in listed],
                               "General", width))
         columns.append(Column("similarity", value[listed, j], "0.00", 11))
+    columns.append(Column("parameter", [f"m{ids.item_names[i]}" for i in listed], "@",
+                          max(text_width(f"m{x}" for x in ids.item_names), 11.0),
+                          note="The item's factors are m<item>_1 .. m<item>_F."))
     tab.tables.append(Table(columns, row=TABLE_ROW, col=0))
     for j in range(k):  # one fixed scale for every similarity column: -1 blue, 0 white, 1 green
-        tab.color_scales.append(fixed_scale(TABLE_ROW + 1, 4 + 2 * j, len(listed), 1, (NEGATIVE, ZERO, SIMILAR),
+        tab.color_scales.append(fixed_scale(TABLE_ROW + 1, 3 + 2 * j, len(listed), 1, (NEGATIVE, ZERO, SIMILAR),
                                             (-1.0, 0.0, 1.0)))
     sentence = (f"{name}: for each item, the items whose factors point the same way (cosine similarity of the "
                 "item factors: 1 the same direction, 0 unrelated, -1 opposite). Items the same users rate alike "
