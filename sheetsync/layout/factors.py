@@ -22,6 +22,7 @@ Large tables are capped (`MAX_SHOWN` users and items with the most ratings), and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -390,3 +391,67 @@ def shown_id(v):
 
 def text_width(texts) -> float:
     return float(min(max([len(str(t)) for t in texts] + [6]) + 2, 24))
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace: a prediction's precedents, read back from the tab itself
+
+
+def read_geometry(rows: list[list]) -> Geometry | None:
+    """The tab's geometry from its cells read back (the corner cell over the user ids finds it)."""
+    for r, row in enumerate(rows[: TOP + 200]):
+        if CORNER in row and r > TOP:
+            c_id = row.index(CORNER)
+            bias = len(row) > 1 and row[1] == "bias"
+            factors = c_id - 1 - bias
+            n_items = next((k for k, v in enumerate(row[c_id + 1:]) if v in (None, "")), len(row) - c_id - 1)
+            n_users = 0
+            while r + 1 + n_users < len(rows) and len(rows[r + 1 + n_users]) > c_id \
+                    and rows[r + 1 + n_users][c_id] not in (None, ""):
+                n_users += 1
+            g = Geometry(factors, bias, n_users, n_items)
+            return g if (g.r_id, g.c_id) == (r, c_id) else None
+    return None
+
+
+def trace_cell(tab: str, rows: list[list], row: int, col: int,
+               data_cell: Callable[[object, object], str | None] | None = None) -> dict:
+    """The precedents of a prediction or an actual rating of `NAME factors` (0-based row, col), as
+    `trace` prints them: a prediction comes from its user's factors (and bias) and its item's,
+    beside it the actual rating, which comes from its cell on the data tab (`data_cell(user id,
+    item id)`, when known). Raises ValueError for any other cell."""
+    g = read_geometry(rows)
+    if g is None:
+        raise ValueError(f"'{tab}' does not hold the factors picture (no '{CORNER}' cell): run the sheet again")
+
+    def cell(r: int, c: int) -> object:
+        return rows[r][c] if r < len(rows) and c < len(rows[r]) else None
+
+    def node(r: int, c: int, label: str, kind: str = "value", children=None) -> dict:
+        d = {"cell": f"'{tab}'!{col_letter(c)}{r + 1}", "label": label, "value": cell(r, c), "kind": kind}
+        if children:
+            d["children"] = children
+        return d
+
+    in_block = g.c_i0 <= col < g.c_i0 + g.n_items
+    if in_block and g.r_u0 <= row < g.r_u0 + g.n_users:
+        i = row - g.r_u0
+        user, item = str(cell(g.r_u0 + i, 0))[1:], str(cell(TOP, col))[1:]  # "u14" -> "14", "m27" -> "27"
+        children = [node(row, g.c_f0 + f, f"u{user}_{f + 1}") for f in range(g.factors)]
+        children += [node(g.r_f0 + f, col, f"m{item}_{f + 1}") for f in range(g.factors)]
+        if g.bias:
+            children += [node(row, g.c_bias, f"bu{user}"), node(g.r_bias, col, f"bm{item}")]
+        if cell(g.r_a0 + i, col) not in (None, ""):
+            children.append(_actual(node, g, i, col, cell, data_cell))
+        return node(row, col, f"prediction of user {cell(row, g.c_id)} for item {cell(g.r_id, col)}", "line", children)
+    if in_block and g.r_a0 <= row < g.r_a0 + g.n_users and cell(row, col) not in (None, ""):
+        return _actual(node, g, row - g.r_a0, col, cell, data_cell)
+    raise ValueError(f"'{tab}'!{col_letter(col)}{row + 1}: a trace of the factors tab starts from a predicted "
+                     f"rating ({g.predictions}) or an actual one ({g.actual})")
+
+
+def _actual(node, g: Geometry, i: int, col: int, cell, data_cell) -> dict:
+    user, item = cell(g.r_a0 + i, g.c_id), cell(g.r_actual_id, col)
+    source = data_cell(user, item) if data_cell else None
+    children = [{"cell": source, "label": "rating", "value": cell(g.r_a0 + i, col), "kind": "data"}] if source else []
+    return node(g.r_a0 + i, col, f"actual rating of user {user} for item {item}", "line", children)
