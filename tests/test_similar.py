@@ -89,3 +89,14 @@ def test_many_items_are_listed_to_a_cap_with_neighbours_from_all():
     assert len(tab.tables[0].columns[0].values) == 4
     assert "Listed: the 4 most rated of 12 items" in tab.texts[0].value
     assert list(tab.tables[0].columns[2].values)[:2] == ["i1", "i0"]  # i0's nearest is i1, i1's i0 (tie: earlier)
+
+
+def test_nearest_of_some_rows_equals_those_rows_of_all():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(50, 4))
+    rows = np.array([7, 3, 41])
+    every, sims = nearest(f, 4)
+    some, some_sims = nearest(f, 4, rows)
+    np.testing.assert_array_equal(some, every[rows])
+    np.testing.assert_array_equal(some_sims, sims[rows])
+    assert cosine_similarities(f, rows).shape == (3, 50)

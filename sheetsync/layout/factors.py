@@ -180,8 +180,9 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
     g = Geometry(F, bias, len(users), len(items))
     tab = TabPlan(factors_tab_name(name), kind="factors", row_heights={0: 48.0})
     ids = tables.ids
-    user_names = [ids.user_names[u] for u in users]
-    item_names = [ids.item_names[i] for i in items]
+    all_users, all_items = ids.user_names, ids.item_names  # each a pass over every id: once
+    user_names = [all_users[u] for u in users]
+    item_names = [all_items[i] for i in items]
 
     # the middle: every shown user's prediction of every shown item
     grid_x = np.stack([np.repeat(users, len(items)), np.tile(items, len(users))], axis=1)
@@ -241,16 +242,17 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
 
 def _actual_grid(view: EmbeddingView, users: np.ndarray, items: np.ndarray):
     """The shown users × items of actual ratings (NaN: not rated) and each cell's data-tab source."""
-    row_of = {int(u): i for i, u in enumerate(users)}
-    col_of = {int(m): j for j, m in enumerate(items)}
+    row_of = np.full(int(max(users.max(initial=0), np.max(view.user, initial=0))) + 1, -1)
+    col_of = np.full(int(max(items.max(initial=0), np.max(view.item, initial=0))) + 1, -1)
+    row_of[users], col_of[items] = np.arange(len(users)), np.arange(len(items))
+    i, j = row_of[np.asarray(view.user, dtype=np.int64)], col_of[np.asarray(view.item, dtype=np.int64)]
+    shown = np.flatnonzero((i >= 0) & (j >= 0))  # the ratings inside the picture
     actual = np.full((len(users), len(items)), np.nan)
+    actual[i[shown], j[shown]] = np.asarray(view.rating, dtype=np.float64)[shown]
     sources: list[list[str | None]] = [[None] * len(items) for _ in users]
-    for k, (u, m, r) in enumerate(zip(view.user, view.item, view.rating)):
-        i, j = row_of.get(int(u)), col_of.get(int(m))
-        if i is not None and j is not None:
-            actual[i, j] = r
-            if view.cells:
-                sources[i][j] = _reference(view.cells[k])
+    if view.cells:
+        for k in shown:
+            sources[i[k]][j[k]] = _reference(view.cells[k])
     return actual, sources
 
 
