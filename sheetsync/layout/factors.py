@@ -304,7 +304,8 @@ def _top_texts(tab, name, g: Geometry, tables: Tables, view, users, items, grid,
         what += f", through sigmoid_range({_num(tables.y_range[0])}, {_num(tables.y_range[1])})"
     sentence = (f"{name}: each predicted rating in the middle is {what}. Training moves the factors until the "
                 "predictions agree with the actual ratings below them; the RMSE measures how far apart they "
-                "are. Factors and biases: blue below 0, red above; ratings: pale yellow low, green high.")
+                "are. Factors and biases: blue below 0, red above; ratings: pale yellow low, green high. "
+                + _naming(ids, users, bias))
     capped = len(users) < len(ids.users) or len(items) < len(ids.items)
     if capped:
         sentence += (f" Shown: the {len(users)} users and {len(items)} items with the most ratings, of "
@@ -372,6 +373,13 @@ def _map_row(tab: str, column: str, cells: str, formula: str | None, row: int, c
     return {"tab": tab, "column": column, "cells": cells, "formula (A1)": formula or "(a number)",
             "formula (R1C1)": to_r1c1(formula, row, col) if formula else "", "precedents": precedents,
             "dependents": dependents, "boundary rows": ""}
+
+
+def _naming(ids: Ids, users: np.ndarray, bias: bool) -> str:
+    """How to read the parameter names, on the first user shown: "u14 is user 14's row (…)"."""
+    name, raw = f"u{ids.user_names[users[0]]}", ids.users[users[0]]
+    return (f"Column A and row {TOP + 1} name the parameters: {name} is user {raw}'s row ({name}_1, {name}_2, …"
+            + (f", b{name}" if bias else "") + "); m… an item's column.")
 
 
 def _finite(v: float | None):
