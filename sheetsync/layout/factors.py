@@ -178,7 +178,7 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
     bias = tables.user_bias is not None
     F = tables.user_factors.shape[1]
     g = Geometry(F, bias, len(users), len(items))
-    tab = TabPlan(factors_tab_name(name), kind="factors", row_heights={0: 48.0})
+    tab = TabPlan(factors_tab_name(name), kind="factors", row_heights={0: 60.0})  # the sentence: 3 lines
     ids = tables.ids
     all_users, all_items = ids.user_names, ids.item_names  # each a pass over every id: once
     user_names = [all_users[u] for u in users]
