@@ -195,3 +195,33 @@ def test_predictions_are_the_engines_model():
     x = np.array([[0, 0], [2, 1]])
     dot = np.array([1 * 2 + 2 * 1 + 0.1 + 1.0, 3 * 0.25 + 0.3 - 1.0])
     np.testing.assert_allclose(Fa.predict(t, x), 1 / (1 + np.exp(-dot)) * 4.0 + 1.0, rtol=1e-15)
+
+
+def test_a_prediction_traces_to_its_factor_cells_and_its_ratings_data_cell(tmp_path):
+    from sheetsync.backends.base import Plan
+    from sheetsync.backends.xlsx import XlsxBackend
+
+    tab = render_factors("cf", tables(), view(), formulas=True)
+    path = tmp_path / "cf.xlsx"
+    XlsxBackend.create(str(path), {"data": [["user", "27", "Star Wars (1977)"], ["u1", 4, 2.5], ["7", None, 3],
+                                            ["Bob's", 5, None]]})
+    XlsxBackend(str(path)).apply(Plan([tab]))
+    rows = XlsxBackend(str(path)).read([tab.name]).values[tab.name]
+    g = Fa.read_geometry(rows)
+    assert g == Geometry(2, True, 3, 2)
+    sources = {(u, m): c for u, m, _, c in [(IDS.users[a], IDS.items[b], r, c) for a, b, r, c in RATINGS]}
+    tree = Fa.trace_cell(tab.name, rows, g.r_u0, g.c_i0, lambda u, m: sources.get((str(u), str(m))))
+    assert tree["cell"] == "'cf factors'!F10" and tree["label"] == "prediction of user u1 for item 27"
+    kids = {k["label"]: k for k in tree["children"]}
+    assert [kids[f"uu1_{f}"]["cell"] for f in (1, 2)] == ["'cf factors'!C10", "'cf factors'!D10"]
+    assert [kids[f"m27_{f}"]["cell"] for f in (1, 2)] == ["'cf factors'!F7", "'cf factors'!F8"]
+    assert (kids["buu1"]["cell"], kids["bm27"]["cell"]) == ("'cf factors'!B10", "'cf factors'!F6")
+    assert kids["uu1_2"]["value"] == 2.0 and kids["m27_1"]["value"] == 2.0
+    actual = kids["actual rating of user u1 for item 27"]
+    assert actual["cell"] == "'cf factors'!F16" and actual["value"] == 4
+    assert actual["children"] == [{"cell": "data!B2", "label": "rating", "value": 4, "kind": "data"}]
+    # user 7 did not rate item 27: its prediction has no actual rating beside it
+    unrated = Fa.trace_cell(tab.name, rows, g.r_u0 + 1, g.c_i0)
+    assert not any(k["label"].startswith("actual") for k in unrated["children"])
+    with pytest.raises(ValueError, match="starts from a predicted rating"):
+        Fa.trace_cell(tab.name, rows, 0, 0)

@@ -75,3 +75,16 @@ def test_the_map_gains_the_factors_tabs_rows():
     assert columns["tab"] == ["x", "cf factors", "cf factors", "cf factors", "cf factors"]
     assert columns["column"][1:] == ["prediction", "actual rating", "RMSE", "factors"]
     assert columns["formula (A1)"][1] == "(a number)"  # values mode
+
+
+def test_in_the_workbook_the_tabs_sit_after_the_epochs_tab(tmp_path):
+    import openpyxl
+
+    from sheetsync.backends.xlsx import XlsxBackend
+
+    result, x, y, view = trained()
+    path = tmp_path / "cf.xlsx"
+    XlsxBackend.create(str(path), {"data": [["user", "27"], [14, 3.0]]})
+    XlsxBackend(str(path)).apply(plan_of(result, x, y, view))
+    names = openpyxl.load_workbook(path, read_only=True).sheetnames
+    assert names[:5] == ["data", "cf steps", "cf epochs", "cf factors", "cf similar"]

@@ -57,15 +57,15 @@ def test_the_tab_lists_items_by_ratings_with_their_neighbours_and_the_bias_ends(
     main = {c.header if c.header != "similarity" else f"similarity {k}": c for k, c in
             enumerate(tab.tables[0].columns)}
     headers = [c.header for c in tab.tables[0].columns]
-    assert headers == ["item", "ratings", "parameter", "nearest 1", "similarity", "nearest 2", "similarity"]
+    assert headers == ["item", "ratings", "nearest 1", "similarity", "nearest 2", "similarity", "parameter"]
     assert list(main["item"].values) == ["C", "A", "D", "B", "E"]  # most rated first, ties in table order
     assert list(main["ratings"].values) == [3, 2, 1, 0, 0]
     assert list(main["parameter"].values) == ["mC", "mA", "mD", "mB", "mE"]
     assert list(main["nearest 1"].values) == ["B", "B", "C", "A", None]
     assert list(main["nearest 2"].values) == ["A", "C", "B", "C", None]
-    sims = tab.tables[0].columns[4].values
+    sims = tab.tables[0].columns[3].values
     assert sims[1] == pytest.approx(3 / np.sqrt(10), rel=1e-15) and np.isnan(sims[4])
-    scales = [s for s in tab.color_scales if s.col in (4, 6)]
+    scales = [s for s in tab.color_scales if s.col in (3, 5)]
     assert len(scales) == 2 and all((s.low_value, s.mid_value, s.high_value) == (-1, 0, 1) for s in scales)
     largest, smallest = tab.tables[1], tab.tables[2]
     assert list(largest.columns[0].values)[:2] == ["C", "A"] and list(largest.columns[1].values)[:2] == [2.0, 0.5]
@@ -88,4 +88,15 @@ def test_many_items_are_listed_to_a_cap_with_neighbours_from_all():
     tab = render_similar("cf", Tables(ids, np.ones((1, 2)), f, None, None), v, max_items=4)
     assert len(tab.tables[0].columns[0].values) == 4
     assert "Listed: the 4 most rated of 12 items" in tab.texts[0].value
-    assert list(tab.tables[0].columns[3].values)[:2] == ["i1", "i0"]  # i0's nearest is i1, i1's i0 (tie: earlier)
+    assert list(tab.tables[0].columns[2].values)[:2] == ["i1", "i0"]  # i0's nearest is i1, i1's i0 (tie: earlier)
+
+
+def test_nearest_of_some_rows_equals_those_rows_of_all():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(50, 4))
+    rows = np.array([7, 3, 41])
+    every, sims = nearest(f, 4)
+    some, some_sims = nearest(f, 4, rows)
+    np.testing.assert_array_equal(some, every[rows])
+    np.testing.assert_array_equal(some_sims, sims[rows])
+    assert cosine_similarities(f, rows).shape == (3, 50)

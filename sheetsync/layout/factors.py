@@ -22,6 +22,7 @@ Large tables are capped (`MAX_SHOWN` users and items with the most ratings), and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,10 +178,11 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
     bias = tables.user_bias is not None
     F = tables.user_factors.shape[1]
     g = Geometry(F, bias, len(users), len(items))
-    tab = TabPlan(factors_tab_name(name), kind="factors", row_heights={0: 48.0})
+    tab = TabPlan(factors_tab_name(name), kind="factors", row_heights={0: 60.0})  # the sentence: 3 lines
     ids = tables.ids
-    user_names = [ids.user_names[u] for u in users]
-    item_names = [ids.item_names[i] for i in items]
+    all_users, all_items = ids.user_names, ids.item_names  # each a pass over every id: once
+    user_names = [all_users[u] for u in users]
+    item_names = [all_items[i] for i in items]
 
     # the middle: every shown user's prediction of every shown item
     grid_x = np.stack([np.repeat(users, len(items)), np.tile(items, len(users))], axis=1)
@@ -240,16 +242,17 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
 
 def _actual_grid(view: EmbeddingView, users: np.ndarray, items: np.ndarray):
     """The shown users × items of actual ratings (NaN: not rated) and each cell's data-tab source."""
-    row_of = {int(u): i for i, u in enumerate(users)}
-    col_of = {int(m): j for j, m in enumerate(items)}
+    row_of = np.full(int(max(users.max(initial=0), np.max(view.user, initial=0))) + 1, -1)
+    col_of = np.full(int(max(items.max(initial=0), np.max(view.item, initial=0))) + 1, -1)
+    row_of[users], col_of[items] = np.arange(len(users)), np.arange(len(items))
+    i, j = row_of[np.asarray(view.user, dtype=np.int64)], col_of[np.asarray(view.item, dtype=np.int64)]
+    shown = np.flatnonzero((i >= 0) & (j >= 0))  # the ratings inside the picture
     actual = np.full((len(users), len(items)), np.nan)
+    actual[i[shown], j[shown]] = np.asarray(view.rating, dtype=np.float64)[shown]
     sources: list[list[str | None]] = [[None] * len(items) for _ in users]
-    for k, (u, m, r) in enumerate(zip(view.user, view.item, view.rating)):
-        i, j = row_of.get(int(u)), col_of.get(int(m))
-        if i is not None and j is not None:
-            actual[i, j] = r
-            if view.cells:
-                sources[i][j] = _reference(view.cells[k])
+    if view.cells:
+        for k in shown:
+            sources[i[k]][j[k]] = _reference(view.cells[k])
     return actual, sources
 
 
@@ -301,7 +304,8 @@ def _top_texts(tab, name, g: Geometry, tables: Tables, view, users, items, grid,
         what += f", through sigmoid_range({_num(tables.y_range[0])}, {_num(tables.y_range[1])})"
     sentence = (f"{name}: each predicted rating in the middle is {what}. Training moves the factors until the "
                 "predictions agree with the actual ratings below them; the RMSE measures how far apart they "
-                "are. Factors and biases: blue below 0, red above; ratings: pale yellow low, green high.")
+                "are. Factors and biases: blue below 0, red above; ratings: pale yellow low, green high. "
+                + _naming(ids, users, bias))
     capped = len(users) < len(ids.users) or len(items) < len(ids.items)
     if capped:
         sentence += (f" Shown: the {len(users)} users and {len(items)} items with the most ratings, of "
@@ -371,6 +375,13 @@ def _map_row(tab: str, column: str, cells: str, formula: str | None, row: int, c
             "dependents": dependents, "boundary rows": ""}
 
 
+def _naming(ids: Ids, users: np.ndarray, bias: bool) -> str:
+    """How to read the parameter names, on the first user shown: "u14 is user 14's row (…)"."""
+    name, raw = f"u{ids.user_names[users[0]]}", ids.users[users[0]]
+    return (f"Column A and row {TOP + 1} name the parameters: {name} is user {raw}'s row ({name}_1, {name}_2, …"
+            + (f", b{name}" if bias else "") + "); m… an item's column.")
+
+
 def _finite(v: float | None):
     return float(v) if v is not None and np.isfinite(v) else None
 
@@ -390,3 +401,67 @@ def shown_id(v):
 
 def text_width(texts) -> float:
     return float(min(max([len(str(t)) for t in texts] + [6]) + 2, 24))
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace: a prediction's precedents, read back from the tab itself
+
+
+def read_geometry(rows: list[list]) -> Geometry | None:
+    """The tab's geometry from its cells read back (the corner cell over the user ids finds it)."""
+    for r, row in enumerate(rows[: TOP + 200]):
+        if CORNER in row and r > TOP:
+            c_id = row.index(CORNER)
+            bias = len(row) > 1 and row[1] == "bias"
+            factors = c_id - 1 - bias
+            n_items = next((k for k, v in enumerate(row[c_id + 1:]) if v in (None, "")), len(row) - c_id - 1)
+            n_users = 0
+            while r + 1 + n_users < len(rows) and len(rows[r + 1 + n_users]) > c_id \
+                    and rows[r + 1 + n_users][c_id] not in (None, ""):
+                n_users += 1
+            g = Geometry(factors, bias, n_users, n_items)
+            return g if (g.r_id, g.c_id) == (r, c_id) else None
+    return None
+
+
+def trace_cell(tab: str, rows: list[list], row: int, col: int,
+               data_cell: Callable[[object, object], str | None] | None = None) -> dict:
+    """The precedents of a prediction or an actual rating of `NAME factors` (0-based row, col), as
+    `trace` prints them: a prediction comes from its user's factors (and bias) and its item's,
+    beside it the actual rating, which comes from its cell on the data tab (`data_cell(user id,
+    item id)`, when known). Raises ValueError for any other cell."""
+    g = read_geometry(rows)
+    if g is None:
+        raise ValueError(f"'{tab}' does not hold the factors picture (no '{CORNER}' cell): run the sheet again")
+
+    def cell(r: int, c: int) -> object:
+        return rows[r][c] if r < len(rows) and c < len(rows[r]) else None
+
+    def node(r: int, c: int, label: str, kind: str = "value", children=None) -> dict:
+        d = {"cell": f"'{tab}'!{col_letter(c)}{r + 1}", "label": label, "value": cell(r, c), "kind": kind}
+        if children:
+            d["children"] = children
+        return d
+
+    in_block = g.c_i0 <= col < g.c_i0 + g.n_items
+    if in_block and g.r_u0 <= row < g.r_u0 + g.n_users:
+        i = row - g.r_u0
+        user, item = str(cell(g.r_u0 + i, 0))[1:], str(cell(TOP, col))[1:]  # "u14" -> "14", "m27" -> "27"
+        children = [node(row, g.c_f0 + f, f"u{user}_{f + 1}") for f in range(g.factors)]
+        children += [node(g.r_f0 + f, col, f"m{item}_{f + 1}") for f in range(g.factors)]
+        if g.bias:
+            children += [node(row, g.c_bias, f"bu{user}"), node(g.r_bias, col, f"bm{item}")]
+        if cell(g.r_a0 + i, col) not in (None, ""):
+            children.append(_actual(node, g, i, col, cell, data_cell))
+        return node(row, col, f"prediction of user {cell(row, g.c_id)} for item {cell(g.r_id, col)}", "line", children)
+    if in_block and g.r_a0 <= row < g.r_a0 + g.n_users and cell(row, col) not in (None, ""):
+        return _actual(node, g, row - g.r_a0, col, cell, data_cell)
+    raise ValueError(f"'{tab}'!{col_letter(col)}{row + 1}: a trace of the factors tab starts from a predicted "
+                     f"rating ({g.predictions}) or an actual one ({g.actual})")
+
+
+def _actual(node, g: Geometry, i: int, col: int, cell, data_cell) -> dict:
+    user, item = cell(g.r_a0 + i, g.c_id), cell(g.r_actual_id, col)
+    source = data_cell(user, item) if data_cell else None
+    children = [{"cell": source, "label": "rating", "value": cell(g.r_a0 + i, col), "kind": "data"}] if source else []
+    return node(g.r_a0 + i, col, f"actual rating of user {user} for item {item}", "line", children)

@@ -23,28 +23,30 @@ TABLE_ROW = 2
 SIMILAR = "63BE7B"  # green at similarity 1, white at 0, blue at -1
 
 
-def cosine_similarities(factors: np.ndarray) -> np.ndarray:
-    """(items, items) cosine similarity of the rows of `factors`; NaN where a row is all zeros
-    (it points nowhere)."""
+def cosine_similarities(factors: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """(rows, items) cosine similarity of the items `rows` (default: all) to every item, from the
+    rows of `factors`; NaN where either item's factors are all zeros (they point nowhere)."""
     f = np.asarray(factors, dtype=np.float64)
+    rows = np.arange(len(f)) if rows is None else np.asarray(rows, dtype=np.int64)
     norms = np.sqrt(np.einsum("if,if->i", f, f))
     with np.errstate(divide="ignore", invalid="ignore"):
         unit = f / norms[:, None]
-    return np.where((norms[:, None] > 0) & (norms[None, :] > 0), unit @ unit.T, np.nan)
+    return np.where((norms[rows, None] > 0) & (norms[None, :] > 0), unit[rows] @ unit.T, np.nan)
 
 
-def nearest(factors: np.ndarray, k: int = NEAREST) -> tuple[np.ndarray, np.ndarray]:
-    """For each item the (at most) k other items most similar to it, most similar first (ties:
-    the earlier in the table), and their similarities: (items, k) indices (-1: none) and
-    similarities (NaN: none)."""
-    sims = cosine_similarities(factors)
-    n = len(sims)
-    k = max(0, min(k, n - 1))
-    index = np.full((n, k), -1, dtype=np.int64)
-    value = np.full((n, k), np.nan)
-    for i in range(n):
+def nearest(factors: np.ndarray, k: int = NEAREST, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For each item of `rows` (default: all) the (at most) k other items most similar to it, most
+    similar first (ties: the earlier in the table), and their similarities: (rows, k) indices
+    (-1: none) and similarities (NaN: none). Only the rows asked for are compared with every
+    item, so a table of many thousand items costs rows × items, not items²."""
+    rows = np.arange(len(factors)) if rows is None else np.asarray(rows, dtype=np.int64)
+    sims = cosine_similarities(factors, rows)
+    k = max(0, min(k, len(factors) - 1))
+    index = np.full((len(rows), k), -1, dtype=np.int64)
+    value = np.full((len(rows), k), np.nan)
+    for i, item in enumerate(rows):
         s = sims[i].copy()
-        s[i] = np.nan  # not its own neighbour
+        s[item] = np.nan  # not its own neighbour
         order = [j for j in np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable") if np.isfinite(s[j])][:k]
         index[i, :len(order)] = order
         value[i, :len(order)] = s[order]
@@ -65,23 +67,23 @@ def render_similar(name: str, tables: Tables, view: EmbeddingView, *, k: int = N
     n = len(ids.items)
     counts = np.bincount(np.asarray(view.item, dtype=np.int64), minlength=n)
     listed = np.argsort(-counts, kind="stable")[:max_items]
-    index, value = nearest(tables.item_factors, k)
+    index, value = nearest(tables.item_factors, k, listed)  # row i: the listed item i's neighbours
     k = index.shape[1]
     tab = TabPlan(similar_tab_name(name), kind="similar", row_heights={0: 48.0})
     raw = [shown_id(v) for v in ids.items]
-    width = max(text_width(ids.items), len("nearest 1") + 2.0)
+    width = max(text_width(ids.items[i] for i in listed), len("nearest 1") + 2.0)
     columns = [Column("item", [raw[i] for i in listed], "General", width),
-               Column("ratings", counts[listed].astype(float), "0", 9),
-               Column("parameter", [f"m{ids.item_names[i]}" for i in listed], "@",
-                      max(text_width(f"m{x}" for x in ids.item_names), 11.0),
-                      note="The item's factors are m<item>_1 .. m<item>_F.")]
+               Column("ratings", counts[listed].astype(float), "0", 9)]
     for j in range(k):
-        columns.append(Column(f"nearest {j + 1}", [raw[index[i, j]] if index[i, j] >= 0 else None for i in listed],
-                              "General", width))
-        columns.append(Column("similarity", value[listed, j], "0.00", 11))
+        columns.append(Column(f"nearest {j + 1}", [raw[x] if x >= 0 else None for x in index[:, j]], "General", width))
+        columns.append(Column("similarity", value[:, j], "0.00", 11))
+    names = ids.item_names
+    columns.append(Column("parameter", [f"m{names[i]}" for i in listed], "@",
+                          max(text_width(f"m{names[i]}" for i in listed), 11.0),
+                          note="The item's factors are m<item>_1 .. m<item>_F."))
     tab.tables.append(Table(columns, row=TABLE_ROW, col=0))
     for j in range(k):  # one fixed scale for every similarity column: -1 blue, 0 white, 1 green
-        tab.color_scales.append(fixed_scale(TABLE_ROW + 1, 4 + 2 * j, len(listed), 1, (NEGATIVE, ZERO, SIMILAR),
+        tab.color_scales.append(fixed_scale(TABLE_ROW + 1, 3 + 2 * j, len(listed), 1, (NEGATIVE, ZERO, SIMILAR),
                                             (-1.0, 0.0, 1.0)))
     sentence = (f"{name}: for each item, the items whose factors point the same way (cosine similarity of the "
                 "item factors: 1 the same direction, 0 unrelated, -1 opposite). Items the same users rate alike "

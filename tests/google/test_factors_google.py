@@ -59,7 +59,7 @@ def test_the_similar_tab_lands_with_its_scales(fake, backend, book):
     backend.read(["data"])
     backend.apply(Plan([tab]))
     back = backend.read([tab.name]).values[tab.name]
-    assert back[2][:4] == ["item", "ratings", "parameter", "nearest 1"]
-    assert back[3][0] == "A" and back[3][3] == "B"
+    assert back[2][:3] == ["item", "ratings", "nearest 1"]
+    assert back[3][0] == "A" and back[3][2] == "B"
     rules = [r for r in fake.books[KEY].by_title(tab.name).rules if "gradientRule" in r]
     assert len(rules) == len(tab.color_scales) == 2 + 2  # two similarity columns, two bias lists
