@@ -144,3 +144,28 @@ def test_formula_mode_with_adam_writes_values_and_says_why(tmp_path):
     ws = openpyxl.load_workbook(path)["cf steps"]
     assert all(not isinstance(c.value, str) or not c.value.startswith("=") for row in ws.iter_rows(min_row=4)
                for c in row)
+
+
+def test_trace_of_a_factors_prediction_reaches_the_rating_s_data_cell(tmp_path):
+    from sheetsync.errors import SheetsyncError
+    from sheetsync.layout.factors import read_geometry
+    from sheetsync.trace import trace
+
+    path = write_book(tmp_path / "cf.xlsx", {"data": crosstab_rows(), "experiments": experiments(epochs=1)})
+    run(str(path))
+    g = read_geometry(rows_of(path, "cf factors"))
+    col = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[g.c_i0 + 1]  # user 29's prediction for item 49 (rated: data!C3)
+    tree = trace(str(path), f"cf factors!{col}{g.r_u0 + 2}")["tree"]
+    labels = [c["label"] for c in tree["children"]]
+    assert labels[:4] == ["u29_1", "u29_2", "m49_1", "m49_2"]
+    found = []
+
+    def walk(node):
+        found.append(node["cell"])
+        for child in node.get("children", []):
+            walk(child)
+
+    walk(tree)
+    assert "data!C3" in found
+    with pytest.raises(SheetsyncError):
+        trace(str(path), "cf factors!A1")

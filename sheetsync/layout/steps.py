@@ -151,18 +151,22 @@ def show_ids(result: Result, columns: list[Column]) -> None:
         if c.header in ("user", "item"):
             names = ids.users if c.header == "user" else ids.items
             shown = [as_cell(names[int(v)]) for v in c.values]
-            c.values, c.number_format = shown, ("General" if all(isinstance(v, float) for v in shown) else "@")
+            c.values, c.number_format = shown, ("General" if all(not isinstance(v, str) for v in shown) else "@")
             c.width = max(len(c.header) + 2.0, min(24.0, max((len(str(v)) for v in shown), default=0) + 2.0))
 
 
-def as_cell(raw_id: str) -> float | str:
-    """An id as a cell holds it: '14' as the number 14 (as the data tab had it), text as text."""
+def as_cell(raw_id: str) -> int | float | str:
+    """An id as a cell holds it: '14' as the whole number 14 (as the data tab had it), '2.5' as 2.5,
+    text as text (`parse.ratings.show_id` read it the other way)."""
     try:
         number = float(raw_id)
     except ValueError:
         return raw_id
-    return number if math.isfinite(number) and raw_id.strip() == (str(int(number)) if number.is_integer()
-                                                                   else repr(number)) else raw_id
+    if not math.isfinite(number):
+        return raw_id
+    if number.is_integer():
+        return int(number) if raw_id.strip() == str(int(number)) else raw_id
+    return number if raw_id.strip() == repr(number) else raw_id
 
 
 def place_in_band(tab: TabPlan, charts: list[Chart], col: int) -> None:
