@@ -15,7 +15,9 @@ the same fixed scale (the ratings' range), so a prediction and its rating compar
 Formula mode: each prediction cell is Jeremy's own `MMULT(user row, item column)` (+ bias
 cells, through the sigmoid), each rated cell reads its rating's cell on the data tab, and the
 RMSE cell is computed from the two blocks. (`SUMPRODUCT` of a row and a column is a #VALUE!
-in Excel and LibreOffice: the shapes differ; MMULT multiplies them as the picture does.)
+in Excel and LibreOffice: the shapes differ; MMULT multiplies them as the picture does.) The
+factor and bias cells hold the run's final values: they are the cells Jeremy's Solver changes,
+and the steps tab has no column per parameter to link them to.
 
 Large tables are capped (`MAX_SHOWN` users and items with the most ratings), and the tab says so.
 """
@@ -263,11 +265,11 @@ def _reference(cell: str) -> str:
 
 def _colour(tab: TabPlan, g: Geometry, tables: Tables, users, items, view: EmbeddingView) -> None:
     F, U, I = g.factors, len(users), len(items)
-    m = _symmetric(np.concatenate([tables.user_factors[users].ravel(), tables.item_factors[items].ravel()]))
+    m = symmetric_bound(np.concatenate([tables.user_factors[users].ravel(), tables.item_factors[items].ravel()]))
     tab.color_scales.append(fixed_scale(g.r_u0, g.c_f0, U, F, SIGNED, (-m, 0.0, m)))
     tab.color_scales.append(fixed_scale(g.r_f0, g.c_i0, F, I, SIGNED, (-m, 0.0, m)))
     if g.bias:
-        b = _symmetric(np.concatenate([tables.user_bias[users], tables.item_bias[items]]))
+        b = symmetric_bound(np.concatenate([tables.user_bias[users], tables.item_bias[items]]))
         tab.color_scales.append(fixed_scale(g.r_u0, g.c_bias, U, 1, SIGNED, (-b, 0.0, b)))
         tab.color_scales.append(fixed_scale(g.r_bias, g.c_i0, 1, I, SIGNED, (-b, 0.0, b)))
     ratings = np.asarray(view.rating, dtype=np.float64)
@@ -287,7 +289,8 @@ def fixed_scale(row: int, col: int, n_rows: int, n_cols: int, colours: tuple[str
     return ColorScale(row, col, n_rows, n_cols, low=low, mid=mid, high=high, low_value=lv, mid_value=mv, high_value=hv)
 
 
-def _symmetric(values: np.ndarray) -> float:
+def symmetric_bound(values: np.ndarray) -> float:
+    """The largest |value| (1 when there is none): a signed scale runs from minus it to it."""
     finite = np.abs(values[np.isfinite(values)])
     m = float(finite.max()) if len(finite) else 0.0
     return m if m > 0 else 1.0

@@ -14,7 +14,7 @@ import numpy as np
 from ..a1 import similar_tab_name
 from ..backends.base import Column, Table, TabPlan, Text
 from ..engine.embeddings import Tables
-from .factors import NEGATIVE, SIGNED, ZERO, EmbeddingView, fixed_scale, shown_id, text_width
+from .factors import NEGATIVE, SIGNED, ZERO, EmbeddingView, fixed_scale, shown_id, symmetric_bound, text_width
 
 NEAREST = 5  # neighbours listed per item
 MAX_ITEMS = 100  # items listed (the most rated); their neighbours come from every item
@@ -99,7 +99,7 @@ def render_similar(name: str, tables: Tables, view: EmbeddingView, *, k: int = N
         below = TABLE_ROW + len(top) + 2
         tab.tables.append(Table([Column("smallest item bias", [raw[i] for i in bottom], "General", None),
                                  Column("bias", tables.item_bias[bottom], "0.00", None)], row=below, col=col))
-        b = float(np.max(np.abs(tables.item_bias))) or 1.0
+        b = symmetric_bound(tables.item_bias)
         for r0, rows in ((TABLE_ROW + 1, len(top)), (below + 1, len(bottom))):
             tab.color_scales.append(fixed_scale(r0, col + 1, rows, 1, SIGNED, (-b, 0.0, b)))
         sentence += (" Right: the items rated higher (largest bias) and lower (smallest) than their factors "
