@@ -21,6 +21,7 @@ MAX_ITEMS = 100  # items listed (the most rated); their neighbours come from eve
 BIAS_ITEMS = 5  # items listed at each end of the bias ranking
 TABLE_ROW = 2
 SIMILAR = "63BE7B"  # green at similarity 1, white at 0, blue at -1
+PADDED = "0.00_M"  # a number with an M's width of room on its right, so a title after it reads apart
 
 
 def cosine_similarities(factors: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -73,10 +74,10 @@ def render_similar(name: str, tables: Tables, view: EmbeddingView, *, k: int = N
     raw = [shown_id(v) for v in ids.items]
     width = max(text_width(ids.items[i] for i in listed), len("nearest 1") + 2.0)
     columns = [Column("item", [raw[i] for i in listed], "General", width),
-               Column("ratings", counts[listed].astype(float), "0", 9)]
+               Column("ratings", counts[listed].astype(float), "0_M", 9)]
     for j in range(k):
         columns.append(Column(f"nearest {j + 1}", [raw[x] if x >= 0 else None for x in index[:, j]], "General", width))
-        columns.append(Column("similarity", value[:, j], "0.00", 11))
+        columns.append(Column("similarity", value[:, j], PADDED, 11))
     names = ids.item_names
     columns.append(Column("parameter", [f"m{names[i]}" for i in listed], "@",
                           max(text_width(f"m{names[i]}" for i in listed), 11.0),
