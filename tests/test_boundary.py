@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,19 @@ def test_formula_mode_boundary_follows_the_steps_tab_in_libreoffice(formula_book
     for c in range(1, 4):  # the parameters read from the steps tab
         assert float(sheet["values"][B.PARAM_ROW + 1][c]) == pytest.approx(values.cell(3, c + 1).value, rel=1e-12)
     assert checked == B.GRID * B.GRID
+
+
+def test_the_colour_scale_sits_on_fixed_probabilities(tmp_path):
+    """White at p = 0.5 and full colour at 0 and 1 whatever range the grid covers (a model
+    unsure everywhere stays pale), written as fixed points into the .xlsx."""
+    t = tab()
+    (cs,) = t.color_scales
+    assert (cs.low_value, cs.mid_value, cs.high_value, cs.mid) == (0.0, 0.5, 1.0, "FFFFFF")
+    path = tmp_path / "b.xlsx"
+    XlsxBackend.create(str(path), {"data": [[1.0]]})
+    XlsxBackend(str(path)).apply(Plan([t]))
+    with zipfile.ZipFile(path) as z:
+        sheet = "".join(z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet"))
+    assert '<cfvo type="num" val="0.0"/><cfvo type="num" val="0.5"/><cfvo type="num" val="1.0"/>' in sheet
+    several = tab(outputs=[("p(neg)", 1.0 - SQUASH), ("p(pos)", SQUASH)])
+    assert all((c.low, c.low_value, c.high_value) == ("FFFFFF", 0.0, 1.0) for c in several.color_scales)

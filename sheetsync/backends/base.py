@@ -139,15 +139,27 @@ class Highlight:
 
 @dataclass
 class ColorScale:
-    """A colour-scale conditional format over a block: low values green, high values red."""
+    """A colour-scale conditional format over a block: low values green, high values red.
+
+    The three colours sit at the block's minimum, median and maximum, or at fixed values where
+    given: a probability reads best on 0 / 0.5 / 1, a signed factor with white at 0."""
 
     row: int
     col: int
     n_rows: int
     n_cols: int
-    low: str = "63BE7B"  # RRGGBB at the minimum
-    mid: str = "FFEB84"  # … at the median
-    high: str = "F8696B"  # … at the maximum
+    low: str = "63BE7B"  # RRGGBB at the minimum (or at low_value)
+    mid: str = "FFEB84"  # … at the median (or at mid_value)
+    high: str = "F8696B"  # … at the maximum (or at high_value)
+    low_value: float | None = None
+    mid_value: float | None = None
+    high_value: float | None = None
+
+    def points(self) -> list[tuple[str, float | None, str]]:
+        """(where, fixed value or None, colour) for the low, mid and high points; `where` is
+        "min", "median" or "max" when no value is fixed."""
+        return [("min", self.low_value, self.low), ("median", self.mid_value, self.mid),
+                ("max", self.high_value, self.high)]
 
 
 @dataclass

@@ -432,9 +432,10 @@ class TabWriter:
         return subs
 
     def color_scale(self, cs: ColorScale, index: int) -> Sub:
-        points = [("MIN", None, cs.low), ("PERCENTILE", "50", cs.mid), ("MAX", None, cs.high)]
+        kinds = {"min": ("MIN", None), "median": ("PERCENTILE", "50"), "max": ("MAX", None)}
         rule = {}
-        for key, (kind, value, colour) in zip(("minpoint", "midpoint", "maxpoint"), points):
+        for key, (where, fixed, colour) in zip(("minpoint", "midpoint", "maxpoint"), cs.points()):
+            kind, value = ("NUMBER", repr(float(fixed))) if fixed is not None else kinds[where]
             rule[key] = {"type": kind, "colorStyle": {"rgbColor": rgb(colour)}}
             if value is not None:
                 rule[key]["value"] = value

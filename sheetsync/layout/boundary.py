@@ -36,6 +36,11 @@ MARGIN = 0.05  # the grid reaches this share of the data's span beyond it on eac
 TINTS = ("9BC2E6", "F4B084", "A9D08E", "FFD966", "BDD7EE", "C9C9C9")
 
 
+def _halfway(a: str, b: str) -> str:
+    """The RRGGBB colour halfway between two."""
+    return "".join(f"{(int(a[i:i + 2], 16) + int(b[i:i + 2], 16)) // 2:02X}" for i in (0, 2, 4))
+
+
 def inline(intermediates: list[tuple[str, Expr]], outputs: list[tuple[str, Expr]]) -> list[tuple[str, Expr]]:
     """Each output as one expression of inputs and parameters (intermediates substituted), so one
     grid cell holds one formula."""
@@ -106,10 +111,14 @@ def _two_inputs(tab: TabPlan, title: str, outputs, inputs, params, cell, X, labe
         for j, v in enumerate(x1s):  # the x1 values as numbers over the header's text (formulas read them)
             tab.texts.append(Text(top, 1 + j, float(v), bold=True, number_format="0.00"))
         colour = _class_of(label, k, len(outputs))
-        tab.color_scales.append(ColorScale(top + 1, 1, GRID, GRID, low="FFFFFF", mid="FFFFFF",
-                                           high=TINTS[colour % len(TINTS)])
+        # probabilities on fixed points (0, 0.5, 1), not the grid's own min/median/max: a pale
+        # grid means an unsure model, whatever the range the grid happens to cover
+        tint = TINTS[colour % len(TINTS)]
+        tab.color_scales.append(ColorScale(top + 1, 1, GRID, GRID, low="FFFFFF", mid=_halfway("FFFFFF", tint),
+                                           high=tint, low_value=0.0, mid_value=0.5, high_value=1.0)
                                 if len(outputs) > 1 else
-                                ColorScale(top + 1, 1, GRID, GRID, low=TINTS[0], mid="FFFFFF", high=TINTS[1]))
+                                ColorScale(top + 1, 1, GRID, GRID, low=TINTS[0], mid="FFFFFF", high=TINTS[1],
+                                           low_value=0.0, mid_value=0.5, high_value=1.0))
         top += GRID + 2
     chart_col = GRID + 2
     points_col = chart_col + 10  # right of the chart (600 px: about 9.4 default columns)

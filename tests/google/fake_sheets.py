@@ -507,6 +507,12 @@ class Applier:
         sheets = {self.grid_range(r)[0].sheet_id for r in rule["ranges"]}
         if len(sheets) != 1:
             raise FakeError("All ranges of a conditional format rule must be on one sheet.")
+        for key, point in rule.get("gradientRule", {}).items():  # InterpolationPoint
+            kind = point.get("type")
+            if kind not in ("MIN", "MAX", "NUMBER", "PERCENT", "PERCENTILE"):
+                raise FakeError(f"Invalid value at 'rule.gradient_rule.{key}.type' ({kind!r})")
+            if kind in ("NUMBER", "PERCENT", "PERCENTILE") and "value" not in point:
+                raise FakeError(f"Invalid ConditionalFormatRule: {key} of type {kind} needs a value.")
         sheet = self.sheet(sheets.pop())
         sheet.rules.insert(min(req.get("index", 0), len(sheet.rules)), rule)
         return {}

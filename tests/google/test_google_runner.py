@@ -54,6 +54,9 @@ def test_a_classifier_lands_in_google_sheets_with_its_boundary(fake, make_backen
     sheet = fake.books[KEY].by_title("toy boundary")
     rules = [r for r in sheet.rules if "gradientRule" in r]
     assert rules, "the grid's colour scale"
+    points = rules[0]["gradientRule"]  # probabilities on fixed points: white at p = 0.5
+    assert [(points[k]["type"], points[k]["value"]) for k in ("minpoint", "midpoint", "maxpoint")] == \
+        [("NUMBER", "0.0"), ("NUMBER", "0.5"), ("NUMBER", "1.0")]
     charts = [c for c in sheet.charts if c["spec"].get("basicChart", {}).get("chartType") == "SCATTER"]
     assert charts, "the data by class over the grid's axes"
     rows = make_backend().read(["toy epochs"]).values["toy epochs"]

@@ -192,10 +192,11 @@ class TabRenderer:
         out = []
         for k, cs in enumerate(self.plan.color_scales, start=1):
             ref = f"{col_letter(cs.col)}{cs.row + 1}:{col_letter(cs.col + cs.n_cols - 1)}{cs.row + cs.n_rows}"
-            colours = "".join(f'<color rgb="FF{c.upper()}"/>' for c in (cs.low, cs.mid, cs.high))
+            points = cs.points()
+            cfvos = "".join(_cfvo(where, value) for where, value, _ in points)
+            colours = "".join(f'<color rgb="FF{c.upper()}"/>' for _, _, c in points)
             out.append(f'<conditionalFormatting sqref="{ref}"><cfRule type="colorScale" priority="{k}">'
-                       '<colorScale><cfvo type="min"/><cfvo type="percentile" val="50"/><cfvo type="max"/>'
-                       f'{colours}</colorScale></cfRule></conditionalFormatting>')
+                       f'<colorScale>{cfvos}{colours}</colorScale></cfRule></conditionalFormatting>')
         return "".join(out)
 
     def _dimension(self) -> str:
@@ -530,3 +531,10 @@ def comment_parts(notes: list[tuple[int, int, str]], blocks: list[int]) -> tuple
     first_id = blocks[0] * 1024
     vml = re.sub(r"_x0000_s(\d+)", lambda m: f"_x0000_s{first_id + int(m.group(1)) - 1024}", vml)
     return tostring(sheet.to_tree()), vml.encode("utf-8")
+
+
+def _cfvo(where: str, value: float | None) -> str:
+    """A colour scale's point: a fixed number, else the block's min, median (50th percentile) or max."""
+    if value is not None:
+        return f'<cfvo type="num" val="{value!r}"/>'
+    return '<cfvo type="percentile" val="50"/>' if where == "median" else f'<cfvo type="{where}"/>'
