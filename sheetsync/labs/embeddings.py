@@ -61,6 +61,15 @@ USERS = list(range(1, N_USERS + 1))
 DATA, DOTPROD, EXPERIMENTS = "data", "dotprod", "experiments"
 RUNS = [(DATA, EXPERIMENTS)]
 
+WHAT_TO_LOOK_AT = (
+    "Open it in Excel or LibreOffice: 'dotprod' is fast.ai's collab_filter sheet, its starting factors "
+    "and its RMSE cell (what Solver would minimise); 'sgd steps' is one row per rating: the user's and the "
+    "film's factors before the step, the prediction, the gradients, the factors after; 'sgd epochs' charts "
+    "the RMSE falling; 'sgd factors' is the sheet's picture trained (film factors across the top, user "
+    "factors down the side, predictions beside the ratings); 'sgd similar' lists each film's nearest films: "
+    "the three genres, found from the ratings alone. 'adam' trains the same ratings from fastai's start, "
+    "its predictions squeezed into 0..5.5 (y_range). See docs/embeddings.md.")
+
 
 def ratings(seed: int = SEED, users: int = N_USERS) -> tuple[np.ndarray, np.ndarray]:
     """(R, taste): R (users × films) in half stars, NaN where unrated; taste (users × genres) hidden."""
