@@ -2,6 +2,7 @@
 
     python docs/render_tour.py            # writes docs/tour-*.png
     python docs/render_tour.py classify   # writes docs/tour-classify-*.png (the outputs lab)
+    python docs/render_tour.py embeddings # writes docs/tour-embeddings-*.png (the embeddings lab)
 
 Builds the demo workbook plus the thread's experiment (`two_linear`, lr 0.0001, every init 1,
 numeric gradients, one epoch: the one whose error explodes), runs it with sheetsync, and has
@@ -9,7 +10,8 @@ LibreOffice headless print the first screen of each pictured tab (the range A1:T
 landscape) to PDF; pdftoppm renders each page to PNG (poppler-utils). The sidebar is the add-on's
 own Sidebar.html in headless Chromium, fed the run summary of that workbook by a stand-in for
 `google.script.run`. The classification pictures are the outputs lab's tabs (`sheetsync demo --lab
-outputs`), each printed over its own range.
+outputs`), each printed over its own range; the embeddings pictures the embeddings lab's
+(`sheetsync demo --lab embeddings`).
 """
 
 from __future__ import annotations
@@ -139,22 +141,29 @@ def render(book: Path, work: Path, pictures: dict[str, tuple[str, str | None]]) 
         print(DOCS / f"{pictures[tab][0]}.png")
 
 
-def classify() -> None:
-    """The outputs lab, written and trained as `sheetsync demo --lab outputs` does, pictured."""
+# the embeddings lab: tab -> (picture name, print range)
+EMBEDDINGS = {"sgd factors": ("tour-embeddings-factors", "$A$1:$AH$24"),
+              "sgd epochs": ("tour-embeddings-epochs", "$A$1:$T$32")}
+
+
+def lab(name: str, pictures: dict[str, tuple[str, str | None]]) -> None:
+    """A lab, written and trained as `sheetsync demo --lab NAME` does, pictured."""
     import sheetsync
     from sheetsync.demo import demo_runs, write_demo
 
     work = Path(tempfile.mkdtemp(prefix="sheetsync-tour-"))
-    book = write_demo(work / "outputs.xlsx", "outputs")
-    for data_tab, experiments_tab in demo_runs("outputs"):
+    book = write_demo(work / f"{name}.xlsx", name)
+    for data_tab, experiments_tab in demo_runs(name):
         sheetsync.run(str(book), data_tab=data_tab, experiments_tab=experiments_tab)
-    render(book, work, CLASSIFY)
+    render(book, work, pictures)
     shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
     if sys.argv[1:] == ["classify"]:
-        return classify()
+        return lab("outputs", CLASSIFY)
+    if sys.argv[1:] == ["embeddings"]:
+        return lab("embeddings", EMBEDDINGS)
     for tool in ("soffice", "pdftoppm", "chromium", "node"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing (apt-get install libreoffice-calc-nogui poppler-utils chromium nodejs)")
