@@ -186,9 +186,10 @@ def dotprod_rows(R: np.ndarray, users, items, U: np.ndarray, M: np.ndarray) -> l
     actual, predicted = L.ratings(), L.predictions()
     put(L.rmse_row, L.last_item_col - 1, "RMSE")
     put(L.rmse_row, L.last_item_col, f"=SQRT(SUMXMY2({actual},{predicted})/COUNT({actual}))")
-    put(L.item_factors_row, 2, "Starting factors: uniform in [0, 1), as the sheet's RAND() (seeded).")
-    put(L.item_factors_row + 1, 2, "sheetsync trains from them (experiments: user_factors_from, item_factors_from);")
-    put(L.item_factors_row + 2, 2, "the trained factors are in 'sgd factors'. This tab keeps a copy of data's ratings.")
+    notes = ["Starting factors: uniform in [0, 1),", "like RAND(), seeded. sheetsync trains",
+             "from them in place of Solver.", "Ratings: a copy of the data tab's."]
+    for k, note in enumerate(notes[:L.factors]):  # short, as his: the factors start at column H
+        put(L.item_factors_row + k, 2, note)
     return rows
 
 
