@@ -142,7 +142,8 @@ def _two_inputs(tab: TabPlan, title: str, outputs, inputs, params, cell, X, labe
                           f"Row {GRID_TOP + 1} holds {inputs[0]}, column A {inputs[1]} (largest at the top), as on the "
                           "chart beside the grid, which draws the data by class over the same axes. The decision "
                           "boundary runs where p passes 0.5 (several classes: where the most probable class "
-                          "changes); the colour scale's middle is the grid's median, not 0.5.",
+                          "changes); " + ("each grid is white at p = 0 and its class's colour at p = 1."
+                                       if len(outputs) > 1 else "white is p = 0.5, full colour p = 0 or 1."),
                           wrap=True, span=GRID + 1))
 
 
