@@ -199,7 +199,7 @@ def experiments_rows(layout: DotprodLayout) -> list[list]:
         ["model", "dot_product", "dot_product"],
         ["flavour", "pytorch", "pytorch"],
         ["optimizer", "sgd", "adam"],
-        ["lr", 0.05, 0.01],
+        ["lr", 0.02, 0.01],  # sgd: 0.05 makes the shuffled epochs' loss bounce; both find the genres
         ["batch_size", 1, 1],
         ["shuffle", True, True],
         ["epochs", 20, 10],
