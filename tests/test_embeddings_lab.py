@@ -156,6 +156,21 @@ def test_the_factors_find_the_genres_the_ratings_hid():
     assert np.mean(genre[nearest] == genre) >= 0.8, list(zip(E.TITLES, np.array(E.TITLES)[nearest]))
 
 
+@pytest.mark.parametrize("optimizer, weight_decay, moves", [
+    ("sgd", 0, False), ("rmsprop", 0, False), ("sgd", 0.1, True), ("momentum", 0, True), ("adam", 0, True),
+    ("adamw", 0.01, True)])
+def test_which_rows_a_step_moves_as_docs_embeddings_says(optimizer, weight_decay, moves):
+    """Dense gradients: a row the rating does not touch gets a zero gradient; whether it moves is
+    the optimizer's (docs/embeddings.md, "Which rows a step moves")."""
+    x, y = np.array([[0, 0], [1, 1], [2, 2]]), np.array([3.0, 4.0, 5.0])
+    experiment = sheetsync.Experiment("rows", model="dot_product", flavour="pytorch", optimizer=optimizer, lr=0.1,
+                                      epochs=1, factors=2, weight_decay=weight_decay)
+    result = sheetsync.train(experiment, x, y, ids=engine_embeddings.Ids(("a", "b", "c"), ("p", "q", "r")))
+    after_its_step = result.steps.iloc[0][["new u1", "new u2"]].to_numpy(dtype=float)  # user a: rating 1 only
+    at_the_end = engine_embeddings.tables_of(result).user_factors[0]  # after the ratings of b and c
+    assert (not np.array_equal(after_its_step, at_the_end)) == moves
+
+
 # --- 2. the proof: the start RMSE is the sheet's own RMSE cell, as LibreOffice computes it
 
 def recalculate(path: Path, tabs: list[str]) -> dict:
