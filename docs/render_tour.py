@@ -128,22 +128,25 @@ CLASSIFY = {"softmax": ("tour-classify-softmax", "$A$1:$H$12"),
             "penguins boundary": ("tour-classify-penguins-boundary", "$A$1:$AG$32")}
 
 
-def render(book: Path, work: Path, pictures: dict[str, tuple[str, str | None]]) -> None:
-    """Each tab of `pictures` (tab -> (picture name, print range or None)) as docs/NAME.png."""
+def render(book: Path, work: Path, pictures: dict[str, tuple]) -> None:
+    """Each tab of `pictures` (tab -> (picture name, print range or None[, height in pixels]))
+    as docs/NAME.png."""
     printed = work / "printed.xlsx"
-    order = printable(book, printed, pictures, {t: area for t, (_, area) in pictures.items()})
+    order = printable(book, printed, pictures, {t: p[1] for t, p in pictures.items()})
     subprocess.run(["soffice", f"-env:UserInstallation={(work / 'profile').as_uri()}", "--headless",
                     "--convert-to", "pdf", "--outdir", str(work), str(printed)],
                    check=True, capture_output=True, timeout=300)
     for page, tab in enumerate(order, start=1):
-        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", str(page), "-l", str(page), "-singlefile",
+        crop = ["-x", "0", "-y", "0", "-W", "1100", "-H", str(pictures[tab][2])] if len(pictures[tab]) > 2 else []
+        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", str(page), "-l", str(page), "-singlefile", *crop,
                         str(work / "printed.pdf"), str(DOCS / pictures[tab][0])], check=True)
         print(DOCS / f"{pictures[tab][0]}.png")
 
 
 # the embeddings lab: tab -> (picture name, print range)
-EMBEDDINGS = {"sgd factors": ("tour-embeddings-factors", "$A$1:$AH$24"),
-              "sgd epochs": ("tour-embeddings-epochs", "$A$1:$T$32")}
+# (a third number: the picture's height in pixels, the blank page below cut off)
+EMBEDDINGS = {"sgd factors": ("tour-embeddings-factors", "$A$1:$W$27", 390),
+              "sgd epochs": ("tour-embeddings-epochs", "$A$1:$P$24", 460)}
 
 
 def lab(name: str, pictures: dict[str, tuple[str, str | None]]) -> None:
