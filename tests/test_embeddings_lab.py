@@ -113,9 +113,10 @@ def test_the_lab_trains_and_its_rmse_falls(lab):
         assert rmse[-1] < 0.5 * rmse[0] and rmse[-1] < 0.5, (name, rmse)
 
 
-def train_lab(seed=E.SEED, names=("sgd",)):
-    """The lab's workbook trained by sheetsync.run, each experiment's Result kept."""
-    return {name: result for name, result in run_capturing(write_lab(seed)).items() if name in names}
+@pytest.fixture(scope="module")
+def trained():
+    """The lab's workbook trained by sheetsync.run: each experiment's Result."""
+    return run_capturing(write_lab(E.SEED))
 
 
 def write_lab(seed):
@@ -161,8 +162,8 @@ def test_the_similar_tab_finds_the_genres_the_ratings_hid(lab):
         assert [GENRE[r[c]] for c in nearest] == [GENRE[r[0]]] * 4, r[:12]
 
 
-def test_sgd_from_the_sheets_start_finds_them_too():
-    result = train_lab()["sgd"]
+def test_sgd_from_the_sheets_start_finds_them_too(trained):
+    result = trained["sgd"]
     F = engine_embeddings.tables_of(result).item_factors
     F = F / np.linalg.norm(F, axis=1, keepdims=True)
     similarity = F @ F.T
@@ -290,8 +291,8 @@ def test_start_rmse_is_jeremys_rmse_cell_on_his_own_numbers(version, tmp_path_fa
     np.testing.assert_allclose(tables.user_factors, U, rtol=1e-15)
 
 
-def test_start_rmse_is_the_lab_sheets_rmse_cell(lab):
-    result = train_lab()["sgd"]
+def test_start_rmse_is_the_lab_sheets_rmse_cell(lab, trained):
+    result = trained["sgd"]
     lo = lo_cell(recalculate(lab, [E.DOTPROD]), E.DOTPROD, "V41")
     start = engine_embeddings.start_rmse(result)
     assert close(start, lo), (start, lo)
