@@ -293,8 +293,11 @@ def _print_report(report, as_json: bool) -> None:
         params = " ".join(f"{k}={v:.6g}" for k, v in list(e.params.items())[:6])
         sampled = " (steps sampled)" if e.sampled else ""
         epochs = f"{e.epochs_run} epoch{'' if e.epochs_run == 1 else 's'}"
+        rmse = getattr(e, "rmse", None)  # dot_product (b-sheet's ExperimentReport.rmse)
         if e.accuracy is not None:  # a classifier: its error cell is not a distance
             error = f"accuracy {e.accuracy:.3f}"
+        elif rmse is not None:  # the number the course's RMSE cell shows
+            error = f"rmse {rmse:.6g}"
         else:
             error = f"sqrt(sum err^2) {e.sqrt_sum_err2:.6g}" if e.sqrt_sum_err2 is not None else "sqrt(sum err^2) not finite"
         print(f"{e.name}: {e.start}; {epochs} ({e.total_epochs} in all), loss {loss}, {error}, {params}{sampled}")

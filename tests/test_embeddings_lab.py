@@ -103,6 +103,13 @@ def test_the_lab_writes_the_crosstab_jeremys_sheet_and_the_experiments(lab):
         assert tab in names, tab
 
 
+def test_the_demo_prints_each_runs_rmse_and_what_to_look_at(tmp_path, capsys):
+    assert cli.main(["demo", str(tmp_path / "lab.xlsx"), "--lab", "embeddings"]) == 0
+    out = capsys.readouterr().out
+    assert "sgd: first run; 20 epochs" in out and ", rmse 0.244" in out and "sqrt(sum err^2)" not in out
+    assert E.WHAT_TO_LOOK_AT in out and "sheetsync run" in out
+
+
 def test_the_lab_trains_and_its_rmse_falls(lab):
     for name, epochs in (("sgd", 20), ("adam", 10)):
         sheet = rows(lab, f"{name} epochs")
