@@ -66,9 +66,9 @@ WHAT_TO_LOOK_AT = (
     "and its RMSE cell (what Solver would minimise); 'sgd steps' is one row per rating: the user's and the "
     "film's factors before the step, the prediction, the gradients, the factors after; 'sgd epochs' charts "
     "the RMSE falling; 'sgd factors' is the sheet's picture trained (film factors across the top, user "
-    "factors down the side, predictions beside the ratings); 'sgd similar' lists each film's nearest films: "
-    "the three genres, found from the ratings alone. 'adam' trains the same ratings from fastai's start, "
-    "its predictions squeezed into 0..5.5 (y_range). See docs/embeddings.md.")
+    "factors down the side, the predictions over the actual ratings). 'adam' trains the same ratings from "
+    "fastai's start, its predictions squeezed into 0..5.5 (y_range); 'adam similar' lists each film's "
+    "nearest films: the three genres, found from the ratings alone. See docs/embeddings.md.")
 
 
 def ratings(seed: int = SEED, users: int = N_USERS) -> tuple[np.ndarray, np.ndarray]:
