@@ -35,6 +35,7 @@ FIXED_TABS = (RUNS_TAB, STATE_TAB, COMPARE_TAB)
 # shortens the name where it has to (`landscape_tab_name`).
 STEPS_SUFFIX, EPOCHS_SUFFIX, MAP_SUFFIX, LANDSCAPE_SUFFIX = " steps", " epochs", " map", " landscape"
 BOUNDARY_SUFFIX = " boundary"  # classifiers only
+FACTORS_SUFFIX, SIMILAR_SUFFIX = " factors", " similar"  # dot_product (embeddings) only
 TAB_SUFFIXES = (STEPS_SUFFIX, EPOCHS_SUFFIX, MAP_SUFFIX)
 MAX_EXPERIMENT_NAME = MAX_TAB_NAME - max(len(s) for s in TAB_SUFFIXES)
 
@@ -61,6 +62,16 @@ def boundary_tab_name(experiment: str) -> str:
     return _shortened(experiment, BOUNDARY_SUFFIX)
 
 
+def factors_tab_name(experiment: str) -> str:
+    """`NAME factors` (embeddings), shortened as `NAME landscape` is."""
+    return _shortened(experiment, FACTORS_SUFFIX)
+
+
+def similar_tab_name(experiment: str) -> str:
+    """`NAME similar` (embeddings), shortened as `NAME landscape` is."""
+    return _shortened(experiment, SIMILAR_SUFFIX)
+
+
 def _shortened(experiment: str, suffix: str) -> str:
     name = experiment + suffix
     if len(name) <= MAX_TAB_NAME:
@@ -71,7 +82,8 @@ def _shortened(experiment: str, suffix: str) -> str:
 def experiment_tabs(experiment: str) -> tuple[str, ...]:
     """The tabs a run writes for one experiment."""
     return (steps_tab_name(experiment), epochs_tab_name(experiment), map_tab_name(experiment),
-            landscape_tab_name(experiment), boundary_tab_name(experiment))
+            landscape_tab_name(experiment), boundary_tab_name(experiment), factors_tab_name(experiment),
+            similar_tab_name(experiment))
 
 
 # Characters XML 1.0 cannot hold, and \r, which XML parsers turn into \n.

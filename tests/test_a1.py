@@ -33,7 +33,8 @@ def test_the_tab_names_of_an_experiment():
     assert (steps_tab_name("basic"), epochs_tab_name("basic"), map_tab_name("basic")) == \
         ("basic steps", "basic epochs", "basic map")
     assert landscape_tab_name("basic") == "basic landscape"
-    assert experiment_tabs("b") == ("b steps", "b epochs", "b map", "b landscape", "b boundary")
+    assert experiment_tabs("b") == ("b steps", "b epochs", "b map", "b landscape", "b boundary", "b factors",
+                                    "b similar")
     assert a1.boundary_tab_name("x" * 30) == "x" * 21 + "~ boundary"  # shortened as the landscape's
 
 

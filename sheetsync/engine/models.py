@@ -10,10 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .expr import Expr, maximum, subs, sym, total, where
+from .expr import Expr, const, maximum, sigmoid, subs, sym, total, where
 from .losses import LOSSES, Loss, Share, as_loss, regression_cells, sigmoid_cells, softmax_cells
 
 HEADS = ("linear", "sigmoid", "softmax")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A parameter table a row reads one row of (an embedding): the row's parameters `slots` are
+    columns of the table's row that the input `index` names (0-based). Its number of rows is the
+    data's business (a run-time size), never the model's, so one compiled loop serves any size."""
+
+    name: str  # user_factors, item_factors, user_bias, item_bias (engine/embeddings.Tables' fields)
+    index: str  # the input column holding the row index
+    slots: tuple[str, ...]  # the row's parameters, one per table column
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,9 @@ class Model:
     head: str = "linear"  # linear | sigmoid (one logit z) | softmax (logits z1..zK)
     classes: int = 1  # K for softmax, 2 for sigmoid
     recorded: tuple[str, ...] = ()  # cells shown in the steps table between the params and pred
+    # Table models (dot_product): `params` are slots of table rows, not parameters of their own;
+    # every table entry is a parameter (engine/embeddings.param_names names them).
+    tables: tuple[Table, ...] = ()
 
     @property
     def classifier(self) -> bool:
@@ -161,9 +175,64 @@ def _mlp(n_inputs: int, hidden: int, output: str = "linear", classes: int = 2) -
                  tuple(backward), head="softmax", classes=classes, recorded=recorded)
 
 
-def build_model(name: str, n_inputs: int, hidden: int = 2, output: str = "linear", classes: int = 2) -> Model:
+def sum_in_torch_order(terms: list[Expr]) -> Expr:
+    """`t.sum(1)` over a row of len(terms) contiguous doubles, in torch's CPU order (`reduction`;
+    for 5 terms: (((t5 + t1) + t2) + t3) + t4). torch also adds its empty accumulators' 0.0 to
+    short sums; x + 0.0 is x (only a -0.0 sum would turn +0.0), so those are left out."""
+    from .reduction import ZERO, sum_tree
+
+    def walk(tree) -> Expr:
+        if isinstance(tree, int):
+            return terms[tree]
+        if tree == ZERO:
+            return const(0.0)
+        if tree[2] == ZERO:
+            return walk(tree[1])
+        return walk(tree[1]) + walk(tree[2])
+
+    return walk(sum_tree(len(terms)))
+
+
+def _dot_product(factors: int, bias: bool, y_range: tuple[float, float] | None) -> Model:
+    """fastai's EmbeddingDotBias (DotProductBias in the book), row by row: the rating row's user
+    row u1..uF and item row m1..mF, dot = (u*m).sum(1) in torch's order, res = dot + bu + bm,
+    pred = res, or sigmoid(res)*(high - low) + low with y_range (fastai's sigmoid_range).
+    Backward as autograd: d res = dloss (through sigmoid_range: ((dloss*(high-low))*(1-s))*s),
+    de/du_f = d res * m_f, de/dm_f = d res * u_f, de/dbu = de/dbm = d res."""
+    fs = range(1, factors + 1)
+    us, ms = [f"u{f}" for f in fs], [f"m{f}" for f in fs]
+    inter: list[tuple[str, Expr]] = [("dot", sum_in_torch_order([sym(u) * sym(m) for u, m in zip(us, ms)]))]
+    res = sym("dot") + sym("bu") + sym("bm") if bias else sym("dot")
+    inter.append(("res", res))
+    if y_range is None:
+        pred = sym("res")
+        dres: Expr = sym("dloss")
+    else:
+        low, high = (float(v) for v in y_range)
+        width = high - low  # a Python float in fastai: (high - low) computed once
+        inter.append(("s", sigmoid(sym("res"))))
+        pred = sym("s") * width + low
+        dres = ((sym("dloss") * width) * (1.0 - sym("s"))) * sym("s")  # mul's, then sigmoid's backward
+    grads = {u: sym("dres") * sym(m) for u, m in zip(us, ms)}
+    grads.update({m: sym("dres") * sym(u) for u, m in zip(us, ms)})
+    tables = [Table("user_factors", "user", tuple(us)), Table("item_factors", "item", tuple(ms))]
+    params = us + ms
+    if bias:
+        grads.update({"bu": sym("dres"), "bm": sym("dres")})
+        tables += [Table("user_bias", "user", ("bu",)), Table("item_bias", "item", ("bm",))]
+        params += ["bu", "bm"]
+    return Model("dot_product", ["user", "item"], params, inter, pred, grads, (("dres", dres),),
+                 tables=tuple(tables))
+
+
+def build_model(name: str, n_inputs: int, hidden: int = 2, output: str = "linear", classes: int = 2,
+                factors: int = 5, bias: bool = True, y_range: tuple[float, float] | None = None) -> Model:
     from .. import budgets
 
+    if name == "dot_product":
+        if n_inputs != 2:
+            raise ValueError(f"dot_product reads two input columns (user, item), found {n_inputs}")
+        return _dot_product(factors, bias, y_range)
     if n_inputs > budgets.MAX_INPUTS:
         raise ValueError(f"{n_inputs:,} input columns; the limit is {budgets.MAX_INPUTS}")
     if name == "linear":

@@ -179,6 +179,10 @@ class Result:
     confusion: Any = None
     start_origin: str = "init"  # where the first epoch's carried values come from: "init",
     # "reset warm-up" (the workbook's Reset macro ran passes to fill the optimizer state) or "previous run"
+    # table models (dot_product): the users and items of the tables' rows (engine/embeddings.Ids)
+    # and the RMSE over all ratings of the tables the Run started from (embeddings.start_rmse)
+    ids: Any = None
+    start_rmse: float | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # pickling: work out what is still Lazy (closures)
         for f in (_TABLES["steps"], _TABLES["epochs"], Result.__dict__["diagnostics"]):
@@ -197,7 +201,7 @@ class Result:
     @classmethod
     def from_tables(cls, experiment: Experiment, steps: pd.DataFrame, epochs: pd.DataFrame,
                     input_names: list[str], starts: dict[int, dict[str, Any]], n_rows: int,
-                    classes: int = 2) -> "Result":
+                    classes: int = 2, ids: Any = None) -> "Result":
         """A Result read back from a sheet's own steps and epochs tables (what a trace walks): the
         loop's structure comes from the experiment and the data's shape (`n_rows`: a full batch's
         size depends on it; `classes`: a softmax's K); no final parameters, state or diagnostics
@@ -207,7 +211,7 @@ class Result:
         spec = build_spec(experiment, n_rows, len(input_names), classes=classes)
         return cls(experiment, steps, epochs, params={}, state=State({}), diagnostics=Diagnostics(), details={},
                    param_names=list(spec.params), input_names=list(input_names),
-                   state_names=list(spec.update.state), spec=spec, starts=starts)
+                   state_names=list(spec.update.state), spec=spec, starts=starts, ids=ids)
 
 
 _TABLES = {"steps": Result.__dict__["steps"], "epochs": Result.__dict__["epochs"]}

@@ -19,20 +19,25 @@ from .loop.backend import run_kernel
 from .loop.run import (CHUNK_STEPS, Chunk, Job, as_data, current_lr, job_for, pack, prepare,  # noqa: F401
                        reset_state, run_epochs, signature, unpack)
 from .loop.spec import build_spec  # noqa: F401
+from .embeddings import Ids
 from .models import Model
 from .result import Columns, Diagnostics, Divergence, Lazy, Result, State
 
 
 def train(experiment: Experiment, x, y, state: State | None = None, *, keep_steps: bool = True,
-          progress: Callable[[int, int], None] | None = None, find_safe_lr: bool = True) -> Result:
+          progress: Callable[[int, int], None] | None = None, find_safe_lr: bool = True,
+          ids: Ids | None = None) -> Result:
     """Train `experiment` on (x, y): Reset when `state` is None, else continue from it (Run).
 
     Runs `experiment.epochs` epochs. Returns a `Result` whose `state` continues the next Run.
     A state left by a diverged run is not continued from: the Run starts again from init and
     `result.diagnostics.restarted` says so. When the run diverges or its loss rises, a search
     (`find_safe_lr`) finds the largest learning rate that trains (diagnostics.safe_lr).
+
+    Table models (dot_product): x holds 0-based (user, item) indices and `ids` the users and
+    items of the tables' rows (default: the indices themselves); see engine/embeddings.py.
     """
-    job = prepare(experiment, x, y)
+    job = prepare(experiment, x, y, ids)
     restarted = None
     if state is not None:
         check_state(job, state)
@@ -65,6 +70,8 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
     result = build_result(job, state, chunks, keep_steps)
     result.starts = starts
     result.start_origin = origin
+    if job.spec.tables:
+        result.start_rmse = table_start_rmse(job, starts[min(starts)]["params"])
     result.diagnostics.restarted = restarted
     diagnose(job, result, start, search=find_safe_lr)
     return result
@@ -93,6 +100,14 @@ def start_values(job: Job, state: State) -> dict:
             "lr": current_lr(job.experiment, state), "eve_d": state.extra.get("eve_d", 1.0)}
 
 
+def table_start_rmse(job: Job, params: dict[str, float]) -> float:
+    from . import embeddings
+
+    e = job.experiment
+    tables = embeddings.Tables.from_params(job.ids, params, e.factors, e.bias, e.y_range)
+    return embeddings.rmse(embeddings.predict(tables, job.X), job.Y)
+
+
 def check_state(job: Job, state: State) -> None:
     if not isinstance(state, State):
         raise SheetsyncError(f"expected a State to continue from, found {type(state).__name__}")
@@ -103,6 +118,11 @@ def check_state(job: Job, state: State) -> None:
             f"the saved state is for {old.get('model')} / {old.get('flavour')} {old.get('optimizer')} "
             f"with parameters {', '.join(old.get('params', []))}; this experiment is "
             f"{sig['model']} / {sig['flavour']} {sig['optimizer']}: reset it to start again")
+    if job.spec.tables:  # the same sizes may hold other ids
+        missing = [q for q in job.param_names if q not in state.params]
+        if missing:
+            raise SheetsyncError(f"the saved state has no value for {missing[0]} (and {len(missing) - 1} more): "
+                                 "it is for other users or items; reset it to start again")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,8 +151,9 @@ def build_result(job: Job, state: State, chunks: list[Chunk], keep_steps: bool,
 
     result = Result(experiment=job.experiment, steps=Lazy(lambda: step_table(job, chunks, start_epoch, keep_steps)),
                     epochs=Lazy(lambda: epoch_table(job, chunks, start_epoch)), params=dict(state.params),
-                    state=state, diagnostics=Lazy(diagnostics), details=details, param_names=list(spec.params),
-                    input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec)
+                    state=state, diagnostics=Lazy(diagnostics), details=details, param_names=list(job.param_names),
+                    input_names=list(spec.model.inputs), state_names=list(spec.update.state), spec=spec,
+                    ids=job.ids)
     if spec.model.classifier:  # the final parameters' confusion table over every data row
         result.classes = [str(k) for k in range(spec.model.classes)]
         result.confusion = labels.confusion(spec.model, result.params, job.X, job.Y)
@@ -169,6 +190,13 @@ def epoch_table(job: Job, chunks: list[Chunk], start_epoch: int) -> Columns:
     params = job.spec.params
     ecols, acc = _epoch_sums(job, chunks)
     n = len(acc)
+    if job.spec.tables:  # no per-parameter columns; the RMSE over all ratings at each epoch's end
+        lines = np.maximum(acc[:, ecols["lines"]], 1)
+        return Columns({"epoch": np.arange(start_epoch + 1, start_epoch + 1 + n, dtype=np.int64),
+                        "loss": acc[:, ecols["loss_sum"]] / lines,
+                        "rmse": np.sqrt(acc[:, ecols["rmse_sum"]] / job.X.shape[0]),
+                        "lr": np.concatenate([np.full(len(c.epochs), c.lr) for c in chunks]) if chunks else np.zeros(0),
+                        "sqrt(sum err^2)": np.sqrt(acc[:, ecols["err2_sum"]])})
     table: dict[str, object] = {"epoch": np.arange(start_epoch + 1, start_epoch + 1 + n, dtype=np.int64),
                                 "loss": acc[:, ecols["loss_sum"]] / np.maximum(acc[:, ecols["lines"]], 1)}
     if "correct_sum" in ecols:  # classifiers: the share of rows predicted right as they were met
@@ -215,7 +243,7 @@ def epoch_diagnostics(job: Job, chunks: list[Chunk], start_epoch: int, result: R
 
 def divergence(job: Job, line: int, param: int, epoch: int, result: Result) -> Divergence:
     n = job.X.shape[0]
-    q = job.spec.params[param] if param >= 0 else None
+    q = job.param_names[param] if param >= 0 else None
     recorded = 0 <= line < result.rows("steps")
     step = int(result.column("steps", "step")[line]) if recorded else 0
     row = int(result.column("steps", "row")[line]) if recorded else (line % n) + 1
@@ -224,6 +252,9 @@ def divergence(job: Job, line: int, param: int, epoch: int, result: Result) -> D
         reason = "the loss became infinite or not a number"
     else:
         reason = f"{q} left ±{bound:g}"
+    if job.spec.tables:  # name the rating: its user and item as the sheet shows them
+        user, item = (int(v) for v in job.X[row - 1])
+        reason += f" (the rating of user {job.ids.users[user]} for item {job.ids.items[item]})"
     lr_bound = stable_lr_bound(job)
     return Divergence(epoch=epoch, step=step, row=row, param=q, reason=reason, lr_bound=lr_bound)
 
@@ -243,6 +274,16 @@ def stable_lr_bound(job: Job) -> float | None:
     return bound if bound > 0 else None
 
 
+def row_cost(job: Job) -> float:
+    """One row step's cost in scalar-model row steps: a table model whose update visits every
+    entry pays for the whole table once a batch (an entry update costs about a quarter of a
+    scalar model's row step, measured)."""
+    spec = job.spec
+    if not spec.tables or spec.sparse_update:
+        return 1.0
+    return 1.0 + len(job.param_names) / (4.0 * spec.batch_size)
+
+
 def diagnose(job: Job, result: Result, start: State | None, search: bool) -> None:
     """The explanation a learner reads: the explosion story, a learning rate that trains, dead
     units, gradient gaps, the line a model collapsed to (definitions in engine/explain.py)."""
@@ -256,7 +297,7 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
     div = diag.divergence
     if div is not None:
         story.append(f"Diverged at epoch {div.epoch}, step {div.step} (data row {div.row}): {div.reason}.")
-        if result.rows("steps"):
+        if result.rows("steps") and not job.spec.tables:  # the onset story reads scalar parameters
             hit = np.flatnonzero(result.column("steps", "step") == div.step)
             if len(hit):
                 diag.onset = explain.find_onset(result, int(hit[-1]), job.X, job.Y)
@@ -278,7 +319,8 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
             story.append(f"The loss {shape} without diverging ({path}): lr {e.lr:g} is too large for "
                          f"{e.flavour} {e.optimizer} on this data.")
     if search and (div is not None or diag.rose is not None):
-        check = explain.search_safe_lr(result, job.X, job.Y, start, sweep)
+        check = explain.search_safe_lr(result, job.X, job.Y, start, functools.partial(sweep, ids=job.ids),
+                                       row_cost=row_cost(job))
         diag.safe_lr, diag.safe_lr_check = check.lr, check
         story.append(check.sentence(e.lr))
     if div is not None and div.lr_bound is not None:
@@ -325,22 +367,24 @@ def structure(job: Job) -> tuple:
 
 
 def sweep(experiments: Sequence[Experiment], x, y, *, keep_steps: bool = False,
-          states: Sequence[State | None] | None = None, find_safe_lr: bool = False) -> list[Result]:
+          states: Sequence[State | None] | None = None, find_safe_lr: bool = False,
+          ids: Ids | None = None) -> list[Result]:
     """Train many experiments on the same data together, each as `train` alone would.
 
     Experiments that share a structure (model, optimizer options, batch size) run in one
-    compiled call with their numbers side by side; workbook macros run per experiment.
+    compiled call with their numbers side by side; workbook macros and table models (`ids`)
+    run per experiment.
     """
     states = list(states) if states is not None else [None] * len(experiments)
     X, Y = as_data(x, y)  # checked once for all of them
     models: dict[tuple, Model] = {}  # experiments with the same model share its (immutable) definition
-    jobs = [job_for(e, X, Y, models) for e in experiments]
+    jobs = [job_for(e, X, Y, models, ids) for e in experiments]
     results: list[Result | None] = [None] * len(jobs)
     groups: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
-        if job.spec.update.epoch_macro or job.experiment.shuffle:
+        if job.spec.update.epoch_macro or job.experiment.shuffle or job.spec.tables:
             results[i] = train(job.experiment, x, y, states[i], keep_steps=keep_steps,
-                               find_safe_lr=find_safe_lr)
+                               find_safe_lr=find_safe_lr, ids=job.ids)
             continue
         key = (structure(job), job.experiment.epochs)  # same compiled loop, same length
         groups.setdefault(key, []).append(i)

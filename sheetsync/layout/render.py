@@ -18,8 +18,10 @@ from ..engine.result import Result
 from .compare import render_compare
 from .boundary import render_classifier_boundary
 from .epochs import render_epochs
+from .factors import EmbeddingView, factors_map_rows, render_factors
 from .landscape import render_landscape
 from .runs import RunEntry, render_runs
+from .similar import render_similar
 from .state import SavedState, render_state
 from .steps import CHART_COLUMNS, render_steps, steps_cells
 
@@ -36,6 +38,7 @@ class ExperimentOutput:
     map_tab: TabPlan | None = None  # the precedents map (`NAME map`)
     settings_block: Table | None = None  # formula mode: the settings the formulas read
     epochs_formulas: dict[str, list] | None = None  # formula mode: this Run's epochs rows (layout.map)
+    embedding: EmbeddingView | None = None  # dot_product: the ids and ratings (`NAME factors`, `NAME similar`)
 
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
@@ -52,18 +55,23 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
     if order:
         histories = {n: histories[n] for n in sorted(histories, key=lambda n: _rank(order, n))}
     small = [render_compare(histories), render_runs(previous_runs, entry), render_state(states)]
-    used = sum(_cells(t) for t in epochs_tabs + small)
+    learned = [_embedding_tabs(o) for o in outputs]  # capped in size: they come before the steps
+    used = sum(_cells(t) for t in epochs_tabs + small + [t for tabs, _ in learned for t in tabs])
     share = int(max(0, cell_budget - used) * LANDSCAPE_SHARE) // max(len(outputs), 1)
-    landscapes = [render_landscape(o.result, x, y, share) for o in outputs]
+    # a landscape over two of a dot_product's many factors says little: its factors tab shows them all
+    landscapes = [None if o.result.experiment.model == "dot_product" else render_landscape(o.result, x, y, share)
+                  for o in outputs]
     used += sum(_cells(t) for t in landscapes if t is not None)
     allowed = steps_allowances([o.result for o in outputs], cell_budget - used)
     tabs: list[TabPlan] = []
-    for o, epochs_tab, rows, land in zip(outputs, epochs_tabs, allowed, landscapes):
+    for o, epochs_tab, rows, land, (embedding_tabs, map_rows) in zip(outputs, epochs_tabs, allowed, landscapes,
+                                                                     learned):
         steps_tab = render_steps(o.result, rows, o.formulas, o.settings_block)
         if o.formulas and o.epochs_formulas and rows >= len(o.result.steps):  # formulas need every step
             _epochs_formulas(epochs_tab, o, steps_tab.name)
-        tabs += [steps_tab, epochs_tab]
+        tabs += [steps_tab, epochs_tab] + embedding_tabs
         if o.map_tab is not None:
+            _extend_map(o.map_tab, map_rows)
             if rows < len(o.result.steps):
                 o.map_tab.texts.append(Text(1, 8, "The steps tab is sampled: row numbers here are those "
                                             "of the complete table."))
@@ -74,6 +82,32 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
         if boundary is not None:
             tabs.append(boundary)
     return Plan(tabs + small)
+
+
+def _embedding_tabs(o: ExperimentOutput) -> tuple[list[TabPlan], list[dict]]:
+    """`NAME factors` and `NAME similar` of a dot_product experiment at the run's final
+    parameters, and the factors tab's rows for `NAME map`; nothing for other models."""
+    if o.embedding is None or o.result.steps.empty:
+        return [], []
+    from ..engine import embeddings
+
+    exp = o.result.experiment
+    formulas = exp.mode == "formulas"
+    tables = embeddings.tables_of(o.result)
+    factors = render_factors(exp.name, tables, o.embedding, start_rmse=embeddings.start_rmse(o.result),
+                             formulas=formulas, epochs=len(o.history) or None)
+    cells = o.embedding.cells
+    map_rows = factors_map_rows(exp.name, tables, o.embedding, formulas,
+                                cells[0].rsplit("!", 1)[0] if cells else None)
+    return [factors, render_similar(exp.name, tables, o.embedding)], map_rows
+
+
+def _extend_map(map_tab: TabPlan, rows: list[dict]) -> None:
+    """More rows at the end of the map's table (its columns are the rows' keys)."""
+    if not map_tab.tables:
+        return
+    for column in map_tab.tables[0].columns:
+        column.values = list(column.values) + [r.get(column.header, "") for r in rows]
 
 
 def _epochs_formulas(tab: TabPlan, o: ExperimentOutput, steps_tab: str) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from ..expr import to_c
-from .program import Alloc, Break, Call, Cell, For, If, Let, Load, Not, Num, Op, Pick, Program, Row, Store, Var, variables
+from .program import Alloc, Break, Free, Call, Cell, For, If, Let, Load, Not, Num, Op, Pick, Program, Row, Store, Var, variables
 
 CLONES_C = r"""
 /* On x86-64 the loop is compiled twice, for CPUs with an FMA instruction and for the rest, and
@@ -100,7 +100,7 @@ static double torch_sum(const double *buf, int64_t n) {
 SIGNATURE = ("int kernel(const double *X, const double *Y, const int64_t *ORDER, double *P, double *S,\n"
              "           const double *H, double *T, int64_t n_epochs, int64_t rec, double *R, double *EPO,\n"
              "           int64_t *DIV, int64_t E, int64_t n, int64_t order_rows, int64_t x_cols, int64_t r_lines) {")
-CALLS = {"abs": "fabs", "isfinite": "isfinite", "torch_sum": "torch_sum"}
+CALLS = {"abs": "fabs", "isfinite": "isfinite", "torch_sum": "torch_sum", "index": "(int64_t)"}
 LOGIC = {"and": "&&", "or": "||"}
 TYPES = {"f64": "double", "i64": "int64_t", "bool": "int"}
 
@@ -169,8 +169,14 @@ class Printer:
                 out.append(f"{pad}break;")
             elif isinstance(s, Alloc):
                 size = " * ".join(map(str, s.shape))
-                out.append(f"{pad}double *{s.array} = malloc(sizeof(double) * {size});")
+                ctype = TYPES[s.dtype]
+                if s.zeroed:
+                    out.append(f"{pad}{ctype} *{s.array} = calloc({size}, sizeof({ctype}));")
+                else:
+                    out.append(f"{pad}{ctype} *{s.array} = malloc(sizeof({ctype}) * {size});")
                 out.append(f"{pad}if (!{s.array}) return 1;")
+            elif isinstance(s, Free):
+                out.append(f"{pad}free({s.array});")
             else:
                 raise TypeError(f"not a loop statement: {s!r}")
 

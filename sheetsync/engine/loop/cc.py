@@ -143,6 +143,7 @@ class NativeKernel:
         self.n_hyper = len(spec.hyper)
         self.n_cols = len(spec.step_columns())
         self.n_epo = len(spec.accumulators)
+        self.spec = spec if spec.tables else None  # table widths are run-time sizes (in H)
 
     def __call__(self, X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV):
         # The C code indexes flat, C-ordered arrays of known dtypes: the shapes are checked here
@@ -153,8 +154,13 @@ class NativeKernel:
         H = np.ascontiguousarray(H, dtype=np.float64)
         E, n, n_epochs = P.shape[0], X.shape[0], int(n_epochs)
         r_lines = R.shape[1] if rec else 0
+        n_params, n_state = self.n_params, self.n_state
+        if self.spec is not None:  # every row of H must describe P's width, or C would overrun it
+            widths = {self.spec.table_entries(dict(zip(self.spec.hyper, row))) for row in H.tolist()}
+            n_params = widths.pop() if len(widths) == 1 else -1
+            n_state = len(self.spec.update.state) * n_params
         expect = {"X": (X.shape, (n, self.n_inputs)), "Y": (Y.shape, (n,)), "ORDER": (ORDER.shape[1:], (n,)),
-                  "P": (P.shape, (E, self.n_params)), "S": (S.shape, (E, self.n_state)),
+                  "P": (P.shape, (E, n_params)), "S": (S.shape, (E, n_state)),
                   "H": (H.shape, (E, self.n_hyper)), "T": (T.shape, (E,)),
                   "R": (R.shape, (E, r_lines, self.n_cols) if rec else R.shape),
                   "EPO": (EPO.shape, (E, n_epochs, self.n_epo)), "DIV": (DIV.shape, (E, 5))}

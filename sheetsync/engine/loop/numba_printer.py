@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ..expr import to_python
-from .program import Alloc, Break, Call, Cell, For, If, Let, Load, Not, Num, Op, Pick, Program, Row, Store, Var
+from .program import Alloc, Break, Free, Call, Cell, For, If, Let, Load, Not, Num, Op, Pick, Program, Row, Store, Var
 
 HEADER = """import math
 import numpy as np
@@ -22,7 +22,7 @@ def kernel(X, Y, ORDER, P, S, H, T, n_epochs, rec, R, EPO, DIV):
     n = X.shape[0]
     order_rows = ORDER.shape[0]
 """
-CALLS = {"abs": "abs", "isfinite": "math.isfinite", "torch_sum": "torch_sum"}
+CALLS = {"abs": "abs", "isfinite": "math.isfinite", "torch_sum": "torch_sum", "index": "int"}
 
 
 def expr(x) -> str:
@@ -70,7 +70,11 @@ def statements(body, depth: int, out: list[str]) -> None:
         elif isinstance(s, Break):
             out.append(f"{pad}break")
         elif isinstance(s, Alloc):
-            out.append(f"{pad}{s.array} = np.empty(({', '.join(map(str, s.shape))},))")
+            make = "np.zeros" if s.zeroed else "np.empty"
+            dtype = ", dtype=np.int64" if s.dtype == "i64" else ""
+            out.append(f"{pad}{s.array} = {make}(({', '.join(map(str, s.shape))},){dtype})")
+        elif isinstance(s, Free):
+            pass  # numba frees the array when nothing refers to it
         else:
             raise TypeError(f"not a loop statement: {s!r}")
 

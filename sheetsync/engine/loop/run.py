@@ -5,11 +5,14 @@ arrays, run epochs, unpack. `train`, `sweep` and the graddesc macros all run epo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from ...errors import SettingError
 from ...settings import Experiment
+from .. import embeddings
+from ..embeddings import Ids
 from ..labels import classes_of, label_problems
 from ..models import default_init
 from ..result import State
@@ -28,13 +31,24 @@ class Job:
     spec: Spec
     X: np.ndarray
     Y: np.ndarray
+    ids: Ids | None = None  # table models: the users and items the tables' rows belong to
 
     @property
     def flavour(self) -> str:
         return self.experiment.flavour
 
+    @cached_property
+    def param_names(self) -> list[str]:
+        """Every parameter, in P's order: the spec's, or every table entry of a table model."""
+        if not self.spec.tables:
+            return self.spec.params
+        e = self.experiment
+        return embeddings.param_names(self.ids, e.factors, e.bias)
+
     def hyper_row(self, state: State) -> np.ndarray:
         values = dict(self.experiment.values)
+        if self.spec.tables:
+            values.update(n_user=len(self.ids.users), n_item=len(self.ids.items))
         values["lr"] = current_lr(self.experiment, state)
         values["eve_d"] = state.extra.get("eve_d", 1.0)
         values["half"] = 0.5
@@ -57,21 +71,32 @@ def current_lr(exp: Experiment, state: State) -> float:
     return exp.lr
 
 
-def prepare(experiment: Experiment, x, y) -> Job:
+def prepare(experiment: Experiment, x, y, ids: Ids | None = None) -> Job:
     X, Y = as_data(x, y)
-    return job_for(experiment, X, Y)
+    return job_for(experiment, X, Y, ids=ids)
 
 
-def job_for(experiment: Experiment, X: np.ndarray, Y: np.ndarray, models: dict | None = None) -> Job:
+def job_for(experiment: Experiment, X: np.ndarray, Y: np.ndarray, models: dict | None = None,
+            ids: Ids | None = None) -> Job:
     """The Job for data already checked by `as_data` (a sweep checks it once for all experiments;
-    `models` shares model definitions between them)."""
+    `models` shares model definitions between them). Table models take `ids` (default: users
+    and items named by their 0-based indices, as many as X's largest index needs)."""
     if not isinstance(experiment, Experiment):
         raise SettingError("experiment", f"expected an Experiment, found {type(experiment).__name__}")
     spec = build_spec(experiment, X.shape[0], X.shape[1], models, classes=classes_of(experiment, Y))
     bad = label_problems(experiment, Y, spec.model.classes, limit=1)
     if bad:
         raise SettingError("y", f"data row {bad[0][0] + 1}: {bad[0][1]}")
-    return Job(experiment, spec, X, Y)
+    if spec.tables:
+        ids = embeddings.check_indices(X, ids)
+        names = embeddings.param_names(ids, experiment.factors, experiment.bias)
+        unknown = sorted(set(experiment.init) - set(names))
+        if unknown:
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise SettingError(f"init {unknown[0]}", f"{experiment.model} has no parameter {unknown[0]!r}; "
+                               f"its parameters are {shown} (u<user>_<factor>, m<item>_<factor>, "
+                               f"bu<user>, bm<item>, named from the ids)")
+    return Job(experiment, spec, X, Y, ids)
 
 
 def as_data(x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -91,14 +116,20 @@ def as_data(x, y) -> tuple[np.ndarray, np.ndarray]:
 
 def signature(job: Job) -> dict:
     e = job.experiment
-    return {"model": e.model, "optimizer": e.optimizer, "flavour": e.flavour,
-            "params": job.spec.params, "state": job.spec.update.state}
+    sig = {"model": e.model, "optimizer": e.optimizer, "flavour": e.flavour,
+           "params": job.spec.params, "state": job.spec.update.state}
+    if job.spec.tables:  # the slots name the parameters; the tables' sizes say how many
+        sig["tables"] = [len(job.ids.users), len(job.ids.items)]
+    return sig
 
 
 def reset_state(job: Job) -> State:
     """Parameters from `init` (or the documented defaults) and the optimizer's starting state."""
-    e, params = job.experiment, job.spec.params
-    start = default_init(e.model, params, e.seed)
+    e, params = job.experiment, job.param_names
+    if job.spec.tables:
+        start = embeddings.initial_params(job.ids, e)
+    else:
+        start = default_init(e.model, params, e.seed)
     start.update(e.init)
     opt = {s: {q: float(job.spec.update.init[s]) for q in params} for s in job.spec.update.state}
     return State(params=start, opt=opt, t=0, epoch=0, extra={}, signature=signature(job))
@@ -119,7 +150,7 @@ class Chunk:
 
 
 def pack(job: Job, state: State) -> tuple[np.ndarray, ...]:
-    params = job.spec.params
+    params = job.param_names
     P = np.array([[state.params[q] for q in params]])
     S = np.array([[state.opt[s][q] for s in job.spec.update.state for q in params]]).reshape(1, -1)
     H = job.hyper_row(state)[None, :]
@@ -128,7 +159,7 @@ def pack(job: Job, state: State) -> tuple[np.ndarray, ...]:
 
 
 def unpack(job: Job, state: State, P, S, T, epochs_done: int) -> State:
-    params, stems = job.spec.params, job.spec.update.state
+    params, stems = job.param_names, job.spec.update.state
     opt = {s: {q: float(S[si * len(params) + j]) for j, q in enumerate(params)} for si, s in enumerate(stems)}
     return State(params={q: float(P[j]) for j, q in enumerate(params)}, opt=opt, t=int(T),
                  epoch=state.epoch + epochs_done, extra=dict(state.extra), signature=state.signature)

@@ -32,7 +32,9 @@ class Accumulator:
     """One per-epoch column the loop adds up as it goes (the epochs table and the macros read them).
 
     kind: "sum" adds `of` for every row; "nonzero" adds 1.0 for every row whose `of` is not 0;
-    "max" keeps the largest `of` (a NaN never replaces it); "last" is `of` when the epoch ends.
+    "max" keeps the largest `of` (a NaN never replaces it); "last" is `of` when the epoch ends;
+    "pass" (table models) adds `of` over every data row, in data order, computed afresh with the
+    parameters as they are when the epoch ends.
     `of` reads the row's cells, inputs and parameters by name; None keeps the column at 0.
     """
 
@@ -59,11 +61,41 @@ class Spec:
 
     @property
     def hyper(self) -> list[str]:
-        return self.update.hyper + ["grad_step", "divergence_bound"]
+        return self.update.hyper + ["grad_step", "divergence_bound"] + self.table_sizes
+
+    @property
+    def tables(self):
+        return self.model.tables
+
+    @property
+    def table_sizes(self) -> list[str]:
+        """Table models: the run-time table sizes the loop reads from H, one per index input
+        (``n_user``: rows of the user-indexed tables), so no size is part of the key."""
+        return list(dict.fromkeys(f"n_{t.index}" for t in self.model.tables))
 
     @property
     def state_cols(self) -> list[str]:
         return [f"{s}_{q}" for s in self.update.state for q in self.params]
+
+    def table_entries(self, sizes: dict) -> int:
+        """A table model's number of parameters for run-time sizes {"n_user": U, ...}."""
+        return sum(int(sizes[f"n_{t.index}"]) * len(t.slots) for t in self.tables)
+
+    @cached_property
+    def sparse_update(self) -> bool:
+        """The update keeps no state and leaves a parameter with gradient 0 where it is (plain
+        SGD without weight decay): a table model then updates only the entries a batch touched,
+        which is what a full pass would do, n_p times faster. Checked by evaluating the update."""
+        from ..expr import evaluate
+
+        if self.update.state or [n for n, _ in self.update.cells] != ["new"]:
+            return False
+        new = self.update.cells[0][1]
+        for p, lr in ((0.3, 0.1), (-1.7e3, 2.5), (1e-300, 1e300)):
+            env = {"g": 0.0, "p": p, "t": 3.0, "lr": lr, **{h: 0.37 for h in self.update.hyper if h != "lr"}}
+            if evaluate(new, env) != p:
+                return False
+        return True
 
     @property
     def has_estimates(self) -> bool:
@@ -89,6 +121,12 @@ class Spec:
         """The per-epoch columns, in order (a model that needs another one adds it here)."""
         q = self.params
         est = self.has_estimates
+        if self.tables:  # no per-parameter columns (a table has thousands); the RMSE over all
+            # ratings at the epoch's end, with the parameters as they are then (an extra pass)
+            return (Accumulator("loss_sum", "sum", sym("loss")),
+                    Accumulator("err2_sum", "sum", sym("err") * sym("err")),
+                    Accumulator("lines", "sum", const(1.0)),
+                    Accumulator("rmse_sum", "pass", sym("err") * sym("err")))
         return (Accumulator("loss_sum", "sum", sym("loss")),
                 Accumulator("err2_sum", "sum", sym("err") * sym("err")),
                 Accumulator("lines", "sum", const(1.0)),
@@ -206,23 +244,46 @@ def build_spec(experiment: Experiment, n_rows: int, n_inputs: int, models: dict 
     except TypeError:  # an unhashable setting value: build it every time
         memo, spec = None, None
     if spec is None:
-        key = (experiment.model, n_inputs, experiment.hidden, experiment.output, classes)
+        key: tuple = (experiment.model, n_inputs, experiment.hidden, experiment.output, classes)
+        if experiment.model == "dot_product":
+            key += (experiment.factors, experiment.bias, experiment.y_range)
         try:
             model = models[key] if models is not None and key in models else build_model(*key)
         except ValueError as e:
             raise SettingError("model", str(e)) from None
         if models is not None:
             models[key] = model
+        if model.tables:
+            check_table_settings(experiment)
         update = build_update(experiment)
         batch = experiment.batch_size if experiment.batch_size else 0
-        spec = Spec(model, update, loss_of(experiment), experiment.gradient, experiment.grad_method,
+        # a table model's gradients are analytic (graddesc's default, both, is not asked for)
+        gradient = "analytic" if model.tables else experiment.gradient
+        spec = Spec(model, update, loss_of(experiment), gradient, experiment.grad_method,
                     n_rows if batch == 0 or batch >= n_rows else batch, update.carry == "inputs")
         if memo is not None:
             if len(_built) > 4096:
                 _built.clear()
             _built[memo] = spec
     unknown = sorted(set(experiment.init) - set(spec.params))
-    if unknown:
+    if unknown and not spec.tables:  # a table model's parameters depend on the ids (run.job_for)
         raise SettingError(f"init {unknown[0]}", f"{experiment.model} has no parameter {unknown[0]!r}; "
                            f"its parameters are {', '.join(spec.params)}")
     return spec
+
+
+# graddesc's optimizers whose macros read every parameter between epochs (normalisers, annealing
+# tests, eve's feedback): written for the workbook's few scalar parameters, not for tables.
+TABLE_MACROS = ("adagrad", "adagrad_ann", "adam_ann", "eve")
+
+
+def check_table_settings(experiment: Experiment) -> None:
+    """What a table model (dot_product) cannot do yet, as clear setting errors."""
+    if experiment.flavour == "graddesc" and experiment.optimizer in TABLE_MACROS:
+        ok = [o for o in ("sgd", "momentum", "rmsprop", "adam") if o not in TABLE_MACROS]
+        raise SettingError("optimizer", f"graddesc {experiment.optimizer} is not supported for "
+                           f"{experiment.model} (its macros work on the workbook's two parameters); "
+                           f"graddesc supports {', '.join(ok)} here, or use flavour pytorch or fastai")
+    if "gradient" in experiment.given and experiment.gradient != "analytic":
+        raise SettingError("gradient", f"{experiment.model} trains with analytic gradients only, "
+                           f"not {experiment.gradient!r}")
