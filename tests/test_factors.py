@@ -225,3 +225,27 @@ def test_a_prediction_traces_to_its_factor_cells_and_its_ratings_data_cell(tmp_p
     assert not any(k["label"].startswith("actual") for k in unrated["children"])
     with pytest.raises(ValueError, match="starts from a predicted rating"):
         Fa.trace_cell(tab.name, rows, 0, 0)
+
+
+def test_titles_wrap_in_rows_with_their_height_in_the_workbook(tmp_path):
+    """Film titles as item ids: the id rows are tall and wrap; the .xlsx keeps those heights even
+    though the table is alone in its rows (it used to write such rows whole, without a height)."""
+    import openpyxl
+
+    from sheetsync.backends.base import Plan
+    from sheetsync.backends.xlsx import XlsxBackend
+
+    ids = Ids(("1", "2"), ("Die Hard (1988)", "When Harry Met Sally (1989)"))
+    v = EmbeddingView(ids, np.array([0, 1]), np.array([0, 1]), np.array([4.0, 2.0]))
+    tab = render_factors("films", Tables(ids, np.ones((2, 2)), np.ones((2, 2)), None, None), v)
+    g = Geometry(2, False, 2, 2)
+    assert tab.row_heights[g.r_id] == tab.row_heights[g.r_actual_id] == 45.0
+    wrapped = {(t.row, t.col) for t in tab.texts if t.wrap}
+    assert {(g.r_id, g.c_i0), (g.r_id, g.c_i0 + 1), (g.r_actual_id, g.c_i0)} <= wrapped
+    assert tab.tables[0].columns[g.c_i0].width == len("(1988)") + 1.5  # the longest word, and a margin
+    path = tmp_path / "films.xlsx"
+    XlsxBackend.create(str(path), {"data": [["user", "x"], [1, 2]]})
+    XlsxBackend(str(path)).apply(Plan([tab]))
+    sheet = openpyxl.load_workbook(path)[tab.name]
+    assert sheet.row_dimensions[g.r_id + 1].height == 45.0
+    assert sheet.cell(g.r_id + 1, g.c_i0 + 1).alignment.wrap_text

@@ -100,3 +100,11 @@ def test_nearest_of_some_rows_equals_those_rows_of_all():
     np.testing.assert_array_equal(some, every[rows])
     np.testing.assert_array_equal(some_sims, sims[rows])
     assert cosine_similarities(f, rows).shape == (3, 50)
+
+
+def test_ids_are_written_as_text_whatever_they_look_like():
+    ids = Ids(("1",), ("27", "Up (2009)", "49"))
+    tab = render_similar("cf", Tables(ids, np.ones((1, 2)), MF[:3], None, None),
+                         EmbeddingView(ids, np.zeros(3, dtype=int), np.arange(3), np.ones(3)))
+    item, nearest_1 = tab.tables[0].columns[0], tab.tables[0].columns[2]
+    assert list(item.values) == ["27", "Up (2009)", "49"] and item.number_format == nearest_1.number_format == "@"

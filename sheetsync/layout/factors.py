@@ -15,7 +15,9 @@ the same fixed scale (the ratings' range), so a prediction and its rating compar
 Formula mode: each prediction cell is Jeremy's own `MMULT(user row, item column)` (+ bias
 cells, through the sigmoid), each rated cell reads its rating's cell on the data tab, and the
 RMSE cell is computed from the two blocks. (`SUMPRODUCT` of a row and a column is a #VALUE!
-in Excel and LibreOffice: the shapes differ; MMULT multiplies them as the picture does.)
+in Excel and LibreOffice: the shapes differ; MMULT multiplies them as the picture does.) The
+factor and bias cells hold the run's final values: they are the cells Jeremy's Solver changes,
+and the steps tab has no column per parameter to link them to.
 
 Large tables are capped (`MAX_SHOWN` users and items with the most ratings), and the tab says so.
 """
@@ -36,6 +38,7 @@ from .map import to_r1c1
 MAX_SHOWN = 30  # users and items drawn at most: the picture stays readable and small
 TOP = 4  # 0-based row of the items' parameter-name row, under the sentence and the RMSE cells
 NUMBER_WIDTH = 6.5  # characters: "-0.00" and a margin
+MAX_ITEM_WIDTH = 11.0  # an item column holding a title's longest word, at most
 FACTOR_FORMAT = "0.00"
 # blue below 0, white at 0, red above (factors, biases); red low, yellow, green high (ratings)
 NEGATIVE, ZERO, POSITIVE = "5A8AC6", "FFFFFF", "F8696B"
@@ -184,6 +187,11 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
     user_names = [all_users[u] for u in users]
     item_names = [all_items[i] for i in items]
 
+    # item ids longer than a number (film titles) wrap in columns as wide as their longest word
+    words = [len(w) for item in items for w in str(ids.items[item]).split()]
+    wrap_ids = any(len(str(ids.items[item])) > NUMBER_WIDTH for item in items)
+    item_width = min(max(NUMBER_WIDTH, max(words, default=0) + 1.5), MAX_ITEM_WIDTH) if wrap_ids else NUMBER_WIDTH
+
     # the middle: every shown user's prediction of every shown item
     grid_x = np.stack([np.repeat(users, len(items)), np.tile(items, len(users))], axis=1)
     grid = predict(tables, grid_x).reshape(len(users), len(items))
@@ -201,8 +209,14 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
                           note="User ids down this column, item ids along this row, as the data tab writes them."))
     for j, item in enumerate(items):
         fs = [prediction_formula(g, i, j, tables.y_range) for i in range(len(users))] if formulas else None
-        columns.append(Column(str(ids.items[item]), grid[:, j], FACTOR_FORMAT, NUMBER_WIDTH, fs))
+        columns.append(Column(str(ids.items[item]), grid[:, j], FACTOR_FORMAT, item_width, fs))
     tab.tables.append(Table(columns, row=g.r_id, col=0))
+    if wrap_ids:  # titles: wrapped over their columns, in rows tall enough for three lines
+        lines = min(3, -(-max(len(n) + 1 for n in item_names) // int(item_width)))
+        tab.row_heights[TOP] = 13.0 * lines + 2  # the parameter names: broken where the column ends
+        for r in (g.r_id, g.r_actual_id):
+            tab.row_heights[r] = 45.0
+            tab.texts += [Text(r, g.c_i0 + j, str(ids.items[item]), bold=True, wrap=True) for j, item in enumerate(items)]
 
     # the top: the items' parameter names, biases and factors over their columns
     tab.texts.append(Text(TOP, g.c_id, "parameter", bold=True,
@@ -214,7 +228,7 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
         tab.texts.append(Text(g.r_f0 + f, g.c_id, f"factor {f + 1}", bold=True))
     for j, item in enumerate(items):
         c = g.c_i0 + j
-        tab.texts.append(Text(TOP, c, f"m{item_names[j]}", bold=True))
+        tab.texts.append(Text(TOP, c, f"m{item_names[j]}", bold=True, wrap=wrap_ids))
         if bias:
             tab.texts.append(Text(g.r_bias, c, float(tables.item_bias[item]), number_format=FACTOR_FORMAT))
         for f in range(F):
@@ -263,11 +277,11 @@ def _reference(cell: str) -> str:
 
 def _colour(tab: TabPlan, g: Geometry, tables: Tables, users, items, view: EmbeddingView) -> None:
     F, U, I = g.factors, len(users), len(items)
-    m = _symmetric(np.concatenate([tables.user_factors[users].ravel(), tables.item_factors[items].ravel()]))
+    m = symmetric_bound(np.concatenate([tables.user_factors[users].ravel(), tables.item_factors[items].ravel()]))
     tab.color_scales.append(fixed_scale(g.r_u0, g.c_f0, U, F, SIGNED, (-m, 0.0, m)))
     tab.color_scales.append(fixed_scale(g.r_f0, g.c_i0, F, I, SIGNED, (-m, 0.0, m)))
     if g.bias:
-        b = _symmetric(np.concatenate([tables.user_bias[users], tables.item_bias[items]]))
+        b = symmetric_bound(np.concatenate([tables.user_bias[users], tables.item_bias[items]]))
         tab.color_scales.append(fixed_scale(g.r_u0, g.c_bias, U, 1, SIGNED, (-b, 0.0, b)))
         tab.color_scales.append(fixed_scale(g.r_bias, g.c_i0, 1, I, SIGNED, (-b, 0.0, b)))
     ratings = np.asarray(view.rating, dtype=np.float64)
@@ -287,7 +301,8 @@ def fixed_scale(row: int, col: int, n_rows: int, n_cols: int, colours: tuple[str
     return ColorScale(row, col, n_rows, n_cols, low=low, mid=mid, high=high, low_value=lv, mid_value=mv, high_value=hv)
 
 
-def _symmetric(values: np.ndarray) -> float:
+def symmetric_bound(values: np.ndarray) -> float:
+    """The largest |value| (1 when there is none): a signed scale runs from minus it to it."""
     finite = np.abs(values[np.isfinite(values)])
     m = float(finite.max()) if len(finite) else 0.0
     return m if m > 0 else 1.0

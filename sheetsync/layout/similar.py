@@ -14,13 +14,14 @@ import numpy as np
 from ..a1 import similar_tab_name
 from ..backends.base import Column, Table, TabPlan, Text
 from ..engine.embeddings import Tables
-from .factors import NEGATIVE, SIGNED, ZERO, EmbeddingView, fixed_scale, shown_id, text_width
+from .factors import NEGATIVE, SIGNED, ZERO, EmbeddingView, fixed_scale, symmetric_bound, text_width
 
 NEAREST = 5  # neighbours listed per item
 MAX_ITEMS = 100  # items listed (the most rated); their neighbours come from every item
 BIAS_ITEMS = 5  # items listed at each end of the bias ranking
 TABLE_ROW = 2
 SIMILAR = "63BE7B"  # green at similarity 1, white at 0, blue at -1
+PADDED = "0.00_M"  # a number with an M's width of room on its right, so a title after it reads apart
 
 
 def cosine_similarities(factors: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -70,13 +71,13 @@ def render_similar(name: str, tables: Tables, view: EmbeddingView, *, k: int = N
     index, value = nearest(tables.item_factors, k, listed)  # row i: the listed item i's neighbours
     k = index.shape[1]
     tab = TabPlan(similar_tab_name(name), kind="similar", row_heights={0: 48.0})
-    raw = [shown_id(v) for v in ids.items]
+    raw = list(ids.items)  # ids as text, as the sheet shows them: one alignment whatever they are
     width = max(text_width(ids.items[i] for i in listed), len("nearest 1") + 2.0)
-    columns = [Column("item", [raw[i] for i in listed], "General", width),
-               Column("ratings", counts[listed].astype(float), "0", 9)]
+    columns = [Column("item", [raw[i] for i in listed], "@", width),
+               Column("ratings", counts[listed].astype(float), "0_M", 9)]
     for j in range(k):
-        columns.append(Column(f"nearest {j + 1}", [raw[x] if x >= 0 else None for x in index[:, j]], "General", width))
-        columns.append(Column("similarity", value[:, j], "0.00", 11))
+        columns.append(Column(f"nearest {j + 1}", [raw[x] if x >= 0 else None for x in index[:, j]], "@", width))
+        columns.append(Column("similarity", value[:, j], PADDED, 11))
     names = ids.item_names
     columns.append(Column("parameter", [f"m{names[i]}" for i in listed], "@",
                           max(text_width(f"m{names[i]}" for i in listed), 11.0),
@@ -94,12 +95,12 @@ def render_similar(name: str, tables: Tables, view: EmbeddingView, *, k: int = N
     if tables.item_bias is not None:
         col = len(columns) + 1
         top, bottom = bias_ends(tables.item_bias)
-        tab.tables.append(Table([Column("largest item bias", [raw[i] for i in top], "General", max(width, 19)),
+        tab.tables.append(Table([Column("largest item bias", [raw[i] for i in top], "@", max(width, 19)),
                                  Column("bias", tables.item_bias[top], "0.00", 8)], row=TABLE_ROW, col=col))
         below = TABLE_ROW + len(top) + 2
-        tab.tables.append(Table([Column("smallest item bias", [raw[i] for i in bottom], "General", None),
+        tab.tables.append(Table([Column("smallest item bias", [raw[i] for i in bottom], "@", None),
                                  Column("bias", tables.item_bias[bottom], "0.00", None)], row=below, col=col))
-        b = float(np.max(np.abs(tables.item_bias))) or 1.0
+        b = symmetric_bound(tables.item_bias)
         for r0, rows in ((TABLE_ROW + 1, len(top)), (below + 1, len(bottom))):
             tab.color_scales.append(fixed_scale(r0, col + 1, rows, 1, SIGNED, (-b, 0.0, b)))
         sentence += (" Right: the items rated higher (largest bias) and lower (smallest) than their factors "

@@ -290,3 +290,55 @@ def test_graddesc_sgd_steps_each_rating_and_carries_the_last_rows_inputs():
     user = ids.user_names[int(last["user"])]
     assert r.spec.batch_size == 1 and last["new u1"] != last["u1"]
     assert r.params[f"u{user}_1"] == last["u1"]  # carried: the last row's inputs, not its update
+
+
+def test_a_setting_that_changes_the_table_loop_changes_its_key():
+    from sheetsync.engine.loop import numba_printer, program
+    from sheetsync.engine.train import prepare, structure
+    from sheetsync.errors import SettingError
+    from sheetsync.settings import SETTINGS
+
+    x, y, ids = ratings()
+    probes = [True, False, 0, 1, 2, 3, 7, 0.0, 0.3, 0.9, 1e-3, 2.5, "all", "uniform", "normal", (0.0, 5.5),
+              (1.0, 5.0), "absolute", "squared", "momentum", "adam", "sgd"]
+    checked = differed = 0
+    for flavour, optimizer in (("pytorch", "adam"), ("graddesc", "momentum")):
+        base = dict(model="dot_product", flavour=flavour, optimizer=optimizer, factors=3)
+        job = prepare(Experiment(**base), x, y, ids)
+        key, text = structure(job), numba_printer.source(program.build(job.spec))
+        for name in SETTINGS:
+            for value in probes:
+                try:
+                    other = prepare(Experiment(**{**base, name: value}), x, y, ids)
+                except SettingError:
+                    continue
+                changed = numba_printer.source(program.build(other.spec)) != text
+                assert not changed or structure(other) != key, f"{name}={value!r} changes the loop, not the key"
+                checked += 1
+                differed += changed
+    assert checked > 100 and differed > 10, (checked, differed)
+
+
+def test_scalar_model_pictures_do_not_lie_about_tables():
+    """The loss landscape (two parameters over all rows) has no meaning for a table's slots, and a
+    batch's step moves other rows than a line's own: both are left out, batch 1 keeps its margin."""
+    from sheetsync.engine import explain
+
+    x, y, ids = ratings()
+    e = Experiment(model="dot_product", flavour="pytorch", optimizer="sgd", lr=0.05, epochs=1, factors=3)
+    one = train(e, x, y, ids=ids)
+    assert explain.landscape(one, x, y) is None
+    assert np.isfinite(explain.step_geometry(one).margin).all()
+    batch = train(e.replace(batch_size=3), x, y, ids=ids)
+    assert np.isnan(explain.step_geometry(batch).margin).all()
+
+
+def test_a_state_for_other_users_is_refused_clearly():
+    from sheetsync.errors import SheetsyncError
+
+    x, y, ids = ratings()
+    e = Experiment(model="dot_product", flavour="pytorch", optimizer="sgd", epochs=1, factors=2)
+    r = train(e, x, y, ids=ids)
+    renamed = Ids(("someone else",) + ids.users[1:], ids.items)
+    with pytest.raises(SheetsyncError, match="no value for usomeone_else_1.*other users or items"):
+        train(e, x, y, state=r.state, ids=renamed)

@@ -254,6 +254,8 @@ class TabRenderer:
         """No other table and no loose cell shares a row with `table`: its rows can be written
         whole, chunk by chunk, without merging."""
         first, last = table.row, table.row + table.n_rows
+        if any(first <= r <= last for r in self.plan.row_heights):  # a row with a height is assembled here
+            return False
         if any(other is not table and other.row <= last and first <= other.row + other.n_rows
                for other in self.plan.tables):
             return False
