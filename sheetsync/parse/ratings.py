@@ -104,7 +104,8 @@ def parse_ratings(rows: list[list], tab: str, problems: list[Problem], warnings:
     """(x, y, Ratings) from the data tab's rows, or None with `problems` filled."""
     header = rows[0] if rows else []
     names = [_normal(h) for h in header]
-    if "rating" in names or (any(n in USER_HEADERS for n in names) and any(n in ITEM_HEADERS for n in names)):
+    if any(n in RATING_HEADERS for n in names) or (any(n in USER_HEADERS for n in names)
+                                                   and any(n in ITEM_HEADERS for n in names)):
         return _long(rows, tab, problems, warnings)
     return _crosstab(rows, tab, problems, warnings)
 
