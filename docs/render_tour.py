@@ -2,6 +2,7 @@
 
     python docs/render_tour.py            # writes docs/tour-*.png
     python docs/render_tour.py classify   # writes docs/tour-classify-*.png (the outputs lab)
+    python docs/render_tour.py embeddings # writes docs/tour-embeddings-*.png (the embeddings lab)
 
 Builds the demo workbook plus the thread's experiment (`two_linear`, lr 0.0001, every init 1,
 numeric gradients, one epoch: the one whose error explodes), runs it with sheetsync, and has
@@ -9,7 +10,8 @@ LibreOffice headless print the first screen of each pictured tab (the range A1:T
 landscape) to PDF; pdftoppm renders each page to PNG (poppler-utils). The sidebar is the add-on's
 own Sidebar.html in headless Chromium, fed the run summary of that workbook by a stand-in for
 `google.script.run`. The classification pictures are the outputs lab's tabs (`sheetsync demo --lab
-outputs`), each printed over its own range.
+outputs`), each printed over its own range; the embeddings pictures the embeddings lab's
+(`sheetsync demo --lab embeddings`).
 """
 
 from __future__ import annotations
@@ -126,35 +128,45 @@ CLASSIFY = {"softmax": ("tour-classify-softmax", "$A$1:$H$12"),
             "penguins boundary": ("tour-classify-penguins-boundary", "$A$1:$AG$32")}
 
 
-def render(book: Path, work: Path, pictures: dict[str, tuple[str, str | None]]) -> None:
-    """Each tab of `pictures` (tab -> (picture name, print range or None)) as docs/NAME.png."""
+def render(book: Path, work: Path, pictures: dict[str, tuple]) -> None:
+    """Each tab of `pictures` (tab -> (picture name, print range or None[, height in pixels]))
+    as docs/NAME.png."""
     printed = work / "printed.xlsx"
-    order = printable(book, printed, pictures, {t: area for t, (_, area) in pictures.items()})
+    order = printable(book, printed, pictures, {t: p[1] for t, p in pictures.items()})
     subprocess.run(["soffice", f"-env:UserInstallation={(work / 'profile').as_uri()}", "--headless",
                     "--convert-to", "pdf", "--outdir", str(work), str(printed)],
                    check=True, capture_output=True, timeout=300)
     for page, tab in enumerate(order, start=1):
-        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", str(page), "-l", str(page), "-singlefile",
+        crop = ["-x", "0", "-y", "0", "-W", "1100", "-H", str(pictures[tab][2])] if len(pictures[tab]) > 2 else []
+        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", str(page), "-l", str(page), "-singlefile", *crop,
                         str(work / "printed.pdf"), str(DOCS / pictures[tab][0])], check=True)
         print(DOCS / f"{pictures[tab][0]}.png")
 
 
-def classify() -> None:
-    """The outputs lab, written and trained as `sheetsync demo --lab outputs` does, pictured."""
+# the embeddings lab: tab -> (picture name, print range)
+# (a third number: the picture's height in pixels, the blank page below cut off)
+EMBEDDINGS = {"sgd factors": ("tour-embeddings-factors", "$A$1:$W$27", 390),
+              "sgd epochs": ("tour-embeddings-epochs", "$A$1:$P$24", 460)}
+
+
+def lab(name: str, pictures: dict[str, tuple[str, str | None]]) -> None:
+    """A lab, written and trained as `sheetsync demo --lab NAME` does, pictured."""
     import sheetsync
     from sheetsync.demo import demo_runs, write_demo
 
     work = Path(tempfile.mkdtemp(prefix="sheetsync-tour-"))
-    book = write_demo(work / "outputs.xlsx", "outputs")
-    for data_tab, experiments_tab in demo_runs("outputs"):
+    book = write_demo(work / f"{name}.xlsx", name)
+    for data_tab, experiments_tab in demo_runs(name):
         sheetsync.run(str(book), data_tab=data_tab, experiments_tab=experiments_tab)
-    render(book, work, CLASSIFY)
+    render(book, work, pictures)
     shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
     if sys.argv[1:] == ["classify"]:
-        return classify()
+        return lab("outputs", CLASSIFY)
+    if sys.argv[1:] == ["embeddings"]:
+        return lab("embeddings", EMBEDDINGS)
     for tool in ("soffice", "pdftoppm", "chromium", "node"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing (apt-get install libreoffice-calc-nogui poppler-utils chromium nodejs)")

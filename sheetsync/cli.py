@@ -37,6 +37,7 @@ EXIT_PIPE_CLOSED = 141  # what a shell reports for a command stopped by SIGPIPE 
 EXAMPLES = """\
 examples:
   sheetsync demo                              write sheetsync-demo.xlsx and run it
+  sheetsync demo --lab embeddings             fast.ai's collab_filter sheet, trained step by step
   sheetsync run book.xlsx                     Run: 'epochs' more epochs for every experiment
   sheetsync run book.xlsx --experiment basic  only the experiment named basic
   sheetsync reset book.xlsx                   start every experiment again from its init values
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_argument("--lab", choices=LABS, default=LABS[0],
                       help="graddesc: the gradient-descent workbook (default); outputs: softmax, "
-                           "cross-entropy and focal loss (fast.ai's entropy sheets) and two trained classifiers")
+                           "cross-entropy and focal loss (fast.ai's entropy sheets) and two trained classifiers; "
+                           "embeddings: collaborative filtering, fast.ai's collab_filter sheet trained step by step")
 
     for name, doc in (("run", "Run: continue every experiment from its saved state"),
                       ("reset", "Reset: start experiments again from their init values")):
@@ -267,6 +269,10 @@ def _demo(args, progress) -> int:
               "sheets as live formulas; 'toy boundary' and 'penguins boundary' draw what the classifiers learned, "
               "'toy epochs' and 'penguins epochs' their loss, accuracy and confusion. See docs/classification.md."
               f"\nRun the toy again: sheetsync run {path}")
+    elif not args.json and args.lab == "embeddings":
+        from .labs.embeddings import WHAT_TO_LOOK_AT
+
+        print(f"\nThe embeddings lab is {path.resolve()}\n{WHAT_TO_LOOK_AT}\nRun it again: sheetsync run {path}")
     elif not args.json:
         print(f"\nThe demo workbook is {path.resolve()}\nOpen it in Excel or LibreOffice: 'basic steps' "
               "row 4 is the workbook's first SGD step (pred 15, loss 1849); 'adam epochs' says why its "
@@ -287,8 +293,11 @@ def _print_report(report, as_json: bool) -> None:
         params = " ".join(f"{k}={v:.6g}" for k, v in list(e.params.items())[:6])
         sampled = " (steps sampled)" if e.sampled else ""
         epochs = f"{e.epochs_run} epoch{'' if e.epochs_run == 1 else 's'}"
+        rmse = getattr(e, "rmse", None)  # dot_product (b-sheet's ExperimentReport.rmse)
         if e.accuracy is not None:  # a classifier: its error cell is not a distance
             error = f"accuracy {e.accuracy:.3f}"
+        elif rmse is not None:  # the number the course's RMSE cell shows
+            error = f"rmse {rmse:.6g}"
         else:
             error = f"sqrt(sum err^2) {e.sqrt_sum_err2:.6g}" if e.sqrt_sum_err2 is not None else "sqrt(sum err^2) not finite"
         print(f"{e.name}: {e.start}; {epochs} ({e.total_epochs} in all), loss {loss}, {error}, {params}{sampled}")

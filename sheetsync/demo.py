@@ -1,6 +1,7 @@
 """The demo workbooks: by default the fast.ai workbook's 29 samples and four experiments side by side.
 
-`sheetsync demo --lab outputs` writes the classification lab instead (sheetsync/labs/outputs.py).
+`sheetsync demo --lab outputs` writes the classification lab instead (sheetsync/labs/outputs.py);
+`--lab embeddings` the collaborative-filtering lab (sheetsync/labs/embeddings.py).
 
 `sheetsync demo` writes it and runs it offline. The numbers of `basic` and `momentum` are the
 ones learners know from `graddesc.xlsm` (row 4 of `basic steps`: pred 15, loss 1849,
@@ -18,7 +19,7 @@ X = [14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 
 Y = [2 * x + 30 for x in X]
 
 DEFAULT_PATH = "sheetsync-demo.xlsx"
-LABS = ("graddesc", "outputs")  # the first is the default
+LABS = ("graddesc", "outputs", "embeddings")  # the first is the default
 
 EXPERIMENTS = [
     ["setting", "basic", "momentum", "adam", "relu"],
@@ -49,6 +50,10 @@ def write_demo(path: str | Path = DEFAULT_PATH, lab: str = LABS[0]) -> Path:
         from .labs.outputs import write_outputs_lab
 
         return write_outputs_lab(path)
+    if lab == "embeddings":
+        from .labs.embeddings import write_embeddings_lab
+
+        return write_embeddings_lab(path)
     XlsxBackend.create(str(path), demo_tabs())
     return path
 
@@ -57,6 +62,10 @@ def demo_runs(lab: str = LABS[0]) -> list[tuple[str, str]]:
     """The (data tab, experiments tab) pairs the lab trains, in order."""
     if lab == "outputs":
         from .labs.outputs import RUNS
+
+        return list(RUNS)
+    if lab == "embeddings":
+        from .labs.embeddings import RUNS
 
         return list(RUNS)
     return [("data", "experiments")]

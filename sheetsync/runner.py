@@ -32,7 +32,8 @@ from .layout.epochs import read_history
 from .layout.tables import read_table
 from .locks import one_writer
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
-from .parse.inputs import Inputs, model_params
+from .parse.inputs import Inputs, factor_ranges, model_params
+from .parse.ratings import factor_tabs
 
 ACTIONS = ("run", "reset")
 
@@ -51,6 +52,7 @@ class ExperimentReport:
     sqrt_sum_err2: float | None = None  # the workbook's "error" cell: sqrt(sum err²) of the last epoch
     diagnostics: dict[str, Any] = field(default_factory=dict)  # safe_lr, onset, dead units, …
     accuracy: float | None = None  # classifiers: the last epoch's share of rows predicted right
+    rmse: float | None = None  # dot_product: the last epoch's RMSE over every rating (Jeremy's sheet's cell)
 
 
 @dataclass
@@ -106,7 +108,14 @@ def run(target: str, *, experiments: list[str] | None = None, action: str = "run
     names = [e.name for e in inputs.experiments]
     _check_owned(snapshot, [t for n in names for t in experiment_tabs(n)])
     starting_over = set(names) if action == "reset" else set()  # their history is not needed
-    histories = _read_histories(backend, snapshot, [n for n in inputs.all_names if n not in starting_over])
+    histories, more = _read_more(backend, snapshot, [n for n in inputs.all_names if n not in starting_over],
+                                 factor_tabs(inputs.experiments) if inputs.dataset.ratings else [])
+    if more is not None:  # dot_product: starting factors from the ranges the experiments name
+        try:
+            factor_ranges(inputs, more, experiments_tab)
+        except InputError as e:
+            _log_problems(backend, action, experiments, e, previous_runs)
+            raise
     tell("read", 1, 1)
     outputs, reports = _train_all(inputs, saved, histories, action, tell)
     _formulas_and_maps(outputs, inputs, tell)
@@ -157,15 +166,17 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
     total = sum(e.epochs * dataset.n_rows for e in inputs.experiments)
     done_before = 0
     outputs, reports = [], []
+    ids = {"ids": dataset.ids} if dataset.ratings is not None else {}  # dot_product: the ratings' users, items
+    embedding = _embedding_view(dataset) if dataset.ratings is not None else None  # the factors, similar tabs
     for exp in inputs.experiments:
-        params = model_params(exp, dataset.x.shape[1], dataset.y)
+        params = model_params(exp, dataset.x.shape[1], dataset.y, dataset.ids)
         sig = signature(exp, params, data_hash)
         state, start = _starting_state(exp.name, saved.get(exp.name), sig, action)
 
         def step_progress(done, _total, offset=done_before):
             progress("train", offset + done, total)
 
-        result = train(exp, x, y, state=state, progress=step_progress)
+        result = train(exp, x, y, state=state, progress=step_progress, **ids)
         result.classes = dataset.classes + result.classes[len(dataset.classes):]  # text labels by index
         if start == f"reset: {RESTARTED}":
             result.diagnostics.restarted = RESTARTED  # decided here, from the saved state
@@ -176,9 +187,17 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
         state["start_origin"] = result.start_origin
         saved[exp.name] = SavedState(exp.name, sig, settings_hash(exp, data_hash), state)
-        outputs.append(ExperimentOutput(result, history, notes))
+        outputs.append(ExperimentOutput(result, history, notes, embedding=embedding))
         reports.append(_report(exp.name, start, result, history, notes))
     return outputs, reports
+
+
+def _embedding_view(dataset):
+    """What the factors and similar tabs need of the ratings: ids, each rating's indices, its cell."""
+    from .layout.factors import EmbeddingView
+
+    x = dataset.x.astype(np.int64)
+    return EmbeddingView(dataset.ids, x[:, 0], x[:, 1], dataset.y, tuple(dataset.ratings.cells))
 
 
 def _formulas_and_maps(outputs: list[ExperimentOutput], inputs: Inputs, progress) -> None:
@@ -254,17 +273,21 @@ def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
 
 
 def _report(name, start, result, history, notes) -> ExperimentReport:
-    loss = error = accuracy = None
+    loss = error = accuracy = rmse = None
     if len(result.epochs):
         last = result.epochs.iloc[-1]
-        loss = float(last["loss"]) if np.isfinite(last["loss"]) else None
-        error = float(last["sqrt(sum err^2)"]) if np.isfinite(last["sqrt(sum err^2)"]) else None
+
+        def finite(column: str) -> float | None:
+            return float(last[column]) if column in last.index and np.isfinite(last[column]) else None
+
+        loss, error, rmse = finite("loss"), finite("sqrt(sum err^2)"), finite("rmse")
         accuracy = float(last["accuracy"]) if "accuracy" in result.epochs.columns else None
     div = result.diagnostics.divergence
     return ExperimentReport(name, start, len(result.epochs), len(history), loss,
                             {k: float(v) for k, v in result.params.items()},
                             divergence_sentence(result) if div else None, notes,
-                            sqrt_sum_err2=error, diagnostics=diagnostics_summary(result), accuracy=accuracy)
+                            sqrt_sum_err2=error, diagnostics=diagnostics_summary(result), accuracy=accuracy,
+                            rmse=rmse)
 
 
 def highlighted_rows(tab) -> dict[str, str]:
@@ -304,14 +327,22 @@ def _run_entry(action: str, inputs: Inputs, reports: list[ExperimentReport]) -> 
                     [e.flavour for e in inputs.experiments], outcome, messages)
 
 
-def _read_histories(backend, snapshot: Snapshot, all_names: list[str]) -> dict[str, pd.DataFrame]:
-    """Every experiment's epochs history in the sheet (a second read round, only if any exist)."""
+def _read_more(backend, snapshot: Snapshot, all_names: list[str],
+               factor_tabs: list[str]) -> tuple[dict[str, pd.DataFrame], Snapshot | None]:
+    """A second read round, only if needed: every experiment's epochs history in the sheet, and the
+    tabs of dot_product's starting-factor ranges (returned as a Snapshot holding both rounds'
+    values, or None when no experiment names a range)."""
     tabs = [epochs_tab_name(n) for n in all_names if _owned(snapshot, epochs_tab_name(n))]
-    if not tabs:
-        return {}
-    more = backend.read(tabs)
-    return {n: read_history(more.values.get(epochs_tab_name(n))) for n in all_names
-            if epochs_tab_name(n) in tabs}
+    wanted = tabs + [t for t in factor_tabs if t not in snapshot.values and t not in tabs]
+    more = backend.read(wanted) if wanted else None
+    histories = {n: read_history(more.values.get(epochs_tab_name(n))) for n in all_names
+                 if epochs_tab_name(n) in tabs}
+    if not factor_tabs:
+        return histories, None
+    values = dict(snapshot.values)
+    values.update(more.values if more is not None else {})
+    return histories, Snapshot(snapshot.target, more.tabs if more is not None else snapshot.tabs, values,
+                               snapshot.cells_limited)
 
 
 def _owned(snapshot: Snapshot, title: str) -> bool:

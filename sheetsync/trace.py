@@ -4,9 +4,13 @@ What Excel's Trace Precedents arrows show when followed to the end, and what Goo
 lacks: for a cell of a ``NAME steps`` tab, the tree of cells it was computed from — each node
 with its address, its value as the sheet holds it, and its formula — ending at data cells,
 settings and values carried in (from the init values, the Reset macro's warm-up pass or the
-previous Run, as the saved state records). It works the same on values-mode and
+previous Run, as the saved state records), or, for a dot_product row's factor slots, at the
+table row as the engine held it before the step. It works the same on values-mode and
 formula-mode output, because the precedents come from the formula program (`engine.program`),
 not from parsing whatever the sheet holds.
+
+A prediction or an actual rating of ``NAME factors`` (dot_product) traces to its user's and its
+item's factor and bias cells and the rating's cell on the data tab (`layout.factors.trace_cell`).
 
 A cell of ``NAME epochs`` starts one level higher: its precedents are the steps rows of that
 epoch as the map describes them (`layout.map.epochs_rows`: the loss is the mean of the epoch's
@@ -25,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import a1
-from .a1 import (EPOCHS_SUFFIX, FORMULA_RANGE, STEPS_SUFFIX, column_index, col_letter, epochs_tab_name,
+from .a1 import (EPOCHS_SUFFIX, FACTORS_SUFFIX, FORMULA_RANGE, STEPS_SUFFIX, column_index, col_letter, epochs_tab_name,
                  quote_tab, steps_tab_name, unquote_tab)
 from .backends.base import Snapshot
 from .engine.labels import classes_of
@@ -116,7 +120,7 @@ class Tracer:
         result = Result.from_tables(self.experiment, steps,
                                     epochs if not epochs.empty else pd.DataFrame({"epoch": [], "lr": []}),
                                     list(self.dataset.input_names), starts, n_rows=len(self.dataset.y),
-                                    classes=classes_of(self.experiment, self.dataset.y))
+                                    classes=classes_of(self.experiment, self.dataset.y), ids=self.dataset.ids)
         settings = inputs.setting_cells.get(experiment_name, {})
         self.formulas = StepFormulas(result, lambda i, name: self.dataset.cell(i, name), settings,
                                      HEADER_ROW + 2, "value in force" in rows[HEADER_ROW])  # formula mode's settings block
@@ -162,6 +166,10 @@ class Tracer:
                         None, "data")
         if ref.kind == "setting":
             return Node(ref.name, ref.setting, self.sheet_value(ref.name), None, "setting")
+        if ref.kind == "table":  # a dot_product slot: the engine's number, no formula behind it
+            from .layout.map import table_words
+
+            return Node(f"(table) {ref.name}", table_words(ref.name, self.formulas), ref.value, None, "value")
         if ref.kind == "carried":
             return Node(f"(carried in) {ref.name}", f"{ref.name} carried in from {self.origin_of(ref)}",
                         ref.value, None, "carried")
@@ -293,9 +301,10 @@ def trace(target: str, cell: str, *, depth: int | None = None, dependents: bool 
           credentials: str | None = None, token: str | None = None) -> dict:
     """The tree of precedents (or dependents) of `cell`, e.g. ``"basic steps!H17"``, as a dict."""
     tab, letters, row = parse_cell(cell)
-    suffix = next((s for s in (STEPS_SUFFIX, EPOCHS_SUFFIX) if tab.endswith(s)), None)
+    suffix = next((s for s in (STEPS_SUFFIX, EPOCHS_SUFFIX, FACTORS_SUFFIX) if tab.endswith(s)), None)
     if suffix is None:
-        raise SheetsyncError(f"{cell}: a trace starts from a cell of a 'NAME steps' or 'NAME epochs' tab")
+        raise SheetsyncError(f"{cell}: a trace starts from a cell of a 'NAME steps', 'NAME epochs' or "
+                             "'NAME factors' tab")
     if suffix == EPOCHS_SUFFIX and dependents:
         raise SheetsyncError(f"{cell}: only charts and the compare tab read 'NAME epochs'; --dependents "
                              "starts from a cell of a 'NAME steps' tab")
@@ -304,6 +313,10 @@ def trace(target: str, cell: str, *, depth: int | None = None, dependents: bool 
         from .backends import open_backend
 
         backend = open_backend(target, credentials, token) if token else open_backend(target, credentials)
+    if suffix == FACTORS_SUFFIX:
+        if dependents:
+            raise SheetsyncError(f"{cell}: --dependents starts from a cell of a 'NAME steps' tab")
+        return _factors_trace(backend, tab, letters, row)
     snapshot = backend.read([DATA_TAB, EXPERIMENTS_TAB, steps_tab_name(name), epochs_tab_name(name), STATE_TAB])
     tracer = Tracer(snapshot, name)
     if suffix == EPOCHS_SUFFIX:
@@ -313,6 +326,28 @@ def trace(target: str, cell: str, *, depth: int | None = None, dependents: bool 
     root = tracer.dependents(line, column, depth) if dependents else tracer.precedents(line, column, depth)
     return {"cell": f"{quote_tab(tab)}!{letters}{row}", "direction": "dependents" if dependents else "precedents",
             "tree": root.to_dict()}
+
+
+def _factors_trace(backend, tab: str, letters: str, row: int) -> dict:
+    """A prediction or actual rating of `NAME factors`: its factor cells and the rating's data cell."""
+    from .layout.factors import trace_cell
+    from .parse.ratings import show_id
+
+    snapshot = backend.read([DATA_TAB, EXPERIMENTS_TAB, tab])
+    if not snapshot.values.get(tab):
+        raise SheetsyncError(f"there is no {tab!r} tab yet: run the sheet first")
+    dataset = parse_inputs(snapshot).dataset
+    cells = {}  # (user id, item id) -> the rating's cell on the data tab
+    if dataset.ratings is not None:
+        ids = dataset.ids
+        cells = {(ids.users[int(u)], ids.items[int(i)]): dataset.ratings.cells[k]
+                 for k, (u, i) in enumerate(dataset.x.tolist())}
+    try:
+        tree = trace_cell(tab, snapshot.values[tab], row - 1, column_index(letters),
+                          lambda user, item: cells.get((show_id(user), show_id(item))))
+    except ValueError as e:
+        raise SheetsyncError(str(e)) from None
+    return {"cell": f"{quote_tab(tab)}!{letters}{row}", "direction": "precedents", "tree": tree}
 
 
 def render_text(result: dict) -> str:

@@ -1,5 +1,7 @@
 """`sheetsync trace` from a cell of `NAME epochs`: the steps rows of its epoch, or the carried value."""
 
+import functools
+
 import openpyxl
 import pytest
 
@@ -30,9 +32,16 @@ def epochs_cell(book, name, column, epoch):
     return f"{name} epochs!{letter}{epochs_layout.HEADER_ROW + 1 + epoch}"
 
 
+@functools.lru_cache(maxsize=2)
+def loaded(path: str, mtime_ns: int):
+    """The workbook's values, loaded once per version of the file (a full load takes a second or
+    more; a trace's 29 children would load it 29 times)."""
+    return openpyxl.load_workbook(path, data_only=True)
+
+
 def steps_record(book, name, address):
     """The steps row `address` sits in, as {header: value}."""
-    wb = openpyxl.load_workbook(book, data_only=True)
+    wb = loaded(str(book), book.stat().st_mtime_ns)
     tab, letters, row = parse_cell(address)
     ws = wb[tab]
     header = [c.value for c in ws[steps_layout.HEADER_ROW + 1]]

@@ -6,6 +6,16 @@ Parameters are named from the sheet's ids: user factors ``u<user>_<f>``, item fa
 ``m<item>_<f>``, biases ``bu<user>`` and ``bm<item>`` (f = 1..factors). Ids are sanitised to
 letters, digits and ``_`` (`name_ids`); the mapping is kept so every output can show the id as
 the sheet wrote it. See docs/embeddings.md.
+
+Training (`engine.train`, the one compiled loop; `models._dot_product`, `loop.program.build_tables`)
+is a torch model of dense nn.Embedding tables: each step, every table entry gets a gradient
+(0 for the rows no rating of the batch names) and the optimizer steps every entry. So with
+momentum, Adam, RMSProp, Adagrad or weight decay, rows the batch did not touch still move each
+step, exactly as in torch; with plain SGD and no weight decay the update of a zero gradient is
+the identity, and only the touched entries are visited (`Spec.sparse_update`, the same numbers).
+graddesc applies its optimizers' quirks per entry; its macro optimizers (adagrad, adagrad_ann,
+adam_ann, eve) are refused for tables. The epochs table's `rmse` is sqrt(Σ(pred - y)²/n) over all
+ratings with the tables as they are at the epoch's end, the errors added in data order.
 """
 
 from __future__ import annotations

@@ -95,6 +95,11 @@ def step_geometry(result: "Result", lines: np.ndarray | None = None) -> StepGeom
     steps = result.steps
     model = result.spec.model
     idx = np.arange(len(steps)) if lines is None else np.asarray(lines, dtype=np.int64)
+    if model.tables and result.spec.batch_size > 1:
+        # a table model's batch updates rows of other users and items than a line's own: the
+        # line's slots after the step are not recorded, so there is no step to measure (NaN)
+        nan = np.full(len(idx), np.nan)
+        return StepGeometry(nan, nan, nan)
     if not len(idx):
         empty = np.zeros(0)
         return StepGeometry(empty, empty, empty)
@@ -316,13 +321,15 @@ def trains(epoch_losses: np.ndarray) -> bool:
     return bool((np.diff(losses) <= 1e-9 * np.abs(losses[:-1])).all() and losses[-1] < losses[0])
 
 
-def search_safe_lr(result: "Result", x, y, start, sweep) -> SafeLr:
+def search_safe_lr(result: "Result", x, y, start, sweep, row_cost: float = 1.0) -> SafeLr:
     """Run the candidates together (`sweep`) from the Run's own start and keep the largest that
     trains. `start` is the State this Run started from, or None after Reset (each candidate then
     replays the Reset with its own lr, as pressing Reset with that lr would). `sweep` is
-    `train.sweep`, passed in so that this module never imports train (which imports it)."""
+    `train.sweep`, passed in so that this module never imports train (which imports it).
+    `row_cost`: what one row step costs in scalar-model row steps (a table model whose every step
+    updates every table entry costs more), so the budget holds in time, not in rows."""
     exp = result.experiment
-    n_rows = len(np.asarray(y))
+    n_rows = len(np.asarray(y)) * row_cost
     lrs = candidate_lrs(exp.lr)
     epochs = max(exp.epochs, SEARCH_MIN_EPOCHS)
     while epochs > 2 and len(lrs) * epochs * n_rows > SEARCH_STEP_BUDGET:
@@ -631,7 +638,7 @@ def landscape(result: "Result", X: np.ndarray, Y: np.ndarray, points: int = LAND
               path_points: int = LANDSCAPE_PATH) -> Landscape | None:
     """The mean loss over a grid of the two parameters that moved most, with the path."""
     model, steps = result.spec.model, result.steps
-    if len(model.params) < 2 or not len(steps):
+    if len(model.params) < 2 or not len(steps) or model.tables:  # a table model's lines hold other rows' slots
         return None
     cut = len(steps)
     onset = result.diagnostics.onset

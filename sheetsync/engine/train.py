@@ -111,11 +111,6 @@ def table_start_rmse(job: Job, params: dict[str, float]) -> float:
 def check_state(job: Job, state: State) -> None:
     if not isinstance(state, State):
         raise SheetsyncError(f"expected a State to continue from, found {type(state).__name__}")
-    if job.spec.tables and not state.signature:
-        missing = [q for q in job.param_names if q not in state.params]
-        if missing:
-            raise SheetsyncError(f"the saved state has no value for {missing[0]} (and {len(missing) - 1} more): "
-                                 "it is for other users or items; reset it to start again")
     sig = signature(job)
     if state.signature and state.signature != sig:
         old = state.signature
@@ -123,6 +118,11 @@ def check_state(job: Job, state: State) -> None:
             f"the saved state is for {old.get('model')} / {old.get('flavour')} {old.get('optimizer')} "
             f"with parameters {', '.join(old.get('params', []))}; this experiment is "
             f"{sig['model']} / {sig['flavour']} {sig['optimizer']}: reset it to start again")
+    if job.spec.tables:  # the same sizes may hold other ids
+        missing = [q for q in job.param_names if q not in state.params]
+        if missing:
+            raise SheetsyncError(f"the saved state has no value for {missing[0]} (and {len(missing) - 1} more): "
+                                 "it is for other users or items; reset it to start again")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,6 +274,16 @@ def stable_lr_bound(job: Job) -> float | None:
     return bound if bound > 0 else None
 
 
+def row_cost(job: Job) -> float:
+    """One row step's cost in scalar-model row steps: a table model whose update visits every
+    entry pays for the whole table once a batch (an entry update costs about a quarter of a
+    scalar model's row step, measured)."""
+    spec = job.spec
+    if not spec.tables or spec.sparse_update:
+        return 1.0
+    return 1.0 + len(job.param_names) / (4.0 * spec.batch_size)
+
+
 def diagnose(job: Job, result: Result, start: State | None, search: bool) -> None:
     """The explanation a learner reads: the explosion story, a learning rate that trains, dead
     units, gradient gaps, the line a model collapsed to (definitions in engine/explain.py)."""
@@ -309,7 +319,8 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
             story.append(f"The loss {shape} without diverging ({path}): lr {e.lr:g} is too large for "
                          f"{e.flavour} {e.optimizer} on this data.")
     if search and (div is not None or diag.rose is not None):
-        check = explain.search_safe_lr(result, job.X, job.Y, start, functools.partial(sweep, ids=job.ids))
+        check = explain.search_safe_lr(result, job.X, job.Y, start, functools.partial(sweep, ids=job.ids),
+                                       row_cost=row_cost(job))
         diag.safe_lr, diag.safe_lr_check = check.lr, check
         story.append(check.sentence(e.lr))
     if div is not None and div.lr_bound is not None:

@@ -7,7 +7,9 @@ prediction at the final parameters over a sorted grid of x (with the ReLU elbow 
 grid, so the bend shows as a sharp corner). Several inputs cannot be drawn on one x axis, so
 the fit is left out then, and the tab says so. A classifier's tab charts loss and accuracy
 together and holds the confusion table at the end of the run instead of the fit (its picture
-is `NAME boundary`).
+is `NAME boundary`). A dot_product experiment's tab charts the loss and the RMSE over every
+rating at the end of each epoch (the cell Jeremy's sheet has Solver minimise), and says where
+the RMSE started; its picture is `NAME factors`.
 """
 
 from __future__ import annotations
@@ -80,7 +82,13 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
             series = Series("log10 loss", RangeRef(name, top, side, top + n, side + 1))
             y_title, ctitle = "log10(loss): 2 = 100, 4 = 10,000", "Loss per epoch (log scale)"
             side += 2
-        if "accuracy" in headers and not y_title.startswith("log10"):  # classifiers: both on one chart
+        if "rmse" in headers:  # dot_product: the RMSE is what Jeremy's sheet minimises
+            c = headers.index("rmse")
+            charts.append(Chart("line", "RMSE per epoch (over every rating, at the epoch's end)",
+                                [Series("rmse", RangeRef(name, top, c, top + n, c + 1))], "epoch", "RMSE",
+                                domain=epoch))
+            charts.append(Chart("line", ctitle, [series], "epoch", y_title, domain=epoch))
+        elif "accuracy" in headers and not y_title.startswith("log10"):  # classifiers: both on one chart
             c = headers.index("accuracy")
             charts.append(Chart("line", "Loss and accuracy per epoch",
                                 [series, Series("accuracy", RangeRef(name, top, c, top + n, c + 1))],
@@ -91,7 +99,7 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
                 c = headers.index("accuracy")
                 charts.append(Chart("line", "Accuracy per epoch", [Series("accuracy", RangeRef(
                     name, top, c, top + n, c + 1))], "epoch", "accuracy", domain=epoch, y_min=0.0, y_max=1.0))
-        for p in result.param_names[:MAX_PATH_SERIES]:  # each on its own scale
+        for p in [] if "rmse" in headers else result.param_names[:MAX_PATH_SERIES]:  # each on its own scale
             if p in headers:
                 c = headers.index(p)
                 charts.append(Chart("line", f"{p} per epoch (carried into the next)",
@@ -100,7 +108,9 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
         lines.append(f"One epoch so far: the charts of '{result.experiment.name} steps' show what happened "
                      "inside it; the epoch charts appear from the second epoch on.")
         tab.texts[-1].value = "\n".join([title] + lines)
-    if result.confusion is not None:  # classifiers: the confusion table; their picture is `NAME boundary`
+    if "rmse" in headers:
+        tab.texts[-1].value += "\n" + _rmse_sentence(result, history, len(y))
+    elif result.confusion is not None:  # classifiers: the confusion table; their picture is `NAME boundary`
         tab.texts[-1].value += "\n" + _add_confusion(tab, result, side)
     elif x.ndim == 1 or x.shape[1] == 1:
         fit = _add_fit(tab, result, x.reshape(len(x), -1)[:, 0], y, side)
@@ -109,6 +119,18 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
         tab.texts[-1].value += "\nNo fit chart: the data has several inputs, which one x axis cannot show."
     place_in_band(tab, charts, span)
     return tab
+
+
+def _rmse_sentence(result: Result, history: pd.DataFrame, n_ratings: int) -> str:
+    """Where this run's RMSE started and where it ended (the tables' picture: `NAME factors`)."""
+    from ..engine.embeddings import start_rmse
+
+    rmse = pd.to_numeric(history["rmse"], errors="coerce").to_numpy(dtype=float)
+    end = f"{rmse[-1]:.6g}" if len(rmse) and np.isfinite(rmse[-1]) else "not finite"
+    return (f"RMSE over all {n_ratings:,} ratings: {start_rmse(result):.6g} "
+            f"at the start of this run, {end} after epoch {int(history['epoch'].iloc[-1])} (the 'rmse' column: "
+            "each epoch's parameters on every rating, what Jeremy's sheet's RMSE cell would show; 'loss' is "
+            f"the mean of the steps' losses). The tables themselves: '{result.experiment.name} factors'.")
 
 
 def _add_confusion(tab: TabPlan, result: Result, col: int) -> str:

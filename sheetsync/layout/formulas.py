@@ -9,6 +9,14 @@ which spreadsheets read exactly, and the map says where they came from.
 
 Formulas for the common case are rendered once per column as a template with the row numbers
 left open, so a 100,000-row table costs a string format per cell, not a tree walk.
+
+A table model (dot_product) reads one user's and one item's table row per step: those slots
+(``u1``.., ``m1``.., ``bu``, ``bm``) are numbers the engine writes (``=0.0123…``: the table before
+the step, which may have moved since that user's last row: every step of a dense table touches
+every row), and the row's prediction, error, loss, gradients and new slots are formulas of them,
+the dot product as ``SUMPRODUCT`` over the slot cells. Formula mode takes batch size 1 and an
+optimizer without state there (an optimizer's state of a table row before the step is not a
+cell of the tab); other runs write values and say so.
 """
 
 from __future__ import annotations
@@ -128,6 +136,8 @@ class StepFormulas:
         self.update = self.spec.update  # what the workbook's macros set and paste between epochs
         self.batch = self.spec.batch_size
         self.lr_by_epoch = dict(zip(result.epochs["epoch"].tolist(), result.epochs["lr"].tolist()))
+        self.tables = self.spec.model.tables  # a table model (dot_product): its slots are the engine's values
+        self.table_slots = {q: t for t in self.tables for q in t.slots}
         # Formula mode's settings block (see `block_table`): setting -> its value cell in this tab.
         # Right of the steps: the formula columns, the steps tab's own extra columns, a blank one.
         self.block_col = len(self.columns) + len(STEPS_EXTRA_COLUMNS) + 1
@@ -258,6 +268,8 @@ class StepFormulas:
             if kind == "row":
                 return f"{self.letter[what]}{r}"
             if kind == "prev":
+                if self.tables:  # a table row's state before the step: held by the engine alone
+                    return f"[{what} before this step]"
                 if carried is not None:
                     stem, _, q = what.partition("_")
                     return literal(carried["opt"][stem][q])
@@ -292,15 +304,49 @@ class StepFormulas:
         tree = sum_tree(i - first + 1)  # the shares added in torch's order
         return render_sum(tree, lambda k: f"{col}{self.lines.row(first + k)}").replace(" ", "")
 
+    def check_tables(self) -> None:
+        """Formula mode of a table model: what its formulas cannot express, as FormulaModeError."""
+        if not self.tables:
+            return
+        if self.batch != 1:
+            raise FormulaModeError(f"a {self.spec.model.name} step's gradient in a batch sums the rows of the "
+                                   "same user or item only, which a column formula cannot pick; formula mode "
+                                   "takes batch size 1 here")
+        if self.update.state:
+            raise FormulaModeError(f"{self.result.experiment.optimizer} keeps state for every table row, and "
+                                   "its value before a step is not a cell of the steps tab; formula mode takes "
+                                   "optimizer sgd here")
+
+    def dot_text(self, renderer: Callable[[str], str], template_row: str) -> tuple[str, str] | None:
+        """(the dot product as the program renders it, the same as SUMPRODUCT over the row's
+        slot cells), for a table model; the one text replaced by the other in its formulas."""
+        dot = dict(self.spec.model.intermediates).get("dot") if self.tables else None
+        if dot is None:
+            return None
+        from ..engine.expr import subs, sym
+
+        inlined = subs(dot, {q: sym(f"row:{q}") for q in self.program.param_columns})
+        users, items = (t.slots for t in self.tables[:2])
+        rng = lambda slots: f"{self.letter[slots[0]]}{template_row}:{self.letter[slots[-1]]}{template_row}"
+        return to_formula(inlined, renderer), f"SUMPRODUCT({rng(users)},{rng(items)})"
+
+    def render(self, e, i: int, template: bool = False) -> str:
+        """One formula's text (without '=') for line `i` (or the template of its column)."""
+        renderer = self._renderer(i, template)
+        text = to_formula(e, renderer)
+        dot = self.dot_text(renderer, "{r}" if template else str(self.lines.row(i)))
+        return text.replace(*dot) if dot else text
+
     # -- columns ----------------------------------------------------------------------------
     def all(self) -> dict[str, list[str | None]]:
+        self.check_tables()
         n = len(self.result.steps)
         out: dict[str, list[str | None]] = {c: [None] * n for c in self.columns}
         # One row per step with no macro between epochs: every line but the carried-in ones
         # follows its column's template, so render each column once and format it per row.
         fast = self.batch == 1 and not self.update.macro_sets
-        templates = ({c: "=" + to_formula(e, self._renderer(0, template=True))
-                      for c, e in self.program.formulas.items()} if fast else {})
+        templates = ({c: "=" + self.render(e, 0, template=True) for c, e in self.program.formulas.items()}
+                     if fast else {})
         update_cols = set(self.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         lines = self.lines
         data_rows = (self.result.steps["row"].to_numpy() - 1).tolist()
@@ -321,7 +367,7 @@ class StepFormulas:
             for i in slow:
                 if c in update_cols and not lines.batch_end[i]:
                     continue
-                out[c][i] = "=" + to_formula(e, self._renderer(i, template=False))
+                out[c][i] = "=" + self.render(e, i)
         for c in self.program.formulas:
             longest = max((len(f) for f in out[c] if f), default=0)
             if longest > MAX_FORMULA_CHARS:
@@ -354,7 +400,9 @@ class StepFormulas:
             if kind == "row":
                 found.append(Ref("line", what, line=i))
             elif kind == "prev":
-                if carried is not None:
+                if self.tables:
+                    found.append(Ref("table", what, line=i))
+                elif carried is not None:
                     stem, _, q = what.partition("_")
                     found.append(Ref("carried", what, line=i, value=carried["opt"][stem][q]))
                 else:
@@ -371,6 +419,10 @@ class StepFormulas:
             return "0"
 
         to_formula(self.program.formulas[column], ref)
+        if self.tables:  # the slots in the order of their cells, as SUMPRODUCT reads them (not torch's sum order)
+            at = [k for k, r in enumerate(found) if r.kind == "line" and r.name in self.table_slots]
+            for k, r in zip(at, sorted((found[k] for k in at), key=lambda r: self.columns.index(r.name))):
+                found[k] = r
         unique: dict[tuple, Ref] = {}
         for r in found:
             unique.setdefault((r.kind, r.name, r.line), r)
@@ -378,6 +430,8 @@ class StepFormulas:
 
     def _param_ref(self, i: int, q: str) -> Ref:
         lines = self.lines
+        if q in self.table_slots:  # the engine's value: the table row before this step
+            return Ref("table", q, line=i, value=float(self.result.steps[q].iat[i]))
         if lines.prev_end[i] < 0 and lines.batch_start[i]:
             return Ref("carried", q, line=i, value=self.start(int(lines.epoch[i]))["params"][q])
         if not lines.batch_start[i]:
@@ -397,10 +451,14 @@ class StepFormulas:
         update_cols = set(self.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         if column in update_cols and not self.lines.batch_end[i]:
             return None
-        return "=" + to_formula(self.program.formulas[column], self._renderer(i, template=False))
+        return "=" + self.render(self.program.formulas[column], i)
 
-    def param_link(self, i: int, q: str) -> str:
-        """A parameter before the step: carried in, same batch, or the previous step's output."""
+    def param_link(self, i: int, q: str) -> str | None:
+        """A parameter before the step: carried in, same batch, or the previous step's output
+        (a table model's slot: the engine's number, inside a formula so a spreadsheet reads all
+        17 digits, as carried values are written)."""
+        if q in self.table_slots:
+            return "=" + literal(float(self.result.steps[q].iat[i]))
         lines = self.lines
         carried = self.carried(i) if self.lines.prev_end[i] < 0 and self.lines.batch_start[i] else None
         if carried is not None:

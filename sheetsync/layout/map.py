@@ -51,7 +51,19 @@ def _describe(ref: Ref, line: int, sf: StepFormulas) -> str:
         return f"{ref.name} ({ref.setting})"
     if ref.kind == "carried":
         return f"{ref.name} carried in ({ref.value!r})"
+    if ref.kind == "table":
+        return table_words(ref.name, sf)
     return f"{ref.value!r} ({ref.name})"
+
+
+def table_words(name: str, sf: StepFormulas) -> str:
+    """What a table model's value before the step is, in words (the map and the trace)."""
+    slot = name.rpartition("_")[2] if name not in sf.table_slots else name
+    table = sf.table_slots.get(slot)
+    whose = table.index if table is not None else "row's"
+    what = name if name in sf.table_slots else f"{name} (the optimizer's state of {slot})"
+    return (f"{what}: the {whose}'s table row before this step, a number the engine writes (the table may "
+            f"have moved since that {whose}'s last row: every step updates the whole table)")
 
 
 def _typical_line(sf: StepFormulas) -> int:
@@ -166,7 +178,8 @@ def map_rows(sf: StepFormulas, steps_tab: str) -> list[dict]:
             "formula (R1C1)": to_r1c1(f, row, sf.columns.index(c)) if f else "",
             "precedents": "; ".join(_describe(r, i, sf) for r in e["refs"]),
             "dependents": "; ".join(dependents[c]),
-            "boundary rows": "\n".join(_boundary(sf, c, f, special)) if f and c not in sf.program.input_columns else "",
+            "boundary rows": ("\n".join(_boundary(sf, c, f, special))
+                              if f and c not in sf.program.input_columns and c not in sf.table_slots else ""),
         })
     return rows
 
@@ -232,6 +245,9 @@ def epoch_formula(sf: StepFormulas, steps_tab: str, column: str, epoch: int,
                 "largest |numeric - analytic| gradient gap in the epoch")
     if column == "dead":
         return None, "parameters whose gradient was 0 on every row of the epoch (dead ReLU)"
+    if column == "rmse":
+        return None, ("the RMSE over every rating of the tables at the end of the epoch (the engine's number; "
+                      "the factors tab holds Jeremy's formula over the tables)")
     return None, "diagnostic"
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..a1 import STATE_TAB
+from ..a1 import MAX_COLUMNS, STATE_TAB
+from ..errors import SheetsyncError
 from ..backends.base import Column, Table, TabPlan
 
-CHUNK = 30_000  # a cell holds at most 32,767 characters
+CHUNK = 30_000  # a cell holds at most 32,767 characters (Excel; Google Sheets: 50,000)
 FIXED = ["experiment", "signature", "settings hash"]
 
 
@@ -43,6 +44,11 @@ def settings_hash(experiment, data_hash: str) -> str:
 def render_state(saved: dict[str, SavedState]) -> TabPlan:
     texts = {name: json.dumps(s.state, sort_keys=True) for name, s in saved.items()}
     n_chunks = max([1] + [-(-len(t) // CHUNK) for t in texts.values()])
+    if len(FIXED) + n_chunks > MAX_COLUMNS:  # a dot_product state grows with users × items × factors
+        name = max(texts, key=lambda n: len(texts[n]))
+        raise SheetsyncError(f"{name}: its saved state is {len(texts[name]):,} characters, more than the "
+                             f"{STATE_TAB!r} tab's {MAX_COLUMNS - len(FIXED):,} cells of {CHUNK:,} hold; "
+                             "train fewer users, items or factors")
     names = list(saved)
     columns = [Column("experiment", names, "@", 20),
                Column("signature", [json.dumps(saved[n].signature, sort_keys=True) for n in names], "@", 40),

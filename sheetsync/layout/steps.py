@@ -10,6 +10,10 @@ row 4, where the workbook's first step sits. The row where the explosion started
 where it left the bound are highlighted, each with a note. Above the cell budget, rows are
 sampled: every k-th step plus the first and last step of each epoch (and those two rows), and
 A1 says so.
+
+A dot_product experiment's row is one rating: its user and item (shown by their ids, as the
+data tab writes them), the rating, the user's and the item's table rows before the step, the
+prediction, error and loss, the gradients and the rows after the step.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ MARGIN_NOTE = ("margin: how hard this step pushed against its own curvature, Î”á
                "of falling. Blank: the update went uphill. See docs/why.md.")
 
 
+TABLE_ROWS = ("Each row is one rating: its user and item (their ids), the user's factors u1.. and the item's "
+              "m1.. as the tables held them before the step (numbers from the engine: the tables may have moved "
+              "since that user's or item's last row), the prediction, error and loss, the gradients and the "
+              "factors after the step. The tables themselves are in the factors tab.")
 CHART_COLUMNS = 4  # beyond the steps: margin, a gap, the chart data (log10 loss, overshoot at)
 
 
@@ -92,6 +100,8 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     tab = TabPlan(steps_tab_name(exp.name), kind="steps", frozen_rows=HEADER_ROW + 1,
                   row_heights={0: BAND_POINTS})
     columns = frame_columns(steps, rows)
+    if exp.model == "dot_product":
+        show_ids(result, columns)
     for c in columns:  # narrow: the spreadsheet shows ~7 significant digits, the cell keeps all 17
         if c.number_format == "General":
             c.width = max(len(c.header) + 2.0, STEP_WIDTH)
@@ -118,6 +128,8 @@ def render_steps(result: Result, allowed_rows: int | None = None,
                       "the first and last step of each epoch); the epochs tab is complete.")
     else:
         status.append(f"All {len(steps):,} steps of this run.")
+    if exp.model == "dot_product":
+        status.append(TABLE_ROWS)
     headers = [c.header for c in table.columns]
     _mark_divergence(result, rows, div_index, headers, tab, status)
     _mark_dead(result, headers, tab, status)
@@ -129,6 +141,32 @@ def render_steps(result: Result, allowed_rows: int | None = None,
         side = max(t.col + len(t.columns) for t in tab.tables) + 1  # right of the steps and settings
         _charts(result, tab, table, rows, div_index, side)
     return tab
+
+
+def show_ids(result: Result, columns: list[Column]) -> None:
+    """The `user` and `item` columns (0-based table rows in the Result) as the sheet's ids: numbers
+    where the ids are numbers, else text."""
+    ids = result.ids
+    for c in columns:
+        if c.header in ("user", "item"):
+            names = ids.users if c.header == "user" else ids.items
+            shown = [as_cell(names[int(v)]) for v in c.values]
+            c.values, c.number_format = shown, ("General" if all(not isinstance(v, str) for v in shown) else "@")
+            c.width = max(len(c.header) + 2.0, min(24.0, max((len(str(v)) for v in shown), default=0) + 2.0))
+
+
+def as_cell(raw_id: str) -> int | float | str:
+    """An id as a cell holds it: '14' as the whole number 14 (as the data tab had it), '2.5' as 2.5,
+    text as text (`parse.ratings.show_id` read it the other way)."""
+    try:
+        number = float(raw_id)
+    except ValueError:
+        return raw_id
+    if not math.isfinite(number):
+        return raw_id
+    if number.is_integer():
+        return int(number) if raw_id.strip() == str(int(number)) else raw_id
+    return number if raw_id.strip() == repr(number) else raw_id
 
 
 def place_in_band(tab: TabPlan, charts: list[Chart], col: int) -> None:

@@ -4,6 +4,7 @@ Layout (README.md, "The sheet"):
 
 - ``data``: row 1 holds the headers ``x`` and ``y`` (or ``x1``, ``x2``, … and ``y``); data
   rows run from row 2 down to the first empty row. At least `MIN_DATA_ROWS` rows.
+- ``data`` for ``model: dot_product``: ratings, long or crosstab (`parse.ratings`).
 - ``experiments``: column A holds setting names (case-insensitive; ``init a`` gives a starting
   value), row 1 holds experiment names, each further column is one experiment.
 
@@ -27,6 +28,7 @@ from ..backends.base import Snapshot
 from ..errors import InputError, Problem, SettingError, closest
 from ..settings import SETTINGS, Experiment, suggest_setting
 from .cells import NUMBER_LIKE, describe_non_number, is_blank, number_or_problem
+from .ratings import Ratings, init_problems, is_ratings_sheet, own_init, parse_ratings, with_init
 
 @dataclass
 class Dataset:
@@ -42,17 +44,31 @@ class Dataset:
     # y with text in it, read both ways: its problems as class labels and as numbers (which apply
     # depends on the experiments: `y_problems`)
     text_y: dict[str, list[Problem]] = field(default_factory=dict, repr=False)
+    ratings: Ratings | None = None  # dot_product: the ids and each rating's cells
+
+    @property
+    def ids(self):
+        """The ratings' users and items (`engine.embeddings.Ids`), or None for x/y data."""
+        return self.ratings.ids if self.ratings else None
 
     @property
     def n_rows(self) -> int:
         return len(self.y)
 
     def cell(self, i: int, name: str) -> str:
-        """A1 address of data row `i` (0-based) in column `name`: ``data!B7``."""
+        """A1 address of data row `i` (0-based) in column `name`: ``data!B7``; for ratings, `name`
+        ``y`` is rating `i`'s cell, ``user``/``item`` the cell of its user's/item's id."""
+        if self.ratings is not None:
+            cells = {"y": self.ratings.cells, "user": self.ratings.user_cells, "item": self.ratings.item_cells}
+            return cells[name][i]
         return a1(self.first_row + i, self.columns[name], self.tab)
 
     def fingerprint(self) -> str:
         """A short hash of the numbers (not of formatting): equal data, equal hash."""
+        if self.ratings is not None:
+            from .ratings import fingerprint
+
+            return fingerprint(self.ratings, self.x, self.y)
         h = hashlib.sha256()
         h.update(",".join(self.input_names).encode())
         h.update(np.ascontiguousarray(self.x, dtype=np.float64).tobytes())
@@ -84,11 +100,14 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     """
     problems: list[Problem] = []
     warnings: list[str] = []
-    dataset = _parse_data(snapshot, data_tab, problems, warnings)
+    rated = is_ratings_sheet(snapshot, experiments_tab)
+    dataset = (_parse_ratings_data if rated else _parse_data)(snapshot, data_tab, problems, warnings)
     n_data_problems = len(problems)
     n_inputs = dataset.x.shape[1] if dataset is not None else 1
-    experiments, cells, name_cells = _parse_experiments(snapshot, experiments_tab, n_inputs, problems,
-                                                        warnings, (data_tab, experiments_tab))
+    experiments, cells, name_cells = _parse_experiments(snapshot, experiments_tab, None if rated else n_inputs,
+                                                        problems, warnings, (data_tab, experiments_tab))
+    if rated:
+        experiments = _ratings_experiments(experiments, dataset, cells, name_cells, experiments_tab, problems)
     if dataset is not None and dataset.text_y:  # y's problems join the data tab's, in reading order
         data_problems = problems[:n_data_problems] + y_problems(dataset, experiments)
         data_problems.sort(key=lambda p: (p.cell == data_tab, _cell_order(p.cell)))  # "… and N more" last
@@ -170,6 +189,60 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
     if found > 200:
         problems.append(Problem(tab, f"… and {found - 200:,} more cells that are not numbers"))
     return Dataset(values[:, :-1], values[:, -1].copy(), inputs, tab, columns, 1, classes, text_y)
+
+
+def _parse_ratings_data(snapshot: Snapshot, tab: str, problems: list[Problem],
+                        warnings: list[str]) -> Dataset | None:
+    rows = _tab_values(snapshot, tab, problems, "ratings: headers user, item and rating in row 1, or item ids "
+                       "across row 1 and user ids down column A")
+    if rows is None:
+        return None
+    found = parse_ratings(rows, tab, problems, warnings)
+    if found is None:
+        return None
+    x, y, ratings = found
+    return Dataset(x, y, ["user", "item"], tab, ratings=ratings)
+
+
+def factor_ranges(inputs: "Inputs", snapshot: Snapshot, tab: str = EXPERIMENTS_TAB) -> None:
+    """Each dot_product experiment's `user_factors_from` / `item_factors_from` ranges read from
+    `snapshot` (which holds their tabs) into its `init`; one `InputError` for every problem."""
+    from .ratings import factor_init
+
+    problems: list[Problem] = []
+    for k, exp in enumerate(inputs.experiments):
+        cells = inputs.setting_cells.get(exp.name, {})
+        inputs.experiments[k] = factor_init(exp, inputs.dataset.ids, snapshot,
+                                            lambda key, c=cells: c.get(key, tab), problems)
+    if problems:
+        raise InputError(problems)
+
+
+def _ratings_experiments(experiments: list[Experiment], dataset: Dataset | None, cells: dict[str, dict[str, str]],
+                         name_cells: dict[str, str], tab: str, problems: list[Problem]) -> list[Experiment]:
+    """A ratings sheet's experiments: all dot_product (the data tab holds ratings, not x and y),
+    their `init` cells checked against the parameters the ids make."""
+    dot = [e.name for e in experiments if e.model == "dot_product"]
+    for exp in experiments:
+        if exp.model != "dot_product":
+            problems.append(Problem(cells[exp.name].get("model", name_cells.get(exp.name, tab)),
+                                    f"{exp.name}: model {exp.model} reads x and y, but the data tab holds ratings for "
+                                    f"the dot_product experiment{'s' if len(dot) > 1 else ''} {', '.join(dot)}; "
+                                    "train it in a workbook of its own"))
+    if dataset is None:
+        return experiments
+    from ..engine.loop.spec import check_table_settings
+
+    out = []
+    for exp in experiments:
+        where = (lambda key, c=cells[exp.name], n=name_cells.get(exp.name, tab): c.get(key, n))
+        try:  # what the table model cannot do yet, at the setting's cell rather than after reading
+            check_table_settings(exp)
+        except SettingError as e:
+            problems.append(Problem(where(e.setting), f"{exp.name}: {e.setting}: {e.problem}"))
+        problems += init_problems(exp, dataset.ids, where)
+        out.append(with_init(exp, own_init(exp, dataset.ids)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,11 +609,16 @@ def _check_init_names(exp: Experiment, init: dict[str, float], where: Callable[[
                                     f"{closest(p, params)}"))
 
 
-def model_params(exp: Experiment, n_inputs: int, y: np.ndarray | None = None) -> list[str]:
+def model_params(exp: Experiment, n_inputs: int, y: np.ndarray | None = None, ids=None) -> list[str]:
     """The experiment's parameter names (a softmax model's class count from `classes`, else
-    from y when given)."""
+    from y when given; a dot_product model's from the ratings' `ids`)."""
     from ..engine import param_names  # the engine owns the model definitions
     from ..engine.labels import classes_of
+
+    if exp.model == "dot_product":
+        from ..engine import embeddings
+
+        return embeddings.param_names(ids, exp.factors, exp.bias)
 
     classes = classes_of(exp, y) if y is not None else (exp.classes or 2)
     return list(param_names(exp.model, n_inputs, exp.hidden, exp.output, classes))
@@ -581,8 +659,12 @@ def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_ep
     work: dict[str, int] = {}
     history_cells: dict[str, int] = {}
     for exp in experiments:
-        n_params = len(model_params(exp, dataset.x.shape[1], dataset.y))
-        work[exp.name] = exp.epochs * dataset.n_rows * n_params * (2 if exp.gradient != "analytic" else 1)
+        n_params = len(model_params(exp, dataset.x.shape[1], dataset.y, dataset.ids))
+        if exp.model == "dot_product":  # a row works on its slots, and a dense update on the whole table
+            work[exp.name] = exp.epochs * _table_work(exp, dataset, n_params)
+            n_params = 0  # its epochs tab holds no column per parameter
+        else:
+            work[exp.name] = exp.epochs * dataset.n_rows * n_params * (2 if exp.gradient != "analytic" else 1)
         history = previous_epochs.get(exp.name, 0) + exp.epochs
         history_cells[exp.name] = history * (n_params + budgets.EPOCHS_FIXED_COLS)
 
@@ -602,6 +684,16 @@ def budget_problems(experiments: list[Experiment], dataset: Dataset, previous_ep
     return problems
 
 
+def _table_work(exp: Experiment, dataset: Dataset, n_params: int) -> int:
+    """One epoch's row-steps × parameters of a table model: each rating's slots, plus every table
+    entry per step when the update moves untouched entries too (optimizer state, weight decay)."""
+    from ..engine.loop.spec import build_spec
+
+    spec = build_spec(exp, dataset.n_rows, 2)
+    dense = 0 if spec.sparse_update else n_params * steps_per_epoch(exp, dataset.n_rows)
+    return dataset.n_rows * len(spec.params) + dense
+
+
 def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cells: dict[str, dict[str, str]],
                     tab: str = EXPERIMENTS_TAB) -> list[Problem]:
     """Refuse, before training, a run whose recorded steps would not fit `budgets.MEMORY_BUDGET`:
@@ -614,6 +706,11 @@ def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cel
 
     held: dict[str, int] = {}
     for exp in experiments:
+        if exp.model == "dot_product":
+            from ..engine.loop.spec import build_spec
+
+            held[exp.name] = exp.epochs * dataset.n_rows * len(build_spec(exp, dataset.n_rows, 2).step_columns()) * 8
+            continue
         try:
             model = build_model(exp.model, dataset.x.shape[1], exp.hidden, exp.output,
                                 classes_of(exp, dataset.y))

@@ -77,6 +77,8 @@ EXPERIMENT_REPORT = {
                           "description": "The workbook's error cell, sqrt(sum err^2), of the last epoch."},
         "accuracy": {"type": "number", "nullable": True,
                      "description": "Classifiers: the last epoch's share of rows predicted right; null otherwise."},
+        "rmse": {"type": "number", "nullable": True,
+                 "description": "dot_product: the last epoch's RMSE over every rating; null otherwise."},
         "diagnostics": {"type": "object", "description": (
             "Why the run went the way it did: safe_lr (the largest lr proven to train, or null), "
             "diverged_at and started_at ({epoch, step, row, ...}), loss_rose ([epoch, peak epoch]), "

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 EPOCHS = 150  # 29 rows: a run takes long enough that unlocked runs overlap every time
 RUNS_EACH = 3
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]))
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE), str(HERE.parent)]))  # the RQ worker imports schedule_fleet
 
 
 def make_book(folder: Path) -> Path:
@@ -113,7 +113,7 @@ class EntryPoints:
         jobs = [queue.enqueue(run_rq_job, SheetJob(str(self.book), float(next(self.slots)), force=True).to_dict(),
                               config, job_timeout=120, result_ttl=600) for _ in range(n)]
         worker = subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", self.redis_url,
-                                   "--logging_level", "WARNING", "--worker-class", "rq.worker.SimpleWorker",
+                                   "--logging_level", "WARNING", "--worker-class", "schedule_fleet.PromptWorker",
                                    QUEUE_NAME], env=ENV, cwd=str(REPO),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 

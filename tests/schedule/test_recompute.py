@@ -50,9 +50,7 @@ class Harness:
     def run_due(self, now=None):
         self.executor.pump(self.clock.now if now is None else now)
         if self.kind == "rq":
-            from rq import SimpleWorker
-
-            SimpleWorker([self.executor.queue], connection=self.executor.redis).work(burst=True)
+            fleet.PromptWorker([self.executor.queue], connection=self.executor.redis).work(burst=True)
         else:
             while not self.executor.idle():
                 time.sleep(0.005)
