@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -50,23 +51,29 @@ class Ids:
     users: tuple[str, ...]
     items: tuple[str, ...]
 
-    @property
-    def user_names(self) -> list[str]:
-        return name_ids(list(self.users))
+    # worked out once per Ids (a regex per id): every table of a run reads them
+    @cached_property
+    def user_names(self) -> tuple[str, ...]:
+        return tuple(name_ids(list(self.users)))
 
-    @property
-    def item_names(self) -> list[str]:
-        return name_ids(list(self.items))
+    @cached_property
+    def item_names(self) -> tuple[str, ...]:
+        return tuple(name_ids(list(self.items)))
 
 
 def param_names(ids: Ids, factors: int, bias: bool) -> list[str]:
     """Every parameter of the model, table by table: user factors (user by user, factor by
     factor), item factors, then user biases and item biases."""
+    return list(_param_names(ids, factors, bias))
+
+
+@lru_cache(maxsize=64)  # a run asks for them several times (job, init, state, tables)
+def _param_names(ids: Ids, factors: int, bias: bool) -> tuple[str, ...]:
     fs = range(1, factors + 1)
     names = [f"u{u}_{f}" for u in ids.user_names for f in fs] + [f"m{i}_{f}" for i in ids.item_names for f in fs]
     if bias:
         names += [f"bu{u}" for u in ids.user_names] + [f"bm{i}" for i in ids.item_names]
-    return names
+    return tuple(names)
 
 
 @dataclass(frozen=True)
