@@ -74,6 +74,8 @@ def test_run_twice_continues_and_equals_one_long_training(tmp_path, layout):
     assert [r[header.index("rmse")] for r in body] == [start_rmse(long)] + list(long.epochs["rmse"])
     assert body[0][header.index("loss")] is None
     assert second.experiments[0].total_epochs == 6
+    factors = rows_of(path, "cf factors")  # the factors tab counts epochs as the epochs tab does
+    assert any(r and r[0] == "RMSE now (after epoch 6)" for r in factors)
     # the steps tab shows users and items by their ids, ratings in the sheet's reading order
     header, body = header_and_rows(path, "cf steps", 3)
     assert [r[header.index("user")] for r in body[:3]] == [14, 14, 14]
