@@ -29,7 +29,7 @@ from .layout import ExperimentOutput, RunEntry, SavedState, log_only_plan, merge
 from .layout.runs import first_read, log_as_read
 from .layout.state import read_state, settings_hash, signature
 from .layout.steps import divergence_sentence, steps_cells
-from .layout.epochs import read_history
+from .layout.epochs import epochs_so_far, read_history, with_start_rmse
 from .layout.tables import read_table
 from .locks import one_writer
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
@@ -183,6 +183,8 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
             result.diagnostics.restarted = RESTARTED  # decided here, from the saved state
         done_before += exp.epochs * dataset.n_rows
         history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
+        if embedding is not None and start != "continued":  # the history starts where the RMSE did
+            history = with_start_rmse(history, result)
         notes = _notes(result, start)
         state = result.state.to_dict()
         state["starts"] = {str(k): v for k, v in result.starts.items()}  # for `trace` of carried values
@@ -284,7 +286,7 @@ def _report(name, start, result, history, notes) -> ExperimentReport:
         loss, error, rmse = finite("loss"), finite("sqrt(sum err^2)"), finite("rmse")
         accuracy = float(last["accuracy"]) if "accuracy" in result.epochs.columns else None
     div = result.diagnostics.divergence
-    return ExperimentReport(name, start, len(result.epochs), len(history), loss,
+    return ExperimentReport(name, start, len(result.epochs), epochs_so_far(history), loss,
                             {k: float(v) for k, v in result.params.items()},
                             divergence_sentence(result) if div else None, notes,
                             sqrt_sum_err2=error, diagnostics=diagnostics_summary(result), accuracy=accuracy,

@@ -363,15 +363,22 @@ class Experiment:
             raise AttributeError(key) from None
 
     def replace(self, **changes: Any) -> "Experiment":
-        """A copy with some settings changed (validated again)."""
+        """A copy with some settings changed (validated again); `init` entries are added to the
+        experiment's own (see `with_init` to replace them)."""
         name = changes.pop("name", self.name)
+        init = dict(self.init)
+        init.update(changes.pop("init", {}) or {})
+        return Experiment(name, init=init, **(self._given() | changes))
+
+    def with_init(self, init: dict[str, Any]) -> "Experiment":
+        """A copy whose starting values are exactly `init` (validated again)."""
+        return Experiment(self.name, init=init, **self._given())
+
+    def _given(self) -> dict[str, Any]:
         settings = {k: self.values[k] for k in self.given}
         if settings.get("batch_size") == 0:  # the stored form of 'all', which validation takes as text
             settings["batch_size"] = "all"
-        init = dict(self.init)
-        init.update(changes.pop("init", {}) or {})
-        settings.update(changes)
-        return Experiment(name, init=init, **settings)
+        return settings
 
     def settings(self) -> dict[str, Any]:
         """Every setting with its effective value (for run logs and outputs)."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sheetsync import Experiment, train
-from sheetsync.engine.embeddings import Ids
+from sheetsync.engine.embeddings import Ids, start_rmse
 from sheetsync.errors import InputError
 from sheetsync.runner import run
 from workbooks import rows_of, write_book
@@ -70,8 +70,12 @@ def test_run_twice_continues_and_equals_one_long_training(tmp_path, layout):
     assert second.experiments[0].rmse == pytest.approx(float(long.epochs["rmse"].iloc[-1]), rel=1e-15)
     assert second.to_dict()["experiments"][0]["rmse"] == second.experiments[0].rmse  # --json, the HTTP summary
     header, body = header_and_rows(path, "cf epochs", 2)
-    assert [r[0] for r in body] == [1, 2, 3, 4, 5, 6]
-    assert [r[header.index("rmse")] for r in body] == list(long.epochs["rmse"])
+    assert [r[0] for r in body] == [0, 1, 2, 3, 4, 5, 6]  # epoch 0: the starting tables' RMSE, no loss
+    assert [r[header.index("rmse")] for r in body] == [start_rmse(long)] + list(long.epochs["rmse"])
+    assert body[0][header.index("loss")] is None
+    assert second.experiments[0].total_epochs == 6
+    factors = rows_of(path, "cf factors")  # the factors tab counts epochs as the epochs tab does
+    assert any(r and r[0] == "RMSE now (after epoch 6)" for r in factors)
     # the steps tab shows users and items by their ids, ratings in the sheet's reading order
     header, body = header_and_rows(path, "cf steps", 3)
     assert [r[header.index("user")] for r in body[:3]] == [14, 14, 14]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -50,23 +51,29 @@ class Ids:
     users: tuple[str, ...]
     items: tuple[str, ...]
 
-    @property
-    def user_names(self) -> list[str]:
-        return name_ids(list(self.users))
+    # worked out once per Ids (a regex per id): every table of a run reads them
+    @cached_property
+    def user_names(self) -> tuple[str, ...]:
+        return tuple(name_ids(list(self.users)))
 
-    @property
-    def item_names(self) -> list[str]:
-        return name_ids(list(self.items))
+    @cached_property
+    def item_names(self) -> tuple[str, ...]:
+        return tuple(name_ids(list(self.items)))
 
 
 def param_names(ids: Ids, factors: int, bias: bool) -> list[str]:
     """Every parameter of the model, table by table: user factors (user by user, factor by
     factor), item factors, then user biases and item biases."""
+    return list(_param_names(ids, factors, bias))
+
+
+@lru_cache(maxsize=64)  # a run asks for them several times (job, init, state, tables)
+def _param_names(ids: Ids, factors: int, bias: bool) -> tuple[str, ...]:
     fs = range(1, factors + 1)
     names = [f"u{u}_{f}" for u in ids.user_names for f in fs] + [f"m{i}_{f}" for i in ids.item_names for f in fs]
     if bias:
         names += [f"bu{u}" for u in ids.user_names] + [f"bm{i}" for i in ids.item_names]
-    return names
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -83,12 +90,19 @@ class Tables:
     @classmethod
     def from_params(cls, ids: Ids, params: dict[str, float], factors: int, bias: bool,
                     y_range: tuple[float, float] | None = None) -> "Tables":
-        fs = range(1, factors + 1)
-        uf = np.array([[params[f"u{u}_{f}"] for f in fs] for u in ids.user_names], dtype=np.float64)
-        mf = np.array([[params[f"m{i}_{f}"] for f in fs] for i in ids.item_names], dtype=np.float64)
-        ub = np.array([params[f"bu{u}"] for u in ids.user_names]) if bias else None
-        mb = np.array([params[f"bm{i}"] for i in ids.item_names]) if bias else None
-        return cls(ids, uf.reshape(len(ids.users), factors), mf.reshape(len(ids.items), factors), ub, mb, y_range)
+        names = _param_names(ids, factors, bias)
+        return cls.from_vector(ids, np.fromiter(map(params.__getitem__, names), np.float64, len(names)),
+                               factors, bias, y_range)
+
+    @classmethod
+    def from_vector(cls, ids: Ids, values: np.ndarray, factors: int, bias: bool,
+                    y_range: tuple[float, float] | None = None) -> "Tables":
+        """The tables from every parameter's value in `param_names` order (the loop's P row)."""
+        n_u, n_i = len(ids.users), len(ids.items)
+        cut = np.cumsum([n_u * factors, n_i * factors, n_u if bias else 0])
+        uf, mf, ub, mb = np.split(np.asarray(values, dtype=np.float64), cut)
+        return cls(ids, uf.reshape(n_u, factors), mf.reshape(n_i, factors),
+                   ub if bias else None, mb if bias else None, y_range)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +219,6 @@ def rmse(pred: np.ndarray, y) -> float:
     """sqrt(sum of (pred - y)² / n), the errors squared and added in data order from 0, as the
     training loop's end-of-epoch pass adds them."""
     err = np.asarray(pred, dtype=np.float64) - np.asarray(y, dtype=np.float64)
-    total = 0.0
-    for v in (err * err).tolist():
-        total += v
+    # add.accumulate adds strictly one after another (np.sum would add pairwise)
+    total = float(np.add.accumulate(err * err)[-1]) if len(err) else 0.0
     return math.sqrt(total / len(err))

@@ -8,6 +8,7 @@ the steps and epochs tables, and derives the diagnostics.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -290,7 +291,7 @@ def diagnose(job: Job, result: Result, start: State | None, search: bool) -> Non
     from . import explain
 
     diag, e = result.diagnostics, job.experiment
-    finite = not diag.divergence and all(np.isfinite(v) for v in result.params.values())
+    finite = not diag.divergence and all(map(math.isfinite, result.params.values()))
     story: list[str] = []
     if diag.restarted:
         diag.notes.append(diag.restarted[0].upper() + diag.restarted[1:] + ".")

@@ -8,8 +8,8 @@ grid, so the bend shows as a sharp corner). Several inputs cannot be drawn on on
 the fit is left out then, and the tab says so. A classifier's tab charts loss and accuracy
 together and holds the confusion table at the end of the run instead of the fit (its picture
 is `NAME boundary`). A dot_product experiment's tab charts the loss and the RMSE over every
-rating at the end of each epoch (the cell Jeremy's sheet has Solver minimise), and says where
-the RMSE started; its picture is `NAME factors`.
+rating at the end of each epoch (the cell Jeremy's sheet has Solver minimise), from an epoch 0
+row holding the RMSE of the starting tables (`with_start_rmse`); its picture is `NAME factors`.
 """
 
 from __future__ import annotations
@@ -52,6 +52,23 @@ def merge_history(previous: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFr
     return merged[columns]
 
 
+def with_start_rmse(history: pd.DataFrame, result: Result) -> pd.DataFrame:
+    """A dot_product history whose first row is epoch 0: the RMSE of the starting tables (what
+    Jeremy's sheet's RMSE cell shows before Solver runs) and no loss (no step was taken). It is
+    read back with the rest on the next Run, so the RMSE chart always begins at the start."""
+    from ..engine.embeddings import start_rmse
+
+    start = pd.DataFrame({"epoch": [0], "rmse": [start_rmse(result)]})
+    return pd.concat([start, history], ignore_index=True)[list(history.columns)]
+
+
+def epochs_so_far(history: pd.DataFrame) -> int:
+    """Epochs in a history (a dot_product history's epoch 0, the start, is not one)."""
+    if "epoch" not in history:
+        return len(history)
+    return int((pd.to_numeric(history["epoch"], errors="coerce") > 0).sum())
+
+
 def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.ndarray,
                   notes: list[str]) -> TabPlan:
     """Row 1: the diagnosis (wrapped, left) and the charts (right); row 2 the header; then one
@@ -63,7 +80,7 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
     columns = frame_columns(history)
     tab.tables.append(Table(columns, row=HEADER_ROW, col=0))
     lines = notes or ["Nothing unusual: no divergence, no dead units."]
-    title = (f"{result.experiment.name}: {len(history):,} epochs so far "
+    title = (f"{result.experiment.name}: {epochs_so_far(history):,} epochs so far "
              f"({result.experiment.flavour} {result.experiment.optimizer}). Diagnosis:")
     span = band_span(columns, 100)  # its diagnosis collects every note: a wider block
     tab.texts.append(Text(0, 0, "\n".join([title] + lines), wrap=True, span=span))
@@ -127,8 +144,11 @@ def _rmse_sentence(result: Result, history: pd.DataFrame, n_ratings: int) -> str
 
     rmse = pd.to_numeric(history["rmse"], errors="coerce").to_numpy(dtype=float)
     end = f"{rmse[-1]:.6g}" if len(rmse) and np.isfinite(rmse[-1]) else "not finite"
-    return (f"RMSE over all {n_ratings:,} ratings: {start_rmse(result):.6g} "
-            f"at the start of this run, {end} after epoch {int(history['epoch'].iloc[-1])} (the 'rmse' column: "
+    epochs = pd.to_numeric(history["epoch"], errors="coerce").to_numpy()
+    first = (f"{rmse[0]:.6g} before the first step (epoch 0), " if len(rmse) and epochs[0] == 0
+             and epochs_so_far(history) > len(result.epochs) else "")  # when this run did not start there
+    return (f"RMSE over all {n_ratings:,} ratings: {first}{start_rmse(result):.6g} "
+            f"at the start of this run, {end} after epoch {int(epochs[-1])} (the 'rmse' column: "
             "each epoch's parameters on every rating, what Jeremy's sheet's RMSE cell would show; 'loss' is "
             f"the mean of the steps' losses). The tables themselves: '{result.experiment.name} factors'.")
 

@@ -40,7 +40,7 @@ TOP = 4  # 0-based row of the items' parameter-name row, under the sentence and 
 NUMBER_WIDTH = 6.5  # characters: "-0.00" and a margin
 MAX_ITEM_WIDTH = 11.0  # an item column holding a title's longest word, at most
 FACTOR_FORMAT = "0.00"
-# blue below 0, white at 0, red above (factors, biases); red low, yellow, green high (ratings)
+# blue below 0, white at 0, red above (factors, biases); pale yellow low to green high (ratings)
 NEGATIVE, ZERO, POSITIVE = "5A8AC6", "FFFFFF", "F8696B"
 SIGNED = (NEGATIVE, ZERO, POSITIVE)
 RATINGS = ("FFF2CC", "C6E0B4", "63BE7B")  # pale yellow to green: red stays the factors'
@@ -250,7 +250,6 @@ def render_factors(name: str, tables: Tables, view: EmbeddingView, *, start_rmse
 
     _colour(tab, g, tables, users, items, view)
     _top_texts(tab, name, g, tables, view, users, items, grid, actual, start_rmse, formulas, epochs)
-    tab.frozen_rows = 0
     return tab
 
 

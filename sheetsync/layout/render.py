@@ -17,7 +17,7 @@ from ..backends.base import Plan, Table, TabPlan, Text
 from ..engine.result import Result
 from .compare import render_compare
 from .boundary import render_classifier_boundary
-from .epochs import render_epochs
+from .epochs import epochs_so_far, render_epochs
 from .factors import EmbeddingView, factors_map_rows, render_factors
 from .landscape import render_landscape
 from .runs import RunEntry, render_runs
@@ -95,7 +95,7 @@ def _embedding_tabs(o: ExperimentOutput) -> tuple[list[TabPlan], list[dict]]:
     formulas = exp.mode == "formulas"
     tables = embeddings.tables_of(o.result)
     factors = render_factors(exp.name, tables, o.embedding, start_rmse=embeddings.start_rmse(o.result),
-                             formulas=formulas, epochs=len(o.history) or None)
+                             formulas=formulas, epochs=epochs_so_far(o.history) or None)
     cells = o.embedding.cells
     map_rows = factors_map_rows(exp.name, tables, o.embedding, formulas,
                                 cells[0].rsplit("!", 1)[0] if cells else None)

@@ -28,7 +28,7 @@ from ..backends.base import Snapshot
 from ..errors import InputError, Problem, SettingError, closest
 from ..settings import SETTINGS, Experiment, suggest_setting
 from .cells import NUMBER_LIKE, describe_non_number, is_blank, number_or_problem
-from .ratings import Ratings, init_problems, is_ratings_sheet, own_init, parse_ratings, with_init
+from .ratings import Ratings, init_problems, is_ratings_sheet, own_init, parse_ratings
 
 @dataclass
 class Dataset:
@@ -241,7 +241,7 @@ def _ratings_experiments(experiments: list[Experiment], dataset: Dataset | None,
         except SettingError as e:
             problems.append(Problem(where(e.setting), f"{exp.name}: {e.setting}: {e.problem}"))
         problems += init_problems(exp, dataset.ids, where)
-        out.append(with_init(exp, own_init(exp, dataset.ids)))
+        out.append(exp.with_init(own_init(exp, dataset.ids)))
     return out
 
 

@@ -104,7 +104,8 @@ def parse_ratings(rows: list[list], tab: str, problems: list[Problem], warnings:
     """(x, y, Ratings) from the data tab's rows, or None with `problems` filled."""
     header = rows[0] if rows else []
     names = [_normal(h) for h in header]
-    if "rating" in names or (any(n in USER_HEADERS for n in names) and any(n in ITEM_HEADERS for n in names)):
+    if any(n in RATING_HEADERS for n in names) or (any(n in USER_HEADERS for n in names)
+                                                   and any(n in ITEM_HEADERS for n in names)):
         return _long(rows, tab, problems, warnings)
     return _crosstab(rows, tab, problems, warnings)
 
@@ -344,15 +345,9 @@ def factor_init(exp: Experiment, ids: Ids, snapshot: Snapshot, where, problems: 
                 k = offset + (r * f + c if key == "user_factors_from" else c * f + r)
                 init[names[k]] = number
     init.update(own_init(exp, ids))
-    return with_init(exp, init)
+    return exp.with_init(init)
 
 
-def with_init(exp: Experiment, init: dict[str, float]) -> Experiment:
-    """`exp` with `init` as its whole init (`Experiment.replace` merges into the old one, which
-    would keep the lower-case spelling of an `init` cell beside the parameter's own name)."""
-    copy = exp.replace()
-    object.__setattr__(copy, "init", {k: float(v) for k, v in init.items()})
-    return copy
 
 
 def own_init(exp: Experiment, ids: Ids) -> dict[str, float]:

@@ -8,7 +8,8 @@ one item), for every torch optimizer and its options (weight decay, dampening, n
 lr_decay, centered, amsgrad, adamw), batch sizes 1, 7 and all, with and without bias and
 y_range (0, 5.5), sheetsync's steps table (every column of every row: the rows' table entries
 before the step, pred, err, loss, gradients, new entries), its final tables
-(`embeddings.tables_of`), `result.params` and the RMSE per epoch must agree with torch.
+(`embeddings.tables_of`), `result.params` and the RMSE per epoch must agree with torch; and a
+second Run continued from the first's state must equal one torch loop over both.
 
 The first tests check the harness itself against arithmetic done by hand (one SGD step, a
 batch with a repeated user, y_range's chain rule, Adam moving rows a batch did not touch).

@@ -349,3 +349,13 @@ def test_an_updates_state_and_hyperparameters_come_from_its_cells():
     ann = build_update(Experiment(optimizer="adagrad_ann"))
     assert ann.macro_sets == {"lr": "lr (set by the annealing macro)"} and ann.macro_pastes == ("n",)
     assert build_update(Experiment(optimizer="eve")).macro_sets.keys() == {"eve_d"}
+
+
+def test_replace_adds_to_init_and_with_init_replaces_it():
+    e = Experiment("a", flavour="pytorch", optimizer="adam", lr=0.5, batch_size="all", init={"a": 2.0, "b": "3"})
+    added = e.replace(lr=0.25, init={"b": 4.0})
+    assert (added.lr, added.init, added.batch_size, added.optimizer) == (0.25, {"a": 2.0, "b": 4.0}, 0, "adam")
+    only = e.with_init({"b": "5"})
+    assert (only.name, only.lr, only.init, only.batch_size) == ("a", 0.5, {"b": 5.0}, 0)
+    with pytest.raises(SettingError, match="init b"):
+        e.with_init({"b": "five"})

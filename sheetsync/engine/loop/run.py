@@ -151,8 +151,9 @@ class Chunk:
 
 def pack(job: Job, state: State) -> tuple[np.ndarray, ...]:
     params = job.param_names
-    P = np.array([[state.params[q] for q in params]])
-    S = np.array([[state.opt[s][q] for s in job.spec.update.state for q in params]]).reshape(1, -1)
+    P = np.fromiter(map(state.params.__getitem__, params), np.float64, len(params))[None, :]
+    S = np.array([np.fromiter(map(state.opt[s].__getitem__, params), np.float64, len(params))
+                  for s in job.spec.update.state]).reshape(1, -1)
     H = job.hyper_row(state)[None, :]
     T = np.array([float(state.t)])
     return P, S, H, T
@@ -160,8 +161,9 @@ def pack(job: Job, state: State) -> tuple[np.ndarray, ...]:
 
 def unpack(job: Job, state: State, P, S, T, epochs_done: int) -> State:
     params, stems = job.param_names, job.spec.update.state
-    opt = {s: {q: float(S[si * len(params) + j]) for j, q in enumerate(params)} for si, s in enumerate(stems)}
-    return State(params={q: float(P[j]) for j, q in enumerate(params)}, opt=opt, t=int(T),
+    n = len(params)
+    opt = {s: dict(zip(params, S[si * n:(si + 1) * n].tolist())) for si, s in enumerate(stems)}
+    return State(params=dict(zip(params, P.tolist())), opt=opt, t=int(T),
                  epoch=state.epoch + epochs_done, extra=dict(state.extra), signature=state.signature)
 
 
