@@ -20,7 +20,7 @@ from .boundary import render_classifier_boundary
 from .epochs import epochs_so_far, render_epochs
 from .factors import EmbeddingView, factors_map_rows, render_factors
 from .landscape import render_landscape
-from .runs import RunEntry, render_runs
+from .runs import LogAsRead, RunEntry, render_runs
 from .similar import render_similar
 from .state import SavedState, render_state
 from .steps import CHART_COLUMNS, render_steps, steps_cells
@@ -43,7 +43,7 @@ class ExperimentOutput:
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
            other_histories: dict[str, pd.DataFrame], states: dict[str, SavedState],
-           entry: RunEntry, previous_runs: list[list] | None,
+           entry: RunEntry, previous_runs: LogAsRead | list[list] | None,
            cell_budget: int | None = None, order: list[str] | None = None) -> Plan:
     """`other_histories`: epochs histories of the sheet's experiments not run this time (for
     `compare`); `states`: every experiment's saved state after this run; `order`: the sheet's
@@ -152,7 +152,7 @@ def steps_allowances(results: list[Result], budget: int) -> list[int]:
             for r, size in zip(results, sizes)]
 
 
-def log_only_plan(entry: RunEntry, previous_runs: list[list] | None) -> Plan:
+def log_only_plan(entry: RunEntry, previous_runs: LogAsRead | list[list] | None) -> Plan:
     """What a run with input errors writes: the run log, nothing else."""
     return Plan([render_runs(previous_runs, entry)])
 
