@@ -1,4 +1,5 @@
-"""Settings for RQ workers: ``rq worker -c sheetsync.schedule.rq_settings --url REDIS_URL``.
+"""Settings for RQ workers: ``rq worker -w sheetsync.schedule.worker.Worker -c sheetsync.schedule.rq_settings
+--url REDIS_URL`` (the worker class: see `worker`).
 
 RQ imports this module in the worker's main process, which then forks a work horse per job;
 importing the runner (numpy, pandas, the layout) here means every horse inherits it already

@@ -3,8 +3,8 @@ embedded thread), and the CLI's add/list/remove/run-now over the same store.
 
 Without Redis the trigger process runs the jobs too, on a thread pool, and its leader lock is a
 file lock beside the store. With a Redis URL it only dispatches: jobs go to RQ workers
-(``rq worker -c sheetsync.schedule.rq_settings --url URL``, any number, on any machine
-that can open the store path) and the leader lock is a Redis key.
+(``rq worker -w sheetsync.schedule.worker.Worker -c sheetsync.schedule.rq_settings --url URL``,
+any number, on any machine that can open the store path) and the leader lock is a Redis key.
 """
 
 from __future__ import annotations
