@@ -9,7 +9,16 @@ them are on the path through pytest's `pythonpath` option (pyproject.toml), not 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# One thread per process for torch's and the BLAS libraries' pools (set before any test imports
+# them; subprocesses inherit it). The tests' tensors are a few dozen numbers, far below where
+# torch splits work across threads, so results do not change; but with the suite on every core
+# (pytest-xdist) each worker's idle pool spinning on the other's core made the torch exactness
+# files 5-7 times slower.
+for _pool in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_pool, "1")
 
 import pytest
 
