@@ -10,25 +10,10 @@ from __future__ import annotations
 import os
 import time
 
-from rq.worker import SimpleWorker
-
 from schedule_sim import SimClock, SimSheets
 
-
-class PromptWorker(SimpleWorker):
-    """RQ's SimpleWorker, but its command listener polls every 0.1 s instead of every 60 s.
-
-    RQ 3.0 listens for commands (shutdown, kill-horse) in a redis pubsub thread that waits up to
-    60 s for a message; since redis-py 8.2 the worker's teardown joins that thread, so every
-    burst worker took up to a minute to exit after its last job (6 of the suite's slowest
-    minutes, and the cause of test_worker_killed's timeouts under load). Commands still arrive.
-    """
-
-    def subscribe(self):
-        self.pubsub = self.connection.pubsub()
-        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=0.1, daemon=True,
-                                                       exception_handler=self._pubsub_exception_handler)
+# the in-process worker the tests start (by name for rq's --worker-class): the product's, prompt to stop
+from sheetsync.schedule.worker import SimpleWorker as PromptWorker  # noqa: E402,F401
 
 
 class NoQuota:
