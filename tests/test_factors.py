@@ -14,6 +14,7 @@ from sheetsync.a1 import experiment_tabs, factors_tab_name, similar_tab_name
 from sheetsync.engine.embeddings import Ids, Tables
 from sheetsync.layout import factors as Fa
 from sheetsync.layout.factors import EmbeddingView, Geometry, render_factors
+from workbooks import formula_cells
 
 IDS = Ids(("u1", "7", "Bob's"), ("27", "Star Wars (1977)"))
 UF = np.array([[1.0, 2.0], [0.5, -1.0], [0.0, 3.0]])  # users × factors
@@ -42,17 +43,6 @@ def cell_values(tab) -> dict[tuple[int, int], object]:
                 out[(t.row + 1 + i, t.col + j)] = v
     for x in tab.texts:
         out[(x.row, x.col)] = x.value
-    return out
-
-
-def cell_formulas(tab) -> dict[tuple[int, int], str]:
-    out = {}
-    for t in tab.tables:
-        for j, c in enumerate(t.columns):
-            for i, f in enumerate(c.formulas or []):
-                if f:
-                    out[(t.row + 1 + i, t.col + j)] = f
-    out.update({(x.row, x.col): x.formula for x in tab.texts if x.formula})
     return out
 
 
@@ -93,7 +83,7 @@ def test_jeremys_picture_by_hand():
     assert v[(r, 0)].startswith("RMSE now")
     assert v[(r, c)] == pytest.approx(np.sqrt(np.mean(np.square(errors))), rel=1e-15)
     assert "each predicted rating in the middle is the user's row of factors times the item's column" in v[(0, 0)]
-    assert not cell_formulas(tab)  # values mode: numbers only
+    assert not formula_cells(tab)  # values mode: numbers only
 
 
 def test_no_bias_no_bias_cells_and_y_range_through_the_sigmoid():
@@ -124,7 +114,7 @@ def test_colour_scales_factors_signed_around_zero_ratings_on_one_fixed_scale():
 def test_formula_mode_writes_jeremys_formulas():
     tab = render_factors("cf", tables(y_range=(0.5, 5.5)), view(), formulas=True)
     g = Geometry(2, True, 3, 2)
-    f = cell_formulas(tab)
+    f = formula_cells(tab)
     # the first user (row 10: bias B10, factors C10:D10) and the second item (column G: bias G6,
     # factors G7:G8), through the sigmoid
     assert (g.r_u0, g.c_i0 + 1) == (9, 6) and (g.r_bias, g.r_f0) == (5, 6)
@@ -140,7 +130,7 @@ def test_formula_mode_writes_jeremys_formulas():
 def test_formula_mode_without_data_cells_writes_the_ratings_as_numbers():
     tab = render_factors("cf", tables(), view(cells=False), formulas=True)
     g = Geometry(2, True, 3, 2)
-    assert not any(r == g.r_a0 for r, _ in cell_formulas(tab))
+    assert not any(r == g.r_a0 for r, _ in formula_cells(tab))
     assert cell_values(tab)[(g.r_a0, g.c_i0)] == 4.0
 
 
@@ -150,7 +140,7 @@ def test_a_quoted_data_tab_is_quoted_in_the_formula():
     tab = render_factors("cf", tables(), EmbeddingView(IDS, np.array(u), np.array(m), np.array(r), cells),
                          formulas=True)
     g = Geometry(2, True, 3, 2)
-    assert cell_formulas(tab)[(g.r_a0, g.c_i0)] == "='my ratings'!B2"
+    assert formula_cells(tab)[(g.r_a0, g.c_i0)] == "='my ratings'!B2"
 
 
 def test_large_tables_are_capped_to_the_most_rated_and_the_tab_says_so():

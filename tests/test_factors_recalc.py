@@ -16,6 +16,7 @@ from sheetsync.backends.base import Plan
 from sheetsync.backends.xlsx import XlsxBackend
 from sheetsync.engine.embeddings import Ids, Tables
 from sheetsync.layout.factors import EmbeddingView, Geometry, render_factors
+from workbooks import formula_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 USERS = [14, 29, 72, 211, 212, 293, 310, 379, 451, 467, 508, 546, 563, 579, 623]
@@ -44,17 +45,6 @@ def case(bias: bool, y_range, cap: int | None = None):
 
 
 CASES = [(True, (0.0, 5.5), None), (False, None, None), (True, None, 10)]
-
-
-def formula_cells(tab) -> dict[tuple[int, int], str]:
-    out = {}
-    for t in tab.tables:
-        for j, c in enumerate(t.columns):
-            for i, f in enumerate(c.formulas or []):
-                if f:
-                    out[(t.row + 1 + i, t.col + j)] = f
-    out.update({(x.row, x.col): x.formula for x in tab.texts if x.formula})
-    return out
 
 
 def values(tab) -> dict[tuple[int, int], object]:

@@ -48,3 +48,15 @@ def parts(path: Path) -> dict[str, str]:
 
 def sheet_names(path: Path) -> list[str]:
     return openpyxl.load_workbook(path).sheetnames
+
+
+def formula_cells(tab) -> dict[tuple[int, int], str]:
+    """A TabPlan's formulas by (row, column), 0-based: its tables' cells and its loose texts."""
+    out = {}
+    for t in tab.tables:
+        for j, c in enumerate(t.columns):
+            for i, f in enumerate(c.formulas or []):
+                if f:
+                    out[(t.row + 1 + i, t.col + j)] = f
+    out.update({(x.row, x.col): x.formula for x in tab.texts if x.formula})
+    return out

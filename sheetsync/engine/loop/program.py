@@ -199,6 +199,27 @@ def _add(var: str, value) -> Let:
     return Let(var, Op("+", Var(var), value))
 
 
+def _loss_not_finite() -> If:
+    """A step whose batch loss is not finite is bad (-1) unless a parameter already was."""
+    return If(((Op("and", Op("==", V("bad"), Num(-2)), Not(Call("isfinite", (V("batch_loss"),)))),
+                (Let("bad", Num(-1), "i64"),)),))
+
+
+def _close_step(step: list, row: list, batch: int) -> None:
+    """The end of a step, in both loops: a bad step stops the run (DIV says where and why), the
+    step runs when a batch is full (or the data ends), and every row counts a line."""
+    e = V("e")
+    step.append(If(((Op("!=", V("bad"), Num(-2)),
+                     (Store("DIV", (e, Num(0)), Num(1)), Store("DIV", (e, Num(1)), V("line")),
+                      Store("DIV", (e, Num(2)), V("bad")), Let("stopped", Num(True), "bool"))),)))
+    if batch == 1:
+        row += step
+    else:
+        end = Op("or", Op("==", V("nb"), Num(batch)), Op("==", V("i"), Op("-", V("n"), Num(1))))
+        row.append(If(((end, tuple(step)),)))
+    row += [_add("line", Num(1)), If(((V("stopped"), (Break(),)),))]
+
+
 def build(spec: Spec) -> Program:
     """The loop for `spec` (see the module docstring for its arguments)."""
     if spec.tables:
@@ -278,8 +299,7 @@ def build(spec: Spec) -> Program:
     out_of_bounds = tuple((Not(Op("<=", Call("abs", (V(ident("o_", "new__" + q)),)), V("hy_divergence_bound"))),
                            (Let("bad", Num(j), "i64"),)) for j, q in enumerate(params))
     step.append(If(out_of_bounds))
-    step.append(If(((Op("and", Op("==", V("bad"), Num(-2)), Not(Call("isfinite", (V("batch_loss"),)))),
-                     (Let("bad", Num(-1), "i64"),)),)))
+    step.append(_loss_not_finite())
     step += [Let(ident("prev_", s + "__" + q), V(ident("o_", s + "__" + q))) for s in upd.state for q in params]
     moves = tuple(Let(ident("p_", q), V(ident("o_", "new__" + q))) for q in params)
     if spec.carry_inputs:  # graddesc: the epoch's last update is not carried, its inputs are
@@ -287,15 +307,7 @@ def build(spec: Spec) -> Program:
     else:
         step += moves
     step += [Let("nb", Num(0), "i64"), Let("batch_loss", Num(0.0))]
-    step.append(If(((Op("!=", V("bad"), Num(-2)),
-                     (Store("DIV", (e, Num(0)), Num(1)), Store("DIV", (e, Num(1)), V("line")),
-                      Store("DIV", (e, Num(2)), V("bad")), Let("stopped", Num(True), "bool"))),)))
-    if batch == 1:
-        row += step
-    else:
-        end = Op("or", Op("==", V("nb"), Num(batch)), Op("==", V("i"), Op("-", V("n"), Num(1))))
-        row.append(If(((end, tuple(step)),)))
-    row += [_add("line", Num(1)), If(((V("stopped"), (Break(),)),))]
+    _close_step(step, row, batch)
 
     # per epoch
     epoch: list = [If(((V("stopped"), (Break(),)),))]
@@ -495,18 +507,9 @@ def build_tables(spec: Spec) -> Program:
                       V(ident("rnew_", q)) if record_new else Load("P", (e, V(ident("j_", q)))))
                 for q in params]
     step.append(If(((V("rec"), tuple(rec_upd)),)))
-    step.append(If(((Op("and", Op("==", V("bad"), Num(-2)), Not(Call("isfinite", (V("batch_loss"),)))),
-                     (Let("bad", Num(-1), "i64"),)),)))
+    step.append(_loss_not_finite())
     step += [Let("nb", Num(0), "i64"), Let("nt", Num(0), "i64"), Let("batch_loss", Num(0.0))]
-    step.append(If(((Op("!=", V("bad"), Num(-2)),
-                     (Store("DIV", (e, Num(0)), Num(1)), Store("DIV", (e, Num(1)), V("line")),
-                      Store("DIV", (e, Num(2)), V("bad")), Let("stopped", Num(True), "bool"))),)))
-    if batch == 1:
-        row += step
-    else:
-        end = Op("or", Op("==", V("nb"), Num(batch)), Op("==", V("i"), Op("-", V("n"), Num(1))))
-        row.append(If(((end, tuple(step)),)))
-    row += [_add("line", Num(1)), If(((V("stopped"), (Break(),)),))]
+    _close_step(step, row, batch)
 
     # per epoch; then the passes over every data row with the epoch's final parameters
     epoch: list = [If(((V("stopped"), (Break(),)),))]
