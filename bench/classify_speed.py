@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from sheetsync import Experiment  # noqa: E402
 from sheetsync.engine import sweep, train  # noqa: E402
+from yardstick import best_of, compile_c  # noqa: E402
 
 N_ROWS = 200
 SWEEP_SIZE = 1000
@@ -55,16 +55,6 @@ def init(model: str) -> dict[str, float]:
 def experiment(model: str, lr: float, epochs: int) -> Experiment:
     return Experiment(f"{model}-{lr:.6g}", model=model, flavour="pytorch", optimizer="sgd", lr=lr, epochs=epochs,
                       init=init(model))
-
-
-def best_of(repeats: int, run):
-    run()  # warm-up: compile or load the loop
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = run()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def torch_loop(model: str, epochs: int) -> np.ndarray:
@@ -99,9 +89,7 @@ def torch_loop(model: str, epochs: int) -> np.ndarray:
 
 def build_c(workdir: Path) -> ctypes.CDLL:
     library = workdir / "c_classify.so"
-    subprocess.run(["cc", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(library),
-                    str(HERE / "c_classify.c"), "-lm"], check=True)
-    lib = ctypes.CDLL(str(library))
+    lib = compile_c(HERE / "c_classify.c", library)
     lib.run.restype = ctypes.c_int64
     dp = ctypes.POINTER(ctypes.c_double)
     lib.run.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, dp, dp, dp, dp]

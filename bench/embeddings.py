@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests" / "engine"), str(HER
 from sheetsync import Experiment  # noqa: E402
 from sheetsync.engine import embeddings, train  # noqa: E402
 from sheetsync.engine.loop.cc import FLAGS  # noqa: E402
+from yardstick import best_of, compile_c  # noqa: E402
 
 N_USERS, N_ITEMS, N_RATINGS, FACTORS = 1000, 1700, 100_000, 5
 SETTINGS = {"sgd": {"optimizer": "sgd", "lr": 0.05}, "adam": {"optimizer": "adam", "lr": 1e-3}}
@@ -171,16 +171,6 @@ def init() -> dict[str, float]:
     return dict(zip(embeddings.param_names(IDS, FACTORS, True), values.tolist()))
 
 
-def best_of(repeats: int, run):
-    run()  # warm-up: compile or load the loop
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = run()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
 def sheetsync_run(name: str, x, y, epochs: int = 1):
     e = Experiment(f"bench {name}", model="dot_product", flavour="pytorch", factors=FACTORS, bias=True,
                    batch_size=1, epochs=epochs, init=init(), **SETTINGS[name])
@@ -209,8 +199,7 @@ def torch_run(name: str, x, y, n: int):
 def build_c(workdir: Path, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     source, library = workdir / "embeddings.c", workdir / "embeddings.so"
     source.write_text(C_SOURCE)
-    subprocess.run(["cc", *FLAGS, *extra_flags, "-o", str(library), str(source), "-lm"], check=True)
-    lib = ctypes.CDLL(str(library))
+    lib = compile_c(source, library, (*FLAGS, *extra_flags))
     i64, dp, lp = ctypes.c_int64, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_int64)
     lib.sgd.argtypes = [i64, lp, dp, ctypes.c_double, i64, i64, dp, dp, dp, dp, ctypes.c_int, dp, dp, dp, dp]
     lib.adam.argtypes = [i64, lp, dp, *[ctypes.c_double] * 4, i64, i64, *[dp] * 9]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from sheetsync import Experiment, sweep  # noqa: E402
+from yardstick import compile_c  # noqa: E402
 
 X = np.array([14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 21, 28, 20, 8,
               64, 99, 70, 27, 17, 8], dtype=np.float64)
@@ -44,9 +44,7 @@ OPTIMIZERS = {"sgd": (0, 1e-5), "adam": (1, 1e-2)}  # c_loop's code, the largest
 
 def build_c_loop(workdir: Path) -> ctypes.CDLL:
     library = workdir / "c_loop.so"
-    subprocess.run(["cc", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(library),
-                    str(HERE / "c_loop.c"), "-lm"], check=True)
-    lib = ctypes.CDLL(str(library))
+    lib = compile_c(HERE / "c_loop.c", library)
     lib.run.restype = ctypes.c_int64
     dp = ctypes.POINTER(ctypes.c_double)
     lib.run.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, dp, dp, dp,

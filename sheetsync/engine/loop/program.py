@@ -199,6 +199,26 @@ def _add(var: str, value) -> Let:
     return Let(var, Op("+", Var(var), value))
 
 
+def _run_counters(spec: Spec) -> list:
+    """An experiment's running values before its first row: the batch share w = 1/k and k (bk)
+    where the row cells read them, the recorded line, the stop flag, the epochs done."""
+    out: list = [Let("w", Num(1.0))] if spec.batch_size > 1 else []
+    if uses_batch_rows(spec):
+        out.append(Let("bk", Num(1.0)))
+    return out + [Let("line", Num(0), "i64"), Let("stopped", Num(False), "bool"), Let("epochs_done", Num(0), "i64")]
+
+
+def _batch_share(spec: Spec) -> list:
+    """At a batch's first row: w = 1/k and k (as a double, the way numba converts an int), k the
+    rows in this batch (the last one may be shorter)."""
+    batch = spec.batch_size
+    if batch <= 1:
+        return []
+    rows = Pick(Op("<=", Op("+", V("i"), Num(batch)), V("n")), Num(batch), Op("-", V("n"), V("i")))
+    first = (Let("w", Op("/", Num(1.0), rows)),) + ((Let("bk", Op("*", Num(1.0), rows)),) if uses_batch_rows(spec) else ())
+    return [If(((Op("==", V("nb"), Num(0)), first),))]
+
+
 def _loss_not_finite() -> If:
     """A step whose batch loss is not finite is bad (-1) unless a parameter already was."""
     return If(((Op("and", Op("==", V("bad"), Num(-2)), Not(Call("isfinite", (V("batch_loss"),)))),
@@ -239,22 +259,13 @@ def build(spec: Spec) -> Program:
     exp += [Let(ident("prev_", s + "__" + q), Load("S", (e, Num(si * n_params + j))))
             for si, s in enumerate(upd.state) for j, q in enumerate(params)]
     exp.append(Let("t", Load("T", (e,))))
-    bk = uses_batch_rows(spec)
-    if batch > 1:
-        exp.append(Let("w", Num(1.0)))
-    if bk:
-        exp.append(Let("bk", Num(1.0)))
-    exp += [Let("line", Num(0), "i64"), Let("stopped", Num(False), "bool"), Let("epochs_done", Num(0), "i64")]
+    exp += _run_counters(spec)
 
     # per row: read it, compute its cells, add to the epoch's accumulators, record it
     row: list = [Let("r", Load("ORDER", (Op("%", V("ep"), V("order_rows")), V("i"))), "i64")]
     row += [Let(ident("in_", x), Load("X", (V("r"), Num(k)))) for k, x in enumerate(model.inputs)]
     row.append(Let(ident("in_", "y"), Load("Y", (V("r"),))))
-    if batch > 1:  # the batch share: 1/k, k the rows in this batch (int -> double, as numba converts)
-        share = Op("/", Num(1.0), Pick(Op("<=", Op("+", V("i"), Num(batch)), V("n")), Num(batch), Op("-", V("n"), V("i"))))
-        rows = Pick(Op("<=", Op("+", V("i"), Num(batch)), V("n")), Num(batch), Op("-", V("n"), V("i")))
-        first = (Let("w", share),) + ((Let("bk", Op("*", Num(1.0), rows)),) if bk else ())  # k as a double
-        row.append(If(((Op("==", V("nb"), Num(0)), first),)))
+    row += _batch_share(spec)
     row += [Let(ident("r_", name), cell(x, rn)) for name, x in scaled_row_cells(spec, sym("w"))]
     row += [Let(ident("u_", q), V(ident("r_", spec.gradient_source(q)))) for q in params]
     for a in running:
@@ -453,19 +464,11 @@ def build_tables(spec: Spec) -> Program:
             Alloc("G", ("n_p",), zeroed=True), Alloc("TOUCH", ("n_touch",), dtype="i64"), Let("t", Load("T", (e,)))]
     if spec.carry_inputs:
         exp += [Let(ident("rnew_", q), Num(0.0)) for q in params]
-    bk = uses_batch_rows(spec)
-    if batch > 1:
-        exp.append(Let("w", Num(1.0)))
-    if bk:
-        exp.append(Let("bk", Num(1.0)))
-    exp += [Let("line", Num(0), "i64"), Let("stopped", Num(False), "bool"), Let("epochs_done", Num(0), "i64")]
+    exp += _run_counters(spec)
 
     row: list = [Let("r", Load("ORDER", (Op("%", V("ep"), V("order_rows")), V("i"))), "i64")]
     row += _slot_lets(spec, V("r"))
-    if batch > 1:  # the batch share, as the scalar loop computes it
-        rows = Pick(Op("<=", Op("+", V("i"), Num(batch)), V("n")), Num(batch), Op("-", V("n"), V("i")))
-        first = (Let("w", Op("/", Num(1.0), rows)),) + ((Let("bk", Op("*", Num(1.0), rows)),) if bk else ())
-        row.append(If(((Op("==", V("nb"), Num(0)), first),)))
+    row += _batch_share(spec)
     row += [Let(ident("r_", name), cell(x, rn)) for name, x in scaled_row_cells(spec, sym("w"))]
     for a in running:
         row.append(_add(acc_var[a.column], cell(a.of, rn)))

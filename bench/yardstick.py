@@ -1,0 +1,28 @@
+"""What the benches share: timing a call best-of-N, and building a hand-written C loop to
+measure against (each bench keeps its own C source and argument types)."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import time
+from pathlib import Path
+
+C_FLAGS = ("-O2", "-ffp-contract=off", "-shared", "-fPIC")  # no FP contraction: the same IEEE ops
+
+
+def best_of(repeats: int, run):
+    """(best wall time of `repeats` calls, the last call's result), after one warm-up call that
+    compiles or loads what the call needs."""
+    run()
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = run()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def compile_c(source: Path, library: Path, flags: tuple[str, ...] = C_FLAGS) -> ctypes.CDLL:
+    subprocess.run(["cc", *flags, "-o", str(library), str(source), "-lm"], check=True)
+    return ctypes.CDLL(str(library))
