@@ -137,14 +137,16 @@ WORKER = textwrap.dedent("""
 
     class Stuck:
         def read(self, tabs):
-            print("reading", flush=True)
+            sys.stdout.write("reading\\n")  # one write per line: print() writes the newline apart,
+            sys.stdout.flush()               # and the main thread's line could land in between
             time.sleep(600)
 
     config = json.loads(sys.argv[1])
     app = create_app(dict(config, SYNC_BUDGET=0, BACKEND_FACTORY=lambda path, token: Stuck()))
     answer = app.test_client().post("/v1/runs", json={{"spreadsheet": "demo.xlsx"}},
                                     headers={{"Authorization": "Bearer {token}"}})
-    print("id", answer.get_json()["id"], flush=True)
+    sys.stdout.write("id " + answer.get_json()["id"] + "\\n")
+    sys.stdout.flush()
     time.sleep(600)
 """)
 
