@@ -640,6 +640,8 @@ def landscape(result: "Result", X: np.ndarray, Y: np.ndarray, points: int = LAND
     model, steps = result.spec.model, result.steps
     if len(model.params) < 2 or not len(steps) or model.tables:  # a table model's lines hold other rows' slots
         return None
+    if result.sampled:
+        return _landscape_sampled(result, X, Y, points, path_points)
     cut = len(steps)
     onset = result.diagnostics.onset
     if onset is not None:
@@ -658,20 +660,54 @@ def landscape(result: "Result", X: np.ndarray, Y: np.ndarray, points: int = LAND
     end = {k: float(v[-1]) for k, v in path_all.items()}
 
     def axis(values: np.ndarray) -> np.ndarray:
-        lo, hi = float(values.min()), float(values.max())
-        pad = max((hi - lo) * 0.2, abs(hi) * 0.05, 1e-3)
-        return np.linspace(lo - pad, hi + pad, points)
+        return _axis(float(values.min()), float(values.max()), points)
 
     xs, ys = axis(path_all[p]), axis(path_all[q])[::-1]
-    rows = np.arange(len(Y))
-    if points * points * len(Y) > LANDSCAPE_ROW_EVALS:
-        rows = np.linspace(0, len(Y) - 1, max(1, LANDSCAPE_ROW_EVALS // (points * points))).round().astype(int)
-    grid = {k: np.array(v) for k, v in end.items()}
-    grid[p], grid[q] = xs[None, :], ys[:, None]
-    loss = mean_loss(model, result.experiment.loss, X[rows], Y[rows], grid)
+    loss, rows = _grid_loss(result, X, Y, end, p, q, xs, ys, points)
     step_no = np.r_[steps["step"].to_numpy()[:cut], [] if cut < len(steps) else [0]][finite]
     keep = np.unique(np.linspace(0, len(step_no) - 1, min(len(step_no), path_points)).round().astype(int))
     path = np.c_[path_all[p][keep], path_all[q][keep]]
     return Landscape(p, q, xs, ys, loss, {k: v for k, v in end.items() if k not in (p, q)}, path,
                      step_no[keep].astype(int), len(rows), len(Y),
                      int(steps["step"].iloc[cut - 1]) if cut < len(steps) else None)
+
+
+def _axis(lo: float, hi: float, points: int) -> np.ndarray:
+    pad = max((hi - lo) * 0.2, abs(hi) * 0.05, 1e-3)
+    return np.linspace(lo - pad, hi + pad, points)
+
+
+def _grid_loss(result: "Result", X, Y, end: dict[str, float], p: str, q: str, xs, ys, points: int):
+    """The mean loss over the grid of (p, q), the others held at `end`, and the rows averaged."""
+    model = result.spec.model
+    rows = np.arange(len(Y))
+    if points * points * len(Y) > LANDSCAPE_ROW_EVALS:
+        rows = np.linspace(0, len(Y) - 1, max(1, LANDSCAPE_ROW_EVALS // (points * points))).round().astype(int)
+    grid = {k: np.array(v) for k, v in end.items()}
+    grid[p], grid[q] = xs[None, :], ys[:, None]
+    return mean_loss(model, result.experiment.loss, X[rows], Y[rows], grid), rows
+
+
+def _landscape_sampled(result: "Result", X, Y, points: int, path_points: int) -> Landscape | None:
+    """`landscape` of a run recorded sampled (engine/record.py): it never diverged, so its path
+    is every line and then the final parameters, all finite; the axes come from each
+    parameter's range over every line (reduced in the loop), the path from the lines it shows."""
+    model = result.spec.model
+    n = result.total_steps
+    end = {k: float(result.params[k]) for k in model.params}
+    lo = {k: min(result.param_range[k][0], end[k]) for k in model.params}
+    hi = {k: max(result.param_range[k][1], end[k]) for k in model.params}
+    spread = {k: hi[k] - lo[k] for k in model.params}
+    p, q = sorted(model.params, key=lambda k: -spread[k])[:2]
+    p, q = sorted((p, q), key=model.params.index)
+    xs, ys = _axis(lo[p], hi[p], points), _axis(lo[q], hi[q], points)[::-1]
+    loss, rows = _grid_loss(result, X, Y, end, p, q, xs, ys, points)
+    keep = np.unique(np.linspace(0, n, min(n + 1, path_points)).round().astype(int))
+    lines = keep[keep < n]
+    result.record_lines(lines)
+    at = result.position(lines)
+    path = np.c_[np.r_[result.column("steps", p)[at], [end[p]] if len(lines) < len(keep) else []],
+                 np.r_[result.column("steps", q)[at], [end[q]] if len(lines) < len(keep) else []]]
+    step_no = np.r_[result.column("steps", "step")[at], [0] if len(lines) < len(keep) else []]
+    return Landscape(p, q, xs, ys, loss, {k: v for k, v in end.items() if k not in (p, q)}, path,
+                     step_no.astype(int), len(rows), len(Y), None)

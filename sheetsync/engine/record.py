@@ -1,0 +1,118 @@
+"""Which step lines a run records: every line, or only the lines that will be written.
+
+Above the cell budget the steps tab writes a sample of the lines (`sample_lines`: every k-th
+line, the first and last of each epoch), and a run of a million rows by ten epochs would hold
+ten million lines to write 125,000 of them. With a `RecordPlan` (the runner passes one), `train`
+keeps only the lines the layout asks for and reduces what the diagnostics need over every line
+as the loop goes (the parameters' ranges, for the landscape). The layout asks for lines with
+`Result.record_lines`; a line that was not recorded is recorded by running the loop again from
+the same start (it is deterministic: the same bits come out), so what is written never depends
+on a guess.
+
+Only runs whose diagnostics read nothing but the per-epoch sums and the final parameters are
+recorded this way (`plannable`): no divergence (a diverged run is run again, recording every
+line), no ReLU units, classifier heads, numeric gradients, table models or workbook macros
+between epochs. The others record every line, as the Python API always does by default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+RECORD_ALL = False  # True: ignore plans and record every line (bench/record_memory.py's old path)
+
+
+@dataclass(frozen=True)
+class RecordPlan:
+    """What the caller will write: `cell_budget` cells for all steps tabs together. A run whose
+    own lines × columns are over it can only be written sampled, so it is recorded sampled."""
+
+    cell_budget: int
+
+
+def sample_lines(n: int, firsts: np.ndarray, allowed: int, keep=()) -> tuple[np.ndarray, int]:
+    """Indices of the lines to write of a table of `n` lines whose epochs start at lines
+    `firsts` (ascending, from 0) when at most `allowed` fit, and the stride k (1: all lines).
+
+    Keeps every k-th line, the first and last line of each epoch (of every m-th epoch when
+    there are too many epochs for even that) and the indices in `keep`.
+    """
+    if n <= allowed:
+        return np.arange(n), 1
+    firsts = np.asarray(firsts, dtype=np.int64)
+    lasts = np.r_[firsts[1:] - 1, n - 1]
+    stride = 1
+    while 2 * math.ceil(len(firsts) / stride) > allowed // 2:
+        stride *= 2
+    boundary = np.zeros(n, bool)
+    boundary[firsts[::stride]] = True
+    boundary[lasts[::stride]] = True
+    room = max(allowed - int(boundary.sum()) - len(keep) - 2, 1)
+    k = max(math.ceil(n / room), 2)
+    mask = boundary
+    mask[::k] = True
+    mask[list(keep)] = True
+    mask[[0, n - 1]] = True
+    return np.flatnonzero(mask), k
+
+
+def plannable(job) -> bool:
+    """Whether the run's diagnostics and layout can do with the recorded lines alone (module
+    docstring); a divergence is found only by running it."""
+    from .explain import relu_units
+
+    spec = job.spec
+    return not (spec.update.epoch_macro or spec.tables or spec.model.classifier or spec.has_estimates
+                or relu_units(spec.model))
+
+
+def whole_batches(lines: np.ndarray, n_rows: int, batch: int, n: int) -> np.ndarray:
+    """`lines` with every other line of their batches (a step's margin reads its whole batch)."""
+    if batch == 1 or not len(lines):
+        return lines
+    epoch, within = np.divmod(lines, n_rows)
+    first = epoch * n_rows + within // batch * batch
+    last = np.minimum(np.minimum(first + batch, (epoch + 1) * n_rows), n)
+    counts = last - first
+    out = np.repeat(first, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.unique(out)
+
+
+@dataclass
+class Counters:
+    """The counters of the complete steps table of a run of whole epochs, from its structure:
+    line l is in epoch l // n_rows (after `first_epoch` before it), its step is the optimizer's
+    step count `t0` plus its batch's number, its data row comes from the epoch's order."""
+
+    n: int
+    n_rows: int
+    batch: int
+    first_epoch: int  # epochs run before this Run
+    t0: int  # optimizer steps taken before this Run
+    order: object  # (first_epoch, n_epochs) -> array of 0-based data rows per epoch (Job.order)
+
+    def epoch(self, lines: np.ndarray | None = None) -> np.ndarray:
+        lines = np.arange(self.n) if lines is None else np.asarray(lines, dtype=np.int64)
+        return lines // self.n_rows + self.first_epoch + 1
+
+    def step(self, lines: np.ndarray | None = None) -> np.ndarray:
+        lines = np.arange(self.n) if lines is None else np.asarray(lines, dtype=np.int64)
+        per_epoch = -(-self.n_rows // self.batch)
+        epoch, within = np.divmod(lines, self.n_rows)
+        return self.t0 + epoch * per_epoch + within // self.batch + 1
+
+    def row(self, lines: np.ndarray | None = None) -> np.ndarray:
+        lines = np.arange(self.n) if lines is None else np.asarray(lines, dtype=np.int64)
+        epoch, within = np.divmod(lines, self.n_rows)
+        out = np.empty(len(lines), np.int64)
+        for e in np.unique(epoch).tolist():  # only the epochs asked about are shuffled again
+            at = epoch == e
+            out[at] = self.order(self.first_epoch + e, 1)[0][within[at]] + 1
+        return out
+
+    def firsts(self) -> np.ndarray:
+        """The first line of each epoch."""
+        return np.arange(0, self.n, self.n_rows)
