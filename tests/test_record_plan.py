@@ -152,3 +152,24 @@ def test_sample_lines_is_sample_rows_over_the_epoch_starts():
         rows, k = sample_rows(epoch, allowed, [17])
         lines, k2 = sample_lines(len(epoch), np.arange(0, len(epoch), 13), allowed, [17])
         assert np.array_equal(rows, lines) and k == k2
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7])
+def test_complete_lines_are_the_lines_of_every_line(batch):
+    """A sampled run's structure for the map (record.CompleteLines) equals `Lines` over the
+    complete table, attribute by attribute."""
+    from sheetsync.layout.formulas import Lines
+
+    exp = Experiment(model="linear", flavour="pytorch", optimizer="sgd", lr=0.003, epochs=30, batch_size=batch)
+    first = train(exp, X, Y)
+    sampled = train(exp, X, Y, first.state, plan=RecordPlan(1_000))  # a second Run: epochs and steps go on
+    full = train(exp, X, Y, first.state)
+    assert sampled.sampled
+    lines = sampled.counters.lines(4)
+    expected = Lines(full.column("steps", "epoch"), full.column("steps", "step"), 4)
+    everything = np.arange(len(full.steps))
+    for name in ("epoch", "step", "batch_start", "batch_end", "epoch_start", "prev_end", "last_of_prev_epoch"):
+        got = getattr(lines, name)
+        assert np.array_equal(got[everything], getattr(expected, name)), name
+    assert np.array_equal(lines.prev_end < 0, expected.prev_end < 0)
+    assert int(lines.epoch[np.int64(45)]) == int(expected.epoch[45]) and lines.row(7) == expected.row(7)

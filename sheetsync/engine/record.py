@@ -116,3 +116,77 @@ class Counters:
     def firsts(self) -> np.ndarray:
         """The first line of each epoch."""
         return np.arange(0, self.n, self.n_rows)
+
+    def lines(self, first_row: int) -> "CompleteLines":
+        """The complete table's structure as `layout.formulas.Lines` describes it."""
+        return CompleteLines(self, first_row)
+
+
+class LineColumn:
+    """A number per line of the complete table, computed for the lines asked for (indexing by a
+    line, an array of lines or a slice; comparisons work through it in pieces): ten million
+    lines cost nothing until read."""
+
+    PIECE = 1 << 20
+
+    def __init__(self, n: int, at):
+        self.n, self.at = n, at  # at(lines: int64 array) -> values
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return self.at(np.arange(self.n)[key])
+        if np.ndim(key) == 0:
+            i = int(key)
+            return self.at(np.array([i + self.n if i < 0 else i]))[0]
+        return self.at(np.asarray(key, dtype=np.int64))
+
+    def _compare(self, op, other) -> np.ndarray:
+        out = np.empty(self.n, bool)
+        for a in range(0, self.n, self.PIECE):
+            out[a:a + self.PIECE] = op(self.at(np.arange(a, min(a + self.PIECE, self.n))), other)
+        return out
+
+    def __lt__(self, other):
+        return self._compare(np.less, other)
+
+    def __ge__(self, other):
+        return self._compare(np.greater_equal, other)
+
+
+class CompleteLines:
+    """`layout.formulas.Lines` of a run recorded sampled: the same attributes, from the run's
+    structure (whole epochs of `n_rows` lines, batches of `batch` rows) rather than from every
+    line's counters. The flags are arrays (a byte a line); the numbers are computed per line."""
+
+    def __init__(self, counters: Counters, first_row: int):
+        c = counters
+        n, rows, batch = c.n, c.n_rows, c.batch
+        self.first_row = first_row
+        self.epoch = LineColumn(n, c.epoch)
+        self.step = LineColumn(n, c.step)
+        grid = (n // rows, rows)  # whole epochs: a sampled run never diverged
+        self.batch_start = np.zeros(grid, bool)
+        self.batch_start[:, ::batch] = True
+        self.batch_end = np.zeros(grid, bool)
+        self.batch_end[:, batch - 1::batch] = True
+        self.batch_end[:, -1] = True
+        self.epoch_start = np.zeros(grid, bool)
+        self.epoch_start[:, 0] = True
+        self.batch_start, self.batch_end, self.epoch_start = (a.reshape(-1) for a in
+                                                             (self.batch_start, self.batch_end, self.epoch_start))
+
+        def prev_end(lines):  # the line before the batch's first: the previous batch's end
+            epoch, within = np.divmod(lines, rows)
+            return epoch * rows + within // batch * batch - 1
+
+        def last_of_prev_epoch(lines):
+            return np.where((lines % rows == 0) & (lines > 0), lines - 1, -1)
+
+        self.prev_end = LineColumn(n, prev_end)
+        self.last_of_prev_epoch = LineColumn(n, last_of_prev_epoch)
+
+    def row(self, i: int) -> int:
+        return self.first_row + i

@@ -132,7 +132,8 @@ class StepFormulas:
         self.data_cells = data_cells  # (data row 0-based, input name) -> "data!B7"
         self.settings = setting_cells  # setting name -> "experiments!B5"
         # the complete table's structure (a run recorded sampled holds only some of its lines)
-        self.lines = Lines(result.counter("epoch"), result.counter("step"), first_row)
+        self.lines = (result.counters.lines(first_row) if result.sampled else
+                      Lines(result.column("steps", "epoch"), result.column("steps", "step"), first_row))
         self.update = self.spec.update  # what the workbook's macros set and paste between epochs
         self.batch = self.spec.batch_size
         self.lr_by_epoch = dict(zip(result.epochs["epoch"].tolist(), result.epochs["lr"].tolist()))
