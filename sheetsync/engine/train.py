@@ -137,6 +137,7 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
             kept.append(part)
             chunks.append(Chunk(lines[:0].copy(), chunk.epochs, chunk.lr, None))
             base += len(lines)
+            del lines, chunk  # before the next call writes its own lines
             remaining -= k
             if tell:
                 tell(base, n)
