@@ -245,6 +245,10 @@ class Result:
         value = _TABLES[table].resolve(self)
         return value[name] if isinstance(value, Columns) else value[name].to_numpy()
 
+    def table(self, table: str) -> "Table":
+        """`steps` or `epochs` read as numpy columns, without building the DataFrame."""
+        return Table(self, table)
+
     def rows(self, table: str) -> int:
         """How many rows `steps` or `epochs` has, without building the DataFrame."""
         return len(_TABLES[table].resolve(self))
@@ -266,3 +270,28 @@ class Result:
 
 
 _TABLES = {"steps": Result.__dict__["steps"], "epochs": Result.__dict__["epochs"]}
+
+
+class Table:
+    """A Result's table as the engine reads it (numpy, no pandas): `t[name]` a column, `name in
+    t`, `len(t)` its rows, `t.row(i)` column -> value of row i."""
+
+    def __init__(self, result: Result, name: str):
+        self.result, self.name = result, name
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self.result.column(self.name, column)
+
+    def __contains__(self, column: str) -> bool:
+        return column in self.columns
+
+    def __len__(self) -> int:
+        return self.result.rows(self.name)
+
+    @property
+    def columns(self) -> list[str]:
+        value = _TABLES[self.name].resolve(self.result)
+        return list(value.keys() if isinstance(value, Columns) else value.columns)
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {c: self[c][i] for c in self.columns}
