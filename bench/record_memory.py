@@ -4,7 +4,7 @@
     python bench/record_memory.py [--rows 1000000] [--epochs 10] [--demo-epochs 20000]
 
 Each measurement is a fresh process (`runner.run` on an .xlsx workbook: read, train, layout,
-write) reporting its peak RSS (`ru_maxrss`) and wall time; the two paths run interleaved, one
+write) reporting its peak RSS (VmHWM) and wall time; the two paths run interleaved, one
 after the other for each model, so the shared machine's noise hits both alike. The target is a
 peak of at most 600 MB for 1,000,000 rows x 10 epochs. Last, the demo workbook at
 `--demo-epochs` epochs, both paths, wall time.
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
 from sheetsync import budgets, runner
 from sheetsync.engine import record
@@ -33,7 +33,8 @@ budgets.MEMORY_BUDGET = 1 << 40  # parse refuses a run whose every line would ta
 start = time.perf_counter()
 report = runner.run({path!r})
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+# VmHWM: this process's peak RSS (ru_maxrss would carry the forking parent's peak across exec)
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 print(json.dumps({{"seconds": seconds, "peak_mb": peak,
                   "sampled": [e.sampled for e in report.experiments]}}))
 """

@@ -59,14 +59,37 @@ def sample_lines(n: int, firsts: np.ndarray, allowed: int, keep=()) -> tuple[np.
     return np.flatnonzero(mask), k
 
 
-def plannable(job) -> bool:
-    """Whether the run's diagnostics and layout can do with the recorded lines alone (module
-    docstring); a divergence is found only by running it."""
+# A sampled run's kernel call covers at most this many row steps (at least one epoch): what the
+# loop writes for one call is held until its planned lines are copied out.
+PLAN_CHUNK_STEPS = 250_000
+
+
+def plannable(spec) -> bool:
+    """Whether a run of this structure (its `Spec`) can do with the recorded lines alone for its
+    diagnostics and layout (module docstring); a divergence is found only by running it."""
     from .explain import relu_units
 
-    spec = job.spec
     return not (spec.update.epoch_macro or spec.tables or spec.model.classifier or spec.has_estimates
                 or relu_units(spec.model))
+
+
+def sampled(spec, n_rows: int, epochs: int, cell_budget: int) -> bool:
+    """Whether `train` with a RecordPlan(cell_budget) records the run sampled: its lines alone
+    are over the cell budget (so the steps tab is sampled whatever the other tabs take) and
+    nothing else reads every line."""
+    return epochs * n_rows * len(spec.step_columns()) > cell_budget and plannable(spec)
+
+
+def held_bytes(spec, n_rows: int, epochs: int, cell_budget: int) -> int:
+    """Bytes of step lines `train` holds for a run given a RecordPlan(cell_budget) when it does
+    not diverge: every line, or (recorded sampled) one kernel call's lines and at most the
+    cell budget's. A sampled run that diverges is run again recording every line up to there
+    (refused by `diverged_bytes` when that is over budgets.MEMORY_BUDGET)."""
+    cols = len(spec.step_columns())
+    lines = epochs * n_rows
+    if not sampled(spec, n_rows, epochs, cell_budget):
+        return lines * cols * 8
+    return (min(lines, max(n_rows, PLAN_CHUNK_STEPS)) * cols + cell_budget) * 8
 
 
 def whole_batches(lines: np.ndarray, n_rows: int, batch: int, n: int) -> np.ndarray:

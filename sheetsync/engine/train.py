@@ -13,7 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import SheetsyncError
+from .. import budgets
+from ..errors import SettingError, SheetsyncError
 from ..settings import Experiment
 from . import graddesc, labels, losses, record
 from .loop.backend import run_kernel
@@ -43,7 +44,8 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
     run too long for that records only the lines the layout asks for (`Result.record_lines`).
     """
     job = prepare(experiment, x, y, ids)
-    if plan is not None and keep_steps and not record.RECORD_ALL and _sampled(job, plan):
+    if (plan is not None and keep_steps and not record.RECORD_ALL
+            and record.sampled(job.spec, job.X.shape[0], experiment.epochs, plan.cell_budget)):
         result = _train_sampled(job, state, progress, find_safe_lr)
         if result is not None:
             return result
@@ -87,16 +89,16 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
     return result
 
 
-# A sampled run's kernel call covers at most this many row steps (at least one epoch): what the
-# loop writes for one call is held until its planned lines are copied out.
-PLAN_CHUNK_STEPS = 250_000
-
-
-def _sampled(job: Job, plan: RecordPlan) -> bool:
-    """Whether the run can be recorded sampled: its lines alone are over the cell budget (so the
-    steps tab is sampled whatever the other tabs take) and nothing else reads every line."""
-    lines = job.experiment.epochs * job.X.shape[0]
-    return lines * len(job.spec.step_columns()) > plan.cell_budget and record.plannable(job)
+def _check_diverged_size(job: Job, lines: int) -> None:
+    """A sampled run that diverged is run again recording every line up to the divergence (its
+    story reads them); refuse when those would not fit budgets.MEMORY_BUDGET, as parsing refuses
+    such a run when it would record every line from the start."""
+    held = lines * len(job.spec.step_columns()) * 8
+    if held > budgets.MEMORY_BUDGET:
+        raise SettingError("epochs", f"{job.experiment.name}: the run diverged after {lines:,} steps, and "
+                           f"explaining it needs every step up to there: {held / (1 << 30):,.1f} GiB of "
+                           f"memory, over the budget of {budgets.MEMORY_BUDGET / (1 << 30):,.0f} GiB; lower "
+                           "the lr (the divergence note says which trains) or epochs")
 
 
 def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) -> Result | None:
@@ -124,9 +126,10 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
         hi = np.full(len(param_cols), -np.inf)
         base, remaining = 0, experiment.epochs
         while remaining > 0:
-            k = max(1, min(remaining, PLAN_CHUNK_STEPS // max(1, n_rows)))
+            k = max(1, min(remaining, record.PLAN_CHUNK_STEPS // max(1, n_rows)))
             state, chunk = run_epochs(job, state, k, True)
             if chunk.diverged:
+                _check_diverged_size(job, base + chunk.diverged[0] + 1)
                 return None
             lines = chunk.lines
             lo = np.fmin(lo, lines[:, param_cols].min(axis=0))
@@ -157,13 +160,14 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
     if not all(np.array_equal(columns[c], getattr(counters, c)(wanted)) for c in ("epoch", "step", "row")):
         return None  # a structure the counters do not describe: record every line rather than guess
 
-    def more(lines: np.ndarray) -> Columns:
-        return run(record.whole_batches(lines, n_rows, job.spec.batch_size, n))[2]
+    def more(lines: np.ndarray) -> tuple[Columns, np.ndarray]:
+        """The loop run again (the same bits), recording `lines` and the rest of their batches."""
+        lines = record.whole_batches(lines, n_rows, job.spec.batch_size, n)
+        return run(lines)[2], lines
 
     result = build_result(job, state, chunks, keep_steps=False)
     result.steps = columns
-    result.step_lines, result.counters, result.param_range = wanted, counters, ranges
-    result.more_lines = lambda lines: (more(lines), record.whole_batches(lines, n_rows, job.spec.batch_size, n))
+    result.step_lines, result.counters, result.param_range, result.more_lines = wanted, counters, ranges, more
     result.starts = {start.epoch + 1: start_values(job, start)}
     result.start_origin = origin
     result.diagnostics.restarted = restarted
