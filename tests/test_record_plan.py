@@ -173,3 +173,38 @@ def test_complete_lines_are_the_lines_of_every_line(batch):
         assert np.array_equal(got[everything], getattr(expected, name)), name
     assert np.array_equal(lines.prev_end < 0, expected.prev_end < 0)
     assert int(lines.epoch[np.int64(45)]) == int(expected.epoch[45]) and lines.row(7) == expected.row(7)
+
+
+def test_a_sampled_run_that_diverges_past_the_memory_budget_is_refused_naming_epochs(monkeypatch):
+    from sheetsync.errors import SettingError
+
+    monkeypatch.setattr(budgets, "MEMORY_BUDGET", 1_000)
+    exp = Experiment(model="linear", flavour="pytorch", optimizer="sgd", lr=0.05, epochs=500)
+    with pytest.raises(SettingError) as caught:
+        train(exp, X, Y, plan=RecordPlan(1_000))
+    assert caught.value.setting == "epochs" and "diverged after" in str(caught.value)
+
+
+def test_held_bytes_is_what_a_sampled_run_holds():
+    from sheetsync.engine.loop.spec import build_spec
+
+    linear = build_spec(Experiment(model="linear", flavour="pytorch", optimizer="sgd", epochs=10), 1_000_000, 1)
+    every = 10_000_000 * len(linear.step_columns()) * 8
+    assert every > budgets.MEMORY_BUDGET  # what parsing refused
+    held = record.held_bytes(linear, 1_000_000, 10, budgets.CELL_BUDGET)
+    assert held == (1_000_000 * len(linear.step_columns()) + budgets.CELL_BUDGET) * 8 < budgets.MEMORY_BUDGET
+    relu = build_spec(Experiment(model="two_relu", flavour="pytorch", optimizer="sgd", epochs=10), 1_000_000, 1)
+    assert record.held_bytes(relu, 1_000_000, 10, budgets.CELL_BUDGET) == 10_000_000 * len(relu.step_columns()) * 8
+
+
+def test_a_sampled_result_pickles_with_the_lines_it_holds():
+    import pickle
+
+    exp = Experiment(model="linear", flavour="pytorch", optimizer="sgd", lr=0.003, epochs=100)
+    result = train(exp, X, Y, plan=RecordPlan(5_000))
+    copy = pickle.loads(pickle.dumps(result))
+    assert copy.sampled and np.array_equal(copy.step_lines, result.step_lines)
+    pd.testing.assert_frame_equal(copy.steps, result.steps)
+    copy.record_lines(result.step_lines[:3])  # held already
+    with pytest.raises(ValueError):
+        copy.record_lines([1])

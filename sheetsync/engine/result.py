@@ -228,6 +228,8 @@ class Result:
         lines = np.asarray(lines, dtype=np.int64)
         if np.isin(lines, self.step_lines).all():
             return
+        if self.more_lines is None:  # unpickled: the run it could replay stayed behind
+            raise ValueError("this sampled Result cannot record more lines (it was copied from another process)")
         self.steps, self.step_lines = self.more_lines(np.union1d(self.step_lines, lines))
 
     def position(self, lines) -> np.ndarray:
