@@ -38,7 +38,8 @@ REGRESSION = [
     ("numeric", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.003, "epochs": 30,
                  "gradient": "both"}),
     ("blowup", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.05, "epochs": 60}),
-    ("macro", {"model": "linear", "flavour": "graddesc", "optimizer": "adam", "lr": 1, "epochs": 30}),
+    ("macro", {"model": "linear", "flavour": "graddesc", "optimizer": "adagrad", "lr": 0.5, "epochs": 30}),
+    ("carry", {"model": "linear", "flavour": "graddesc", "optimizer": "momentum", "lr": 0.001, "epochs": 80}),
 ]
 CLASSIFIER = [
     ("logit", {"model": "logistic", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.5, "epochs": 60}),
@@ -109,7 +110,7 @@ def test_regression_runs_write_the_same_workbook(tmp_path, monkeypatch, budget):
     sampled = {r.name: r.sampled for r in reports}
     assert any(r.diverged for r in reports)  # the diverging run is among them
     assert all(sampled.values()) if budget else not any(sampled.values())
-    assert recorded_sampled == ({"lin", "batch", "two"} if budget else set())
+    assert recorded_sampled == ({"lin", "batch", "two", "carry"} if budget else set())
 
 
 @pytest.mark.parametrize("budget", [None, 8_000])
