@@ -173,6 +173,8 @@ def test_complete_lines_are_the_lines_of_every_line(batch):
         got = getattr(lines, name)
         assert np.array_equal(got[everything], getattr(expected, name)), name
     assert np.array_equal(lines.prev_end < 0, expected.prev_end < 0)
+    assert np.array_equal(lines.prev_end >= 0, expected.prev_end >= 0)
+    assert np.array_equal(lines.last_of_prev_epoch < 0, expected.last_of_prev_epoch < 0)
     assert int(lines.epoch[np.int64(45)]) == int(expected.epoch[45]) and lines.row(7) == expected.row(7)
 
 

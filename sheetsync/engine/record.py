@@ -152,8 +152,9 @@ class LineColumn:
 
     PIECE = 1 << 20
 
-    def __init__(self, n: int, at):
+    def __init__(self, n: int, at, negative: int | None = None):
         self.n, self.at = n, at  # at(lines: int64 array) -> values
+        self.negative = negative  # if known: lines [0, negative) hold the only values below 0
 
     def __len__(self) -> int:
         return self.n
@@ -167,6 +168,10 @@ class LineColumn:
         return self.at(np.asarray(key, dtype=np.int64))
 
     def _compare(self, op, other) -> np.ndarray:
+        if self.negative is not None and other == 0 and op in (np.less, np.greater_equal):
+            out = np.zeros(self.n, bool)
+            out[:self.negative] = True
+            return out if op is np.less else ~out
         out = np.empty(self.n, bool)
         for a in range(0, self.n, self.PIECE):
             out[a:a + self.PIECE] = op(self.at(np.arange(a, min(a + self.PIECE, self.n))), other)
@@ -208,7 +213,7 @@ class CompleteLines:
         def last_of_prev_epoch(lines):
             return np.where((lines % rows == 0) & (lines > 0), lines - 1, -1)
 
-        self.prev_end = LineColumn(n, prev_end)
+        self.prev_end = LineColumn(n, prev_end, negative=min(batch, rows, n))  # the Run's first batch
         self.last_of_prev_epoch = LineColumn(n, last_of_prev_epoch)
 
     def row(self, i: int) -> int:
