@@ -211,3 +211,22 @@ def test_a_sampled_result_pickles_with_the_lines_it_holds():
     copy.record_lines(result.step_lines[:3])  # held already
     with pytest.raises(ValueError):
         copy.record_lines([1])
+
+
+@pytest.mark.parametrize("lab", ["embeddings", "outputs"])
+def test_the_labs_write_the_same_workbook_above_a_lowered_budget(tmp_path, monkeypatch, lab):
+    """dot_product (the embeddings lab) and the outputs lab's classifiers and heads, recorded
+    whole or sampled as each allows, write what recording every line wrote."""
+    from sheetsync.demo import demo_runs, write_demo
+
+    monkeypatch.setattr(budgets, "CELL_BUDGET", 20_000)
+    template = write_demo(tmp_path / "in.xlsx", lab=lab)
+    out = {}
+    for record_all in (True, False):
+        path = tmp_path / f"{record_all}.xlsx"
+        shutil.copy(template, path)
+        monkeypatch.setattr(record, "RECORD_ALL", record_all)
+        for data_tab, experiments_tab in demo_runs(lab):
+            runner.run(str(path), data_tab=data_tab, experiments_tab=experiments_tab)
+        out[record_all] = written(path)
+    same_parts(out[True], out[False])
