@@ -35,7 +35,7 @@ REGRESSION = [
     ("two", {"model": "two_linear", "flavour": "pytorch", "optimizer": "momentum", "lr": 0.001, "epochs": 50}),
     ("relu", {"model": "two_relu", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.001, "epochs": 30,
               "init a": 1, "init b": -40, "init c": 1.5, "init d": 1}),
-    ("numeric", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.003, "epochs": 30,
+    ("numeric", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.003, "epochs": 60,
                  "gradient": "both"}),
     ("blowup", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.05, "epochs": 60}),
     ("macro", {"model": "linear", "flavour": "graddesc", "optimizer": "adagrad", "lr": 0.5, "epochs": 30}),
@@ -43,6 +43,7 @@ REGRESSION = [
 ]
 CLASSIFIER = [
     ("logit", {"model": "logistic", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.5, "epochs": 60}),
+    ("hot", {"model": "logistic", "flavour": "pytorch", "optimizer": "sgd", "lr": 50, "epochs": 60}),  # saturates
 ]
 
 
@@ -102,6 +103,7 @@ def same_parts(old: dict, new: dict) -> None:
 
 @pytest.mark.parametrize("budget", [None, 30_000])
 def test_regression_runs_write_the_same_workbook(tmp_path, monkeypatch, budget):
+    """Every kind of run the brief names; the numeric gradients' gap sentence found in the loop."""
     if budget is not None:
         monkeypatch.setattr(budgets, "CELL_BUDGET", budget)
     template = book(tmp_path / "in.xlsx", REGRESSION, Y)
@@ -110,7 +112,8 @@ def test_regression_runs_write_the_same_workbook(tmp_path, monkeypatch, budget):
     sampled = {r.name: r.sampled for r in reports}
     assert any(r.diverged for r in reports)  # the diverging run is among them
     assert all(sampled.values()) if budget else not any(sampled.values())
-    assert recorded_sampled == ({"lin", "batch", "two", "carry"} if budget else set())
+    assert recorded_sampled == ({"lin", "batch", "two", "carry", "numeric"} if budget else set())
+    assert any("Numeric against analytic gradients" in n for r in reports if r.name == "numeric" for n in r.notes)
 
 
 @pytest.mark.parametrize("budget", [None, 8_000])
@@ -122,8 +125,10 @@ def test_classifier_and_formula_mode_write_the_same_workbook(tmp_path, monkeypat
     template = book(tmp_path / "in.xlsx", experiments, LABEL)
     old, new, reports, recorded_sampled = run_both(tmp_path, template, monkeypatch)
     same_parts(old, new)
-    assert [r.sampled for r in reports] == ([True, True] if budget else [False, False])
-    assert recorded_sampled == ({"formulas"} if budget else set())  # a classifier is recorded whole
+    assert [r.sampled for r in reports] == ([True] * 3 if budget else [False] * 3)
+    assert recorded_sampled == ({"logit", "hot", "formulas"} if budget else set())
+    hot = " ".join(reports[1].notes)
+    assert "Saturated logits" in hot and "Log of 0 avoided" in hot  # the sentences found in the loop
 
 
 def test_runs_above_the_budget_record_a_fraction_of_their_lines(monkeypatch):

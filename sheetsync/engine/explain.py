@@ -542,15 +542,23 @@ def gradient_gaps(result: "Result", upto: int | None = None) -> dict[str, GradGa
     h = exp.grad_step
     units = relu_units(model)
     for q in model.params:
-        est = steps[f"de/d{q} est"][:n]
-        ana = steps[f"de/d{q}"][:n]
-        with np.errstate(invalid="ignore"):
-            gaps = np.abs(est - ana)
-        if not np.isfinite(gaps).any():
-            continue
-        line = int(np.nanargmax(gaps))
-        gap = float(gaps[line])
-        s = steps.row(line)
+        if result.sampled:  # its lines were looked at in the loop (record.Reductions; never diverged)
+            line = result.reduced["gap"][q]
+            if line is None:
+                continue
+            s = steps.row(int(result.position([line])[0]))
+            with np.errstate(invalid="ignore"):
+                gap = float(np.abs(s[f"de/d{q} est"] - s[f"de/d{q}"]))
+        else:
+            est = steps[f"de/d{q} est"][:n]
+            ana = steps[f"de/d{q}"][:n]
+            with np.errstate(invalid="ignore"):
+                gaps = np.abs(est - ana)
+            if not np.isfinite(gaps).any():
+                continue
+            line = int(np.nanargmax(gaps))
+            gap = float(gaps[line])
+            s = steps.row(line)
         params = {p: np.array([float(s[p])]) for p in model.params}
         inputs = {i: np.array([float(s[i])]) for i in model.inputs}
         direction = {p: np.array([1.0 if p == q else 0.0]) for p in model.params}

@@ -4,15 +4,18 @@ Above the cell budget the steps tab writes a sample of the lines (`sample_lines`
 line, the first and last of each epoch), and a run of a million rows by ten epochs would hold
 ten million lines to write 125,000 of them. With a `RecordPlan` (the runner passes one), `train`
 keeps only the lines the layout asks for and reduces what the diagnostics need over every line
-as the loop goes (the parameters' ranges, for the landscape). The layout asks for lines with
+as the loop goes. The layout asks for lines with
 `Result.record_lines`; a line that was not recorded is recorded by running the loop again from
 the same start (it is deterministic: the same bits come out), so what is written never depends
 on a guess.
 
-Only runs whose diagnostics read nothing but the per-epoch sums and the final parameters are
-recorded this way (`plannable`): no divergence (a diverged run is run again, recording every
-line), no ReLU units, classifier heads, numeric gradients, table models or workbook macros
-between epochs. The others record every line, as the Python API always does by default.
+What the diagnoses need over every line is gathered in the loop (`Reductions`): the
+parameters' ranges (the landscape), the largest numeric-against-analytic gaps (with the lines
+that hold them), a classifier's saturated and log-of-0 lines. Runs whose diagnoses read more
+record every line (`plannable` leaves them out): ReLU units (dead units), table models and
+workbook macros between epochs; so does a run that diverges (it is run again recording every
+line up to the divergence: the explosion's story reads them). The Python API records every
+line unless asked.
 """
 
 from __future__ import annotations
@@ -69,8 +72,7 @@ def plannable(spec) -> bool:
     diagnostics and layout (module docstring); a divergence is found only by running it."""
     from .explain import relu_units
 
-    return not (spec.update.epoch_macro or spec.tables or spec.model.classifier or spec.has_estimates
-                or relu_units(spec.model))
+    return not (spec.update.epoch_macro or spec.tables or relu_units(spec.model))
 
 
 def sampled(spec, n_rows: int, epochs: int, cell_budget: int) -> bool:
@@ -87,7 +89,7 @@ def held_bytes(spec, n_rows: int, epochs: int, cell_budget: int) -> int:
     (refused by `diverged_bytes` when that is over budgets.MEMORY_BUDGET)."""
     cols = len(spec.step_columns())
     lines = epochs * n_rows
-    if not sampled(spec, n_rows, epochs, cell_budget):
+    if RECORD_ALL or not sampled(spec, n_rows, epochs, cell_budget):
         return lines * cols * 8
     return (min(lines, max(n_rows, PLAN_CHUNK_STEPS)) * cols + cell_budget) * 8
 
@@ -218,3 +220,68 @@ class CompleteLines:
 
     def row(self, i: int) -> int:
         return self.first_row + i
+
+
+class Reductions:
+    """What the diagnoses of a run recorded sampled need over every line, gathered kernel call
+    by kernel call (`take`): each parameter's range (the landscape's axes), the line of each
+    parameter's largest numeric-against-analytic gap (explain.gradient_gaps), a classifier's
+    first saturated line, how many were, and its first log-of-0 line (explain_classify). The
+    lines named are kept whole (`rows`), so their sentences read them as recorded."""
+
+    def __init__(self, spec, columns: list[str]):
+        self.spec, self.columns = spec, columns
+        self.params = spec.params
+        self.lo = np.full(len(self.params), np.inf)
+        self.hi = np.full(len(self.params), -np.inf)
+        self.gap: dict[str, tuple[float, int] | None] = {q: None for q in self.params} if spec.has_estimates else {}
+        self.gap_finite = {q: False for q in self.gap}
+        self.saturated: int | None = None
+        self.saturated_hits = 0
+        self.log_zero: int | None = None
+        self.rows: dict[int, np.ndarray] = {}  # line -> its row, for the lines named
+
+    def take(self, lines: np.ndarray, base: int) -> None:
+        """The kernel call's lines (epochs already counted across Runs), line `base` first."""
+        view = {c: lines[:, i] for i, c in enumerate(self.columns)}
+        at = [self.columns.index(q) for q in self.params]
+        self.lo = np.fmin(self.lo, lines[:, at].min(axis=0))
+        self.hi = np.fmax(self.hi, lines[:, at].max(axis=0))
+        for q in self.gap:
+            with np.errstate(invalid="ignore"):
+                gaps = np.abs(view[f"de/d{q} est"] - view[f"de/d{q}"])
+            self.gap_finite[q] |= bool(np.isfinite(gaps).any())
+            if (~np.isnan(gaps)).any():
+                i = int(np.nanargmax(gaps))  # the first of the largest, as over every line at once
+                if self.gap[q] is None or gaps[i] > self.gap[q][0]:
+                    self.gap[q] = (float(gaps[i]), base + i)
+                    self._keep(lines, base, i)
+        if self.spec.model.classifier:
+            from .explain_classify import log_zero_lines, saturated_lines
+
+            hit = np.flatnonzero(saturated_lines(view, self.spec.model))
+            self.saturated_hits += len(hit)
+            if self.saturated is None and len(hit):
+                self.saturated = base + int(hit[0])
+                self._keep(lines, base, int(hit[0]))
+            if self.log_zero is None:
+                hit = np.flatnonzero(log_zero_lines(view, self.spec.model))
+                if len(hit):
+                    self.log_zero = base + int(hit[0])
+                    self._keep(lines, base, int(hit[0]))
+
+    def _keep(self, lines: np.ndarray, base: int, i: int) -> None:
+        self.rows[base + i] = lines[i].copy()
+
+    def reduced(self) -> dict:
+        """What `Result.reduced` holds (only the lines still named keep their rows)."""
+        return {"gap": {q: (g[1] if g is not None and self.gap_finite[q] else None) for q, g in self.gap.items()},
+                "saturated": self.saturated, "saturated hits": self.saturated_hits, "log zero": self.log_zero}
+
+    def named_rows(self) -> dict[int, np.ndarray]:
+        reduced = self.reduced()
+        named = {v for v in [*reduced["gap"].values(), reduced["saturated"], reduced["log zero"]] if v is not None}
+        return {line: row for line, row in self.rows.items() if line in named}
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        return dict(zip(self.params, zip(self.lo.tolist(), self.hi.tolist())))
