@@ -38,7 +38,9 @@ REGRESSION = [
     ("numeric", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.003, "epochs": 60,
                  "gradient": "both"}),
     ("blowup", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.05, "epochs": 60}),
-    ("macro", {"model": "linear", "flavour": "graddesc", "optimizer": "adagrad", "lr": 0.5, "epochs": 30}),
+    ("macro", {"model": "linear", "flavour": "graddesc", "optimizer": "adagrad", "lr": 0.1, "epochs": 60}),
+    ("anneal", {"model": "linear", "flavour": "graddesc", "optimizer": "adagrad_ann", "lr": 2, "epochs": 60}),
+    ("eve", {"model": "linear", "flavour": "graddesc", "optimizer": "eve", "lr": 0.5, "epochs": 60}),
     ("carry", {"model": "linear", "flavour": "graddesc", "optimizer": "momentum", "lr": 0.001, "epochs": 80}),
 ]
 CLASSIFIER = [
@@ -112,7 +114,8 @@ def test_regression_runs_write_the_same_workbook(tmp_path, monkeypatch, budget):
     sampled = {r.name: r.sampled for r in reports}
     assert any(r.diverged for r in reports)  # the diverging run is among them
     assert all(sampled.values()) if budget else not any(sampled.values())
-    assert recorded_sampled == ({"lin", "batch", "two", "carry", "numeric"} if budget else set())
+    assert recorded_sampled == ({"lin", "batch", "two", "carry", "numeric", "macro", "anneal", "eve"}
+                                if budget else set())
     assert any("Numeric against analytic gradients" in n for r in reports if r.name == "numeric" for n in r.notes)
 
 

@@ -12,8 +12,8 @@ on a guess.
 What the diagnoses need over every line is gathered in the loop (`Reductions`): the
 parameters' ranges (the landscape), the largest numeric-against-analytic gaps (with the lines
 that hold them), a classifier's saturated and log-of-0 lines. Runs whose diagnoses read more
-record every line (`plannable` leaves them out): ReLU units (dead units), table models and
-workbook macros between epochs; so does a run that diverges (it is run again recording every
+record every line (`plannable` leaves them out): ReLU units (dead units) and table models;
+so does a run that diverges (it is run again recording every
 line up to the divergence: the explosion's story reads them). The Python API records every
 line unless asked.
 """
@@ -72,7 +72,7 @@ def plannable(spec) -> bool:
     diagnostics and layout (module docstring); a divergence is found only by running it."""
     from .explain import relu_units
 
-    return not (spec.update.epoch_macro or spec.tables or relu_units(spec.model))
+    return not (spec.tables or relu_units(spec.model))
 
 
 def sampled(spec, n_rows: int, epochs: int, cell_budget: int) -> bool:

@@ -122,11 +122,18 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
         lines and those the diagnoses name as Columns with their line numbers, and what the
         diagnoses need over every line (record.Reductions); None if it diverged."""
         state, chunks, kept = start, [], []
+        starts = {start.epoch + 1: start_values(job, start)}
         reductions = record.Reductions(job.spec, cols)
         base, remaining = 0, experiment.epochs
         while remaining > 0:
-            k = max(1, min(remaining, record.PLAN_CHUNK_STEPS // max(1, n_rows)))
-            state, chunk = run_epochs(job, state, k, True)
+            if job.spec.update.epoch_macro:  # the workbook's macros between epochs, as `train` runs them
+                k, epoch = 1, state.epoch + 1
+                starts[epoch] = start_values(job, state)
+                state, chunk = graddesc.run_macro_epoch(job, state, True)
+                starts[epoch]["lr"] = chunk.lr
+            else:
+                k = max(1, min(remaining, record.PLAN_CHUNK_STEPS // max(1, n_rows)))
+                state, chunk = run_epochs(job, state, k, True)
             if chunk.diverged:
                 _check_diverged_size(job, base + chunk.diverged[0] + 1)
                 return None
@@ -150,28 +157,28 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
         columns = {c: table[:, i] for i, c in enumerate(cols)}
         for c in ("epoch", "step", "row"):
             columns[c] = columns[c].astype(np.int64)
-        return state, chunks, Columns(columns), at, reductions
+        return state, chunks, Columns(columns), at, reductions, starts
 
     path = np.unique(np.linspace(0, n, min(n + 1, LANDSCAPE_PATH)).round().astype(np.int64))
     wanted = record.whole_batches(path[path < n], n_rows, job.spec.batch_size, n)
     done = run(wanted, progress)
     if done is None:
         return None
-    state, chunks, columns, recorded, reductions = done
+    state, chunks, columns, recorded, reductions, starts = done
     counters = Counters(n, n_rows, job.spec.batch_size, start.epoch, start.t, job.order)
     if not all(np.array_equal(columns[c], getattr(counters, c)(recorded)) for c in ("epoch", "step", "row")):
         return None  # a structure the counters do not describe: record every line rather than guess
 
     def more(lines: np.ndarray) -> tuple[Columns, np.ndarray]:
         """The loop run again (the same bits), recording `lines` and the rest of their batches."""
-        _, _, columns, recorded, _ = run(record.whole_batches(lines, n_rows, job.spec.batch_size, n))
+        _, _, columns, recorded, _, _ = run(record.whole_batches(lines, n_rows, job.spec.batch_size, n))
         return columns, recorded
 
     result = build_result(job, state, chunks, keep_steps=False)
     result.steps = columns
     result.step_lines, result.counters, result.more_lines = recorded, counters, more
     result.param_range, result.reduced = reductions.ranges(), reductions.reduced()
-    result.starts = {start.epoch + 1: start_values(job, start)}
+    result.starts = starts
     result.start_origin = origin
     result.diagnostics.restarted = restarted
     diagnose(job, result, given, search=find_safe_lr)
