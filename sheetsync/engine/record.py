@@ -72,7 +72,9 @@ def plannable(spec) -> bool:
     diagnostics and layout (module docstring); a divergence is found only by running it."""
     from .explain import relu_units
 
-    return not (spec.tables or relu_units(spec.model))
+    # ReLU units: with one input two data rows decide whether a unit is on (explain._extreme_rows);
+    # with more, every data row at every update would be evaluated in the loop
+    return not (spec.tables or (relu_units(spec.model) and len(spec.model.inputs) != 1))
 
 
 def sampled(spec, n_rows: int, epochs: int, cell_budget: int) -> bool:
@@ -229,8 +231,18 @@ class Reductions:
     first saturated line, how many were, and its first log-of-0 line (explain_classify). The
     lines named are kept whole (`rows`), so their sentences read them as recorded."""
 
-    def __init__(self, spec, columns: list[str]):
+    def __init__(self, spec, columns: list[str], X: np.ndarray):
+        from .explain import _extreme_rows, relu_units
+
         self.spec, self.columns = spec, columns
+        self.units = relu_units(spec.model)  # one input (plannable): two data rows decide each
+        self.extremes = _extreme_rows(X) if self.units else None
+        self.active = True  # every unit on for every data row at every line's parameters
+        # per unit: the batch after its last alive update, as (its last line, its first line);
+        # None while it was never alive after an update; "next" when the last alive update
+        # ended a kernel call (the next call's first batch is the one)
+        self.death: dict[str, object] = {u.name: None for u in self.units}
+        self.first_end: int | None = None  # the first batch's last line
         self.params = spec.params
         self.lo = np.full(len(self.params), np.inf)
         self.hi = np.full(len(self.params), -np.inf)
@@ -244,6 +256,8 @@ class Reductions:
     def take(self, lines: np.ndarray, base: int) -> None:
         """The kernel call's lines (epochs already counted across Runs), line `base` first."""
         view = {c: lines[:, i] for i, c in enumerate(self.columns)}
+        if self.units:
+            self._take_units(lines, view, base)
         at = [self.columns.index(q) for q in self.params]
         self.lo = np.fmin(self.lo, lines[:, at].min(axis=0))
         self.hi = np.fmax(self.hi, lines[:, at].max(axis=0))
@@ -270,17 +284,50 @@ class Reductions:
                     self.log_zero = base + int(hit[0])
                     self._keep(lines, base, int(hit[0]))
 
+    def _take_units(self, lines: np.ndarray, view: dict, base: int) -> None:
+        """explain.dead_units and always_active, over this call's lines."""
+        from .explain import _pre_activation
+
+        model = self.spec.model
+        step = view["step"]
+        ends = np.flatnonzero(np.r_[step[1:] != step[:-1], True])  # calls hold whole epochs
+        if base == 0:
+            self.first_end = int(ends[0])
+            self._keep(lines, 0, 0)
+            self._keep(lines, 0, int(ends[0]))
+        before = {q: view[q] for q in model.params}
+        new = {q: view[f"new {q}"][ends] for q in model.params}
+        for u in self.units:
+            if self.active:
+                self.active = bool((_pre_activation(u, before, self.extremes, model.inputs) > 0).all())
+            if self.death[u.name] == "next":
+                self.death[u.name] = (base + int(ends[0]), base)
+                self._keep(lines, base, int(ends[0]))
+            alive = np.flatnonzero((_pre_activation(u, new, self.extremes, model.inputs) > 0).any(axis=1))
+            if len(alive):
+                j = int(alive[-1])
+                if j + 1 < len(ends):
+                    self.death[u.name] = (base + int(ends[j + 1]), base + int(ends[j]) + 1)
+                    self._keep(lines, base, int(ends[j + 1]))
+                    self._keep(lines, base, int(ends[j]) + 1)
+                else:
+                    self.death[u.name] = "next"
+
     def _keep(self, lines: np.ndarray, base: int, i: int) -> None:
         self.rows[base + i] = lines[i].copy()
 
     def reduced(self) -> dict:
         """What `Result.reduced` holds (only the lines still named keep their rows)."""
+        death = {u: (d if isinstance(d, tuple) else None) for u, d in self.death.items()}
         return {"gap": {q: (g[1] if g is not None and self.gap_finite[q] else None) for q, g in self.gap.items()},
-                "saturated": self.saturated, "saturated hits": self.saturated_hits, "log zero": self.log_zero}
+                "saturated": self.saturated, "saturated hits": self.saturated_hits, "log zero": self.log_zero,
+                "active": self.active, "death": death, "first end": self.first_end}
 
     def named_rows(self) -> dict[int, np.ndarray]:
         reduced = self.reduced()
         named = {v for v in [*reduced["gap"].values(), reduced["saturated"], reduced["log zero"]] if v is not None}
+        if self.units:
+            named |= {0, self.first_end} | {line for d in reduced["death"].values() if d for line in d}
         return {line: row for line, row in self.rows.items() if line in named}
 
     def ranges(self) -> dict[str, tuple[float, float]]:

@@ -123,7 +123,7 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
         diagnoses need over every line (record.Reductions); None if it diverged."""
         state, chunks, kept = start, [], []
         starts = {start.epoch + 1: start_values(job, start)}
-        reductions = record.Reductions(job.spec, cols)
+        reductions = record.Reductions(job.spec, cols, job.X)
         base, remaining = 0, experiment.epochs
         while remaining > 0:
             if job.spec.update.epoch_macro:  # the workbook's macros between epochs, as `train` runs them
