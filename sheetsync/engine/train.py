@@ -117,13 +117,17 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
     n = experiment.epochs * n_rows
     cols = job.spec.step_columns()
 
-    def run(wanted: np.ndarray, tell=None):
+    per_call = max(1, record.PLAN_CHUNK_STEPS // max(1, n_rows))  # epochs per kernel call
+
+    def run(wanted: np.ndarray, tell=None, reduce: bool = True):
         """The loop from `start`: the final state, its chunks (epoch sums only), the `wanted`
         lines and those the diagnoses name as Columns with their line numbers, and what the
-        diagnoses need over every line (record.Reductions); None if it diverged."""
+        diagnoses need over every line (record.Reductions; not when `reduce` is False: the
+        loop run again for more lines reduces nothing anew); None if it diverged."""
         state, chunks, kept = start, [], []
         starts = {start.epoch + 1: start_values(job, start)}
         reductions = record.Reductions(job.spec, cols, job.X)
+        buffer = np.empty((1, min(per_call, experiment.epochs) * n_rows, len(cols)))  # every call's lines
         base, remaining = 0, experiment.epochs
         while remaining > 0:
             if job.spec.update.epoch_macro:  # the workbook's macros between epochs, as `train` runs them
@@ -132,14 +136,15 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
                 state, chunk = graddesc.run_macro_epoch(job, state, True)
                 starts[epoch]["lr"] = chunk.lr
             else:
-                k = max(1, min(remaining, record.PLAN_CHUNK_STEPS // max(1, n_rows)))
-                state, chunk = run_epochs(job, state, k, True)
+                k = min(remaining, per_call)
+                state, chunk = run_epochs(job, state, k, True, out=buffer)
             if chunk.diverged:
                 _check_diverged_size(job, base + chunk.diverged[0] + 1)
                 return None
             lines = chunk.lines
             lines[:, 0] += state.epoch - k + 1  # epochs counted across Runs, 1-based
-            reductions.take(lines, base)
+            if reduce:
+                reductions.take(lines, base)
             a, b = np.searchsorted(wanted, [base, base + len(lines)])
             kept.append(lines[wanted[a:b] - base])  # a copy: the chunk's lines go now
             chunks.append(Chunk(lines[:0].copy(), chunk.epochs, chunk.lr, None))
@@ -171,7 +176,8 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
 
     def more(lines: np.ndarray) -> tuple[Columns, np.ndarray]:
         """The loop run again (the same bits), recording `lines` and the rest of their batches."""
-        _, _, columns, recorded, _, _ = run(record.whole_batches(lines, n_rows, job.spec.batch_size, n))
+        _, _, columns, recorded, _, _ = run(record.whole_batches(lines, n_rows, job.spec.batch_size, n),
+                                            reduce=False)
         return columns, recorded
 
     result = build_result(job, state, chunks, keep_steps=False)

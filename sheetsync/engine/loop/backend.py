@@ -123,15 +123,21 @@ def _load_numba_kernel(spec: Spec):
         return module.kernel
 
 
-def run_kernel(spec: Spec, X, Y, order, P, S, H, T, n_epochs: int, record: bool):
+def run_kernel(spec: Spec, X, Y, order, P, S, H, T, n_epochs: int, record: bool, out: np.ndarray | None = None):
     """Run `n_epochs` epochs for every experiment row of P/S/H/T (updated in place).
 
     Returns (R, EPO, DIV): recorded lines (E, n_epochs*rows, columns) or an empty array,
     epoch accumulators (E, n_epochs, k), and per experiment [diverged, line, param, epochs, lines].
+    `out` (one experiment, at least that many lines): where to record them — a buffer reused
+    across calls is not page-faulted in again on every call.
     """
     kernel = load_kernel(spec)
     E, n = P.shape[0], X.shape[0]
-    R = np.empty((E, n_epochs * n if record else 0, len(spec.step_columns())))
+    shape = (E, n_epochs * n if record else 0, len(spec.step_columns()))
+    if out is not None and E == 1 and out.shape[0] == 1 and out.shape[1] >= shape[1] and out.shape[2] == shape[2]:
+        R = out[:, :shape[1]]  # contiguous: the first axis has one row
+    else:
+        R = np.empty(shape)
     EPO = np.zeros((E, n_epochs, len(spec.accumulators)))
     DIV = np.zeros((E, 5), dtype=np.int64)
     kernel(X, Y, order, P, S, H, T, n_epochs, record, R, EPO, DIV)

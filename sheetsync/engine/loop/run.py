@@ -167,11 +167,12 @@ def unpack(job: Job, state: State, P, S, T, epochs_done: int) -> State:
                  epoch=state.epoch + epochs_done, extra=dict(state.extra), signature=state.signature)
 
 
-def run_epochs(job: Job, state: State, n_epochs: int, record: bool) -> tuple[State, Chunk]:
-    """Run epochs with the loop alone (no macros between them)."""
+def run_epochs(job: Job, state: State, n_epochs: int, record: bool,
+               out: np.ndarray | None = None) -> tuple[State, Chunk]:
+    """Run epochs with the loop alone (no macros between them); `out`: see `run_kernel`."""
     P, S, H, T = pack(job, state)
     R, EPO, DIV = run_kernel(job.spec, job.X, job.Y, job.order(state.epoch, n_epochs), P, S, H, T,
-                             n_epochs, record)
+                             n_epochs, record, out)
     done = int(DIV[0, 3])
     new_state = unpack(job, state, P[0], S[0], T[0], done)  # `done` counts a diverged epoch's part
     lines = R[0, : DIV[0, 4]] if record else R[0]
