@@ -310,14 +310,14 @@ def map_tab(result, data_cell, setting_cells: dict[str, str], history, settings_
     """The `NAME map` tab of one Run (None when it has no steps): every column's formula pattern,
     precedents and dependents, and the epochs tab's rows of this Run. `data_cell(i, name)` is a
     data cell's address (`Dataset.cell`); `history` the epochs tab's table, this Run's epochs last."""
-    if result.steps.empty:
+    if not result.rows("steps"):
         return None
     name = result.experiment.name
     steps_tab = steps_tab_name(name)
     try:
         sf = StepFormulas(result, data_cell, setting_cells, STEPS_HEADER_ROW + 2, settings_block)
-        first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
-        extra = epochs_rows(sf, steps_tab, epochs_tab_name(name), list(history.columns), first_epoch_row)
+        first_epoch_row = len(history) - result.rows("epochs") + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
+        extra = epochs_rows(sf, steps_tab, epochs_tab_name(name), list(history), first_epoch_row)
         return render_map(name, sf, steps_tab, extra_rows=extra)
     except FormulaModeError:  # a value carried as inf has no formula: say so, do not fail the run
         tab = TabPlan(map_tab_name(name), kind="map")
@@ -331,8 +331,8 @@ def formula_mode(result, data_cell, setting_cells: dict[str, str], history):
     epochs tab, and None; or three Nones and why this Run cannot have them."""
     try:
         sf = StepFormulas(result, data_cell, setting_cells, STEPS_HEADER_ROW + 2, settings_block=True)
-        epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history.columns),
-                                 len(history) - len(result.epochs))
+        epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history),
+                                 len(history) - result.rows("epochs"))
         return sf.all(), sf.block_table(), epochs, None
     except FormulaModeError as e:
         return None, None, None, f"Formula mode: {e}; values were written."

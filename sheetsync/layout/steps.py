@@ -26,7 +26,7 @@ from ..a1 import steps_tab_name
 from ..backends.base import Chart, Column, Highlight, RangeRef, Series, Table, TabPlan, Text
 from ..engine.result import START_ORIGINS, Result
 from .formulas import STEPS_EXTRA_COLUMNS
-from .tables import frame_columns
+from .tables import as_array, frame_columns, result_table
 
 HEADER_ROW = 2  # 0-based: the header sits in sheet row 3, the first step in row 4
 START_ROW = 1  # 0-based: the values the Run starts from, just above the header
@@ -55,7 +55,7 @@ CHART_COLUMNS = 4  # beyond the steps: margin, a gap, the chart data (log10 loss
 
 
 def steps_cells(result: Result) -> int:
-    return (len(result.steps) + HEADER_ROW + 1) * (len(result.steps.columns) + CHART_COLUMNS)
+    return (result.rows("steps") + HEADER_ROW + 1) * (len(list(result_table(result, "steps"))) + CHART_COLUMNS)
 
 
 def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[np.ndarray, int]:
@@ -89,14 +89,14 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     """The steps tab; with `formulas` (formula mode) every computed cell holds its formula, and
     `settings_block` (a Table right of the steps table) holds the settings they read."""
     exp = result.experiment
-    steps = result.steps
+    steps = result_table(result, "steps")
     div_index = _divergence_index(result)
     onset = result.diagnostics.onset
     keep = [i for i in (div_index, onset.line if onset else None) if i is not None]
     if allowed_rows is None or allowed_rows >= len(steps):
         rows, k = np.arange(len(steps)), 1
     else:
-        rows, k = sample_rows(steps["epoch"].to_numpy(), allowed_rows, keep)
+        rows, k = sample_rows(as_array(steps["epoch"]), allowed_rows, keep)
     tab = TabPlan(steps_tab_name(exp.name), kind="steps", frozen_rows=HEADER_ROW + 1,
                   row_heights={0: BAND_POINTS})
     columns = frame_columns(steps, rows)
@@ -196,7 +196,7 @@ def band_span(columns: list[Column], characters: float = BAND_CHARACTERS) -> int
 
 def _start_row(result: Result, headers: list[str], tab: TabPlan) -> None:
     """Row 2: what the Run's first step starts from, under the columns it feeds."""
-    if not result.starts or not len(result.steps):
+    if not result.starts or not result.rows("steps"):
         return
     first = result.starts[min(result.starts)]
     values = dict(first.get("params", {}))
@@ -275,25 +275,24 @@ def _charts(result: Result, tab: TabPlan, table: Table, rows: np.ndarray, div_in
 
 def _title(result: Result, n_steps: int) -> str:
     exp = result.experiment
-    epochs = result.epochs["epoch"] if len(result.epochs) else []
-    span = f"epochs {int(epochs.iloc[0])}–{int(epochs.iloc[-1])}" if len(epochs) else "no epochs"
+    epochs = result.column("epochs", "epoch") if result.rows("epochs") else []
+    span = f"epochs {int(epochs[0])}–{int(epochs[-1])}" if len(epochs) else "no epochs"
     return (f"{exp.name}: {exp.model} model, {exp.flavour} {exp.optimizer}, lr {exp.lr:g}, "
             f"{span} ({n_steps:,} steps)")
 
 
 def _divergence_index(result: Result) -> int | None:
     div = result.diagnostics.divergence
-    if div is None or not len(result.steps):
+    if div is None or not result.rows("steps"):
         return None
-    s = result.steps
-    hit = np.flatnonzero(s["step"].to_numpy() == div.step)  # step numbers are unique in a run
+    hit = np.flatnonzero(result.column("steps", "step") == div.step)  # step numbers are unique in a run
     return int(hit[0]) if len(hit) else None
 
 
 def divergence_sentence(result: Result) -> str:
     div = result.diagnostics.divergence
     index = _divergence_index(result)
-    epoch = int(result.steps["epoch"].iloc[index]) if index is not None else div.epoch
+    epoch = int(result.column("steps", "epoch")[index]) if index is not None else div.epoch
     what = f"parameter {div.param}" if div.param else "the loss"
     bound = (f" A per-row SGD learning rate below {div.lr_bound:.3g} would be stable on this data."
              if div.lr_bound and "stable" not in div.reason else "")  # the reason may say it already
