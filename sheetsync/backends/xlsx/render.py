@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import heapq
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
+from xml.sax.saxutils import escape
 
 import numpy as np
 import orjson
@@ -515,29 +515,45 @@ def odd_row(letters: list[str], columns: list[ColumnData], fields: list[list], k
 
 
 # =============================================================================================
-# Comments and charts (openpyxl's serialisers, fed directly)
+# Comments (the XML openpyxl's CommentSheet writes, from templates: tests/backends/test_comment_parts.py)
+
+_COMMENTS_HEAD = ('<comments xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><authors>'
+                  "<author>sheetsync</author></authors><commentList>")
+_VML_HEAD = ('<xml xmlns:ns0="urn:schemas-microsoft-com:office:office" xmlns:ns1="urn:schemas-microsoft-com:vml" '
+             'xmlns:ns2="urn:schemas-microsoft-com:office:excel"><ns0:shapelayout ns1:ext="edit">'
+             '<ns0:idmap ns1:ext="edit" data="{blocks}" /></ns0:shapelayout><ns1:shapetype id="_x0000_t202" '
+             'coordsize="21600,21600" ns0:spt="202" path="m,l,21600r21600,l21600,xe"><ns1:stroke joinstyle="miter" />'
+             '<ns1:path gradientshapeok="t" ns0:connecttype="rect" /></ns1:shapetype>')
+# a hidden note box, 240 x 120 px, beside its cell (row and column 0-based)
+_VML_SHAPE = ('<ns1:shape type="#_x0000_t202" style="position:absolute; margin-left:59.25pt;margin-top:1.5pt;'
+              'width:240px;height:120px;z-index:1;visibility:hidden" fillcolor="#ffffe1" ns0:insetmode="auto" '
+              'id="_x0000_s{id}"><ns1:fill color2="#ffffe1" /><ns1:shadow color="black" obscured="t" />'
+              '<ns1:path ns0:connecttype="none" /><ns1:textbox style="mso-direction-alt:auto">'
+              '<div style="text-align:left" /></ns1:textbox><ns2:ClientData ObjectType="Note"><ns2:MoveWithCells />'
+              "<ns2:SizeWithCells /><ns2:AutoFill>False</ns2:AutoFill><ns2:Row>{row}</ns2:Row>"
+              "<ns2:Column>{col}</ns2:Column></ns2:ClientData></ns1:shape>")
 
 
 def comment_parts(notes: list[tuple[int, int, str]], blocks: list[int]) -> tuple[bytes, bytes]:
     """comments.xml and its VML (Excel shows a note only when both exist).
 
-    openpyxl numbers every sheet's shapes from block 1; `blocks` are ours alone, so the shapes
-    never collide with the user's comments on other sheets.
+    The shapes are numbered from our own `blocks` of 1,024 ids (the idmap lists them), so they
+    never collide with the user's comments on other sheets; a block's first two ids are left
+    unused, as openpyxl leaves them.
     """
-    from openpyxl.comments.comment_sheet import CommentRecord, CommentSheet
-    from openpyxl.xml.functions import tostring
-
-    records = []
+    comments = [_COMMENTS_HEAD]
     for r, c, note in notes:
-        record = CommentRecord(ref=f"{col_letter(c)}{r + 1}", author="sheetsync", height=120, width=240)
-        record.text.t = excel_escape(note)
-        records.append(record)
-    sheet = CommentSheet.from_comments(records)
-    vml = sheet.write_shapes().decode("utf-8")
-    vml = re.sub(r'(<(?:\w+:)?idmap\b[^>]*\bdata=")1"', lambda m: m.group(1) + ",".join(map(str, blocks)) + '"', vml)
-    first_id = blocks[0] * 1024
-    vml = re.sub(r"_x0000_s(\d+)", lambda m: f"_x0000_s{first_id + int(m.group(1)) - 1024}", vml)
-    return tostring(sheet.to_tree()), vml.encode("utf-8")
+        text = excel_escape(note)
+        stripped = text.strip()
+        space = ' xml:space="preserve"' if stripped and stripped != text else ""  # as openpyxl decides
+        t = f"<t{space}>{escape(text)}</t>" if text else "<t />"
+        comments.append(f'<comment ref="{col_letter(c)}{r + 1}" authorId="0" shapeId="0"><text>{t}</text></comment>')
+    comments.append("</commentList></comments>")
+    first_id = blocks[0] * 1024 + 2
+    vml = [_VML_HEAD.format(blocks=",".join(map(str, blocks)))]
+    vml += [_VML_SHAPE.format(id=first_id + k, row=r, col=c) for k, (r, c, _) in enumerate(notes)]
+    vml.append("</xml>")
+    return "".join(comments).encode("utf-8"), "".join(vml).encode("utf-8")
 
 
 def _cfvo(where: str, value: float | None) -> str:
