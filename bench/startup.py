@@ -57,7 +57,7 @@ import sys
 from sheetsync.cli import main
 main(["run", sys.argv[1]])
 heavy = sys.argv[2].split(",")
-print(",".join(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))), file=sys.stderr)
+print("loaded:" + ",".join(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))), file=sys.stderr)
 """
 
 
@@ -115,7 +115,7 @@ def main() -> int:
         shutil.copy(demo, book)
         shares = import_shares(py, env, tmp)
         loaded = subprocess.run([py, "-c", MODULES, book, ",".join(HEAVY)], env=env, check=True,
-                                capture_output=True, text=True).stderr.strip().splitlines()[-1]
+                                capture_output=True, text=True).stderr.strip().splitlines()[-1].removeprefix("loaded:")
 
     med = {name: statistics.median(v) for name, v in times.items()}
     print(f"median of {args.repeat} fresh processes (seconds):")

@@ -92,7 +92,7 @@ def _special_lines(sf: StepFormulas) -> tuple[np.ndarray, np.ndarray]:
     carried = sf.carried_mask()[special]
     epochs = lines.epoch[special]
     if sf.epoch_constants(int(epochs[0])):  # a macro's lr or eve's d: per epoch
-        constants = {e: sf.epoch_constants(e) for e in np.unique(epochs).tolist()}
+        constants = {e: sf.epoch_constants(e) for e in sorted(set(epochs.tolist()))}  # np.unique would load numpy.ma
         const_id = {c: k for k, c in enumerate(dict.fromkeys(constants.values()))}
         consts = [const_id[constants[e]] for e in epochs.tolist()]
     else:

@@ -28,10 +28,10 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
-from xml.sax.saxutils import escape, quoteattr
 
 from ... import budgets
 from ...errors import BackendError
+from .celltext import escape, quoteattr
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_STRICT = "http://purl.oclc.org/ooxml/spreadsheetml/main"

@@ -7,7 +7,6 @@ import heapq
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
-from xml.sax.saxutils import escape
 
 import numpy as np
 import orjson
@@ -15,7 +14,7 @@ import orjson
 from ...errors import BackendError
 from ..base import TabPlan, Text, col_letter
 from . import chart_xml, ooxml
-from .celltext import excel_escape, xml_text
+from .celltext import escape, excel_escape, xml_text
 from .partnames import NewPart, PartNames
 from .zipstream import SEGMENT
 
