@@ -8,6 +8,7 @@ its share is sampled (see `steps.sample_rows`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,13 +18,14 @@ from ..engine.result import Columns, Result
 from .compare import render_compare
 from .boundary import render_classifier_boundary
 from .epochs import epochs_so_far, render_epochs
-from .factors import EmbeddingView, factors_map_rows, render_factors
 from .landscape import render_landscape
 from .runs import LogAsRead, RunEntry, render_runs
-from .similar import render_similar
 from .state import SavedState, render_state
 from .steps import CHART_COLUMNS, render_steps, steps_cells
 from .tables import result_table
+
+if TYPE_CHECKING:  # the factors and similar tabs (dot_product) load only when drawn
+    from .factors import EmbeddingView
 
 
 LANDSCAPE_SHARE = 0.1  # of the cells left after the epochs and small tabs, for the landscapes
@@ -90,6 +92,8 @@ def _embedding_tabs(o: ExperimentOutput) -> tuple[list[TabPlan], list[dict]]:
     if o.embedding is None or not o.result.rows("steps"):
         return [], []
     from ..engine import embeddings
+    from .factors import factors_map_rows, render_factors
+    from .similar import render_similar
 
     exp = o.result.experiment
     formulas = exp.mode == "formulas"
