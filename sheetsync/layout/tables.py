@@ -72,12 +72,7 @@ def read_table(rows: list[list] | None, header_row: int = 0) -> Columns:
 
 def result_table(result, name: str) -> Columns:
     """`result.steps` or `result.epochs` as numpy columns, without building a DataFrame."""
-    from ..engine.result import _TABLES  # TODO(r-record): a public Result.table(name)
-
-    value = _TABLES[name].resolve(result)
-    if isinstance(value, Columns):
-        return value
-    return Columns({c: value[c].to_numpy() for c in value.columns})  # a table given as a DataFrame
+    return Columns({c: result.column(name, c) for c in result.table(name).columns})
 
 
 def numeric_table(table: Columns) -> Columns:
