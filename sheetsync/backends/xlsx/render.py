@@ -233,8 +233,7 @@ class TabRenderer:
         return f"<cols>{cols}</cols>"
 
     def _rows(self) -> Iterator[str]:
-        sources = [self._table_rows(t, cols, self._alone_in_its_rows(t))
-                   for t, cols in zip(self.plan.tables, self.columns)]
+        sources = [self._table_rows(t, cols) for t, cols in zip(self.plan.tables, self.columns)]
         sources.append(self._loose_cells())
         merged = heapq.merge(*sources, key=lambda item: item[0])
         heights = self.plan.row_heights
@@ -254,16 +253,13 @@ class TabRenderer:
         if pieces:
             yield _row_xml(current, pieces, heights.get(current))
 
-    def _alone_in_its_rows(self, table) -> bool:
-        """No other table and no loose cell shares a row with `table`: its rows can be written
-        whole, chunk by chunk, without merging."""
-        first, last = table.row, table.row + table.n_rows
-        if any(first <= r <= last for r in self.plan.row_heights):  # a row with a height is assembled here
-            return False
-        if any(other is not table and other.row <= last and first <= other.row + other.n_rows
-               for other in self.plan.tables):
-            return False
-        return not any(first <= r <= last and not self._in_table(r, c) for r, c in self.overlays)
+    def _busy_rows(self, table) -> list[tuple[int, int]]:
+        """Spans of sheet rows (first, last) where something besides `table` has cells or the
+        row has a height: there the table's rows are assembled with the rest, cell by cell."""
+        spans = [(r, r) for r in self.plan.row_heights]
+        spans += [(t.row, t.row + t.n_rows) for t in self.plan.tables if t is not table]
+        spans += [(r, r) for r, c in self.overlays if not self._in_table(r, c)]
+        return spans
 
     def _loose_cells(self) -> Iterator[tuple[int, int, str]]:
         """Texts and highlighted cells outside every table."""
@@ -280,28 +276,35 @@ class TabRenderer:
         return any(t.col <= col < t.col + len(t.columns) and t.row <= row <= t.row + t.n_rows
                    for t in self.plan.tables)
 
-    def _table_rows(self, table, columns: list[ColumnData], framed: bool) -> Iterator[tuple[int, int, str]]:
-        """The table's cells, a row at a time as (row, col, cells); or, `framed`, whole <row>
-        elements a chunk at a time as (first row, -1, rows)."""
+    def _table_rows(self, table, columns: list[ColumnData]) -> Iterator[tuple[int, int, str]]:
+        """The table's cells as (row, col, cells), a row at a time where other cells share its
+        rows; elsewhere whole <row> elements, a chunk of rows at a time, as (first row, -1, rows)
+        (the fast path: a steps table is alone in all its rows but those beside its charts)."""
         letters = [col_letter(table.col + j) for j in range(len(columns))]
         patches = self._table_patches(table)
+        busy = self._busy_rows(table)
+
+        def alone(first: int, last: int) -> bool:
+            return not any(a <= last and first <= b for a, b in busy)
+
         header_style = self.header_styles[id(table)]
         header = [cell_xml(f"{letters[j]}{table.row + 1}", c.header, header_style)
                   for j, c in enumerate(table.columns)]
         for (r, j), xml in patches.pop(-1, {}).items():
             header[j] = xml
-        if framed:
+        if alone(table.row, table.row):
             yield table.row, -1, _row_xml(table.row, [(0, "".join(header))])
         else:
             yield table.row, table.col, "".join(header)
-        rows = RowsRenderer(letters, columns, table.row + 2, framed)
+        framed = RowsRenderer(letters, columns, table.row + 2, framed=True)
+        separate = RowsRenderer(letters, columns, table.row + 2, framed=False)
         for i0 in range(0, table.n_rows, CHUNK_ROWS):
             chunk_patches = patches.pop(i0 // CHUNK_ROWS, {})
             i1 = min(table.n_rows, i0 + CHUNK_ROWS)
-            if framed:
-                yield table.row + 1 + i0, -1, rows.framed(i0, i1, chunk_patches)
+            if alone(table.row + 1 + i0, table.row + i1):
+                yield table.row + 1 + i0, -1, framed.framed(i0, i1, chunk_patches)
                 continue
-            for k, xml in enumerate(rows.separate(i0, i1, chunk_patches)):
+            for k, xml in enumerate(separate.separate(i0, i1, chunk_patches)):
                 yield table.row + 1 + i0 + k, table.col, xml
 
     def _table_patches(self, table) -> dict[int, dict[tuple[int, int], str]]:
