@@ -192,12 +192,21 @@ def _epoch_spans(sf: StepFormulas) -> dict[int, tuple[int, int]]:
     return {int(lines.epoch[a]): (int(a), int(b)) for a, b in zip(starts, ends)}
 
 
-def _chain(cells: list[str], op: str, fallback: str) -> tuple[str, bool]:
+def _chain(cells: list[str] | None, op: str, fallback: str) -> tuple[str, bool]:
     """`cells` added left to right, as the engine's loop adds them (a spreadsheet's SUM and
     AVERAGE use compensated sums, which can differ in the last bit); the range function
-    `fallback` when the chain would be over a formula's length limit."""
+    `fallback` when the chain would be over a formula's length limit (`cells` None: it would)."""
+    if cells is None:
+        return fallback, False
     text = "+".join(op.format(c) for c in cells)
     return (text, True) if len(text) < MAX_FORMULA_CHARS - 200 else (fallback, False)
+
+
+def _chain_too_long(column: str, top: int, bottom: int) -> bool:
+    """Whether a `_chain` of the cells `column`top..`column`bottom is over the limit whatever its
+    op: each term is at least as long as the first cell's name, and they are joined by "+"."""
+    n = bottom - top + 1
+    return n * (len(f"{column}{top}") + 1) - 1 >= MAX_FORMULA_CHARS - 200
 
 
 def epoch_formula(sf: StepFormulas, steps_tab: str, column: str, epoch: int,
@@ -213,8 +222,12 @@ def epoch_formula(sf: StepFormulas, steps_tab: str, column: str, epoch: int,
         letter = col_letter(sf.columns.index(name))
         return f"{tab}!{letter}{top}:{letter}{bottom}"
 
-    def cells(name: str) -> list[str]:
+    def cells(name: str) -> list[str] | None:
+        """The column's cells of the epoch; None when even their names alone, joined by "+",
+        would be over the chain's limit (an epoch of 100,000 rows: not built to be thrown away)."""
         letter = col_letter(sf.columns.index(name))
+        if _chain_too_long(f"{tab}!{letter}", top, bottom):
+            return None
         return [f"{tab}!{letter}{r}" for r in range(top, bottom + 1)]
 
     def last(name: str) -> str:
