@@ -79,7 +79,7 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     else:
         rows, k = sample_lines(n, result.epoch_firsts(), allowed_rows, keep)
     result.record_lines(rows)  # a run recorded sampled records what it lacks
-    steps = result_table(result, "steps")
+    steps = result_table(result, "steps")  # read after: recording more replaces it
     at = result.position(rows)  # where those lines sit in result.steps
     tab = TabPlan(steps_tab_name(exp.name), kind="steps", frozen_rows=HEADER_ROW + 1,
                   row_heights={0: BAND_POINTS})
