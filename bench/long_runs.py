@@ -50,7 +50,7 @@ def timed_run(path: Path) -> dict[str, float]:
     """One `run`, with the time spent in each phase (patched timers): read, train, map (the map
     and formula mode's formulas), render (the rest of the layout), write."""
     spent = {"read": 0.0, "train": 0.0, "map": 0.0, "render": 0.0, "write": 0.0}
-    patched = [(runner, "train", "train"), (runner, "_map", "map"), (runner, "render", "render"),
+    patched = [(runner, "train", "train"), (runner, "_formulas_and_maps", "map"), (runner, "render", "render"),
                (XlsxBackend, "read", "read"), (XlsxBackend, "apply", "write")]
     originals = [getattr(owner, name) for owner, name, _ in patched]
 

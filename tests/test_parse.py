@@ -215,7 +215,10 @@ def test_common_spellings_of_a_setting_get_the_setting_it_means(typed, meant):
 
 def test_every_budget_names_the_cell_that_makes_the_run_too_big(monkeypatch):
     from sheetsync import budgets
+    from sheetsync.engine import record
 
+    # recorded whole (a run over the cell budget is otherwise recorded sampled, and holds little)
+    monkeypatch.setattr(record, "RECORD_ALL", True)
     data = [["x", "y"]] + [[i, i] for i in range(1000)]
     experiments = [["", "small", "big"], ["epochs", 5, 400_000]]
     with pytest.raises(InputError) as info:
