@@ -13,6 +13,9 @@ machine slows them alike:
   four experiments, 29 rows, 5 epochs; the kernel cache warm, as on any run after the first);
 - ``work``: the same run in a warm process (imports done, loops compiled), timed in-process.
 
+Each is timed as wall-clock (the target) and as CPU time (user + system of the child, or of the
+run in the warm process), which a machine busy with other work inflates less.
+
 Bytecode caching is on in the children (an installed package has its ``.pyc`` files; without
 them every start compiles ~25k lines first). Target: ``run`` <= 1.5 x (``numpy`` + ``work``). Also prints which modules the run imports
 that it may not need (pandas, openpyxl, flask, ...).
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,14 +46,16 @@ import shutil, sys, time
 from sheetsync.runner import run
 shutil.copy(sys.argv[1], sys.argv[2])
 run(sys.argv[2])  # warm: imports, compiled loops
-times = []
+times, cpu = [], []
 for _ in range(int(sys.argv[3])):
     shutil.copy(sys.argv[1], sys.argv[2])
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     run(sys.argv[2])
     times.append(time.perf_counter() - t)
+    cpu.append(time.process_time() - c)
 times.sort()
-print(times[len(times) // 2])
+cpu.sort()
+print(times[len(times) // 2], cpu[len(cpu) // 2])
 """
 
 MODULES = """
@@ -57,7 +63,7 @@ import sys
 from sheetsync.cli import main
 main(["run", sys.argv[1]])
 heavy = sys.argv[2].split(",")
-print(",".join(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))), file=sys.stderr)
+print("loaded:" + ",".join(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))), file=sys.stderr)
 """
 
 
@@ -76,10 +82,14 @@ def import_shares(py: str, env: dict, cwd: str) -> dict[str, float]:
     return dict(sorted(shares.items(), key=lambda kv: -kv[1]))
 
 
-def timed(argv: list[str], env: dict, cwd: str) -> float:
+def timed(argv: list[str], env: dict, cwd: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -105,25 +115,31 @@ def main() -> int:
             "run": [py, "-m", "sheetsync", "run", book],
         }
         times: dict[str, list[float]] = {name: [] for name in cases}
+        cpu: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.repeat):
             for name, argv in cases.items():
                 if name == "run":
                     shutil.copy(demo, book)
-                times[name].append(timed(argv, env, tmp))
-        work = float(subprocess.run([py, "-c", WORK, demo, book, str(args.repeat)], env=env, check=True,
-                                    capture_output=True, text=True).stdout)
+                wall, used = timed(argv, env, tmp)
+                times[name].append(wall)
+                cpu[name].append(used)
+        work, work_cpu = map(float, subprocess.run([py, "-c", WORK, demo, book, str(args.repeat)], env=env,
+                                                   check=True, capture_output=True, text=True).stdout.split())
         shutil.copy(demo, book)
         shares = import_shares(py, env, tmp)
         loaded = subprocess.run([py, "-c", MODULES, book, ",".join(HEAVY)], env=env, check=True,
-                                capture_output=True, text=True).stderr.strip().splitlines()[-1]
+                                capture_output=True, text=True).stderr.strip().splitlines()[-1].removeprefix("loaded:")
 
     med = {name: statistics.median(v) for name, v in times.items()}
-    print(f"median of {args.repeat} fresh processes (seconds):")
+    med_cpu = {name: statistics.median(v) for name, v in cpu.items()}
+    print(f"median of {args.repeat} fresh processes (seconds; wall, and CPU: less sensitive to a busy machine):")
     for name, value in med.items():
-        print(f"  {name:<14} {value:7.3f}")
-    print(f"  {'work (warm)':<14} {work:7.3f}")
+        print(f"  {name:<14} {value:7.3f}   cpu {med_cpu[name]:7.3f}")
+    print(f"  {'work (warm)':<14} {work:7.3f}   cpu {work_cpu:7.3f}")
     target = med["numpy"] + work
     print(f"run / (numpy + work) = {med['run']:.3f} / {target:.3f} = {med['run'] / target:.2f}x  (target <= 1.5x)")
+    target_cpu = med_cpu["numpy"] + work_cpu
+    print(f"in CPU time: {med_cpu['run']:.3f} / {target_cpu:.3f} = {med_cpu['run'] / target_cpu:.2f}x")
     print(f"run / numpy = {med['run'] / med['numpy']:.2f}x; importing the runner: {med['import runner'] - med['python']:.3f} s")
     top = ", ".join(f"{name} {sec:.3f}" for name, sec in list(shares.items())[:6])
     print(f"importing the runner, by package (s, -X importtime self times; inflated by its overhead): {top}")

@@ -2,9 +2,10 @@
 
 Not a test (it needs a second checkout of the code); run
 `python bench/xlsx_identical.py [REV]` (default: main). REV's `sheetsync/` is extracted with
-`git archive` into a temporary folder; the demo workbook is written once (the same input for
-both), then each side, in a fresh process, runs it twice in values mode and a copy of it once
-in formula mode, with the run log's clock fixed. Every zip member's uncompressed bytes are compared; exit status 1 names
+`git archive` into a temporary folder; each lab's demo workbook (graddesc, outputs, embeddings)
+is written once (the same input for both), then each side, in a fresh process, runs it twice in
+values mode (every data/experiments pair the lab trains) and a copy of it once in formula mode,
+with the run log's clock fixed. Every zip member's uncompressed bytes are compared; exit status 1 names
 the members that differ.
 """
 
@@ -31,15 +32,19 @@ class FixedClock(datetime):
         return datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
 
 runs.datetime = FixedClock  # the run log's "when" column
+from sheetsync.demo import demo_runs
 from sheetsync.runner import run
 
-demo, out = sys.argv[1:]
+demo, out, lab = sys.argv[1:]
 shutil.copy(demo, out + "/demo.xlsx")
 shutil.copy(demo, out + "/formulas.xlsx")
-run(out + "/demo.xlsx")
-run(out + "/demo.xlsx")  # a continued run: histories read back and written again
-run(out + "/formulas.xlsx", mode="formulas", action="reset")
+for data_tab, experiments_tab in demo_runs(lab):
+    tabs = {"data_tab": data_tab, "experiments_tab": experiments_tab}
+    run(out + "/demo.xlsx", **tabs)
+    run(out + "/demo.xlsx", **tabs)  # a continued run: histories read back and written again
+    run(out + "/formulas.xlsx", mode="formulas", action="reset", **tabs)
 """
+LABS = ("graddesc", "outputs", "embeddings")
 
 
 def members(path: Path) -> dict[str, bytes]:
@@ -47,9 +52,9 @@ def members(path: Path) -> dict[str, bytes]:
         return {i.filename: z.read(i) for i in z.infolist()}
 
 
-def write_side(code: Path, demo: Path, out: Path) -> None:
+def write_side(code: Path, demo: Path, out: Path, lab: str) -> None:
     out.mkdir()
-    subprocess.run([sys.executable, "-c", SIDE, str(demo), str(out)], check=True,
+    subprocess.run([sys.executable, "-c", SIDE, str(demo), str(out), lab], check=True,
                    env={"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin",
                         "SHEETSYNC_CACHE_DIR": str(out.parent / "kernels")})
 
@@ -62,20 +67,22 @@ def main(rev: str = "main") -> int:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "sheetsync"],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(theirs)], input=archive, check=True)
-        demo = tmp / "input.xlsx"  # one input for both: its docProps hold the time it was made
-        subprocess.run([sys.executable, "-c", f"from sheetsync.demo import write_demo; write_demo({str(demo)!r})"],
-                       check=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-        write_side(theirs, demo, tmp / "before")
-        write_side(ROOT, demo, tmp / "after")
         differ = 0
-        for book in ("demo.xlsx", "formulas.xlsx"):
-            before, after = members(tmp / "before" / book), members(tmp / "after" / book)
-            names = sorted(set(before) | set(after))
-            bad = [n for n in names if before.get(n) != after.get(n)]
-            size = sum(len(v) for v in after.values())
-            print(f"{book}: {len(names)} members, {size:,} bytes uncompressed, "
-                  f"{'identical' if not bad else 'DIFFERENT: ' + ', '.join(bad)} (vs {rev})")
-            differ += len(bad)
+        for lab in LABS:
+            demo = tmp / f"{lab}.xlsx"  # one input for both: its docProps hold the time it was made
+            subprocess.run([sys.executable, "-c", "import sys; from sheetsync.demo import write_demo; "
+                            "write_demo(sys.argv[1], sys.argv[2])", str(demo), lab],
+                           check=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+            write_side(theirs, demo, tmp / f"{lab}-before", lab)
+            write_side(ROOT, demo, tmp / f"{lab}-after", lab)
+            for book in ("demo.xlsx", "formulas.xlsx"):
+                before, after = members(tmp / f"{lab}-before" / book), members(tmp / f"{lab}-after" / book)
+                names = sorted(set(before) | set(after))
+                bad = [n for n in names if before.get(n) != after.get(n)]
+                size = sum(len(v) for v in after.values())
+                print(f"{lab} {book}: {len(names)} members, {size:,} bytes uncompressed, "
+                      f"{'identical' if not bad else 'DIFFERENT: ' + ', '.join(bad)} (vs {rev})")
+                differ += len(bad)
         return 1 if differ else 0
 
 

@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from . import budgets
 from .a1 import FIXED_TABS, RUNS_TAB, STATE_TAB, epochs_tab_name, experiment_tabs, steps_tab_name
 from .backends.base import Snapshot
 from .engine import State, train
 from .engine.record import RecordPlan
+from .engine.result import Columns
 from .engine.train import RESTARTED
 from .errors import BackendError, InputError, OwnershipError
 from .layout import ExperimentOutput, RunEntry, SavedState, log_only_plan, merge_history, render
@@ -31,7 +31,7 @@ from .layout.runs import first_read, log_as_read
 from .layout.state import read_state, settings_hash, signature
 from .layout.steps import divergence_sentence, steps_cells
 from .layout.epochs import epochs_so_far, read_history, with_start_rmse
-from .layout.tables import read_table
+from .layout.tables import read_table, result_table
 from .locks import one_writer
 from .parse import DATA_TAB, EXPERIMENTS_TAB, parse_inputs
 from .parse.inputs import Inputs, factor_ranges, model_params
@@ -160,7 +160,7 @@ def _log_problems(backend, action: str, experiments, error: InputError, previous
         pass
 
 
-def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str, pd.DataFrame],
+def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str, Columns],
                action: str, progress) -> tuple[list[ExperimentOutput], list[ExperimentReport]]:
     dataset = inputs.dataset
     data_hash = dataset.fingerprint()
@@ -184,7 +184,8 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         if start == f"reset: {RESTARTED}":
             result.diagnostics.restarted = RESTARTED  # decided here, from the saved state
         done_before += exp.epochs * dataset.n_rows
-        history = merge_history(histories.get(exp.name) if start == "continued" else None, result.epochs)
+        history = merge_history(histories.get(exp.name) if start == "continued" else None,
+                                result_table(result, "epochs"))
         if embedding is not None and start != "continued":  # the history starts where the RMSE did
             history = with_start_rmse(history, result)
         notes = _notes(result, start)
@@ -279,16 +280,15 @@ def _cell_budget(snapshot: Snapshot, names: list[str]) -> int:
 
 def _report(name, start, result, history, notes) -> ExperimentReport:
     loss = error = accuracy = rmse = None
-    if len(result.epochs):
-        last = result.epochs.iloc[-1]
-
+    epochs = result_table(result, "epochs")
+    if len(epochs):
         def finite(column: str) -> float | None:
-            return float(last[column]) if column in last.index and np.isfinite(last[column]) else None
+            return float(epochs[column][-1]) if column in epochs and np.isfinite(epochs[column][-1]) else None
 
         loss, error, rmse = finite("loss"), finite("sqrt(sum err^2)"), finite("rmse")
-        accuracy = float(last["accuracy"]) if "accuracy" in result.epochs.columns else None
+        accuracy = float(epochs["accuracy"][-1]) if "accuracy" in epochs else None
     div = result.diagnostics.divergence
-    return ExperimentReport(name, start, len(result.epochs), epochs_so_far(history), loss,
+    return ExperimentReport(name, start, len(epochs), epochs_so_far(history), loss,
                             {k: float(v) for k, v in result.params.items()},
                             divergence_sentence(result) if div else None, notes,
                             sqrt_sum_err2=error, diagnostics=diagnostics_summary(result), accuracy=accuracy,
@@ -333,7 +333,7 @@ def _run_entry(action: str, inputs: Inputs, reports: list[ExperimentReport]) -> 
 
 
 def _read_more(backend, snapshot: Snapshot, all_names: list[str],
-               factor_tabs: list[str]) -> tuple[dict[str, pd.DataFrame], Snapshot | None]:
+               factor_tabs: list[str]) -> tuple[dict[str, Columns], Snapshot | None]:
     """A second read round, only if needed: every experiment's epochs history in the sheet, and the
     tabs of dot_product's starting-factor ranges (returned as a Snapshot holding both rounds'
     values, or None when no experiment names a range)."""
@@ -355,7 +355,7 @@ def _owned(snapshot: Snapshot, title: str) -> bool:
     return info is not None and info.owned
 
 
-def _owned_table(snapshot: Snapshot, title: str) -> pd.DataFrame | None:
+def _owned_table(snapshot: Snapshot, title: str) -> Columns | None:
     return read_table(snapshot.values.get(title)) if _owned(snapshot, title) else None
 
 

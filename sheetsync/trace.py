@@ -103,7 +103,7 @@ class Tracer:
         rows = snapshot.values.get(self.steps_tab)
         if not rows:
             raise SheetsyncError(f"there is no {self.steps_tab!r} tab yet: run the sheet first")
-        steps = read_table(rows, HEADER_ROW).apply(lambda s: pd.to_numeric(s, errors="coerce"))
+        steps = read_table(rows, HEADER_ROW).frame().apply(lambda s: pd.to_numeric(s, errors="coerce"))
         if steps.empty or "step" not in steps:
             raise SheetsyncError(f"{self.steps_tab!r} holds no steps")
         gaps = np.diff(steps["step"].to_numpy())
@@ -114,7 +114,7 @@ class Tracer:
             steps[c] = steps[c].astype(np.int64)
         self.steps = steps
         self.epochs_tab = epochs_tab_name(experiment_name)
-        epochs = read_history(snapshot.values.get(f"{experiment_name} epochs")).apply(
+        epochs = read_history(snapshot.values.get(f"{experiment_name} epochs")).frame().apply(
             lambda s: pd.to_numeric(s, errors="coerce"))
         starts = self._starts(experiment_name)
         result = Result.from_tables(self.experiment, steps,

@@ -149,7 +149,7 @@ def as_read(frame):
 def test_run_log_writes_the_same_cells(name):
     previous, entry = logs()[0][name], logs()[1]
     tab = render_runs(as_read(previous), entry)
-    want = per_row_log(read_table(as_read(previous)), entry)  # as a DataFrame, row by row
+    want = per_row_log(read_table(as_read(previous)).frame(), entry)  # as a DataFrame, row by row
     columns = tab.tables[0].columns
     assert [c.header for c in columns] == RUNS_HEADER
     got = [[c.values[k] for c in columns] for k in range(len(columns[0].values))]

@@ -6,21 +6,24 @@ Experiments not run this time keep their place: their history is read back from 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import pandas as pd
 
 from ..a1 import COMPARE_TAB
 from ..backends.base import Chart, Column, RangeRef, Series, Table, TabPlan, Text
+from ..engine.result import Columns
+from .tables import numeric
 
 
-def render_compare(histories: dict[str, pd.DataFrame]) -> TabPlan:
+def render_compare(histories: dict[str, Columns]) -> TabPlan:
     """`histories`: experiment -> its epochs history (columns `epoch` and `loss` at least)."""
     tab = TabPlan(COMPARE_TAB, kind="compare", frozen_rows=1)
     losses = {name: _loss_by_epoch(h) for name, h in histories.items()}
-    epochs = sorted(set().union(*(s.index for s in losses.values()))) if losses else []
+    epochs = sorted(set().union(*losses.values())) if losses else []
     columns = [Column("epoch", np.asarray(epochs, dtype=float), "0", 7)]
     for name, loss in losses.items():
-        values = loss.reindex(epochs).to_numpy(dtype=float)
+        values = np.array([loss.get(e, np.nan) for e in epochs], dtype=float)
         columns.append(Column(f"{name} loss", values, "General", max(12, len(name) + 7)))
     tab.tables.append(Table(columns))
     n = len(epochs)
@@ -30,7 +33,7 @@ def render_compare(histories: dict[str, pd.DataFrame]) -> TabPlan:
     chart = Chart("line", "Loss per epoch", series, "epoch", "loss",
                   domain=RangeRef(COMPARE_TAB, 1, 0, 1 + n, 1), anchor=(2, side))
     note = "Loss per epoch, every experiment (a blank: that experiment had not reached that epoch, or its loss was not a finite number)."
-    cut = axis_cut(losses)
+    cut = axis_cut({name: list(loss.values()) for name, loss in losses.items()})
     if cut is not None:
         top, gone = cut
         chart.y_max, chart.y_min = top, 0.0
@@ -45,9 +48,9 @@ def render_compare(histories: dict[str, pd.DataFrame]) -> TabPlan:
 BLOWN_UP = 1000.0  # an experiment whose loss exceeds the others' largest by this factor is cut
 
 
-def axis_cut(losses: dict[str, pd.Series]) -> tuple[float, list[str]] | None:
-    """(axis top, experiments cut) when some experiments' losses would flatten the rest."""
-    peaks = {name: float(np.nanmax(s.to_numpy(dtype=float))) if len(s) else np.nan
+def axis_cut(losses: dict[str, Any]) -> tuple[float, list[str]] | None:
+    """(axis top, experiments cut) when some experiments' losses (numbers each) would flatten the rest."""
+    peaks = {name: float(np.nanmax(np.asarray(s, dtype=float))) if len(s) else np.nan
              for name, s in losses.items()}
     finite = sorted(v for v in peaks.values() if np.isfinite(v))
     if len(finite) < 2:
@@ -60,10 +63,9 @@ def axis_cut(losses: dict[str, pd.Series]) -> tuple[float, list[str]] | None:
     return None
 
 
-def _loss_by_epoch(history: pd.DataFrame) -> pd.Series:
-    if history is None or history.empty or "epoch" not in history or "loss" not in history:
-        return pd.Series(dtype=float)
-    epoch = pd.to_numeric(history["epoch"], errors="coerce")
-    loss = pd.to_numeric(history["loss"], errors="coerce")
-    s = pd.Series(loss.to_numpy(), index=epoch.to_numpy()).dropna()
-    return s[~s.index.duplicated(keep="last")]
+def _loss_by_epoch(history: Columns | None) -> dict[float, float]:
+    """epoch -> its loss, for the epochs whose loss is a number (the last row of an epoch listed twice)."""
+    if history is None or not len(history) or "epoch" not in history or "loss" not in history:
+        return {}
+    epochs, losses = numeric(history["epoch"]).tolist(), numeric(history["loss"]).astype(float).tolist()
+    return {e: v for e, v in zip(epochs, losses) if v == v}  # v == v: not NaN

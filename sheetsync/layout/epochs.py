@@ -15,12 +15,11 @@ row holding the RMSE of the starting tables (`with_start_rmse`); its picture is 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ..a1 import epochs_tab_name
 from ..backends.base import Chart, Column, RangeRef, Series, Table, TabPlan, Text
-from ..engine.result import Result
-from .tables import frame_columns, read_table
+from ..engine.result import Columns, Result
+from .tables import as_text, concat, frame_columns, is_numeric, numeric, read_table
 
 HEADER_ROW = 1  # 0-based row of the table's header (row 2); the first epoch sits just below it
 MAX_PATH_SERIES = 8  # more lines than this make a parameter chart unreadable
@@ -28,48 +27,50 @@ FIT_GRID = 200
 FIT_POINTS = 500  # data points drawn in the fit chart (sampled evenly beyond this)
 
 
-def read_history(rows: list[list] | None) -> pd.DataFrame:
+def read_history(rows: list[list] | None) -> Columns:
     """A `NAME epochs` tab read back: its table, wherever a version of sheetsync put the header
     (the first row whose first cell is `epoch`)."""
     for i, row in enumerate(rows or []):
         if row and row[0] == "epoch":
             return read_table(rows, header_row=i)
-    return pd.DataFrame()
+    return Columns({})
 
 
-def merge_history(previous: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
-    """Previous epochs rows (as read back) followed by this run's, in this run's column order."""
-    if previous is None or previous.empty:
-        return new.reset_index(drop=True)
-    previous = previous.copy()
-    for name in previous.columns:
-        if name in new.columns and pd.api.types.is_numeric_dtype(new[name]):
-            previous[name] = pd.to_numeric(previous[name], errors="coerce")
-        elif name in new.columns:
-            previous[name] = previous[name].fillna("").astype(str)
-    merged = pd.concat([previous, new], ignore_index=True)
-    columns = list(new.columns) + [c for c in previous.columns if c not in new.columns]
-    return merged[columns]
+def merge_history(previous: Columns | None, new: Columns) -> Columns:
+    """Previous epochs rows (as read back) followed by this run's, in this run's column order.
+    Where this run has a column, the previous rows' cells take its type (numbers or text)."""
+    if previous is None or not len(previous) or not previous:
+        return Columns(dict(new))
+    previous = Columns({name: (numeric(values) if is_numeric(new[name]) else as_text(values)) if name in new
+                        else values for name, values in previous.items()})
+    return _stacked([previous, new], list(new) + [c for c in previous if c not in new])
 
 
-def with_start_rmse(history: pd.DataFrame, result: Result) -> pd.DataFrame:
+def _stacked(tables: list[Columns], names: list[str]) -> Columns:
+    """`tables` one above the other, with the columns `names` (blank where a table has none)."""
+    lengths = [len(t) for t in tables]
+    return Columns({name: concat([t.get(name) for t in tables], lengths) for name in names})
+
+
+def with_start_rmse(history: Columns, result: Result) -> Columns:
     """A dot_product history whose first row is epoch 0: the RMSE of the starting tables (what
     Jeremy's sheet's RMSE cell shows before Solver runs) and no loss (no step was taken). It is
     read back with the rest on the next Run, so the RMSE chart always begins at the start."""
     from ..engine.embeddings import start_rmse
 
-    start = pd.DataFrame({"epoch": [0], "rmse": [start_rmse(result)]})
-    return pd.concat([start, history], ignore_index=True)[list(history.columns)]
+    start = Columns({"epoch": np.array([0], dtype=np.int64), "rmse": np.array([start_rmse(result)], dtype=float)})
+    return _stacked([start, history], list(history))
 
 
-def epochs_so_far(history: pd.DataFrame) -> int:
+def epochs_so_far(history: Columns) -> int:
     """Epochs in a history (a dot_product history's epoch 0, the start, is not one)."""
     if "epoch" not in history:
         return len(history)
-    return int((pd.to_numeric(history["epoch"], errors="coerce") > 0).sum())
+    with np.errstate(invalid="ignore"):
+        return int((numeric(history["epoch"]) > 0).sum())
 
 
-def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.ndarray,
+def render_epochs(result: Result, history: Columns, x: np.ndarray, y: np.ndarray,
                   notes: list[str]) -> TabPlan:
     """Row 1: the diagnosis (wrapped, left) and the charts (right); row 2 the header; then one
     row per epoch. Both rows stay frozen, so the diagnosis and charts are the first screen."""
@@ -87,10 +88,10 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
     side = len(columns) + 1  # chart data and the fit's tables sit right of the history
     n, top = len(history), HEADER_ROW + 1
     charts: list[Chart] = []
-    headers = list(history.columns)
+    headers = list(history)
     if n >= 2:
         epoch = RangeRef(name, top, 0, top + n, 1)
-        loss = pd.to_numeric(history["loss"], errors="coerce").to_numpy(dtype=float)
+        loss = numeric(history["loss"]).astype(float)
         finite = loss[np.isfinite(loss) & (loss > 0)]
         series, y_title, ctitle = Series("loss", RangeRef(name, top, 1, top + n, 2)), "loss", "Loss per epoch"
         if len(finite) and np.log10(finite.max() / max(finite.min(), 1e-300)) > LOG_DECADES:
@@ -138,15 +139,15 @@ def render_epochs(result: Result, history: pd.DataFrame, x: np.ndarray, y: np.nd
     return tab
 
 
-def _rmse_sentence(result: Result, history: pd.DataFrame, n_ratings: int) -> str:
+def _rmse_sentence(result: Result, history: Columns, n_ratings: int) -> str:
     """Where this run's RMSE started and where it ended (the tables' picture: `NAME factors`)."""
     from ..engine.embeddings import start_rmse
 
-    rmse = pd.to_numeric(history["rmse"], errors="coerce").to_numpy(dtype=float)
+    rmse = numeric(history["rmse"]).astype(float)
     end = f"{rmse[-1]:.6g}" if len(rmse) and np.isfinite(rmse[-1]) else "not finite"
-    epochs = pd.to_numeric(history["epoch"], errors="coerce").to_numpy()
+    epochs = numeric(history["epoch"])
     first = (f"{rmse[0]:.6g} before the first step (epoch 0), " if len(rmse) and epochs[0] == 0
-             and epochs_so_far(history) > len(result.epochs) else "")  # when this run did not start there
+             and epochs_so_far(history) > result.rows("epochs") else "")  # when this run did not start there
     return (f"RMSE over all {n_ratings:,} ratings: {first}{start_rmse(result):.6g} "
             f"at the start of this run, {end} after epoch {int(epochs[-1])} (the 'rmse' column: "
             "each epoch's parameters on every rating, what Jeremy's sheet's RMSE cell would show; 'loss' is "
@@ -196,8 +197,8 @@ def fit_params(result: Result) -> tuple[dict[str, float], str]:
     onset = result.diagnostics.onset
     if result.diagnostics.divergence is None or onset is None:
         return dict(result.params), "at the final parameters"
-    row = result.steps.iloc[onset.line]
-    return {q: float(row[q]) for q in result.param_names}, f"before step {onset.step}, where it exploded"
+    return ({q: float(result.column("steps", q)[onset.line]) for q in result.param_names},
+            f"before step {onset.step}, where it exploded")
 
 
 def fit_grid(result: Result, x: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ from ..engine.program import Program, build_program
 from ..engine.reduction import render as render_sum, sum_tree
 from ..engine.result import Result
 from ..settings import SETTINGS
+from .tables import result_table
 
 # Columns the steps tab writes after those of the loop (layout.steps: the stability margin).
 STEPS_EXTRA_COLUMNS = ("margin",)
@@ -127,7 +128,7 @@ class StepFormulas:
         self.spec = result.spec  # the run's own structure (a softmax's K comes from its labels)
         self.program: Program = build_program(self.spec)
         # the loop's columns (a steps tab read back by `trace` also holds the tab's own extra ones)
-        self.columns = [c for c in result.steps.columns if c not in STEPS_EXTRA_COLUMNS]
+        self.columns = [c for c in result_table(result, "steps") if c not in STEPS_EXTRA_COLUMNS]
         self.letter = {c: col_letter(i) for i, c in enumerate(self.columns)}
         self.data_cells = data_cells  # (data row 0-based, input name) -> "data!B7"
         self.settings = setting_cells  # setting name -> "experiments!B5"
@@ -136,7 +137,8 @@ class StepFormulas:
                       Lines(result.column("steps", "epoch"), result.column("steps", "step"), first_row))
         self.update = self.spec.update  # what the workbook's macros set and paste between epochs
         self.batch = self.spec.batch_size
-        self.lr_by_epoch = dict(zip(result.epochs["epoch"].tolist(), result.epochs["lr"].tolist()))
+        self.lr_by_epoch = dict(zip(result.column("epochs", "epoch").tolist(),
+                                    result.column("epochs", "lr").tolist()))
         self.tables = self.spec.model.tables  # a table model (dot_product): its slots are the engine's values
         self.table_slots = {q: t for t in self.tables for q in t.slots}
         # Formula mode's settings block (see `block_table`): setting -> its value cell in this tab.
@@ -341,7 +343,7 @@ class StepFormulas:
     # -- columns ----------------------------------------------------------------------------
     def all(self) -> dict[str, list[str | None]]:
         self.check_tables()
-        n = len(self.result.steps)
+        n = self.result.rows("steps")
         out: dict[str, list[str | None]] = {c: [None] * n for c in self.columns}
         # One row per step with no macro between epochs: every line but the carried-in ones
         # follows its column's template, so render each column once and format it per row.
@@ -350,7 +352,7 @@ class StepFormulas:
                      if fast else {})
         update_cols = set(self.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         lines = self.lines
-        data_rows = (self.result.steps["row"].to_numpy() - 1).tolist()
+        data_rows = (self.result.column("steps", "row") - 1).tolist()
         for name in self.program.input_columns:  # one data cell's formula per data row, not per step
             cells: dict[int, str] = {}
             out[name] = [cells.get(d) or cells.setdefault(d, "=" + absolute(self.data_cells(d, name)))
@@ -432,7 +434,7 @@ class StepFormulas:
     def _param_ref(self, i: int, q: str) -> Ref:
         lines = self.lines
         if q in self.table_slots:  # the engine's value: the table row before this step
-            return Ref("table", q, line=i, value=float(self.result.steps[q].iat[i]))
+            return Ref("table", q, line=i, value=float(self.result.column("steps", q)[i]))
         if lines.prev_end[i] < 0 and lines.batch_start[i]:
             return Ref("carried", q, line=i, value=self.start(int(lines.epoch[i]))["params"][q])
         if not lines.batch_start[i]:
@@ -458,14 +460,14 @@ class StepFormulas:
         """The 0-based data row line `i` of the complete table reads."""
         if self.result.sampled:
             return int(self.result.counters.row([i])[0]) - 1
-        return int(self.result.steps["row"].iat[i]) - 1
+        return int(self.result.column("steps", "row")[i]) - 1
 
     def param_link(self, i: int, q: str) -> str | None:
         """A parameter before the step: carried in, same batch, or the previous step's output
         (a table model's slot: the engine's number, inside a formula so a spreadsheet reads all
         17 digits, as carried values are written)."""
         if q in self.table_slots:
-            return "=" + literal(float(self.result.steps[q].iat[i]))
+            return "=" + literal(float(self.result.column("steps", q)[i]))
         lines = self.lines
         carried = self.carried(i) if self.lines.prev_end[i] < 0 and self.lines.batch_start[i] else None
         if carried is not None:

@@ -92,7 +92,7 @@ def _special_lines(sf: StepFormulas) -> tuple[np.ndarray, np.ndarray]:
     carried = sf.carried_mask()[special]
     epochs = lines.epoch[special]
     if sf.epoch_constants(int(epochs[0])):  # a macro's lr or eve's d: per epoch
-        constants = {e: sf.epoch_constants(e) for e in np.unique(epochs).tolist()}
+        constants = {e: sf.epoch_constants(e) for e in sorted(set(epochs.tolist()))}  # np.unique would load numpy.ma
         const_id = {c: k for k, c in enumerate(dict.fromkeys(constants.values()))}
         consts = [const_id[constants[e]] for e in epochs.tolist()]
     else:
@@ -192,12 +192,21 @@ def _epoch_spans(sf: StepFormulas) -> dict[int, tuple[int, int]]:
     return {int(lines.epoch[a]): (int(a), int(b)) for a, b in zip(starts, ends)}
 
 
-def _chain(cells: list[str], op: str, fallback: str) -> tuple[str, bool]:
+def _chain(cells: list[str] | None, op: str, fallback: str) -> tuple[str, bool]:
     """`cells` added left to right, as the engine's loop adds them (a spreadsheet's SUM and
     AVERAGE use compensated sums, which can differ in the last bit); the range function
-    `fallback` when the chain would be over a formula's length limit."""
+    `fallback` when the chain would be over a formula's length limit (`cells` None: it would)."""
+    if cells is None:
+        return fallback, False
     text = "+".join(op.format(c) for c in cells)
     return (text, True) if len(text) < MAX_FORMULA_CHARS - 200 else (fallback, False)
+
+
+def _chain_too_long(column: str, top: int, bottom: int) -> bool:
+    """Whether a `_chain` of the cells `column`top..`column`bottom is over the limit whatever its
+    op: each term is at least as long as the first cell's name, and they are joined by "+"."""
+    n = bottom - top + 1
+    return n * (len(f"{column}{top}") + 1) - 1 >= MAX_FORMULA_CHARS - 200
 
 
 def epoch_formula(sf: StepFormulas, steps_tab: str, column: str, epoch: int,
@@ -213,8 +222,12 @@ def epoch_formula(sf: StepFormulas, steps_tab: str, column: str, epoch: int,
         letter = col_letter(sf.columns.index(name))
         return f"{tab}!{letter}{top}:{letter}{bottom}"
 
-    def cells(name: str) -> list[str]:
+    def cells(name: str) -> list[str] | None:
+        """The column's cells of the epoch; None when even their names alone, joined by "+",
+        would be over the chain's limit (an epoch of 100,000 rows: not built to be thrown away)."""
         letter = col_letter(sf.columns.index(name))
+        if _chain_too_long(f"{tab}!{letter}", top, bottom):
+            return None
         return [f"{tab}!{letter}{r}" for r in range(top, bottom + 1)]
 
     def last(name: str) -> str:
@@ -310,14 +323,14 @@ def map_tab(result, data_cell, setting_cells: dict[str, str], history, settings_
     """The `NAME map` tab of one Run (None when it has no steps): every column's formula pattern,
     precedents and dependents, and the epochs tab's rows of this Run. `data_cell(i, name)` is a
     data cell's address (`Dataset.cell`); `history` the epochs tab's table, this Run's epochs last."""
-    if result.steps.empty:
+    if not result.rows("steps"):
         return None
     name = result.experiment.name
     steps_tab = steps_tab_name(name)
     try:
         sf = StepFormulas(result, data_cell, setting_cells, STEPS_HEADER_ROW + 2, settings_block)
-        first_epoch_row = len(history) - len(result.epochs) + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
-        extra = epochs_rows(sf, steps_tab, epochs_tab_name(name), list(history.columns), first_epoch_row)
+        first_epoch_row = len(history) - result.rows("epochs") + EPOCHS_HEADER_ROW + 2  # 1-based sheet row
+        extra = epochs_rows(sf, steps_tab, epochs_tab_name(name), list(history), first_epoch_row)
         return render_map(name, sf, steps_tab, extra_rows=extra)
     except FormulaModeError:  # a value carried as inf has no formula: say so, do not fail the run
         tab = TabPlan(map_tab_name(name), kind="map")
@@ -331,8 +344,8 @@ def formula_mode(result, data_cell, setting_cells: dict[str, str], history):
     epochs tab, and None; or three Nones and why this Run cannot have them."""
     try:
         sf = StepFormulas(result, data_cell, setting_cells, STEPS_HEADER_ROW + 2, settings_block=True)
-        epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history.columns),
-                                 len(history) - len(result.epochs))
+        epochs = epochs_formulas(sf, steps_tab_name(result.experiment.name), list(history),
+                                 len(history) - result.rows("epochs"))
         return sf.all(), sf.block_table(), epochs, None
     except FormulaModeError as e:
         return None, None, None, f"Formula mode: {e}; values were written."

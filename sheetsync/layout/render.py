@@ -8,22 +8,24 @@ its share is sampled (see `engine.record.sample_lines`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .. import budgets
 from ..backends.base import Plan, Table, TabPlan, Text
-from ..engine.result import Result
+from ..engine.result import Columns, Result
 from .compare import render_compare
 from .boundary import render_classifier_boundary
 from .epochs import epochs_so_far, render_epochs
-from .factors import EmbeddingView, factors_map_rows, render_factors
 from .landscape import render_landscape
 from .runs import LogAsRead, RunEntry, render_runs
-from .similar import render_similar
 from .state import SavedState, render_state
 from .steps import CHART_COLUMNS, render_steps, steps_cells
+from .tables import result_table
+
+if TYPE_CHECKING:  # the factors and similar tabs (dot_product) load only when drawn
+    from .factors import EmbeddingView
 
 
 LANDSCAPE_SHARE = 0.1  # of the cells left after the epochs and small tabs, for the landscapes
@@ -32,7 +34,7 @@ LANDSCAPE_SHARE = 0.1  # of the cells left after the epochs and small tabs, for 
 @dataclass
 class ExperimentOutput:
     result: Result
-    history: pd.DataFrame  # all epochs so far, this run's included
+    history: Columns  # all epochs so far, this run's included
     notes: list[str] = field(default_factory=list)  # plain-language diagnostics for the epochs tab
     formulas: dict[str, list] | None = None  # formula mode: column -> one formula (or None) per step
     map_tab: TabPlan | None = None  # the precedents map (`NAME map`)
@@ -42,7 +44,7 @@ class ExperimentOutput:
 
 
 def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
-           other_histories: dict[str, pd.DataFrame], states: dict[str, SavedState],
+           other_histories: dict[str, Columns], states: dict[str, SavedState],
            entry: RunEntry, previous_runs: LogAsRead | list[list] | None,
            cell_budget: int | None = None, order: list[str] | None = None) -> Plan:
     """`other_histories`: epochs histories of the sheet's experiments not run this time (for
@@ -87,9 +89,11 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
 def _embedding_tabs(o: ExperimentOutput) -> tuple[list[TabPlan], list[dict]]:
     """`NAME factors` and `NAME similar` of a dot_product experiment at the run's final
     parameters, and the factors tab's rows for `NAME map`; nothing for other models."""
-    if o.embedding is None or o.result.steps.empty:
+    if o.embedding is None or not o.result.rows("steps"):
         return [], []
     from ..engine import embeddings
+    from .factors import factors_map_rows, render_factors
+    from .similar import render_similar
 
     exp = o.result.experiment
     formulas = exp.mode == "formulas"
@@ -116,7 +120,7 @@ def _epochs_formulas(tab: TabPlan, o: ExperimentOutput, steps_tab: str) -> None:
 
     for column in tab.tables[0].columns:
         column.formulas = o.epochs_formulas.get(column.header)
-    first = len(o.history) - len(o.result.epochs) + HEADER_ROW + 2  # 1-based sheet rows
+    first = len(o.history) - o.result.rows("epochs") + HEADER_ROW + 2  # 1-based sheet rows
     last = len(o.history) + HEADER_ROW + 1
     sentence = (f"Formula mode: {_rows(first, last)} (this Run's epochs) are formulas over '{steps_tab}', so "
                 "editing a setting updates them and the charts")
@@ -127,7 +131,7 @@ def _epochs_formulas(tab: TabPlan, o: ExperimentOutput, steps_tab: str) -> None:
 
 def _final_cells(steps_tab: TabPlan, o: ExperimentOutput, rows: int):
     """Formula mode with every step written: param -> the steps tab's last `new <param>` cell."""
-    if not o.formulas or rows < o.result.total_steps or not len(o.result.steps):
+    if not o.formulas or rows < o.result.total_steps or not o.result.rows("steps"):
         return None
     from ..a1 import col_letter, quote_tab
 
@@ -148,7 +152,7 @@ def steps_allowances(results: list[Result], budget: int) -> list[int]:
     if total <= budget:
         return [r.total_steps for r in results]
     budget = max(budget, 0)
-    return [max(int(budget * size / total) // (len(r.steps.columns) + CHART_COLUMNS), 10)
+    return [max(int(budget * size / total) // (len(list(result_table(r, "steps"))) + CHART_COLUMNS), 10)
             for r, size in zip(results, sizes)]
 
 

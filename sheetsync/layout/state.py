@@ -12,11 +12,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import pandas as pd
-
 from ..a1 import MAX_COLUMNS, STATE_TAB
 from ..errors import SheetsyncError
 from ..backends.base import Column, Table, TabPlan
+from ..engine.result import Columns
+from .tables import as_array
 
 CHUNK = 30_000  # a cell holds at most 32,767 characters (Excel; Google Sheets: 50,000)
 FIXED = ["experiment", "signature", "settings hash"]
@@ -59,13 +59,15 @@ def render_state(saved: dict[str, SavedState]) -> TabPlan:
     return TabPlan(STATE_TAB, [Table(columns)], frozen_rows=1, hidden=True, kind="state")
 
 
-def read_state(table: pd.DataFrame) -> dict[str, SavedState]:
+def read_state(table: Columns | None) -> dict[str, SavedState]:
     """The rows of a state tab read back; rows that do not parse are dropped (then: Reset)."""
     saved = {}
-    if table is None or table.empty:
+    if table is None or not len(table):
         return saved
-    chunks = [c for c in table.columns if str(c).startswith("state json")]
-    for _, row in table.iterrows():
+    chunks = [c for c in table if str(c).startswith("state json")]
+    cells = {c: as_array(v).tolist() for c, v in table.items()}
+    for k in range(len(table)):
+        row = {c: v[k] for c, v in cells.items()}
         try:
             text = "".join(str(row[c]) for c in chunks if isinstance(row[c], str))
             name = str(row["experiment"])

@@ -27,7 +27,7 @@ from ..backends.base import Chart, Column, Highlight, RangeRef, Series, Table, T
 from ..engine.record import sample_lines
 from ..engine.result import START_ORIGINS, Result
 from .formulas import STEPS_EXTRA_COLUMNS
-from .tables import frame_columns
+from .tables import frame_columns, result_table
 
 HEADER_ROW = 2  # 0-based: the header sits in sheet row 3, the first step in row 4
 START_ROW = 1  # 0-based: the values the Run starts from, just above the header
@@ -56,7 +56,7 @@ CHART_COLUMNS = 4  # beyond the steps: margin, a gap, the chart data (log10 loss
 
 
 def steps_cells(result: Result) -> int:
-    return (result.total_steps + HEADER_ROW + 1) * (len(result.steps.columns) + CHART_COLUMNS)
+    return (result.total_steps + HEADER_ROW + 1) * (len(result.table("steps").columns) + CHART_COLUMNS)
 
 
 def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[np.ndarray, int]:
@@ -79,7 +79,7 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     else:
         rows, k = sample_lines(n, result.epoch_firsts(), allowed_rows, keep)
     result.record_lines(rows)  # a run recorded sampled records what it lacks
-    steps = result.steps  # read after: recording more replaces it
+    steps = result_table(result, "steps")  # read after: recording more replaces it
     at = result.position(rows)  # where those lines sit in result.steps
     tab = TabPlan(steps_tab_name(exp.name), kind="steps", frozen_rows=HEADER_ROW + 1,
                   row_heights={0: BAND_POINTS})
@@ -180,7 +180,7 @@ def band_span(columns: list[Column], characters: float = BAND_CHARACTERS) -> int
 
 def _start_row(result: Result, headers: list[str], tab: TabPlan) -> None:
     """Row 2: what the Run's first step starts from, under the columns it feeds."""
-    if not result.starts or not len(result.steps):
+    if not result.starts or not result.rows("steps"):
         return
     first = result.starts[min(result.starts)]
     values = dict(first.get("params", {}))
@@ -259,25 +259,24 @@ def _charts(result: Result, tab: TabPlan, table: Table, rows: np.ndarray, div_in
 
 def _title(result: Result, n_steps: int) -> str:
     exp = result.experiment
-    epochs = result.epochs["epoch"] if len(result.epochs) else []
-    span = f"epochs {int(epochs.iloc[0])}–{int(epochs.iloc[-1])}" if len(epochs) else "no epochs"
+    epochs = result.column("epochs", "epoch") if result.rows("epochs") else []
+    span = f"epochs {int(epochs[0])}–{int(epochs[-1])}" if len(epochs) else "no epochs"
     return (f"{exp.name}: {exp.model} model, {exp.flavour} {exp.optimizer}, lr {exp.lr:g}, "
             f"{span} ({n_steps:,} steps)")
 
 
 def _divergence_index(result: Result) -> int | None:
     div = result.diagnostics.divergence
-    if div is None or not len(result.steps):
+    if div is None or not result.rows("steps"):
         return None
-    s = result.steps
-    hit = np.flatnonzero(s["step"].to_numpy() == div.step)  # step numbers are unique in a run
+    hit = np.flatnonzero(result.column("steps", "step") == div.step)  # step numbers are unique in a run
     return int(hit[0]) if len(hit) else None
 
 
 def divergence_sentence(result: Result) -> str:
     div = result.diagnostics.divergence
     index = _divergence_index(result)
-    epoch = int(result.steps["epoch"].iloc[index]) if index is not None else div.epoch
+    epoch = int(result.column("steps", "epoch")[index]) if index is not None else div.epoch
     what = f"parameter {div.param}" if div.param else "the loss"
     bound = (f" A per-row SGD learning rate below {div.lr_bound:.3g} would be stable on this data."
              if div.lr_bound and "stable" not in div.reason else "")  # the reason may say it already

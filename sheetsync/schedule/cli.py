@@ -22,13 +22,16 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SheetsyncError
 from .config import from_env
-from .store import Schedule, ScheduleStore
 
-# `sheetsync run` builds this parser too: APScheduler (the triggers) loads only when a schedule
-# command runs.
+if TYPE_CHECKING:
+    from .store import Schedule, ScheduleStore
+
+# `sheetsync run` builds this parser too: the store (sqlite3, uuid) and APScheduler (the triggers)
+# load only when a schedule command runs.
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -68,6 +71,8 @@ def add_parsers(sub) -> None:
 
 
 def dispatch(args) -> int:
+    from .store import ScheduleStore
+
     settings = from_env()  # the environment, read once per command
     store = ScheduleStore(args.store or settings["STORE"])
     if args.command == "scheduler":
@@ -93,6 +98,7 @@ def add(store: ScheduleStore, args) -> Schedule:
         raise ScheduleCommandError("give sheets (TARGET ...) or --roster, not both and not neither")
     every = parse_interval(args.every) if args.every else None
     kind = "roster" if args.roster else ("sheet" if len(args.targets) == 1 else "list")
+    from .store import Schedule
     from .triggers import TriggerError, make_trigger, period
 
     created = time.time()

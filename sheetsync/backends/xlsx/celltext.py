@@ -4,11 +4,31 @@ as cells hold them."""
 from __future__ import annotations
 
 import re
-from xml.sax.saxutils import escape
 
 from ...a1 import CONTROL_CHARS as _ILLEGAL_XML  # what XML 1.0 cannot hold, and \r
 
 _ESCAPED_LOOKALIKE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+
+
+# xml.sax.saxutils has these two, but importing it imports urllib.request, http.client and email
+# (~30 ms of a run's start-up); the same text as its functions give (tests/backends/test_celltext.py).
+def escape(text: str) -> str:
+    """Text as XML character data: &, < and > escaped."""
+    return text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
+
+_ATTRIBUTE_ESCAPES = str.maketrans({"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+
+
+def quoteattr(text: str) -> str:
+    """Text as a quoted XML attribute value, quotes included: double quotes unless the text holds
+    a double quote and no single one."""
+    text = escape(text).translate(_ATTRIBUTE_ESCAPES)
+    if '"' not in text:
+        return f'"{text}"'
+    if "'" not in text:
+        return f"'{text}'"
+    return '"' + text.replace('"', "&quot;") + '"'
 
 
 def xml_text(text: str) -> str:

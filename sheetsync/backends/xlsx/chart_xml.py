@@ -8,10 +8,10 @@ with openpyxl as the oracle — in a few microseconds.
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape, quoteattr
 
 from ...a1 import range_ref
 from ..base import Chart, RangeRef
+from .celltext import escape, quoteattr
 
 SERIES_COLOURS = ("4472C4", "ED7D31", "70AD47", "FFC000", "5B9BD5", "A5A5A5")
 EMU_PER_PX = 9525  # an English Metric Unit is 1/914400 inch; 96 px per inch

@@ -28,10 +28,10 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
-from xml.sax.saxutils import escape, quoteattr
 
 from ... import budgets
 from ...errors import BackendError
+from .celltext import escape, quoteattr
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_STRICT = "http://purl.oclc.org/ooxml/spreadsheetml/main"
@@ -608,6 +608,26 @@ MINIMAL_STYLES = (
 )
 
 
+# The number formats every spreadsheet knows by id without a <numFmt> (ECMA-376 part 1, 18.8.30;
+# ids 23-36 are locale-specific and left out, as openpyxl leaves them out). A format among these
+# is referred to by its id. Checked against openpyxl's table in tests/backends/test_number_formats.py.
+BUILTIN_NUMBER_FORMATS = {
+    0: "General", 1: "0", 2: "0.00", 3: "#,##0", 4: "#,##0.00",
+    5: '"$"#,##0_);("$"#,##0)', 6: '"$"#,##0_);[Red]("$"#,##0)',
+    7: '"$"#,##0.00_);("$"#,##0.00)', 8: '"$"#,##0.00_);[Red]("$"#,##0.00)',
+    9: "0%", 10: "0.00%", 11: "0.00E+00", 12: "# ?/?", 13: "# ??/??",
+    14: "mm-dd-yy", 15: "d-mmm-yy", 16: "d-mmm", 17: "mmm-yy", 18: "h:mm AM/PM", 19: "h:mm:ss AM/PM",
+    20: "h:mm", 21: "h:mm:ss", 22: "m/d/yy h:mm",
+    37: "#,##0_);(#,##0)", 38: "#,##0_);[Red](#,##0)", 39: "#,##0.00_);(#,##0.00)",
+    40: "#,##0.00_);[Red](#,##0.00)",
+    41: r'_(* #,##0_);_(* \(#,##0\);_(* "-"_);_(@_)',
+    42: r'_("$"* #,##0_);_("$"* \(#,##0\);_("$"* "-"_);_(@_)',
+    43: r'_(* #,##0.00_);_(* \(#,##0.00\);_(* "-"??_);_(@_)',
+    44: r'_("$"* #,##0.00_)_("$"* \(#,##0.00\)_("$"* "-"??_)_(@_)',
+    45: "mm:ss", 46: "[h]:mm:ss", 47: "mmss.0", 48: "##0.0E+0", 49: "@",
+}
+
+
 class StyleSheet:
     """Hands out cell format indices for (number format, bold, fill) and appends what is new.
 
@@ -632,9 +652,7 @@ class StyleSheet:
         return element_pattern(tag).findall(self.text[span[0]:span[1]])
 
     def _existing_formats(self) -> dict[str, int]:
-        from openpyxl.styles.numbers import BUILTIN_FORMATS_REVERSE
-
-        formats = dict(BUILTIN_FORMATS_REVERSE)
+        formats = {code: number for number, code in BUILTIN_NUMBER_FORMATS.items()}
         for m in re.finditer(r"<(?:\w+:)?numFmt\b([^>]*)/?>", self.text):
             attrs = dict(re.findall(r"(\w+)\s*=\s*\"([^\"]*)\"", m.group(1)))
             if "numFmtId" in attrs and "formatCode" in attrs:

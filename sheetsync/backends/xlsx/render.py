@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -15,7 +14,7 @@ import orjson
 from ...errors import BackendError
 from ..base import TabPlan, Text, col_letter
 from . import chart_xml, ooxml
-from .celltext import excel_escape, xml_text
+from .celltext import escape, excel_escape, xml_text
 from .partnames import NewPart, PartNames
 from .zipstream import SEGMENT
 
@@ -234,8 +233,7 @@ class TabRenderer:
         return f"<cols>{cols}</cols>"
 
     def _rows(self) -> Iterator[str]:
-        sources = [self._table_rows(t, cols, self._alone_in_its_rows(t))
-                   for t, cols in zip(self.plan.tables, self.columns)]
+        sources = [self._table_rows(t, cols) for t, cols in zip(self.plan.tables, self.columns)]
         sources.append(self._loose_cells())
         merged = heapq.merge(*sources, key=lambda item: item[0])
         heights = self.plan.row_heights
@@ -255,16 +253,13 @@ class TabRenderer:
         if pieces:
             yield _row_xml(current, pieces, heights.get(current))
 
-    def _alone_in_its_rows(self, table) -> bool:
-        """No other table and no loose cell shares a row with `table`: its rows can be written
-        whole, chunk by chunk, without merging."""
-        first, last = table.row, table.row + table.n_rows
-        if any(first <= r <= last for r in self.plan.row_heights):  # a row with a height is assembled here
-            return False
-        if any(other is not table and other.row <= last and first <= other.row + other.n_rows
-               for other in self.plan.tables):
-            return False
-        return not any(first <= r <= last and not self._in_table(r, c) for r, c in self.overlays)
+    def _busy_rows(self, table) -> list[tuple[int, int]]:
+        """Spans of sheet rows (first, last) where something besides `table` has cells or the
+        row has a height: there the table's rows are assembled with the rest, cell by cell."""
+        spans = [(r, r) for r in self.plan.row_heights]
+        spans += [(t.row, t.row + t.n_rows) for t in self.plan.tables if t is not table]
+        spans += [(r, r) for r, c in self.overlays if not self._in_table(r, c)]
+        return spans
 
     def _loose_cells(self) -> Iterator[tuple[int, int, str]]:
         """Texts and highlighted cells outside every table."""
@@ -281,28 +276,35 @@ class TabRenderer:
         return any(t.col <= col < t.col + len(t.columns) and t.row <= row <= t.row + t.n_rows
                    for t in self.plan.tables)
 
-    def _table_rows(self, table, columns: list[ColumnData], framed: bool) -> Iterator[tuple[int, int, str]]:
-        """The table's cells, a row at a time as (row, col, cells); or, `framed`, whole <row>
-        elements a chunk at a time as (first row, -1, rows)."""
+    def _table_rows(self, table, columns: list[ColumnData]) -> Iterator[tuple[int, int, str]]:
+        """The table's cells as (row, col, cells), a row at a time where other cells share its
+        rows; elsewhere whole <row> elements, a chunk of rows at a time, as (first row, -1, rows)
+        (the fast path: a steps table is alone in all its rows but those beside its charts)."""
         letters = [col_letter(table.col + j) for j in range(len(columns))]
         patches = self._table_patches(table)
+        busy = self._busy_rows(table)
+
+        def alone(first: int, last: int) -> bool:
+            return not any(a <= last and first <= b for a, b in busy)
+
         header_style = self.header_styles[id(table)]
         header = [cell_xml(f"{letters[j]}{table.row + 1}", c.header, header_style)
                   for j, c in enumerate(table.columns)]
         for (r, j), xml in patches.pop(-1, {}).items():
             header[j] = xml
-        if framed:
+        if alone(table.row, table.row):
             yield table.row, -1, _row_xml(table.row, [(0, "".join(header))])
         else:
             yield table.row, table.col, "".join(header)
-        rows = RowsRenderer(letters, columns, table.row + 2, framed)
+        framed = RowsRenderer(letters, columns, table.row + 2, framed=True)
+        separate = RowsRenderer(letters, columns, table.row + 2, framed=False)
         for i0 in range(0, table.n_rows, CHUNK_ROWS):
             chunk_patches = patches.pop(i0 // CHUNK_ROWS, {})
             i1 = min(table.n_rows, i0 + CHUNK_ROWS)
-            if framed:
-                yield table.row + 1 + i0, -1, rows.framed(i0, i1, chunk_patches)
+            if alone(table.row + 1 + i0, table.row + i1):
+                yield table.row + 1 + i0, -1, framed.framed(i0, i1, chunk_patches)
                 continue
-            for k, xml in enumerate(rows.separate(i0, i1, chunk_patches)):
+            for k, xml in enumerate(separate.separate(i0, i1, chunk_patches)):
                 yield table.row + 1 + i0 + k, table.col, xml
 
     def _table_patches(self, table) -> dict[int, dict[tuple[int, int], str]]:
@@ -515,29 +517,45 @@ def odd_row(letters: list[str], columns: list[ColumnData], fields: list[list], k
 
 
 # =============================================================================================
-# Comments and charts (openpyxl's serialisers, fed directly)
+# Comments (the XML openpyxl's CommentSheet writes, from templates: tests/backends/test_comment_parts.py)
+
+_COMMENTS_HEAD = ('<comments xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><authors>'
+                  "<author>sheetsync</author></authors><commentList>")
+_VML_HEAD = ('<xml xmlns:ns0="urn:schemas-microsoft-com:office:office" xmlns:ns1="urn:schemas-microsoft-com:vml" '
+             'xmlns:ns2="urn:schemas-microsoft-com:office:excel"><ns0:shapelayout ns1:ext="edit">'
+             '<ns0:idmap ns1:ext="edit" data="{blocks}" /></ns0:shapelayout><ns1:shapetype id="_x0000_t202" '
+             'coordsize="21600,21600" ns0:spt="202" path="m,l,21600r21600,l21600,xe"><ns1:stroke joinstyle="miter" />'
+             '<ns1:path gradientshapeok="t" ns0:connecttype="rect" /></ns1:shapetype>')
+# a hidden note box, 240 x 120 px, beside its cell (row and column 0-based)
+_VML_SHAPE = ('<ns1:shape type="#_x0000_t202" style="position:absolute; margin-left:59.25pt;margin-top:1.5pt;'
+              'width:240px;height:120px;z-index:1;visibility:hidden" fillcolor="#ffffe1" ns0:insetmode="auto" '
+              'id="_x0000_s{id}"><ns1:fill color2="#ffffe1" /><ns1:shadow color="black" obscured="t" />'
+              '<ns1:path ns0:connecttype="none" /><ns1:textbox style="mso-direction-alt:auto">'
+              '<div style="text-align:left" /></ns1:textbox><ns2:ClientData ObjectType="Note"><ns2:MoveWithCells />'
+              "<ns2:SizeWithCells /><ns2:AutoFill>False</ns2:AutoFill><ns2:Row>{row}</ns2:Row>"
+              "<ns2:Column>{col}</ns2:Column></ns2:ClientData></ns1:shape>")
 
 
 def comment_parts(notes: list[tuple[int, int, str]], blocks: list[int]) -> tuple[bytes, bytes]:
     """comments.xml and its VML (Excel shows a note only when both exist).
 
-    openpyxl numbers every sheet's shapes from block 1; `blocks` are ours alone, so the shapes
-    never collide with the user's comments on other sheets.
+    The shapes are numbered from our own `blocks` of 1,024 ids (the idmap lists them), so they
+    never collide with the user's comments on other sheets; a block's first two ids are left
+    unused, as openpyxl leaves them.
     """
-    from openpyxl.comments.comment_sheet import CommentRecord, CommentSheet
-    from openpyxl.xml.functions import tostring
-
-    records = []
+    comments = [_COMMENTS_HEAD]
     for r, c, note in notes:
-        record = CommentRecord(ref=f"{col_letter(c)}{r + 1}", author="sheetsync", height=120, width=240)
-        record.text.t = excel_escape(note)
-        records.append(record)
-    sheet = CommentSheet.from_comments(records)
-    vml = sheet.write_shapes().decode("utf-8")
-    vml = re.sub(r'(<(?:\w+:)?idmap\b[^>]*\bdata=")1"', lambda m: m.group(1) + ",".join(map(str, blocks)) + '"', vml)
-    first_id = blocks[0] * 1024
-    vml = re.sub(r"_x0000_s(\d+)", lambda m: f"_x0000_s{first_id + int(m.group(1)) - 1024}", vml)
-    return tostring(sheet.to_tree()), vml.encode("utf-8")
+        text = excel_escape(note)
+        stripped = text.strip()
+        space = ' xml:space="preserve"' if stripped and stripped != text else ""  # as openpyxl decides
+        t = f"<t{space}>{escape(text)}</t>" if text else "<t />"
+        comments.append(f'<comment ref="{col_letter(c)}{r + 1}" authorId="0" shapeId="0"><text>{t}</text></comment>')
+    comments.append("</commentList></comments>")
+    first_id = blocks[0] * 1024 + 2
+    vml = [_VML_HEAD.format(blocks=",".join(map(str, blocks)))]
+    vml += [_VML_SHAPE.format(id=first_id + k, row=r, col=c) for k, (r, c, _) in enumerate(notes)]
+    vml.append("</xml>")
+    return "".join(comments).encode("utf-8"), "".join(vml).encode("utf-8")
 
 
 def _cfvo(where: str, value: float | None) -> str:

@@ -1,0 +1,57 @@
+"""A table that shares some of its rows (a steps table beside its charts' data, a loose text) is
+written whole, a chunk of rows at a time, where nothing shares them, and cell by cell only in
+the chunks that are shared. The bytes must be those of writing the whole table cell by cell,
+as every such table was written before."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from sheetsync.backends.base import Column, Highlight, Plan, Table, TabPlan, Text
+from sheetsync.backends.xlsx import XlsxBackend, render
+
+from xlsx_builders import plain_workbook
+
+
+def shared_plan(n: int) -> Plan:
+    x = np.linspace(-1, 1, n)
+    x[[5, min(300, n - 2), n - 1]] = np.nan  # blank cells, rendered apart, in shared and alone chunks
+    steps = Table([Column("step", np.arange(1, n + 1), number_format="0"), Column("x", x),
+                   Column("label", [f"r{i}" if i % 4 else "" for i in range(n)])], row=2, col=0)
+    beside = Table([Column("chart", np.arange(40.0))], row=3, col=5)  # the first rows only
+    tab = TabPlan("steps", tables=[steps, beside], frozen_rows=3, row_heights={0: 60.0},
+                  texts=[Text(0, 0, "title"), Text(250, 7, "a note far down, beside the table")],
+                  highlights=[Highlight(row=400, col=1, n_rows=2, n_cols=1, color="FFFF00")])
+    alone = TabPlan("alone", tables=[Table([Column("x", x)], row=1, col=0)], texts=[Text(0, 0, "above")])
+    return Plan([tab, alone])
+
+
+def cell_by_cell_where_shared_at_all(self, table):
+    """The rule before: a table sharing any row is written cell by cell in all of them."""
+    spans = ORIGINAL(self, table)
+    first, last = table.row, table.row + table.n_rows
+    return [(-1, 10**9)] if any(a <= last and first <= b for a, b in spans) else spans
+
+
+ORIGINAL = render.TabRenderer._busy_rows
+
+
+def worksheets(path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/")}
+
+
+@pytest.mark.parametrize("n", [97, 98, 500, 1000])
+def test_shared_tables_write_the_bytes_they_wrote_cell_by_cell(tmp_path, monkeypatch, n):
+    monkeypatch.setattr(render, "CHUNK_ROWS", 97)  # many chunks: shared ones and alone ones
+    now, before = tmp_path / "now.xlsx", tmp_path / "before.xlsx"
+    for path in (now, before):
+        plain_workbook(path)
+    XlsxBackend(now).apply(shared_plan(n))
+    monkeypatch.setattr(render.TabRenderer, "_busy_rows", cell_by_cell_where_shared_at_all)
+    XlsxBackend(before).apply(shared_plan(n))
+    assert worksheets(now) == worksheets(before)
+

@@ -1,0 +1,72 @@
+"""A `sheetsync run` imports neither pandas nor openpyxl (issue 17: ~0.3 s of a fresh run's
+start-up went to them). Checked in a fresh process: every `import` statement a sheetsync module
+executes for them during a run is recorded, through the CLI, in values and formula mode, run
+and reset, with `--json`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import builtins, json, shutil, sys
+
+importers = set()
+real_import = builtins.__import__
+
+def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+    caller = (globals or {}).get("__name__", "")
+    if name.split(".")[0] in ("pandas", "openpyxl") and caller.startswith("sheetsync"):
+        importers.add(caller + " -> " + name.split(".")[0])
+    return real_import(name, globals, locals, fromlist, level)
+
+from sheetsync.demo import write_demo
+demo, book = sys.argv[1] + "/demo.xlsx", sys.argv[1] + "/book.xlsx"
+write_demo(demo)
+loaded_before = {m for m in ("pandas", "openpyxl") if m in sys.modules}  # writing the demo may load them
+for m in loaded_before:  # forget them, so a run that needs them shows up in sys.modules again
+    for name in [n for n in sys.modules if n == m or n.startswith(m + ".")]:
+        del sys.modules[name]
+shutil.copy(demo, book)
+builtins.__import__ = recording_import
+from sheetsync.cli import main
+for argv in (["run", book], ["run", book, "--json"], ["run", book, "--formulas"], ["reset", book, "--formulas"]):
+    try:
+        main(argv)
+    except SystemExit as e:
+        assert not e.code, (argv, e.code)
+print(json.dumps({"importers": sorted(importers),
+                  "loaded": sorted(m for m in ("pandas", "openpyxl") if m in sys.modules)}), file=sys.stderr)
+"""
+
+# Imports the run still makes outside the layout and the write path, asked of their owner
+# (/work/handoff): reading a styled workbook asks openpyxl whether a number format is a date's
+# (done on branch v-server; when it is merged, PENDING empties and the xfail below goes).
+PENDING = {"sheetsync.backends.xlsx.reading -> openpyxl"}
+
+
+@pytest.fixture(scope="module")
+def run_imports(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("lazy")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SHEETSYNC_CACHE_DIR=str(folder / "kernels"))
+    done = subprocess.run([sys.executable, "-c", CHILD, str(folder)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_the_layout_and_the_write_path_import_neither_pandas_nor_openpyxl(run_imports):
+    assert set(run_imports["importers"]) <= PENDING, run_imports
+
+
+@pytest.mark.xfail(strict=True, reason="PENDING: the xlsx reader (v-server's branch) still imports openpyxl; "
+                                       "when it stops, this passes: remove the mark and PENDING")
+def test_a_run_imports_neither_pandas_nor_openpyxl(run_imports):
+    assert run_imports == {"importers": [], "loaded": []}
