@@ -671,6 +671,13 @@ def mean_loss(model: Model, loss: str, X: np.ndarray, Y: np.ndarray, grid: dict[
     return (total / len(Y)).reshape(shape)
 
 
+
+def spaced_ints(last: int, count: int) -> np.ndarray:
+    """`count` evenly spaced integers from 0 to `last`, rounded, ascending, each once (what
+    np.unique would give; np.unique imports numpy.ma, ~10 ms of a fresh run's start)."""
+    values = np.linspace(0, last, count).round().astype(np.int64)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
 def landscape(result: "Result", X: np.ndarray, Y: np.ndarray, points: int = LANDSCAPE_POINTS,
               path_points: int = LANDSCAPE_PATH) -> Landscape | None:
     """The mean loss over a grid of the two parameters that moved most, with the path."""
@@ -702,7 +709,7 @@ def landscape(result: "Result", X: np.ndarray, Y: np.ndarray, points: int = LAND
     xs, ys = axis(path_all[p]), axis(path_all[q])[::-1]
     loss, rows = _grid_loss(result, X, Y, end, p, q, xs, ys, points)
     step_no = np.r_[steps["step"][:cut], [] if cut < len(steps) else [0]][finite]
-    keep = np.unique(np.linspace(0, len(step_no) - 1, min(len(step_no), path_points)).round().astype(int))
+    keep = spaced_ints(len(step_no) - 1, min(len(step_no), path_points))
     path = np.c_[path_all[p][keep], path_all[q][keep]]
     return Landscape(p, q, xs, ys, loss, {k: v for k, v in end.items() if k not in (p, q)}, path,
                      step_no[keep].astype(int), len(rows), len(Y),
@@ -739,7 +746,7 @@ def _landscape_sampled(result: "Result", X, Y, points: int, path_points: int) ->
     p, q = sorted((p, q), key=model.params.index)
     xs, ys = _axis(lo[p], hi[p], points), _axis(lo[q], hi[q], points)[::-1]
     loss, rows = _grid_loss(result, X, Y, end, p, q, xs, ys, points)
-    keep = np.unique(np.linspace(0, n, min(n + 1, path_points)).round().astype(int))
+    keep = spaced_ints(n, min(n + 1, path_points))
     lines = keep[keep < n]
     result.record_lines(lines)
     at = result.position(lines)

@@ -104,7 +104,7 @@ def _check_diverged_size(job: Job, lines: int) -> None:
 def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) -> Result | None:
     """`train` recording only the lines the layout asks for (engine/record.py); None when the
     run diverged (the caller runs it again recording every line)."""
-    from .explain import LANDSCAPE_PATH
+    from .explain import LANDSCAPE_PATH, spaced_ints
 
     experiment = job.experiment
     restarted = None
@@ -164,7 +164,7 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
             columns[c] = columns[c].astype(np.int64)
         return state, chunks, Columns(columns), at, reductions, starts
 
-    path = np.unique(np.linspace(0, n, min(n + 1, LANDSCAPE_PATH)).round().astype(np.int64))
+    path = spaced_ints(n, min(n + 1, LANDSCAPE_PATH))
     wanted = record.whole_batches(path[path < n], n_rows, job.spec.batch_size, n)
     done = run(wanted, progress)
     if done is None:
