@@ -252,3 +252,13 @@ def test_the_trace_names_where_a_carried_value_came_from(tmp_path):
     sheetsync.run(str(book))
     again = sheetsync.trace(str(book), "momentum steps!M4", depth=1)
     assert [n["label"] for n in carried(again["tree"])] == ["m_a carried in from the previous Run (saved state)"]
+
+
+def test_spaced_ints_are_np_unique_of_the_rounded_linspace():
+    """The landscape's path points: what np.unique gave, without importing numpy.ma."""
+    from sheetsync.engine.explain import spaced_ints
+
+    for last in range(0, 400, 7):
+        for count in (1, 2, 3, 50, 200, last + 1):
+            expected = np.unique(np.linspace(0, last, count).round().astype(np.int64))
+            assert np.array_equal(spaced_ints(last, count), expected), (last, count)
