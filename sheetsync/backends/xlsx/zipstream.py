@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import itertools
 import datetime as dt
 import struct
 import sys
@@ -139,7 +140,9 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
     ends the stream with an empty final block. Compression thus overlaps the rendering of the
     next blocks instead of following it. A member whose compressor is not zlib (or a writer
     without one) is written plainly. At most DEFLATE_THREADS + 2 blocks are in flight.
-    A `SEGMENT` among the chunks ends a block there, and the next one is not primed.
+    A `SEGMENT` among the chunks ends a block there, and the next one is not primed. A part of
+    one block (a demo's every part) is deflated in this thread: starting a pool would cost more
+    than the deflate, and the bytes are the same.
     """
     compressor = getattr(w, "_compressor", None)
     if not isinstance(compressor, type(zlib.compressobj())):
@@ -148,11 +151,19 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
         return
     deflated = _Deflated(compressor)
     w._compressor = deflated
+    blocks = _blocks(chunks)
+    first = next(blocks, None)
+    second = next(blocks, None) if first is not None else None
+    if second is None:  # one block (most parts): deflated here, the same bytes without a pool's threads
+        if first is not None:
+            deflated.ready.append(_deflate_block(first[0], b""))
+            w.write(first[0])
+        return
     pending: collections.deque = collections.deque()
     with _quick_gil_handover(), ThreadPoolExecutor(DEFLATE_THREADS, "sheetsync-deflate") as pool:
         try:
             previous = b""
-            for block, fresh in _blocks(chunks):
+            for block, fresh in itertools.chain((first, second), blocks):
                 primer = b"" if fresh else previous[-WINDOW:]
                 pending.append((block, pool.submit(_deflate_block, block, primer)))
                 previous = block
