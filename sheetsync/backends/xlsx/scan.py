@@ -49,6 +49,7 @@ _SHEET_TOKENS = re.compile(
 _ROOT_TAG = re.compile(rb"<([^\s/>!?]+)(?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*\s*>")
 _ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
 _SCAN_CHUNK = 1 << 22
+_SHAPES_DEEP = 4  # row shapes tried within one chunk before the rest is read token by token
 _NOT_NUMBER = str.maketrans("", "", _NUMBER_CHARS + ",")  # deletes what a column of numbers holds
 
 
@@ -201,9 +202,12 @@ class SheetScan:
             raise _Unrecognised("a row in another namespace")
         return int(row.get("r", len(rows) + 1))
 
-    def _chunk(self, text: str, rows: list[list[CellValue]], row: list | None) -> list | None:
+    def _chunk(self, text: str, rows: list[list[CellValue]], row: list | None, depth: int = 0) -> list | None:
         """Place the cells of `text` (whole rows): rows shaped like its last row through one
-        regular expression made for that shape, the others token by token (`_tokens`)."""
+        regular expression made for that shape; each stretch of other rows (in its place, so
+        rows are placed in document order) the same way by the shape of its own last row, up to
+        `_SHAPES_DEEP` shapes (a tab sheetsync wrote has a few: its tables end at different
+        rows), beyond that token by token (`_tokens`)."""
         shape = self._shape(text)
         if shape is None:
             return self._tokens(text, rows, row)
@@ -223,9 +227,17 @@ class SheetScan:
                     self.reader.held(len(run) * len(shape.cells))
                 else:
                     _place_rows(run, shape.cells, rows, self.reader.held)
-            if stop < len(matches):
-                row = self._tokens(matches[stop][-1], rows, row)
-            start = stop + 1
+            if stop == len(matches):
+                break
+            others = stop + 1  # the stretch of rows not of this shape: contiguous text
+            while others < len(matches) and not numbers[others]:
+                others += 1
+            other_text = "".join(m[-1] for m in matches[stop:others])
+            if depth < _SHAPES_DEEP and others - stop > 1:
+                row = self._chunk(other_text, rows, row, depth + 1)
+            else:
+                row = self._tokens(other_text, rows, row)
+            start = others
         return row
 
     def _shape(self, text: str) -> "_RowShape | None":
@@ -427,15 +439,17 @@ def _place_rows(run: list[tuple[str, ...]], cells: list[tuple[int, Callable[[str
     """Rows of one shape placed as `WorkbookReader._row` places them, cell by cell; `count`
     is told the row slots they hold."""
     held = 0
-    for match in run:
-        number = int(match[0])
+    texts = list(zip(*run))
+    columns = [col for col, _ in cells]
+    values = [_BY_COLUMN[value_of](column) if value_of in _BY_COLUMN else list(map(value_of, column))
+              for (_, value_of), column in zip(cells, texts[1:-1])]  # a column at a time, as `_append_rows`
+    for number, *row_values in zip(map(int, texts[0]), *values):
         if not 0 < number <= budgets.SHEET_ROWS:
             raise _Unrecognised("a row beyond the last")
         while len(rows) < number:
             rows.append([])
         target = rows[number - 1]
-        for (col, value_of), text in zip(cells, match[1:-1]):
-            value = value_of(text)
+        for col, value in zip(columns, row_values):
             if value is None:
                 continue
             n = len(target)
