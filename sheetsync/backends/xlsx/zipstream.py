@@ -57,6 +57,7 @@ def write_compressed(dst: zipfile.ZipFile, info: zipfile.ZipInfo, pieces: list[b
     out.compress_type = zipfile.ZIP_DEFLATED
     out.CRC, out.file_size, out.compress_size = crc, size, sum(map(len, pieces))
     out.flag_bits = 0
+    out.external_attr = out.external_attr or 0o600 << 16  # as zipfile gives a member it writes
     out.header_offset = dst.fp.tell()
     dst.fp.write(out.FileHeader())
     for piece in pieces:
@@ -101,9 +102,21 @@ def copy_compressed(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.Zi
     return True
 
 
+WHOLE_PART = 1 << 24  # a part given whole up to this size is deflated in one call and written as it is
+
+
 def write_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
     """Write one part; `data` is bytes, str, or a function returning an iterable of chunks
-    (str or bytes)."""
+    (str or bytes). A deflated part given whole (most of a write's ~100 parts are small) is
+    deflated in one call, the compressor zipfile would use, and written with its sizes known
+    (`write_compressed`): the same bytes, without zipfile's streaming bookkeeping per member."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if isinstance(data, bytes) and info.compress_type == zipfile.ZIP_DEFLATED and len(data) <= WHOLE_PART:
+        level = getattr(info, "compress_level", getattr(info, "_compresslevel", None))
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION if level is None else level, zlib.DEFLATED, -15)
+        write_compressed(zf, info, [compressor.compress(data) + compressor.flush()], zlib.crc32(data), len(data))
+        return
     with zf.open(info, "w", force_zip64=True) as w:
         if isinstance(data, bytes):
             w.write(data)
