@@ -49,26 +49,14 @@ def fingerprint(tab: TabRenderer) -> bytes | None:
     plan that does not pickle."""
     if tab.plan.log:
         return None
-    digest = _Digest()
-    digest.write(_code_version())
-    try:  # pickled straight into the hash: a big table is never held twice
-        pickle.Pickler(digest, protocol=5).dump((
-            tab.plan, [[(c.style, c.fast) for c in cols] for cols in tab.columns],
-            sorted((cell, o.style) for cell, o in tab.overlays.items()),
-            [tab.header_styles[id(t)] for t in tab.plan.tables], tab.drawing_rid, tab.legacy_rid, tab.notes))
+    try:
+        payload = pickle.dumps((tab.plan, [[(c.style, c.fast) for c in cols] for cols in tab.columns],
+                                sorted((cell, o.style) for cell, o in tab.overlays.items()),
+                                [tab.header_styles[id(t)] for t in tab.plan.tables],
+                                tab.drawing_rid, tab.legacy_rid, tab.notes), protocol=5)
     except Exception:  # noqa: BLE001 - an unpicklable value: the tab is simply rendered
         return None
-    return digest.hash.hexdigest().encode()
-
-
-class _Digest:
-    """A file that hashes what is written to it."""
-
-    def __init__(self):
-        self.hash = hashlib.blake2b(digest_size=16)
-
-    def write(self, data) -> None:
-        self.hash.update(data)
+    return hashlib.blake2b(_code_version() + payload, digest_size=16).hexdigest().encode()
 
 
 def mark(key: bytes, info: zipfile.ZipInfo) -> bytes:
