@@ -16,9 +16,7 @@ except
 
 and the owned tabs' parts are generated here — except a log appended to (the run log,
 `TabPlan.append_after`), whose part keeps its rows' compressed bytes and gets the new rows at its
-end (`append`: the part is written in deflate segments so that costs the same at any length),
-and a replaced tab whose worksheet XML would come out as its previous version's (the same plan,
-styles and code: `unchanged`), whose old part's compressed bytes are copied under the new name.
+end (`append`: the part is written in deflate segments so that costs the same at any length).
 Worksheet XML is streamed (a steps table has millions of cells): inline strings, floats as the
 shortest text that reads back bit for bit (orjson's notation, e.g. ``1e16`` and ``0.00001``; ``repr`` for the odd cell), NaN and
 infinities as blank cells, Excel's ``_xHHHH_`` escapes for characters XML cannot hold; numeric
@@ -49,13 +47,11 @@ The rooms, one reason to change each:
 
 - `backend`: `XlsxBackend`, the `Backend` contract (read a `Snapshot`, apply a `Plan`);
 - `reading`: `WorkbookReader`, cells through ElementTree; `scan`: `SheetScan`, the fast path;
-  `rowscan`: long stretches of number rows through a few lines of C;
 - `render`: an owned tab's worksheet XML and side parts; `chart_xml`: its charts;
 - `surgery`: what one apply changes in the package, `partnames` the names of new parts,
   `owned` the ownership mark, `ooxml` the package's parts read and edited as text;
 - `append`: rows added to an owned log's part without rewriting it;
 - `zipstream`: zip members copied and deflated in blocks; `atomic`: the atomic file replace;
-  `unchanged`: which worksheet XML need not be rendered again;
 - `celltext`: cell text both ways (Excel's escapes, numbers).
 """
 

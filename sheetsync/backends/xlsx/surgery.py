@@ -11,7 +11,7 @@ from ...a1 import range_ref, tab_name_problem
 from ...errors import BackendError, OwnershipError
 from ..base import Plan
 from ..order import NEW, OLD, arrange
-from . import ooxml, unchanged
+from . import ooxml
 from .owned import OWNED_MARK, owned_positions
 from .append import Append
 from .partnames import PartNames
@@ -39,7 +39,6 @@ class Surgery:
                      for k in self.whole]
         self.appends = {pkg.name(part): Append(plan.tabs[k], part, self.styles)
                         for k, (_, part) in self.appending.items()}
-        self.keys, self.reused = self._unchanged_sheets()
         self.edited = self._edited_parts()
 
     # -- checks -------------------------------------------------------------------------------
@@ -104,20 +103,6 @@ class Surgery:
                 if ooxml.calc_chain_sheet_ids(self.pkg.read(rel.target)) & removed_ids:
                     return [rel.target]
         return []
-
-    def _unchanged_sheets(self) -> tuple[dict[str, bytes], dict[str, zipfile.ZipInfo]]:
-        """Each new worksheet part's fingerprint, and the new parts whose XML the replaced
-        tab's old part holds already (`unchanged`): part name -> the old part's zip entry."""
-        old = {self.wb.sheets[i].name.casefold(): self._sheet_part(self.wb.sheets[i]) for i in self.replaced}
-        keys, reused = {}, {}
-        for tab in self.tabs:
-            key = keys[tab.part] = unchanged.fingerprint(tab)
-            part = old.get(tab.plan.name.casefold())
-            if key is not None and part and self.pkg.has(part):
-                info = self.pkg.zip.getinfo(self.pkg.name(part))
-                if unchanged.reusable(info, key):
-                    reused[tab.part] = info
-        return keys, reused
 
     def _styles(self) -> tuple[ooxml.StyleSheet, str | None]:
         for rel in self.wb_rels.values():
@@ -246,13 +231,7 @@ class Surgery:
                 write_part(zf, new_info(self.styles_part), self.edited[self.styles_part])
             for tab in self.tabs:
                 for part in tab.parts():
-                    if part.name in self.reused:  # the XML it would render: the old part's bytes
-                        copy_part(self.pkg.zip, zf, self.reused[part.name], new_info(part.name))
-                        continue
                     write_part(zf, new_info(part.name), part.data)
-                    if self.keys.get(part.name) is not None:
-                        written = zf.NameToInfo[part.name]
-                        written.comment = unchanged.mark(self.keys[part.name], written)
 
 
 def check_tab_name(name: str, path: str) -> None:

@@ -42,15 +42,10 @@ def new_info(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def copy_part(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo,
-              renamed: zipfile.ZipInfo | None = None) -> None:
-    """Copy a part as it is: its compressed bytes when possible, else decompressed; under the
-    name and date of `renamed` if given (its comment goes with it)."""
-    if not copy_compressed(src, dst, info, renamed):
-        target = copy_info(info) if renamed is None else renamed
-        if renamed is not None:
-            target.comment = info.comment  # a mark of `unchanged` goes with the bytes it describes
-        with src.open(info) as r, dst.open(target, "w", force_zip64=info.file_size > 2**30) as w:
+def copy_part(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Copy a user part as it is: its compressed bytes when possible, else decompressed."""
+    if not copy_compressed(src, dst, info):
+        with src.open(info) as r, dst.open(copy_info(info), "w", force_zip64=info.file_size > 2**30) as w:
             while chunk := r.read(1 << 20):
                 w.write(chunk)
 
@@ -73,8 +68,7 @@ def write_compressed(dst: zipfile.ZipFile, info: zipfile.ZipInfo, pieces: list[b
     dst._didModify = True
 
 
-def copy_compressed(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo,
-                    renamed: zipfile.ZipInfo | None = None) -> bool:
+def copy_compressed(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
     """Copy a member's compressed stream without inflating and deflating it again.
 
     Big user sheets then cost a file copy, not a recompression. zipfile has no public API for
@@ -90,9 +84,6 @@ def copy_compressed(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.Zi
     name_len, extra_len = struct.unpack("<HH", header[26:30])
     src.fp.seek(info.header_offset + 30 + name_len + extra_len)
     out = copy.copy(info)
-    if renamed is not None:
-        out.filename = out.orig_filename = renamed.filename
-        out.date_time = renamed.date_time
     out.flag_bits = info.flag_bits & ~0x08  # sizes go in the local header: no data descriptor
     out.extra = b""  # only timestamps and zip64 sizes live there; zipfile rewrites the latter
     out.header_offset = dst.fp.tell()
