@@ -8,8 +8,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
-import itertools
 import datetime as dt
+import itertools
 import struct
 import sys
 import threading
