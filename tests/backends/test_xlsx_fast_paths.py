@@ -742,8 +742,10 @@ def test_stretches_of_a_few_row_shapes_are_read_shape_by_shape(tmp_path, monkeyp
     epochs = "".join(f'<row r="{i}"><c r="A{i}" s="2"><v>{i}</v></c><c r="B{i}"><v>{i / 9!r}</v></c></row>'
                      for i in range(90, 120))
     with_sheet_data(path, both + plot + epochs + plot.replace('r="4', 'r="5').replace('r="K4', 'r="K5'))
-    tokens = []
-    plain = scan.SheetScan._tokens
+    tokens, placed = [], []
+    plain, place = scan.SheetScan._tokens, scan._place_rows
     monkeypatch.setattr(scan.SheetScan, "_tokens", lambda self, text, *a: tokens.append(text) or plain(self, text, *a))
+    monkeypatch.setattr(scan, "_place_rows", lambda run, *a: placed.append(len(run)) or place(run, *a))
     assert read_both_ways(path) == [True]
     assert tokens == []
+    assert sum(placed) == 2 * 50  # only the stretch that goes back (read twice); the rest in bulk, gaps too

@@ -61,8 +61,8 @@ class _RowShape:
 
     pattern: re.Pattern
     cells: list[tuple[int, Callable[[str], CellValue]]]  # column, value of the cell's text
-    whole: bool  # numbers (no dates) and inline strings in columns 0, 1, ...: a row is its values
-    template: bytes | None = None  # numbers alone (no dates): the C scanner's template (`rowscan`)
+    whole: bool  # numbers (no dates) and inline strings in ascending columns: a row is its values
+    template: bytes | None = None  # numbers alone in columns 0, 1, ...: the C scanner's template (`rowscan`)
 
 
 class SheetScan:
@@ -246,7 +246,7 @@ class SheetScan:
                     raise _Unrecognised("a row inside a row")
                 run = matches[start:stop]
                 if shape.whole and _append_rows(run, rows, shape.cells):
-                    self.reader.held(len(run) * len(shape.cells))
+                    self.reader.held(len(run) * _width(shape.cells))
                 else:
                     _place_rows(run, shape.cells, rows, self.reader.held)
             if stop == len(matches):
@@ -299,10 +299,12 @@ class SheetScan:
             if first[1] not in self._row_attrs:
                 self._row_number(f'<row r="1"{first[1]}/>', [])
                 self._row_attrs.add(first[1])
+            columns = [c for c, _ in values]
             whole = bool(values) and all(f in _BY_COLUMN for _, f in values) \
-                and [c for c, _ in values] == list(range(len(values)))
+                and all(a < b for a, b in zip(columns, columns[1:]))
             pattern = re.compile("".join(parts) + r"</row>|([\s\S]*?</row>|[\s\S]+)")
-            numbers_only = whole and all(f is _number for _, f in values)  # no inline strings, no dates
+            numbers_only = whole and all(f is _number for _, f in values) \
+                and columns == list(range(len(columns)))  # no inline strings, no dates, no gaps
             self._shapes[key] = _RowShape(pattern, values, whole,
                                           rowscan.template("".join(row_template) + "</row>") if numbers_only else None)
         return self._shapes[key]
@@ -433,16 +435,25 @@ class SheetScan:
 
 def _append_rows(run: list[tuple[str, ...]], rows: list[list[CellValue]],
                  cells: list[tuple[int, Callable[[str], CellValue]]]) -> bool:
-    """Rows of numbers and texts in columns 0, 1, ... appended in bulk, a column at a time, if
-    they follow the last row without a gap (False, nothing done, if not)."""
+    """Rows of numbers and texts in ascending columns appended in bulk, a column at a time (the
+    columns between them None, as placing each cell in a new row leaves them), if they follow
+    the last row without a gap (False, nothing done, if not)."""
     columns = list(zip(*run))
     first = len(rows) + 1
     if columns[0] != tuple(map(str, range(first, first + len(run)))) \
             or first + len(run) - 1 > budgets.SHEET_ROWS:
         return False
     values = [_BY_COLUMN[value_of](texts) for (_, value_of), texts in zip(cells, columns[1:-1])]
+    if len(cells) < _width(cells):
+        by_column, gap = {col: column for (col, _), column in zip(cells, values)}, [None] * len(run)
+        values = [by_column.get(col, gap) for col in range(_width(cells))]
     rows.extend(map(list, zip(*values)))
     return True
+
+
+def _width(cells: list[tuple[int, Callable[[str], CellValue]]]) -> int:
+    """The row slots a row of these cells (ascending columns, no value None) holds."""
+    return cells[-1][0] + 1
 
 
 def _numbers(texts: tuple[str, ...]) -> list[int | float]:
