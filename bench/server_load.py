@@ -22,11 +22,14 @@ than the last, as the epoch histories and the run log grow.
     python bench/server_load.py --requests 400 --clients 16 --workers 1 2 4
     python bench/server_load.py --action reset       # constant-size workbook
     python bench/server_load.py --breakdown 40       # 1 client, in process: where a POST's ms go
+    python bench/server_load.py --breakdown 40 --against /work/main   # the same, two trees side by side
 
 ``--breakdown N`` sends N ``POST /v1/runs`` of the demo one after another to an app in this
 process (after 5 to warm it: imports, compiled loops) and splits each answer's time into the
 runner's phases (read, train, layout, write, as its progress callback hears them) and the rest
 (the request, the run store, the hand-over to the worker thread); medians in milliseconds.
+With ``--against TREE`` each tree's app runs in a process of its own, the POSTs interleaved a
+few at a time between them, and the medians are printed side by side with their ratio.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# A `--against` child imports the tree it was given; any other run this one.
+CODE = sys.argv[sys.argv.index("--breakdown-child") + 1] if "--breakdown-child" in sys.argv else str(ROOT)
+sys.path.insert(0, CODE)
 
 TOKEN = "bench-local-token-0123456789abcdef"
 HOST = "127.0.0.1"
@@ -185,51 +190,107 @@ def scenario(workers: int, n_sheets: int, requests: int, clients: int, seconds: 
             "problems": problems}
 
 
-def breakdown(requests: int, action: str) -> dict:
-    import sheetsync.server.service as service
-    from sheetsync.demo import write_demo
-    from sheetsync.server import create_app
+class Breakdown:
+    """An app in this process, its POSTs of the demo timed phase by phase (after 5 to warm it:
+    imports, compiled loops)."""
 
-    work = Path(tempfile.mkdtemp(prefix="sheetsync-breakdown-"))
-    write_demo(work / "demo.xlsx")
-    app = create_app({"MODE": "local", "LOCAL_FOLDER": str(work), "LOCAL_TOKEN": TOKEN,
-                      "RUN_STORE": str(work / "store" / "runs.sqlite3"), "SYNC_BUDGET": 60})
-    marks: list[tuple[str, float]] = []
-    plain = service.RunService._progress
+    def __init__(self, action: str):
+        import sheetsync.server.service as service
+        from sheetsync.demo import write_demo
+        from sheetsync.server import create_app
 
-    def timed_progress(self, run_id):
-        report = plain(self, run_id)
+        self.action, self.service = action, service
+        self.work = Path(tempfile.mkdtemp(prefix="sheetsync-breakdown-"))
+        write_demo(self.work / "demo.xlsx")
+        self.app = create_app({"MODE": "local", "LOCAL_FOLDER": str(self.work), "LOCAL_TOKEN": TOKEN,
+                               "RUN_STORE": str(self.work / "store" / "runs.sqlite3"), "SYNC_BUDGET": 60})
+        self.marks: list[tuple[str, float]] = []
+        self.plain = plain = service.RunService._progress
+        marks = self.marks
 
-        def hear(done, total, phase="train"):
-            if not marks or marks[-1][0] != phase:
-                marks.append((phase, time.perf_counter()))
-            report(done, total, phase)
-        return hear
+        def timed_progress(self, run_id):
+            report = plain(self, run_id)
 
-    service.RunService._progress = timed_progress
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    rows = []
-    try:
-        for i in range(requests + 5):
-            marks.clear()
-            start = time.perf_counter()
-            answer = client.post("/v1/runs", json={"spreadsheet": "demo.xlsx", "action": action}, headers=headers)
-            end = time.perf_counter()
+            def hear(done, total, phase="train"):
+                if not marks or marks[-1][0] != phase:
+                    marks.append((phase, time.perf_counter()))
+                report(done, total, phase)
+            return hear
+
+        service.RunService._progress = timed_progress
+        self.client = self.app.test_client()
+        self.posts(5)
+
+    def posts(self, n: int) -> list[dict]:
+        """n POSTs one after another: each one's phases in seconds."""
+        rows = []
+        for _ in range(n):
+            self.marks.clear()
+            start, cpu = time.perf_counter(), time.process_time()
+            answer = self.client.post("/v1/runs", json={"spreadsheet": "demo.xlsx", "action": self.action},
+                                      headers={"Authorization": f"Bearer {TOKEN}"})
+            end, cpu = time.perf_counter(), time.process_time() - cpu
             assert answer.status_code == 200, answer.json
-            if i < 5:
-                continue
             phases = {"read": 0.0, "train": 0.0, "layout": 0.0, "write": 0.0}
-            for (phase, t0), (_, t1) in zip(marks, marks[1:] + [("end", end)]):
+            for (phase, t0), (_, t1) in zip(self.marks, self.marks[1:] + [("end", end)]):
                 phases[phase] += t1 - t0
             phases["request, store, hand-over"] = (end - start) - sum(phases.values())
             phases["total"] = end - start
+            phases["total CPU, all threads"] = cpu  # what a loaded machine's waits do not blur
             rows.append(phases)
-    finally:
-        service.RunService._progress = plain
-        app.extensions["sheetsync"].runs.shutdown()
-        shutil.rmtree(work, ignore_errors=True)
+        return rows
+
+    def close(self) -> None:
+        self.service.RunService._progress = self.plain
+        self.app.extensions["sheetsync"].runs.shutdown()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def medians(rows: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in rows) * 1000 for k in rows[0]}
+
+
+def breakdown(requests: int, action: str) -> dict:
+    session = Breakdown(action)
+    try:
+        return medians(session.posts(requests))
+    finally:
+        session.close()
+
+
+def serve_breakdown(action: str) -> None:
+    """A child of `--against`: reads a count per line, answers with that many POSTs' phases."""
+    session = Breakdown(action)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(json.dumps(session.posts(int(line))), flush=True)
+    session.close()
+
+
+def against(requests: int, action: str, trees: dict[str, str], rounds: int = 8) -> dict[str, dict]:
+    """The breakdown of each code tree, in child processes of their own, interleaved: each
+    round sends a few POSTs to one tree, then the same to the next (a noisy machine's slow
+    moments fall on both sides alike)."""
+    children = {}
+    for name, tree in trees.items():
+        env = dict(os.environ, PYTHONPATH=tree)
+        children[name] = subprocess.Popen([sys.executable, __file__, "--breakdown-child", tree, "--action", action],
+                                          env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    rows: dict[str, list] = {name: [] for name in trees}
+    try:
+        for child in children.values():
+            assert child.stdout.readline().strip() == "ready"
+        per_round = max(1, requests // rounds)
+        for _ in range(rounds):
+            for name, child in children.items():
+                child.stdin.write(f"{per_round}\n")
+                child.stdin.flush()
+                rows[name] += json.loads(child.stdout.readline())
+    finally:
+        for child in children.values():
+            child.stdin.close()
+            child.wait(60)
+    return {name: medians(r) for name, r in rows.items()}
 
 
 def main() -> int:
@@ -241,8 +302,22 @@ def main() -> int:
     parser.add_argument("--action", choices=["run", "reset"], default="run",
                         help="run: each run continues the last (the workbook grows); reset: constant size")
     parser.add_argument("--breakdown", type=int, metavar="N", help="N requests, 1 client, in process: phases")
+    parser.add_argument("--against", metavar="TREE", help="with --breakdown: also TREE's code (e.g. /work/main), "
+                        "interleaved in one run, side by side")
     parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--breakdown-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.breakdown_child:
+        serve_breakdown(args.action)
+        return 0
+    if args.breakdown and args.against:
+        figures = against(args.breakdown, args.action, {"this tree": str(ROOT), args.against: args.against})
+        (ours, theirs) = figures.values()
+        print(f"POST /v1/runs, demo, action {args.action}, 1 client, medians (ms), the two trees interleaved:")
+        print(f"  {'':<28} {'this tree':>10} {args.against:>14} {'ratio':>7}")
+        for k in ours:
+            print(f"  {k:<28} {ours[k]:10.1f} {theirs[k]:14.1f} {ours[k] / theirs[k]:7.2f}")
+        return 0
     if args.breakdown:
         medians = breakdown(args.breakdown, args.action)
         print(f"POST /v1/runs, demo, action {args.action}, 1 client, median of {args.breakdown} (ms):")

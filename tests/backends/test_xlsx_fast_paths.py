@@ -592,17 +592,20 @@ def test_a_member_without_zlib_is_written_plainly(monkeypatch):
     assert b"".join(member.blocks) == b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
 
 
-def test_concurrent_writes_restore_the_switch_interval():
+def test_concurrent_writes_restore_the_switch_interval(monkeypatch):
     import sys
     import threading
 
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", 1)  # blocks deflated by a pool (one block is not)
     interval = sys.getswitchinterval()
     started, release = threading.Barrier(3), threading.Event()
 
     def slow_chunks():
+        yield "x"
+        yield "y"
         started.wait()
         release.wait(5)
-        yield "x"
+        yield "z"
 
     threads = [threading.Thread(target=stream_into_zip, args=(slow_chunks(),)) for _ in range(2)]
     for t in threads:
@@ -685,3 +688,64 @@ def test_a_column_of_numbers_with_an_odd_one_reads_as_elementtree_reads_it(tmp_p
     except ValueError:
         number = False
     assert read_both_ways(path) == [number]  # a number: the scan reads it; else ElementTree names it
+
+
+@st.composite
+def many_shaped_sheet_xml(draw) -> str:
+    """Stretches of rows of a few shapes (columns with gaps, as the tables of a tab sheetsync
+    wrote end at different rows), each stretch read by its own shape; numbers mostly in
+    sequence, with repeats, steps back, rows without r and odd cells among them."""
+    shapes = []
+    for _ in range(draw(st.integers(1, 6))):
+        letters = sorted(draw(st.sets(st.sampled_from("ABCDEFGHKLMN"), min_size=1, max_size=5)))
+        shapes.append([(letter, draw(st.sampled_from(["", ' s="2"', ' s="1"', ' t="inlineStr"', ' t="s"'])))
+                       for letter in letters])
+    numbers = st.sampled_from(["0.5", "-1.25", "3e-7", "1e16", "2", "-0", "0.1", "5e-324", "1e400", "x"])
+    rows, number = [], 0
+    for _ in range(draw(st.integers(1, 8))):
+        shape = draw(st.sampled_from(shapes))
+        for _ in range(draw(st.integers(1, 12))):
+            number = max(1, number + draw(st.sampled_from([1, 1, 1, 1, 1, 1, 1, 2, 0, -3])))
+            cells = []
+            for letter, kind in shape:
+                if kind == ' t="inlineStr"':
+                    cells.append(f'<c r="{letter}{number}"{kind}><is><t>{draw(st.sampled_from(["a", "_x0041_"]))}</t></is></c>')
+                elif kind == ' t="s"':
+                    cells.append(f'<c r="{letter}{number}"{kind}><v>{draw(st.sampled_from(["0", "2", "7"]))}</v></c>')
+                else:
+                    cells.append(f'<c r="{letter}{number}"{kind}><v>{draw(numbers)}</v></c>')
+            odd = draw(st.sampled_from([None] * 12 + ["formula", "no r"]))
+            if odd == "formula":
+                cells[-1] = f'<c r="Z{number}"><f>1+1</f><v>2</v></c>'
+            rows.append(f'<row>{"".join(cells)}</row>' if odd == "no r" else
+                        f'<row r="{number}">{"".join(cells)}</row>')
+    return "".join(rows)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sheet_data=many_shaped_sheet_xml(), chunk=st.sampled_from([64, 700, 1 << 22]))
+def test_generated_sheets_of_many_row_shapes(tmp_path_factory, monkeypatch, sheet_data, chunk):
+    monkeypatch.setattr(scan, "_SCAN_CHUNK", chunk)
+    path = tmp_path_factory.mktemp("shapes") / "book.xlsx"
+    base_workbook(path)
+    sheet_agrees(path, sheet_data)
+
+
+def test_stretches_of_a_few_row_shapes_are_read_shape_by_shape(tmp_path, monkeypatch):
+    """A tab like sheetsync's epochs tab (an epochs table beside a longer plot table): no row
+    is read token by token, and the values are ElementTree's."""
+    path = tmp_path / "book.xlsx"
+    base_workbook(path)
+    both = "".join(f'<row r="{i}"><c r="A{i}" s="2"><v>{i}</v></c><c r="B{i}"><v>{i / 3!r}</v></c>'
+                   f'<c r="K{i}"><v>{i * 1e-3!r}</v></c></row>' for i in range(1, 40))
+    plot = "".join(f'<row r="{i}"><c r="K{i}"><v>{-i / 7!r}</v></c></row>' for i in range(40, 90))
+    epochs = "".join(f'<row r="{i}"><c r="A{i}" s="2"><v>{i}</v></c><c r="B{i}"><v>{i / 9!r}</v></c></row>'
+                     for i in range(90, 120))
+    with_sheet_data(path, both + plot + epochs + plot.replace('r="4', 'r="5').replace('r="K4', 'r="K5'))
+    tokens, placed = [], []
+    plain, place = scan.SheetScan._tokens, scan._place_rows
+    monkeypatch.setattr(scan.SheetScan, "_tokens", lambda self, text, *a: tokens.append(text) or plain(self, text, *a))
+    monkeypatch.setattr(scan, "_place_rows", lambda run, *a: placed.append(len(run)) or place(run, *a))
+    assert read_both_ways(path) == [True]
+    assert tokens == []
+    assert sum(placed) == 2 * 50  # only the stretch that goes back (read twice); the rest in bulk, gaps too

@@ -47,6 +47,7 @@ The rooms, one reason to change each:
 
 - `backend`: `XlsxBackend`, the `Backend` contract (read a `Snapshot`, apply a `Plan`);
 - `reading`: `WorkbookReader`, cells through ElementTree; `scan`: `SheetScan`, the fast path;
+  `rowscan`: long stretches of number rows through a few lines of C;
 - `render`: an owned tab's worksheet XML and side parts; `chart_xml`: its charts;
 - `surgery`: what one apply changes in the package, `partnames` the names of new parts,
   `owned` the ownership mark, `ooxml` the package's parts read and edited as text;

@@ -383,10 +383,21 @@ def _extent(rows: list[list]) -> tuple[int, int]:
 DATE_FORMAT_IDS = set(range(14, 23)) | set(range(27, 37)) | set(range(45, 48)) | set(range(50, 59))
 
 
+# In a number format's first section, what shows no date: quoted text, and bracketed parts
+# ([Red], [$-409], [>=100]) other than the elapsed-time ones ([h], [mm], [ss]).
+_NOT_A_DATE_PART = re.compile(r'".*?"|\[(?!hh?\]|mm?\]|ss?\])[^\]]*\]')
+# A date or time letter, unless it is escaped (\d) or a space the width of it (_d).
+_DATE_LETTER = re.compile(r"(?<![_\\])[dmhysDMHYS]")
+
+
+def shows_a_date(code: str) -> bool:
+    """Whether a custom number format shows a date or time, as Excel and openpyxl decide it
+    (tested against openpyxl's `is_date_format`, which reading no longer imports)."""
+    return _DATE_LETTER.search(_NOT_A_DATE_PART.sub("", code.split(";")[0])) is not None
+
+
 def date_styles(styles_xml: bytes) -> set[int]:
     """Indices of cellXfs whose number format shows a date or time."""
-    from openpyxl.styles.numbers import is_date_format
-
     root = ET.fromstring(styles_xml)
     codes = {int(n.get("numFmtId")): n.get("formatCode", "")
              for n in root.iter(_M + "numFmt") if n.get("numFmtId", "").isdigit()}
@@ -394,6 +405,6 @@ def date_styles(styles_xml: bytes) -> set[int]:
     dates = set()
     for index, xf in enumerate(xfs if xfs is not None else []):
         fmt = int(xf.get("numFmtId", 0))
-        if fmt in DATE_FORMAT_IDS or (fmt in codes and is_date_format(codes[fmt])):
+        if fmt in DATE_FORMAT_IDS or (fmt in codes and shows_a_date(codes[fmt])):
             dates.add(index)
     return dates

@@ -17,6 +17,7 @@ from ...a1 import KNOWN_COLUMNS as _COLUMNS, column_index
 from ...errors import BackendError
 from ..base import CellValue
 from .celltext import _NUMBER_CHARS, _number, excel_unescape
+from . import rowscan
 from .ooxml import C_TAG as _C, MAIN as _M
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ _SHEET_TOKENS = re.compile(
 _ROOT_TAG = re.compile(rb"<([^\s/>!?]+)(?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*\s*>")
 _ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
 _SCAN_CHUNK = 1 << 22
+_SHAPES_DEEP = 4  # row shapes tried within one chunk before the rest is read token by token
 _NOT_NUMBER = str.maketrans("", "", _NUMBER_CHARS + ",")  # deletes what a column of numbers holds
 
 
@@ -59,7 +61,8 @@ class _RowShape:
 
     pattern: re.Pattern
     cells: list[tuple[int, Callable[[str], CellValue]]]  # column, value of the cell's text
-    whole: bool  # numbers (no dates) and inline strings in columns 0, 1, ...: a row is its values
+    whole: bool  # numbers (no dates) and inline strings in ascending columns: a row is its values
+    template: bytes | None = None  # numbers alone in columns 0, 1, ...: the C scanner's template (`rowscan`)
 
 
 class SheetScan:
@@ -100,22 +103,32 @@ class SheetScan:
         # to one buffer is quadratic when no </row> comes); more than ROW_XML_BYTES without one
         # goes to ElementTree, which reads rows of any shape within the same bounds.
         pending, size = [buf], len(buf)
+        clean = 0  # how much of the pending text is known to hold no </sheetData>
         while True:
             chunk = f.read(_SCAN_CHUNK)
-            end = (pending[-1][-12:] + chunk).find(b"</sheetData>") if chunk else -1
-            if not chunk or end >= 0 or (pending[-1][-6:] + chunk).find(b"</row>") >= 0:
+            # Each search once over the chunk, and over its seam with the text before it.
+            seam = pending[-1][-11:] + chunk[:11]
+            end = chunk.find(b"</sheetData>") if chunk else -1
+            if end < 0 and chunk and seam.find(b"</sheetData>") >= 0:
+                end = 0
+            if not chunk or end >= 0 or chunk.find(b"</row>") >= 0 or seam.find(b"</row>") >= 0:
                 buf = b"".join(pending) + chunk
-                end = buf.find(b"</sheetData>")
+                end = buf.find(b"</sheetData>", max(0, clean - 11))
                 if end >= 0:
-                    row = self._chunk(buf[:end].decode("utf-8"), rows, row)
+                    raw = buf[:end]
+                    row = self._chunk(raw.decode("utf-8"), rows, row, raw=raw)
                     tail = buf[end:]
                     break
                 if not chunk:
                     raise _Unrecognised("no </sheetData>")
                 cut = buf.rfind(b"</row>") + 6
-                row = self._chunk(buf[:cut].decode("utf-8"), rows, row)
+                raw = buf[:cut]
+                row = self._chunk(raw.decode("utf-8"), rows, row, raw=raw)
                 pending, size = [buf[cut:]], len(buf) - cut
+                clean = size
             else:
+                if clean == size:
+                    clean += len(chunk)
                 pending.append(chunk)
                 size += len(chunk)
                 if size > budgets.ROW_XML_BYTES:
@@ -201,12 +214,25 @@ class SheetScan:
             raise _Unrecognised("a row in another namespace")
         return int(row.get("r", len(rows) + 1))
 
-    def _chunk(self, text: str, rows: list[list[CellValue]], row: list | None) -> list | None:
+    def _chunk(self, text: str, rows: list[list[CellValue]], row: list | None, depth: int = 0,
+               raw: bytes | None = None) -> list | None:
         """Place the cells of `text` (whole rows): rows shaped like its last row through one
-        regular expression made for that shape, the others token by token (`_tokens`)."""
+        regular expression made for that shape; each stretch of other rows (in its place, so
+        rows are placed in document order) the same way by the shape of its own last row, up to
+        `_SHAPES_DEEP` shapes (a tab sheetsync wrote has a few: its tables end at different
+        rows), beyond that token by token (`_tokens`). A big chunk (`raw`, its UTF-8) of number
+        rows in sequence is read by the C scanner (`rowscan`) as far as it can vouch for it."""
         shape = self._shape(text)
         if shape is None:
             return self._tokens(text, rows, row)
+        if raw is not None and shape.template and row is None and len(raw) >= rowscan.MIN_BYTES:
+            read = rowscan.number_rows(raw, 0, shape.template, len(rows) + 1, budgets.SHEET_ROWS - len(rows),
+                                       len(shape.cells))
+            if read is not None and read[0]:
+                new, end = read
+                rows.extend(new)
+                self.reader.held(len(new) * len(shape.cells))
+                text = text[end:]  # the rows read are ASCII: as many characters as bytes
         matches = shape.pattern.findall(text)
         numbers = [m[0] for m in matches]  # "" where the text is not of the shape
         start = 0
@@ -220,12 +246,20 @@ class SheetScan:
                     raise _Unrecognised("a row inside a row")
                 run = matches[start:stop]
                 if shape.whole and _append_rows(run, rows, shape.cells):
-                    self.reader.held(len(run) * len(shape.cells))
+                    self.reader.held(len(run) * _width(shape.cells))
                 else:
                     _place_rows(run, shape.cells, rows, self.reader.held)
-            if stop < len(matches):
-                row = self._tokens(matches[stop][-1], rows, row)
-            start = stop + 1
+            if stop == len(matches):
+                break
+            others = stop + 1  # the stretch of rows not of this shape: contiguous text
+            while others < len(matches) and not numbers[others]:
+                others += 1
+            other_text = "".join(m[-1] for m in matches[stop:others])
+            if depth < _SHAPES_DEEP and others - stop > 1:
+                row = self._chunk(other_text, rows, row, depth + 1)
+            else:
+                row = self._tokens(other_text, rows, row)
+            start = others
         return row
 
     def _shape(self, text: str) -> "_RowShape | None":
@@ -239,6 +273,7 @@ class SheetScan:
             return None
         parts = [f'{_SPACE}*<row r="([0-9]+)"', re.escape(first[1]), ">"]
         values, key = [], [first[1]]
+        row_template = [f'<row r="{rowscan.ROW_NUMBER}"{first[1]}>']
         for _r, _ra, _ro, _rc, letters, attrs, empty, v, inline, *_ in cells:
             if not letters or not (v or inline or empty):
                 return None
@@ -246,12 +281,15 @@ class SheetScan:
             key.append((letters, attrs, form))
             kind, style = self._cell_attrs.get(attrs) or self._cell_kind(attrs)  # checked, empty or not
             parts.append(f'<c r="{letters}[0-9]+"{re.escape(attrs)}')
+            row_template.append(f'<c r="{letters}{rowscan.DIGITS}"{attrs}')
             if form == "v":
                 parts.append(f"><v>({_TEXT}+)</v></c>")
+                row_template.append(f"><v>{rowscan.NUMBER}</v></c>")
             elif form == "is":
                 parts.append(f'><is><t(?: xml:space="preserve")?>({_TEXT}+)</t></is></c>')
             else:
                 parts.append(re.escape(empty))  # reads as nothing: no text to capture
+                row_template.append(empty)
                 continue
             if column_index(letters) >= budgets.SHEET_COLS:
                 return None  # beyond XFD: `_tokens` hands it to ElementTree, which names it
@@ -261,10 +299,14 @@ class SheetScan:
             if first[1] not in self._row_attrs:
                 self._row_number(f'<row r="1"{first[1]}/>', [])
                 self._row_attrs.add(first[1])
+            columns = [c for c, _ in values]
             whole = bool(values) and all(f in _BY_COLUMN for _, f in values) \
-                and [c for c, _ in values] == list(range(len(values)))
+                and all(a < b for a, b in zip(columns, columns[1:]))
             pattern = re.compile("".join(parts) + r"</row>|([\s\S]*?</row>|[\s\S]+)")
-            self._shapes[key] = _RowShape(pattern, values, whole)
+            numbers_only = whole and all(f is _number for _, f in values) \
+                and columns == list(range(len(columns)))  # no inline strings, no dates, no gaps
+            self._shapes[key] = _RowShape(pattern, values, whole,
+                                          rowscan.template("".join(row_template) + "</row>") if numbers_only else None)
         return self._shapes[key]
 
     def _value_of(self, form: str, kind: str, style: str) -> Callable[[str], CellValue]:
@@ -393,16 +435,25 @@ class SheetScan:
 
 def _append_rows(run: list[tuple[str, ...]], rows: list[list[CellValue]],
                  cells: list[tuple[int, Callable[[str], CellValue]]]) -> bool:
-    """Rows of numbers and texts in columns 0, 1, ... appended in bulk, a column at a time, if
-    they follow the last row without a gap (False, nothing done, if not)."""
+    """Rows of numbers and texts in ascending columns appended in bulk, a column at a time (the
+    columns between them None, as placing each cell in a new row leaves them), if they follow
+    the last row without a gap (False, nothing done, if not)."""
     columns = list(zip(*run))
     first = len(rows) + 1
     if columns[0] != tuple(map(str, range(first, first + len(run)))) \
             or first + len(run) - 1 > budgets.SHEET_ROWS:
         return False
     values = [_BY_COLUMN[value_of](texts) for (_, value_of), texts in zip(cells, columns[1:-1])]
+    if len(cells) < _width(cells):
+        by_column, gap = {col: column for (col, _), column in zip(cells, values)}, [None] * len(run)
+        values = [by_column.get(col, gap) for col in range(_width(cells))]
     rows.extend(map(list, zip(*values)))
     return True
+
+
+def _width(cells: list[tuple[int, Callable[[str], CellValue]]]) -> int:
+    """The row slots a row of these cells (ascending columns, no value None) holds."""
+    return cells[-1][0] + 1
 
 
 def _numbers(texts: tuple[str, ...]) -> list[int | float]:
@@ -427,15 +478,17 @@ def _place_rows(run: list[tuple[str, ...]], cells: list[tuple[int, Callable[[str
     """Rows of one shape placed as `WorkbookReader._row` places them, cell by cell; `count`
     is told the row slots they hold."""
     held = 0
-    for match in run:
-        number = int(match[0])
+    texts = list(zip(*run))
+    columns = [col for col, _ in cells]
+    values = [_BY_COLUMN[value_of](column) if value_of in _BY_COLUMN else list(map(value_of, column))
+              for (_, value_of), column in zip(cells, texts[1:-1])]  # a column at a time, as `_append_rows`
+    for number, *row_values in zip(map(int, texts[0]), *values):
         if not 0 < number <= budgets.SHEET_ROWS:
             raise _Unrecognised("a row beyond the last")
         while len(rows) < number:
             rows.append([])
         target = rows[number - 1]
-        for (col, value_of), text in zip(cells, match[1:-1]):
-            value = value_of(text)
+        for col, value in zip(columns, row_values):
             if value is None:
                 continue
             n = len(target)

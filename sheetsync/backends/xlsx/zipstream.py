@@ -9,6 +9,7 @@ import collections
 import contextlib
 import copy
 import datetime as dt
+import itertools
 import struct
 import sys
 import threading
@@ -56,6 +57,7 @@ def write_compressed(dst: zipfile.ZipFile, info: zipfile.ZipInfo, pieces: list[b
     out.compress_type = zipfile.ZIP_DEFLATED
     out.CRC, out.file_size, out.compress_size = crc, size, sum(map(len, pieces))
     out.flag_bits = 0
+    out.external_attr = out.external_attr or 0o600 << 16  # as zipfile gives a member it writes
     out.header_offset = dst.fp.tell()
     dst.fp.write(out.FileHeader())
     for piece in pieces:
@@ -100,9 +102,21 @@ def copy_compressed(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.Zi
     return True
 
 
+WHOLE_PART = 1 << 24  # a part given whole up to this size is deflated in one call and written as it is
+
+
 def write_part(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
     """Write one part; `data` is bytes, str, or a function returning an iterable of chunks
-    (str or bytes)."""
+    (str or bytes). A deflated part given whole (most of a write's ~100 parts are small) is
+    deflated in one call, the compressor zipfile would use, and written with its sizes known
+    (`write_compressed`): the same bytes, without zipfile's streaming bookkeeping per member."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if isinstance(data, bytes) and info.compress_type == zipfile.ZIP_DEFLATED and len(data) <= WHOLE_PART:
+        level = getattr(info, "compress_level", getattr(info, "_compresslevel", None))
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION if level is None else level, zlib.DEFLATED, -15)
+        write_compressed(zf, info, [compressor.compress(data) + compressor.flush()], zlib.crc32(data), len(data))
+        return
     with zf.open(info, "w", force_zip64=True) as w:
         if isinstance(data, bytes):
             w.write(data)
@@ -139,7 +153,9 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
     ends the stream with an empty final block. Compression thus overlaps the rendering of the
     next blocks instead of following it. A member whose compressor is not zlib (or a writer
     without one) is written plainly. At most DEFLATE_THREADS + 2 blocks are in flight.
-    A `SEGMENT` among the chunks ends a block there, and the next one is not primed.
+    A `SEGMENT` among the chunks ends a block there, and the next one is not primed. A part of
+    one block (a demo's every part) is deflated in this thread: starting a pool would cost more
+    than the deflate, and the bytes are the same.
     """
     compressor = getattr(w, "_compressor", None)
     if not isinstance(compressor, type(zlib.compressobj())):
@@ -148,11 +164,19 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
         return
     deflated = _Deflated(compressor)
     w._compressor = deflated
+    blocks = _blocks(chunks)
+    first = next(blocks, None)
+    second = next(blocks, None) if first is not None else None
+    if second is None:  # one block (most parts): deflated here, the same bytes without a pool's threads
+        if first is not None:
+            deflated.ready.append(_deflate_block(first[0], b""))
+            w.write(first[0])
+        return
     pending: collections.deque = collections.deque()
     with _quick_gil_handover(), ThreadPoolExecutor(DEFLATE_THREADS, "sheetsync-deflate") as pool:
         try:
             previous = b""
-            for block, fresh in _blocks(chunks):
+            for block, fresh in itertools.chain((first, second), blocks):
                 primer = b"" if fresh else previous[-WINDOW:]
                 pending.append((block, pool.submit(_deflate_block, block, primer)))
                 previous = block
