@@ -20,6 +20,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+from exactness import greedy_cover
 
 from sheetsync import Experiment, SheetsyncError, sweep, train
 from sheetsync.engine.loop import backend, c_printer, cc
@@ -172,13 +173,7 @@ def representative() -> list[tuple[dict, np.ndarray, str]]:
     their macros below (test_graddesc_tabs_...); their cells are covered there, so the cover here
     asks for the pytorch and fastai families."""
     pool = [c for c in cases() if c[0]["flavour"] != "graddesc"]
-    wanted = set().union(*(features(s, x) for s, x, _ in pool))
-    chosen, covered = [], set()
-    while covered != wanted:
-        best = max(pool, key=lambda c: len(features(c[0], c[1]) - covered) / compile_cost(c[0]))
-        chosen.append(best)
-        covered |= features(best[0], best[1])
-    return chosen
+    return greedy_cover(pool, lambda c: features(c[0], c[1]), lambda c: compile_cost(c[0]))
 
 
 def test_the_numba_subset_covers_the_matrix():

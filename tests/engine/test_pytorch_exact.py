@@ -30,7 +30,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from exactness import RTOL, assert_trajectory_close, sheetsync_trajectory, zero_crossing_atol
+from exactness import (RTOL, assert_trajectory_close, greedy_cover, sheetsync_trajectory, torch_family,
+                       zero_crossing_atol)
 from torch_runs import param_names, torch_trajectory
 
 from sheetsync import Experiment
@@ -223,14 +224,8 @@ def run_sheetsync(case: Case, hp: dict, init: dict[str, float], x: np.ndarray, y
 
 
 def family(config: str) -> str:
-    """The torch optimizer a configuration runs: its name, with SGD split into plain, momentum and
-    nesterov (read from what the configuration draws, so a new configuration needs no entry)."""
-    hp = CONFIGS[config](np.random.default_rng(0))
-    if hp["optimizer"] not in ("sgd", "momentum", "nesterov"):
-        return hp["optimizer"]
-    if hp.get("nesterov") or hp["optimizer"] == "nesterov":
-        return "nesterov"
-    return "momentum" if "momentum" in hp or hp["optimizer"] == "momentum" else "sgd"
+    """The torch optimizer a configuration runs (read from what it draws: no list to keep)."""
+    return torch_family(CONFIGS[config](np.random.default_rng(0)))
 
 
 def features(case: Case) -> set:
@@ -241,21 +236,15 @@ def features(case: Case) -> set:
 
 
 def covering_cases(product: list[Case]) -> list[Case]:
-    """A subset of `product` that meets every feature of it (greedy cover, in product order).
+    """A subset of `product` that meets every feature of it (`exactness.greedy_cover`).
 
     Why a cover keeps the guarantee: an update's cells read only a parameter's gradient, its
     state and the hyperparameters, never which model or batch size made that gradient. So an
     option (weight decay, dampening, nesterov, lr_decay, the accumulator's start, centered,
     amsgrad, eps) is checked with every model and every batch size, and every optimizer family
-    with every model at every batch size; what is left out is only an option's third-order
-    meeting with one model at one batch size, which shares no code the pairs do not run."""
-    wanted = set().union(*(features(c) for c in product))
-    chosen, covered = [], set()
-    while covered != wanted:
-        best = max(product, key=lambda c: len(features(c) - covered))
-        chosen.append(best)
-        covered |= features(best)
-    return chosen
+    with every model at every batch size; what is left out is only an option's meeting with one
+    model and one batch size at once, which runs no code that the pairs do not."""
+    return greedy_cover(product, features)
 
 
 # Every configuration x problem x batch size would be 345 cases; the cover runs 125 of them.
