@@ -33,8 +33,9 @@ EPOCHS_CELL_BUDGET = 1_000_000
 EPOCHS_FIXED_COLS = 6
 
 # Memory held by the steps train() records: step lines × columns × 8 bytes, over the
-# experiments of one run, checked before training. A numpy float per cell, plus the DataFrame
-# copies of it, keep a run inside about 2.5 GB of RAM.
+# experiments of one run, checked before training. A run whose lines are over the cell budget
+# records only the lines written (engine/record.py: `held_bytes` is what it holds); a run
+# recorded whole holds a numpy float per cell, once.
 MEMORY_BUDGET = 1 << 30  # bytes of recorded steps
 
 # Reading a workbook: a few kilobytes of zip can inflate to gigabytes, and a cell can claim any

@@ -27,6 +27,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .a1 import DATA_TAB, EXPERIMENTS_TAB
 from .errors import InputError, SheetsyncError
 
 EXIT_USAGE = 64
@@ -44,6 +45,7 @@ examples:
   sheetsync run book.xlsx --json              a JSON report on stdout, for scripts
   sheetsync push lab.toml --data data.csv --to book.xlsx
   sheetsync run book.xlsx --formulas          write per-row formulas instead of numbers
+  sheetsync run book.xlsx --data-tab "penguin data" --experiments-tab "penguin experiments"
   sheetsync trace book.xlsx "basic steps!M17" where that number comes from, down to the inputs
   sheetsync trace book.xlsx "basic steps!F5" --dependents --depth 2
 
@@ -85,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only this experiment (repeatable)")
         p.add_argument("--formulas", action="store_true",
                        help="formula mode: write each step's formulas, so the spreadsheet recomputes them")
+        p.add_argument("--data-tab", default=DATA_TAB, metavar="TAB",
+                       help=f"the tab holding the data (default: {DATA_TAB})")
+        p.add_argument("--experiments-tab", default=EXPERIMENTS_TAB, metavar="TAB",
+                       help=f"the tab holding the experiments' settings (default: {EXPERIMENTS_TAB})")
         _force(p)
         _common(p)
 
@@ -233,7 +239,8 @@ def _dispatch(args) -> int:
 
             report = run(args.target, experiments=args.experiment, action=args.command,
                          progress=progress, credentials=args.credentials,
-                         mode="formulas" if args.formulas else None, force=args.force)
+                         mode="formulas" if args.formulas else None, force=args.force,
+                         data_tab=args.data_tab, experiments_tab=args.experiments_tab)
     finally:
         progress.close()
     _print_report(report, args.json)
@@ -264,11 +271,14 @@ def _demo(args, progress) -> int:
     for report in reports if not (args.json and len(reports) > 1) else []:
         _print_report(report, args.json)
     if not args.json and args.lab == "outputs":
+        from .labs.outputs import RUNS
+
         print(f"\nThe outputs lab is {path.resolve()}\nOpen it in Excel or LibreOffice: 'softmax', "
               "'softmax shift', 'binary cross-entropy', 'cross-entropy' and 'focal loss' are fast.ai's entropy "
               "sheets as live formulas; 'toy boundary' and 'penguins boundary' draw what the classifiers learned, "
               "'toy epochs' and 'penguins epochs' their loss, accuracy and confusion. See docs/classification.md."
-              f"\nRun the toy again: sheetsync run {path}")
+              f"\nRun the toy again: sheetsync run {path}\nRun the penguins again: sheetsync run {path} "
+              f"--data-tab '{RUNS[1][0]}' --experiments-tab '{RUNS[1][1]}'")
     elif not args.json and args.lab == "embeddings":
         from .labs.embeddings import WHAT_TO_LOOK_AT
 

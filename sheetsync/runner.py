@@ -23,6 +23,7 @@ from . import budgets
 from .a1 import FIXED_TABS, RUNS_TAB, STATE_TAB, epochs_tab_name, experiment_tabs, steps_tab_name
 from .backends.base import Snapshot
 from .engine import State, train
+from .engine.record import RecordPlan
 from .engine.train import RESTARTED
 from .errors import BackendError, InputError, OwnershipError
 from .layout import ExperimentOutput, RunEntry, SavedState, log_only_plan, merge_history, render
@@ -177,7 +178,8 @@ def _train_all(inputs: Inputs, saved: dict[str, SavedState], histories: dict[str
         def step_progress(done, _total, offset=done_before):
             progress("train", offset + done, total)
 
-        result = train(exp, x, y, state=state, progress=step_progress, **ids)
+        # a run whose steps the cell budget must sample records only the lines written (issue 17)
+        result = train(exp, x, y, state=state, progress=step_progress, plan=RecordPlan(budgets.CELL_BUDGET), **ids)
         result.classes = dataset.classes + result.classes[len(dataset.classes):]  # text labels by index
         if start == f"reset: {RESTARTED}":
             result.diagnostics.restarted = RESTARTED  # decided here, from the saved state

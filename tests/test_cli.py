@@ -222,3 +222,29 @@ def test_a_run_whose_carried_values_overflow_still_writes_and_says_why_there_is_
     err = capsys.readouterr().err
     assert "internal error" not in err
     assert rows_of(book, "e map")[0][0].startswith("e: no precedents map for this Run: a value it carries is not a finite")
+
+
+def test_run_a_second_pair_of_input_tabs(tmp_path, capsys):
+    """The outputs lab's penguins live in their own data and experiments tabs: the CLI runs them."""
+    from sheetsync.labs.outputs import RUNS, write_outputs_lab
+
+    book = tmp_path / "lab.xlsx"
+    write_outputs_lab(book)
+    (data_tab, experiments_tab) = RUNS[1]
+    assert cli.main(["run", str(book), "--data-tab", data_tab, "--experiments-tab", experiments_tab, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [e["name"] for e in report["experiments"]] == ["penguins"]
+    assert report["experiments"][0]["epochs_run"] > 0 and "penguins epochs" in report["tabs_written"]
+    assert "toy epochs" not in report["tabs_written"]  # the first pair was not run
+
+
+def test_a_missing_data_tab_is_one_problem_naming_it(tmp_path, capsys):
+    """Without readable data the model's parameters are unknown: the experiments' init names are
+    not checked against a guess (which would add one false problem per init cell)."""
+    from sheetsync.labs.outputs import write_outputs_lab
+
+    book = tmp_path / "lab.xlsx"
+    write_outputs_lab(book)
+    assert cli.main(["run", str(book), "--data-tab", "nope"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: nope: missing tab 'nope'; expected headers x and y (or x1, x2, … and y) in row 1"]

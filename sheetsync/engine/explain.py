@@ -92,7 +92,7 @@ def step_geometry(result: "Result", lines: np.ndarray | None = None) -> StepGeom
     """The margin and overshoot of the steps that `lines` (indices into result.steps, default
     all) belong to. Only the batches of those lines are evaluated, so a sampled steps tab pays
     for the rows it writes."""
-    steps = result.steps
+    steps = result.table("steps")
     model = result.spec.model
     idx = np.arange(len(steps)) if lines is None else np.asarray(lines, dtype=np.int64)
     if model.tables and result.spec.batch_size > 1:
@@ -103,17 +103,17 @@ def step_geometry(result: "Result", lines: np.ndarray | None = None) -> StepGeom
     if not len(idx):
         empty = np.zeros(0)
         return StepGeometry(empty, empty, empty)
-    step_no = steps["step"].to_numpy()  # ascending: one number per batch
+    step_no = steps["step"]  # ascending: one number per batch
     batches, where = np.unique(step_no[idx], return_inverse=True)
     first = np.searchsorted(step_no, batches, "left")
     last = np.searchsorted(step_no, batches, "right") - 1
     counts = last - first + 1
     gather = np.repeat(first - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
     end_of = np.repeat(last, counts)  # a batch's update is written on its last line
-    inputs = {n: steps[n].to_numpy()[gather] for n in model.inputs}
-    y = steps["y"].to_numpy()[gather]
-    before = {q: steps[q].to_numpy()[gather] for q in model.params}
-    after = {q: steps[f"new {q}"].to_numpy()[end_of] for q in model.params}
+    inputs = {n: steps[n][gather] for n in model.inputs}
+    y = steps["y"][gather]
+    before = {q: steps[q][gather] for q in model.params}
+    after = {q: steps[f"new {q}"][end_of] for q in model.params}
     delta = {q: after[q] - before[q] for q in model.params}
     loss = result.experiment.loss
     value, slope, curve = row_loss(model, loss, inputs, y, before, delta)
@@ -218,20 +218,20 @@ ONSET_EVALS = 4_000_000  # steps × data rows the onset search evaluates at most
 
 def find_onset(result: "Result", div_line: int, X: np.ndarray, Y: np.ndarray) -> Onset | None:
     """The step after the run's lowest loss over the whole data, before the diverging line."""
-    steps = result.steps
+    steps = result.table("steps")
     if not (0 <= div_line < len(steps)):
         return None
     model = result.spec.model
-    step_no = steps["step"].to_numpy()
+    step_no = steps["step"]
     ends = np.flatnonzero(np.r_[step_no[1:div_line + 1] != step_no[:div_line], True])  # batch ends
     window = max(1, min(len(ends), ONSET_EVALS // max(len(Y), 1)))
     truncated = window < len(ends)
     ends = ends[len(ends) - window:]
     # the full-data loss before each of these steps, and after the last of them
     starts = np.r_[np.searchsorted(step_no, step_no[ends], "left")]
-    params = {q: np.r_[steps[q].to_numpy()[starts], steps[f"new {q}"].to_numpy()[ends[-1]]] for q in model.params}
+    params = {q: np.r_[steps[q][starts], steps[f"new {q}"][ends[-1]]] for q in model.params}
     full = mean_loss(model, result.experiment.loss, X, Y, params)
-    start = mean_loss(model, result.experiment.loss, X, Y, {q: steps[q].to_numpy()[:1] for q in model.params})[0]
+    start = mean_loss(model, result.experiment.loss, X, Y, {q: steps[q][:1] for q in model.params})[0]
     with np.errstate(invalid="ignore"):
         below = np.flatnonzero(full[:-1] <= start)  # NaN (blown up) is never below
     if not len(below) and truncated:
@@ -243,16 +243,16 @@ def find_onset(result: "Result", div_line: int, X: np.ndarray, Y: np.ndarray) ->
     top = max(rel.values()) if rel else 0.0  # the largest updates, and those at least half as large
     moved = [q for q, r in sorted(rel.items(), key=lambda kv: -kv[1]) if top and r >= top / 2][:3]
     inputs = model.inputs
-    return Onset(line=first, epoch=int(steps["epoch"].iloc[end]), step=int(step_no[end]),
-                 row=int(steps["row"].iloc[first]),
-                 x=float(steps[inputs[0]].iloc[first]) if len(inputs) == 1 else None,
+    return Onset(line=first, epoch=int(steps["epoch"][end]), step=int(step_no[end]),
+                 row=int(steps["row"][first]),
+                 x=float(steps[inputs[0]][first]) if len(inputs) == 1 else None,
                  moved=moved, relative={q: rel[q] for q in moved},
                  loss_before=float(geo.before[0]), loss_after=float(geo.after[0]), lowest=float(full[j]),
                  start_loss=float(start), rows=len(Y))
 
 
 def _relative_updates(result: "Result", line: int) -> dict[str, float]:
-    s = result.steps.iloc[line]
+    s = result.table("steps").row(line)
     out = {}
     for q in result.spec.model.params:
         old, new = float(s[q]), float(s[f"new {q}"])
@@ -264,8 +264,8 @@ def _relative_updates(result: "Result", line: int) -> dict[str, float]:
 def onset_sentence(result: "Result", onset: Onset) -> str:
     where = f"epoch {onset.epoch}, step {onset.step} (data row {onset.row}"
     where += f", x = {onset.x:g})" if onset.x is not None else ")"
-    step_no = result.steps["step"].to_numpy()
-    s = result.steps.iloc[int(np.searchsorted(step_no, onset.step, "right")) - 1]  # the batch's update
+    step_no = result.table("steps")["step"]
+    s = result.table("steps").row(int(np.searchsorted(step_no, onset.step, "right")) - 1)  # the batch's update
     changes = ", ".join(f"{q} {float(s[q]):.4g} → {float(s[f'new {q}']):.4g}" for q in onset.moved)
     changes = f" ({changes})" if changes else ""
     own = "its own rows" if result.spec.batch_size > 1 else "its own row"
@@ -348,7 +348,7 @@ def search_safe_lr(result: "Result", x, y, start, sweep, row_cost: float = 1.0) 
         candidates = [exp.replace(name=f"{exp.name} lr {lr:g}", lr=lr, epochs=epochs) for lr in group]
         states = None if start is None else [start] * len(candidates)
         for lr, r in zip(group, sweep(candidates, x, y, states=states)):
-            losses = r.epochs["loss"].to_numpy()
+            losses = r.column("epochs", "loss")
             if r.diagnostics.divergence is None and trains(losses):
                 return SafeLr(lr, float(losses[0]), float(losses[-1]), epochs, lrs[:lrs.index(lr) + 1])
         done += len(group)
@@ -444,7 +444,7 @@ class DeadUnit:
 def dead_units(result: "Result", X: np.ndarray) -> dict[str, DeadUnit]:
     """Units whose pre-activation is ≤ 0 on every data row at the end, with the step they died."""
     model = result.spec.model
-    steps = result.steps
+    steps = result.table("steps")
     out: dict[str, DeadUnit] = {}
     rows = _extreme_rows(X)
     for unit in relu_units(model):
@@ -453,7 +453,7 @@ def dead_units(result: "Result", X: np.ndarray) -> dict[str, DeadUnit]:
             continue
         if not len(steps):
             continue
-        step_no = steps["step"].to_numpy()
+        step_no = steps["step"]
         ends = np.flatnonzero(np.r_[step_no[1:] != step_no[:-1], True])
         alive_at = None
         chunk = max(1, 5_000_000 // max(len(rows), 1))
@@ -461,13 +461,13 @@ def dead_units(result: "Result", X: np.ndarray) -> dict[str, DeadUnit]:
         while hi > 0 and alive_at is None:  # walk back from the end to the last alive update
             lo = max(0, hi - chunk)
             sel = ends[lo:hi]
-            new = {q: steps[f"new {q}"].to_numpy()[sel] for q in model.params}
+            new = {q: steps[f"new {q}"][sel] for q in model.params}
             alive = (_pre_activation(unit, new, rows, model.inputs) > 0).any(axis=1)
             if alive.any():
                 alive_at = lo + int(np.flatnonzero(alive)[-1])
             hi = lo
         if alive_at is None:
-            first = {q: steps[q].to_numpy()[:1] for q in model.params}
+            first = {q: steps[q][:1] for q in model.params}
             if not (_pre_activation(unit, first, rows, model.inputs) > 0).any():
                 out[unit.name] = DeadUnit(unit.name, unit.text(), unit.frozen, None, None, None, None)
                 continue
@@ -476,10 +476,10 @@ def dead_units(result: "Result", X: np.ndarray) -> dict[str, DeadUnit]:
             k = alive_at + 1
         line = int(ends[k])
         first_line = int(ends[k - 1]) + 1 if k > 0 else 0
-        s = steps.iloc[line]
-        x = float(steps[model.inputs[0]].iloc[first_line]) if len(model.inputs) == 1 else None
+        s = steps.row(line)
+        x = float(steps[model.inputs[0]][first_line]) if len(model.inputs) == 1 else None
         out[unit.name] = DeadUnit(unit.name, unit.text(), unit.frozen, int(s["epoch"]), int(s["step"]),
-                                  int(steps["row"].iloc[first_line]), x,
+                                  int(steps["row"][first_line]), x,
                                   {q: float(s[q]) for q in unit.inputs_params},
                                   {q: float(s[f"new {q}"]) for q in unit.inputs_params})
     return out
@@ -489,10 +489,10 @@ def always_active(result: "Result", X: np.ndarray) -> bool:
     """Every ReLU unit was on for every data row at every step's parameters and at the end."""
     model = result.spec.model
     units = relu_units(model)
-    if not units or X.shape[1] != 1 or not len(result.steps):
+    if not units or X.shape[1] != 1 or not result.rows("steps"):
         return False
     rows = _extreme_rows(X)
-    params = {q: np.r_[result.steps[q].to_numpy(), result.params[q]] for q in model.params}
+    params = {q: np.r_[result.column("steps", q), result.params[q]] for q in model.params}
     return all(bool((_pre_activation(u, params, rows, model.inputs) > 0).all()) for u in units)
 
 
@@ -532,7 +532,7 @@ class GradGap:
 def gradient_gaps(result: "Result", upto: int | None = None) -> dict[str, GradGap]:
     """The numeric estimate's largest gap per parameter and its cause at that step. Steps from
     the explosion's start on are left out (every difference is huge there)."""
-    steps = result.steps
+    steps = result.table("steps")
     exp = result.experiment
     model = result.spec.model
     n = len(steps) if upto is None else upto
@@ -542,15 +542,15 @@ def gradient_gaps(result: "Result", upto: int | None = None) -> dict[str, GradGa
     h = exp.grad_step
     units = relu_units(model)
     for q in model.params:
-        est = steps[f"de/d{q} est"].to_numpy()[:n]
-        ana = steps[f"de/d{q}"].to_numpy()[:n]
+        est = steps[f"de/d{q} est"][:n]
+        ana = steps[f"de/d{q}"][:n]
         with np.errstate(invalid="ignore"):
             gaps = np.abs(est - ana)
         if not np.isfinite(gaps).any():
             continue
         line = int(np.nanargmax(gaps))
         gap = float(gaps[line])
-        s = steps.iloc[line]
+        s = steps.row(line)
         params = {p: np.array([float(s[p])]) for p in model.params}
         inputs = {i: np.array([float(s[i])]) for i in model.inputs}
         direction = {p: np.array([1.0 if p == q else 0.0]) for p in model.params}
@@ -637,16 +637,18 @@ def mean_loss(model: Model, loss: str, X: np.ndarray, Y: np.ndarray, grid: dict[
 def landscape(result: "Result", X: np.ndarray, Y: np.ndarray, points: int = LANDSCAPE_POINTS,
               path_points: int = LANDSCAPE_PATH) -> Landscape | None:
     """The mean loss over a grid of the two parameters that moved most, with the path."""
-    model, steps = result.spec.model, result.steps
+    model, steps = result.spec.model, result.table("steps")
     if len(model.params) < 2 or not len(steps) or model.tables:  # a table model's lines hold other rows' slots
         return None
+    if result.sampled:
+        return _landscape_sampled(result, X, Y, points, path_points)
     cut = len(steps)
     onset = result.diagnostics.onset
     if onset is not None:
         cut = min(len(steps), onset.line + 2)
     elif result.diagnostics.divergence is not None:
         cut = max(1, len(steps) - 1)
-    path_all = {q: np.r_[steps[q].to_numpy()[:cut], [] if cut < len(steps) else [result.params[q]]]
+    path_all = {q: np.r_[steps[q][:cut], [] if cut < len(steps) else [result.params[q]]]
                 for q in model.params}
     finite = np.all([np.isfinite(v) for v in path_all.values()], axis=0)
     path_all = {q: v[finite] for q, v in path_all.items()}
@@ -658,20 +660,54 @@ def landscape(result: "Result", X: np.ndarray, Y: np.ndarray, points: int = LAND
     end = {k: float(v[-1]) for k, v in path_all.items()}
 
     def axis(values: np.ndarray) -> np.ndarray:
-        lo, hi = float(values.min()), float(values.max())
-        pad = max((hi - lo) * 0.2, abs(hi) * 0.05, 1e-3)
-        return np.linspace(lo - pad, hi + pad, points)
+        return _axis(float(values.min()), float(values.max()), points)
 
     xs, ys = axis(path_all[p]), axis(path_all[q])[::-1]
+    loss, rows = _grid_loss(result, X, Y, end, p, q, xs, ys, points)
+    step_no = np.r_[steps["step"][:cut], [] if cut < len(steps) else [0]][finite]
+    keep = np.unique(np.linspace(0, len(step_no) - 1, min(len(step_no), path_points)).round().astype(int))
+    path = np.c_[path_all[p][keep], path_all[q][keep]]
+    return Landscape(p, q, xs, ys, loss, {k: v for k, v in end.items() if k not in (p, q)}, path,
+                     step_no[keep].astype(int), len(rows), len(Y),
+                     int(steps["step"][cut - 1]) if cut < len(steps) else None)
+
+
+def _axis(lo: float, hi: float, points: int) -> np.ndarray:
+    pad = max((hi - lo) * 0.2, abs(hi) * 0.05, 1e-3)
+    return np.linspace(lo - pad, hi + pad, points)
+
+
+def _grid_loss(result: "Result", X, Y, end: dict[str, float], p: str, q: str, xs, ys, points: int):
+    """The mean loss over the grid of (p, q), the others held at `end`, and the rows averaged."""
+    model = result.spec.model
     rows = np.arange(len(Y))
     if points * points * len(Y) > LANDSCAPE_ROW_EVALS:
         rows = np.linspace(0, len(Y) - 1, max(1, LANDSCAPE_ROW_EVALS // (points * points))).round().astype(int)
     grid = {k: np.array(v) for k, v in end.items()}
     grid[p], grid[q] = xs[None, :], ys[:, None]
-    loss = mean_loss(model, result.experiment.loss, X[rows], Y[rows], grid)
-    step_no = np.r_[steps["step"].to_numpy()[:cut], [] if cut < len(steps) else [0]][finite]
-    keep = np.unique(np.linspace(0, len(step_no) - 1, min(len(step_no), path_points)).round().astype(int))
-    path = np.c_[path_all[p][keep], path_all[q][keep]]
+    return mean_loss(model, result.experiment.loss, X[rows], Y[rows], grid), rows
+
+
+def _landscape_sampled(result: "Result", X, Y, points: int, path_points: int) -> Landscape | None:
+    """`landscape` of a run recorded sampled (engine/record.py): it never diverged, so its path
+    is every line and then the final parameters, all finite; the axes come from each
+    parameter's range over every line (reduced in the loop), the path from the lines it shows."""
+    model = result.spec.model
+    n = result.total_steps
+    end = {k: float(result.params[k]) for k in model.params}
+    lo = {k: min(result.param_range[k][0], end[k]) for k in model.params}
+    hi = {k: max(result.param_range[k][1], end[k]) for k in model.params}
+    spread = {k: hi[k] - lo[k] for k in model.params}
+    p, q = sorted(model.params, key=lambda k: -spread[k])[:2]
+    p, q = sorted((p, q), key=model.params.index)
+    xs, ys = _axis(lo[p], hi[p], points), _axis(lo[q], hi[q], points)[::-1]
+    loss, rows = _grid_loss(result, X, Y, end, p, q, xs, ys, points)
+    keep = np.unique(np.linspace(0, n, min(n + 1, path_points)).round().astype(int))
+    lines = keep[keep < n]
+    result.record_lines(lines)
+    at = result.position(lines)
+    path = np.c_[np.r_[result.column("steps", p)[at], [end[p]] if len(lines) < len(keep) else []],
+                 np.r_[result.column("steps", q)[at], [end[q]] if len(lines) < len(keep) else []]]
+    step_no = np.r_[result.column("steps", "step")[at], [0] if len(lines) < len(keep) else []]
     return Landscape(p, q, xs, ys, loss, {k: v for k, v in end.items() if k not in (p, q)}, path,
-                     step_no[keep].astype(int), len(rows), len(Y),
-                     int(steps["step"].iloc[cut - 1]) if cut < len(steps) else None)
+                     step_no.astype(int), len(rows), len(Y), None)

@@ -20,7 +20,7 @@ def notes(result, X: np.ndarray, Y: np.ndarray) -> list[str]:
     """Sentences for result.diagnostics.notes (steps are read when the run kept them)."""
     model = result.spec.model
     out: list[str] = []
-    steps = result.steps
+    steps = result.table("steps")
     if len(steps):
         out += _saturation(steps, model)
         out += _log_zero(steps, model)
@@ -31,8 +31,8 @@ def notes(result, X: np.ndarray, Y: np.ndarray) -> list[str]:
 
 def _logit_margin(steps, model) -> np.ndarray:
     if model.head == "sigmoid":
-        return np.abs(steps["z"].to_numpy())
-    z = np.sort(steps[[f"z{k}" for k in range(1, model.classes + 1)]].to_numpy(), axis=1)
+        return np.abs(steps["z"])
+    z = np.sort(np.column_stack([steps[f"z{k}"] for k in range(1, model.classes + 1)]), axis=1)
     return z[:, -1] - z[:, -2]
 
 
@@ -45,7 +45,7 @@ def _saturation(steps, model) -> list[str]:
     what = (f"|z| = {margin[i]:.4g}" if model.head == "sigmoid"
             else f"the largest logit leads the next by {margin[i]:.4g}")
     share = len(hit) / len(margin)
-    return [f"Saturated logits: from step {int(steps['step'].iat[i])} (data row {int(steps['row'].iat[i])}), "
+    return [f"Saturated logits: from step {int(steps['step'][i])} (data row {int(steps['row'][i])}), "
             f"{what}, so p is within 2e-9 of 0 or 1 and a gradient through the sigmoid/softmax is scaled by "
             f"p(1 - p) < 2e-9 (vanishing); {share:.0%} of the rows shown were saturated. A smaller lr, inputs "
             "on a smaller scale or weight decay keep the logits moderate."]
@@ -53,16 +53,16 @@ def _saturation(steps, model) -> list[str]:
 
 def _log_zero(steps, model) -> list[str]:
     cols = ["p"] if model.head == "sigmoid" else [f"p{k}" for k in range(1, model.classes + 1)]
-    p = steps[cols].to_numpy()
+    p = np.column_stack([steps[c] for c in cols])
     hit = np.flatnonzero(((p == 0.0) | (p == 1.0)).any(axis=1))
     if not len(hit):
         return []
     i = int(hit[0])
-    return [f"Log of 0 avoided: at step {int(steps['step'].iat[i])} (data row {int(steps['row'].iat[i])}) a "
+    return [f"Log of 0 avoided: at step {int(steps['step'][i])} (data row {int(steps['row'][i])}) a "
             "probability rounded to exactly 0 or 1, where the textbook -(y·log p + (1 - y)·log(1 - p)) needs "
             "log 0 (-∞, an error in a spreadsheet, and 0·log 0 is NaN); the loss is computed from the logits "
             "instead (as torch's binary_cross_entropy_with_logits and log_softmax do), so it stayed finite: "
-            f"{float(steps['loss'].iat[i]):.6g}."]
+            f"{float(steps['loss'][i]):.6g}."]
 
 
 def _never_predicted(result) -> list[str]:

@@ -183,16 +183,73 @@ class Result:
     # and the RMSE over all ratings of the tables the Run started from (embeddings.start_rmse)
     ids: Any = None
     start_rmse: float | None = None
+    # A run recorded sampled (engine/record.py): `steps` holds some lines of the complete table,
+    # `step_lines` the complete table's index of each (None: `steps` is complete), `counters`
+    # the complete table's epoch, step and row numbers, `param_range` each parameter's (min, max)
+    # over every line, `more_lines(lines)` records more lines (the loop run again).
+    step_lines: Any = None
+    counters: Any = None
+    param_range: dict[str, tuple[float, float]] | None = None
+    more_lines: Callable[[np.ndarray], tuple[Columns, np.ndarray]] | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:  # pickling: work out what is still Lazy (closures)
         for f in (_TABLES["steps"], _TABLES["epochs"], Result.__dict__["diagnostics"]):
             f.resolve(self)
-        return dict(self.__dict__)
+        state = dict(self.__dict__)
+        state["more_lines"] = None  # a closure over the run; the lines recorded stay
+        return state
+
+    @property
+    def sampled(self) -> bool:
+        """`steps` holds only some lines of the run (see `step_lines`)."""
+        return self.step_lines is not None
+
+    @property
+    def total_steps(self) -> int:
+        """Lines of the complete steps table (what `len(steps)` is when nothing was left out)."""
+        return self.counters.n if self.sampled else self.rows("steps")
+
+    def counter(self, name: str) -> np.ndarray:
+        """"epoch", "step" or "row" over every line of the complete steps table."""
+        return getattr(self.counters, name)() if self.sampled else self.column("steps", name)
+
+    def epoch_firsts(self) -> np.ndarray:
+        """The complete table's first line of each epoch."""
+        if self.sampled:
+            return self.counters.firsts()
+        epoch = self.column("steps", "epoch")
+        return np.r_[0, np.flatnonzero(epoch[1:] != epoch[:-1]) + 1] if len(epoch) else np.zeros(0, np.int64)
+
+    def record_lines(self, lines) -> None:
+        """Make sure `steps` holds these lines of the complete table (a sampled run records the
+        ones it lacks by running its loop again; a complete one holds them all)."""
+        if not self.sampled:
+            return
+        lines = np.asarray(lines, dtype=np.int64)
+        if np.isin(lines, self.step_lines).all():
+            return
+        if self.more_lines is None:  # unpickled: the run it could replay stayed behind
+            raise ValueError("this sampled Result cannot record more lines (it was copied from another process)")
+        self.steps, self.step_lines = self.more_lines(np.union1d(self.step_lines, lines))
+
+    def position(self, lines) -> np.ndarray:
+        """Rows of `steps` holding these lines of the complete table (`record_lines` first)."""
+        lines = np.asarray(lines, dtype=np.int64)
+        if not self.sampled:
+            return lines
+        at = np.searchsorted(self.step_lines, lines)
+        if not (at < len(self.step_lines)).all() or not np.array_equal(self.step_lines[np.minimum(at, len(self.step_lines) - 1)], lines):
+            raise ValueError("lines asked for were not recorded (Result.record_lines records them)")
+        return at
 
     def column(self, table: str, name: str) -> np.ndarray:
         """One column of `steps` or `epochs` as numpy, without building the DataFrame."""
         value = _TABLES[table].resolve(self)
         return value[name] if isinstance(value, Columns) else value[name].to_numpy()
+
+    def table(self, table: str) -> "Table":
+        """`steps` or `epochs` read as numpy columns, without building the DataFrame."""
+        return Table(self, table)
 
     def rows(self, table: str) -> int:
         """How many rows `steps` or `epochs` has, without building the DataFrame."""
@@ -215,3 +272,28 @@ class Result:
 
 
 _TABLES = {"steps": Result.__dict__["steps"], "epochs": Result.__dict__["epochs"]}
+
+
+class Table:
+    """A Result's table as the engine reads it (numpy, no pandas): `t[name]` a column, `name in
+    t`, `len(t)` its rows, `t.row(i)` column -> value of row i."""
+
+    def __init__(self, result: Result, name: str):
+        self.result, self.name = result, name
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self.result.column(self.name, column)
+
+    def __contains__(self, column: str) -> bool:
+        return column in self.columns
+
+    def __len__(self) -> int:
+        return self.result.rows(self.name)
+
+    @property
+    def columns(self) -> list[str]:
+        value = _TABLES[self.name].resolve(self.result)
+        return list(value.keys() if isinstance(value, Columns) else value.columns)
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {c: self[c][i] for c in self.columns}

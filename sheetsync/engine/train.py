@@ -13,21 +13,23 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import SheetsyncError
+from .. import budgets
+from ..errors import SettingError, SheetsyncError
 from ..settings import Experiment
-from . import graddesc, labels, losses
+from . import graddesc, labels, losses, record
 from .loop.backend import run_kernel
 from .loop.run import (CHUNK_STEPS, Chunk, Job, as_data, current_lr, job_for, pack, prepare,  # noqa: F401
                        reset_state, run_epochs, signature, unpack)
 from .loop.spec import build_spec  # noqa: F401
 from .embeddings import Ids
 from .models import Model
+from .record import Counters, RecordPlan
 from .result import Columns, Diagnostics, Divergence, Lazy, Result, State
 
 
 def train(experiment: Experiment, x, y, state: State | None = None, *, keep_steps: bool = True,
           progress: Callable[[int, int], None] | None = None, find_safe_lr: bool = True,
-          ids: Ids | None = None) -> Result:
+          ids: Ids | None = None, plan: RecordPlan | None = None) -> Result:
     """Train `experiment` on (x, y): Reset when `state` is None, else continue from it (Run).
 
     Runs `experiment.epochs` epochs. Returns a `Result` whose `state` continues the next Run.
@@ -37,8 +39,17 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
 
     Table models (dot_product): x holds 0-based (user, item) indices and `ids` the users and
     items of the tables' rows (default: the indices themselves); see engine/embeddings.py.
+
+    `plan` (engine/record.py): the steps will be written within `plan.cell_budget` cells, so a
+    run too long for that records only the lines the layout asks for (`Result.record_lines`).
     """
     job = prepare(experiment, x, y, ids)
+    if (plan is not None and keep_steps and not record.RECORD_ALL
+            and record.sampled(job.spec, job.X.shape[0], experiment.epochs, plan.cell_budget)):
+        result = _train_sampled(job, state, progress, find_safe_lr)
+        if result is not None:
+            return result
+        # it diverged: the diagnostics read the lines around the explosion, so record them all
     restarted = None
     if state is not None:
         check_state(job, state)
@@ -75,6 +86,92 @@ def train(experiment: Experiment, x, y, state: State | None = None, *, keep_step
         result.start_rmse = table_start_rmse(job, starts[min(starts)]["params"])
     result.diagnostics.restarted = restarted
     diagnose(job, result, start, search=find_safe_lr)
+    return result
+
+
+def _check_diverged_size(job: Job, lines: int) -> None:
+    """A sampled run that diverged is run again recording every line up to the divergence (its
+    story reads them); refuse when those would not fit budgets.MEMORY_BUDGET, as parsing refuses
+    such a run when it would record every line from the start."""
+    held = lines * len(job.spec.step_columns()) * 8
+    if held > budgets.MEMORY_BUDGET:
+        raise SettingError("epochs", f"{job.experiment.name}: the run diverged after {lines:,} steps, and "
+                           f"explaining it needs every step up to there: {held / (1 << 30):,.1f} GiB of "
+                           f"memory, over the budget of {budgets.MEMORY_BUDGET / (1 << 30):,.0f} GiB; lower "
+                           "the lr (the divergence note says which trains) or epochs")
+
+
+def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) -> Result | None:
+    """`train` recording only the lines the layout asks for (engine/record.py); None when the
+    run diverged (the caller runs it again recording every line)."""
+    from .explain import LANDSCAPE_PATH
+
+    experiment = job.experiment
+    restarted = None
+    if given is not None:
+        check_state(job, given)
+        if given.diverged:
+            given, restarted = None, RESTARTED
+    start, origin = starting_state(job, given)
+    n_rows = job.X.shape[0]
+    n = experiment.epochs * n_rows
+    cols = job.spec.step_columns()
+    param_cols = [cols.index(q) for q in job.spec.params]
+
+    def run(wanted: np.ndarray, tell=None):
+        """The loop from `start`: the final state, its chunks (epoch sums only), the `wanted`
+        lines as Columns, each parameter's range over every line; None if it diverged."""
+        state, chunks, kept = start, [], []
+        lo = np.full(len(param_cols), np.inf)
+        hi = np.full(len(param_cols), -np.inf)
+        base, remaining = 0, experiment.epochs
+        while remaining > 0:
+            k = max(1, min(remaining, record.PLAN_CHUNK_STEPS // max(1, n_rows)))
+            state, chunk = run_epochs(job, state, k, True)
+            if chunk.diverged:
+                _check_diverged_size(job, base + chunk.diverged[0] + 1)
+                return None
+            lines = chunk.lines
+            lo = np.fmin(lo, lines[:, param_cols].min(axis=0))
+            hi = np.fmax(hi, lines[:, param_cols].max(axis=0))
+            a, b = np.searchsorted(wanted, [base, base + len(lines)])
+            part = lines[wanted[a:b] - base]  # a copy: the chunk's lines go now
+            part[:, 0] += state.epoch - k + 1  # epochs counted across Runs, 1-based
+            kept.append(part)
+            chunks.append(Chunk(lines[:0].copy(), chunk.epochs, chunk.lr, None))
+            base += len(lines)
+            del lines, chunk  # before the next call writes its own lines
+            remaining -= k
+            if tell:
+                tell(base, n)
+        table = np.concatenate(kept) if kept else np.empty((0, len(cols)))
+        columns = {c: table[:, i] for i, c in enumerate(cols)}
+        for c in ("epoch", "step", "row"):
+            columns[c] = columns[c].astype(np.int64)
+        return state, chunks, Columns(columns), dict(zip(job.spec.params, zip(lo.tolist(), hi.tolist())))
+
+    path = np.unique(np.linspace(0, n, min(n + 1, LANDSCAPE_PATH)).round().astype(np.int64))
+    wanted = record.whole_batches(path[path < n], n_rows, job.spec.batch_size, n)
+    done = run(wanted, progress)
+    if done is None:
+        return None
+    state, chunks, columns, ranges = done
+    counters = Counters(n, n_rows, job.spec.batch_size, start.epoch, start.t, job.order)
+    if not all(np.array_equal(columns[c], getattr(counters, c)(wanted)) for c in ("epoch", "step", "row")):
+        return None  # a structure the counters do not describe: record every line rather than guess
+
+    def more(lines: np.ndarray) -> tuple[Columns, np.ndarray]:
+        """The loop run again (the same bits), recording `lines` and the rest of their batches."""
+        lines = record.whole_batches(lines, n_rows, job.spec.batch_size, n)
+        return run(lines)[2], lines
+
+    result = build_result(job, state, chunks, keep_steps=False)
+    result.steps = columns
+    result.step_lines, result.counters, result.param_range, result.more_lines = wanted, counters, ranges, more
+    result.starts = {start.epoch + 1: start_values(job, start)}
+    result.start_origin = origin
+    result.diagnostics.restarted = restarted
+    diagnose(job, result, given, search=find_safe_lr)
     return result
 
 

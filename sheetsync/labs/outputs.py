@@ -11,7 +11,8 @@ classifiers, each on its own pair of input tabs:
   species as text labels.
 
 `sheetsync run book.xlsx` continues the toy's experiments; the penguins' pair is run by
-`sheetsync.run(book, data_tab="penguin data", experiments_tab="penguin experiments")`.
+`sheetsync run book.xlsx --data-tab "penguin data" --experiments-tab "penguin experiments"`
+(in Python: `sheetsync.run(book, data_tab=..., experiments_tab=...)`).
 """
 
 from __future__ import annotations

@@ -131,8 +131,9 @@ class StepFormulas:
         self.letter = {c: col_letter(i) for i, c in enumerate(self.columns)}
         self.data_cells = data_cells  # (data row 0-based, input name) -> "data!B7"
         self.settings = setting_cells  # setting name -> "experiments!B5"
-        steps = result.steps
-        self.lines = Lines(steps["epoch"].to_numpy(), steps["step"].to_numpy(), first_row)
+        # the complete table's structure (a run recorded sampled holds only some of its lines)
+        self.lines = (result.counters.lines(first_row) if result.sampled else
+                      Lines(result.column("steps", "epoch"), result.column("steps", "step"), first_row))
         self.update = self.spec.update  # what the workbook's macros set and paste between epochs
         self.batch = self.spec.batch_size
         self.lr_by_epoch = dict(zip(result.epochs["epoch"].tolist(), result.epochs["lr"].tolist()))
@@ -382,7 +383,7 @@ class StepFormulas:
         if column in ("epoch", "step", "row") or column in STEPS_EXTRA_COLUMNS:
             return []  # counters, and what sheetsync computes beside the loop (no formula)
         if column in self.program.input_columns:
-            data_row = int(self.result.steps["row"].iat[i]) - 1
+            data_row = self._data_row(i)
             return [Ref("data", self.data_cells(data_row, column), data_row=data_row, column=column)]
         if column in self.program.param_columns:
             return [self._param_ref(i, column)]
@@ -445,13 +446,19 @@ class StepFormulas:
         if column in ("epoch", "step", "row"):
             return None
         if column in self.program.input_columns:
-            return "=" + absolute(self.data_cells(int(self.result.steps["row"].iat[i]) - 1, column))
+            return "=" + absolute(self.data_cells(self._data_row(i), column))
         if column in self.program.param_columns:
             return self.param_link(i, column)
         update_cols = set(self.spec.state_cols) | {f"new {q}" for q in self.program.param_columns}
         if column in update_cols and not self.lines.batch_end[i]:
             return None
         return "=" + self.render(self.program.formulas[column], i)
+
+    def _data_row(self, i: int) -> int:
+        """The 0-based data row line `i` of the complete table reads."""
+        if self.result.sampled:
+            return int(self.result.counters.row([i])[0]) - 1
+        return int(self.result.steps["row"].iat[i]) - 1
 
     def param_link(self, i: int, q: str) -> str | None:
         """A parameter before the step: carried in, same batch, or the previous step's output

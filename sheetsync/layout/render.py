@@ -2,7 +2,7 @@
 
 The steps tabs share what is left of `CELL_BUDGET` after the complete epochs histories and the
 small tabs; each experiment gets a share in proportion to its full size, and a steps tab over
-its share is sampled (see `steps.sample_rows`).
+its share is sampled (see `engine.record.sample_lines`).
 """
 
 from __future__ import annotations
@@ -67,12 +67,12 @@ def render(outputs: list[ExperimentOutput], *, x: np.ndarray, y: np.ndarray,
     for o, epochs_tab, rows, land, (embedding_tabs, map_rows) in zip(outputs, epochs_tabs, allowed, landscapes,
                                                                      learned):
         steps_tab = render_steps(o.result, rows, o.formulas, o.settings_block)
-        if o.formulas and o.epochs_formulas and rows >= len(o.result.steps):  # formulas need every step
+        if o.formulas and o.epochs_formulas and rows >= o.result.total_steps:  # formulas need every step
             _epochs_formulas(epochs_tab, o, steps_tab.name)
         tabs += [steps_tab, epochs_tab] + embedding_tabs
         if o.map_tab is not None:
             _extend_map(o.map_tab, map_rows)
-            if rows < len(o.result.steps):
+            if rows < o.result.total_steps:
                 o.map_tab.texts.append(Text(1, 8, "The steps tab is sampled: row numbers here are those "
                                             "of the complete table."))
             tabs.append(o.map_tab)
@@ -127,7 +127,7 @@ def _epochs_formulas(tab: TabPlan, o: ExperimentOutput, steps_tab: str) -> None:
 
 def _final_cells(steps_tab: TabPlan, o: ExperimentOutput, rows: int):
     """Formula mode with every step written: param -> the steps tab's last `new <param>` cell."""
-    if not o.formulas or rows < len(o.result.steps) or not len(o.result.steps):
+    if not o.formulas or rows < o.result.total_steps or not len(o.result.steps):
         return None
     from ..a1 import col_letter, quote_tab
 
@@ -146,7 +146,7 @@ def steps_allowances(results: list[Result], budget: int) -> list[int]:
     sizes = [steps_cells(r) for r in results]
     total = sum(sizes)
     if total <= budget:
-        return [len(r.steps) for r in results]
+        return [r.total_steps for r in results]
     budget = max(budget, 0)
     return [max(int(budget * size / total) // (len(r.steps.columns) + CHART_COLUMNS), 10)
             for r, size in zip(results, sizes)]

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..a1 import steps_tab_name
 from ..backends.base import Chart, Column, Highlight, RangeRef, Series, Table, TabPlan, Text
+from ..engine.record import sample_lines
 from ..engine.result import START_ORIGINS, Result
 from .formulas import STEPS_EXTRA_COLUMNS
 from .tables import frame_columns
@@ -55,33 +56,13 @@ CHART_COLUMNS = 4  # beyond the steps: margin, a gap, the chart data (log10 loss
 
 
 def steps_cells(result: Result) -> int:
-    return (len(result.steps) + HEADER_ROW + 1) * (len(result.steps.columns) + CHART_COLUMNS)
+    return (result.total_steps + HEADER_ROW + 1) * (len(result.steps.columns) + CHART_COLUMNS)
 
 
 def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[np.ndarray, int]:
-    """Indices of the rows to write when at most `allowed` fit, and the stride k (1: all rows).
-
-    Keeps every k-th step, the first and last step of each epoch (of every m-th epoch when
-    there are too many epochs for even that) and the indices in `keep`.
-    """
-    n = len(epoch)
-    if n <= allowed:
-        return np.arange(n), 1
-    changes = np.flatnonzero(epoch[1:] != epoch[:-1]) + 1  # first row of each epoch after the 1st
-    firsts = np.r_[0, changes]
-    lasts = np.r_[changes - 1, n - 1]
-    stride = 1
-    while 2 * math.ceil(len(firsts) / stride) > allowed // 2:
-        stride *= 2
-    boundary = np.zeros(n, bool)
-    boundary[firsts[::stride]] = True
-    boundary[lasts[::stride]] = True
-    room = max(allowed - int(boundary.sum()) - len(keep) - 2, 1)
-    k = max(math.ceil(n / room), 2)
-    mask = boundary | (np.arange(n) % k == 0)
-    mask[list(keep)] = True
-    mask[[0, n - 1]] = True
-    return np.flatnonzero(mask), k
+    """`engine.record.sample_lines` for a table whose epoch column is `epoch`."""
+    firsts = np.r_[0, np.flatnonzero(epoch[1:] != epoch[:-1]) + 1]
+    return sample_lines(len(epoch), firsts, allowed, keep)
 
 
 def render_steps(result: Result, allowed_rows: int | None = None,
@@ -93,13 +74,17 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     div_index = _divergence_index(result)
     onset = result.diagnostics.onset
     keep = [i for i in (div_index, onset.line if onset else None) if i is not None]
-    if allowed_rows is None or allowed_rows >= len(steps):
-        rows, k = np.arange(len(steps)), 1
+    n = result.total_steps  # rows are lines of the complete table, recorded or not
+    if allowed_rows is None or allowed_rows >= n:
+        rows, k = np.arange(n), 1
     else:
-        rows, k = sample_rows(steps["epoch"].to_numpy(), allowed_rows, keep)
+        rows, k = sample_lines(n, result.epoch_firsts(), allowed_rows, keep)
+    result.record_lines(rows)  # a run recorded sampled records what it lacks
+    steps = result.steps
+    at = result.position(rows)  # where those lines sit in result.steps
     tab = TabPlan(steps_tab_name(exp.name), kind="steps", frozen_rows=HEADER_ROW + 1,
                   row_heights={0: BAND_POINTS})
-    columns = frame_columns(steps, rows)
+    columns = frame_columns(steps, at)
     if exp.model == "dot_product":
         show_ids(result, columns)
     for c in columns:  # narrow: the spreadsheet shows ~7 significant digits, the cell keeps all 17
@@ -108,7 +93,7 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     if result.spec is not None and len(steps):
         from ..engine.explain import step_geometry
 
-        margin = step_geometry(result, rows).margin
+        margin = step_geometry(result, at).margin
         columns.append(Column(STEPS_EXTRA_COLUMNS[0], np.where(np.isfinite(margin), margin, np.nan),
                               "General", 9, note=MARGIN_NOTE))
     table = Table(columns, row=HEADER_ROW, col=0)
@@ -124,17 +109,17 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     elif formulas:
         status.append("Formula mode needs every step, and these steps are sampled, so values were written.")
     if k > 1:
-        status.append(f"SAMPLED: {len(rows):,} of {len(steps):,} steps shown (every {k}th step plus "
+        status.append(f"SAMPLED: {len(rows):,} of {n:,} steps shown (every {k}th step plus "
                       "the first and last step of each epoch); the epochs tab is complete.")
     else:
-        status.append(f"All {len(steps):,} steps of this run.")
+        status.append(f"All {n:,} steps of this run.")
     if exp.model == "dot_product":
         status.append(TABLE_ROWS)
     headers = [c.header for c in table.columns]
     _mark_divergence(result, rows, div_index, headers, tab, status)
     _mark_dead(result, headers, tab, status)
     _mark_gaps(result, headers, tab, status)
-    text = _title(result, len(steps)) + "\n" + " ".join(status)
+    text = _title(result, n) + "\n" + " ".join(status)
     tab.texts.append(Text(0, 0, text, wrap=True, span=band_span(table.columns)))
     _start_row(result, headers, tab)
     if len(rows):

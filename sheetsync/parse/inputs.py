@@ -103,8 +103,9 @@ def parse_inputs(snapshot: Snapshot, *, data_tab: str = DATA_TAB,
     rated = is_ratings_sheet(snapshot, experiments_tab)
     dataset = (_parse_ratings_data if rated else _parse_data)(snapshot, data_tab, problems, warnings)
     n_data_problems = len(problems)
-    n_inputs = dataset.x.shape[1] if dataset is not None else 1
-    experiments, cells, name_cells = _parse_experiments(snapshot, experiments_tab, None if rated else n_inputs,
+    # no readable data: how many inputs, so which parameters, is unknown (init names go unchecked)
+    n_inputs = dataset.x.shape[1] if dataset is not None and not rated else None
+    experiments, cells, name_cells = _parse_experiments(snapshot, experiments_tab, n_inputs,
                                                         problems, warnings, (data_tab, experiments_tab))
     if rated:
         experiments = _ratings_experiments(experiments, dataset, cells, name_cells, experiments_tab, problems)

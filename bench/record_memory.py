@@ -1,0 +1,112 @@
+"""Peak memory of a long run: the engine records only the step lines the cell budget writes
+(issue 17), against recording every line (the path before).
+
+    python bench/record_memory.py [--rows 1000000] [--epochs 10] [--demo-epochs 20000]
+
+Each measurement is a fresh process (`runner.run` on an .xlsx workbook: read, train, layout,
+write) reporting its peak RSS (VmHWM) and wall time; the two paths run interleaved, one
+after the other for each model, so the shared machine's noise hits both alike. The target is a
+peak of at most 600 MB for 1,000,000 rows x 10 epochs. Last, the demo workbook at
+`--demo-epochs` epochs, both paths, wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHILD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from sheetsync import budgets, runner
+from sheetsync.engine import record
+record.RECORD_ALL = {record_all!r}
+budgets.MEMORY_BUDGET = 1 << 40  # parse refuses a run whose every line would take over 1 GiB
+start = time.perf_counter()
+report = runner.run({path!r})
+seconds = time.perf_counter() - start
+# VmHWM: this process's peak RSS (ru_maxrss would carry the forking parent's peak across exec)
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+print(json.dumps({{"seconds": seconds, "peak_mb": peak,
+                  "sampled": [e.sampled for e in report.experiments]}}))
+"""
+
+
+def book(folder: Path, rows: int, epochs: int, model: str) -> Path:
+    """A workbook with `rows` data rows (y = 2x + 30 plus noise) and one experiment."""
+    import numpy as np
+
+    from sheetsync.backends.xlsx import XlsxBackend
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, rows).round(4)
+    y = (2 * x + 0.3 + rng.normal(0, 0.01, rows)).round(4)
+    experiments = [["setting", "e"], ["model", model], ["flavour", "pytorch"], ["optimizer", "sgd"],
+                   ["lr", 0.01], ["epochs", epochs]]
+    path = folder / f"{model}-{rows}x{epochs}.xlsx"
+    XlsxBackend.create(str(path), {"data": [["x", "y"]] + [[a, b] for a, b in zip(x.tolist(), y.tolist())],
+                                   "experiments": experiments})
+    return path
+
+
+def measure(template: Path, record_all: bool) -> dict:
+    """One fresh process running the workbook (a fresh copy: a Run continues from saved state)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / template.name
+        shutil.copy(template, path)
+        code = CHILD.format(root=str(ROOT), record_all=record_all, path=str(path))
+        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def demo_book(folder: Path, epochs: int) -> Path:
+    from sheetsync.backends.xlsx import XlsxBackend
+    from sheetsync.demo import demo_tabs
+
+    tabs = demo_tabs()
+    for row in tabs["experiments"]:
+        if row[0] == "epochs":
+            row[1:] = [epochs] * (len(row) - 1)
+    path = folder / f"demo-{epochs}.xlsx"
+    XlsxBackend.create(str(path), tabs)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--models", default="linear,two_linear")
+    ap.add_argument("--demo-epochs", type=int, default=20_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print(f"{args.rows:,} rows x {args.epochs} epochs, pytorch sgd, fresh process each, paths interleaved")
+        print(f"{'model':<12}{'path':<18}{'peak MB':>10}{'seconds':>10}  sampled")
+        for model in args.models.split(","):
+            template = book(folder, args.rows, args.epochs, model)
+            got = {}
+            for record_all in (True, False):
+                r = got[record_all] = measure(template, record_all)
+                name = "record every line" if record_all else "record the plan"
+                print(f"{model:<12}{name:<18}{r['peak_mb']:>10.0f}{r['seconds']:>10.2f}  {r['sampled']}")
+            print(f"{'':<12}{'ratio new/old':<18}{got[False]['peak_mb'] / got[True]['peak_mb']:>10.2f}"
+                  f"{got[False]['seconds'] / got[True]['seconds']:>10.2f}   target: peak <= 600 MB")
+        if args.demo_epochs:
+            template = demo_book(folder, args.demo_epochs)
+            got = {r: measure(template, r) for r in (True, False)}
+            print(f"demo, {args.demo_epochs:,} epochs x 4 experiments: record every line "
+                  f"{got[True]['seconds']:.2f} s, record the plan {got[False]['seconds']:.2f} s "
+                  f"(ratio {got[False]['seconds'] / got[True]['seconds']:.2f})")
+
+
+if __name__ == "__main__":
+    main()
