@@ -35,13 +35,15 @@ report = runner.run({path!r})
 seconds = time.perf_counter() - start
 # VmHWM: this process's peak RSS (ru_maxrss would carry the forking parent's peak across exec)
 peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
-print(json.dumps({{"seconds": seconds, "peak_mb": peak,
-                  "sampled": [e.sampled for e in report.experiments]}}))
+print(json.dumps({{"seconds": seconds, "peak_mb": peak, "sampled": [e.sampled for e in report.experiments],
+                  "diverged": [e.diverged for e in report.experiments]}}))
 """
 
 
-def book(folder: Path, rows: int, epochs: int, model: str) -> Path:
-    """A workbook with `rows` data rows (y = 2x + 30 plus noise) and one experiment."""
+def book(folder: Path, rows: int, epochs: int, model: str, outlier: float | None = None) -> Path:
+    """A workbook with `rows` data rows (y = 2x + 0.3 plus noise) and one experiment; `outlier`:
+    the last row's x, with y = 0 (the first epoch's last step blows up on it: a run that diverges
+    after a whole epoch)."""
     import numpy as np
 
     from sheetsync.backends.xlsx import XlsxBackend
@@ -49,9 +51,11 @@ def book(folder: Path, rows: int, epochs: int, model: str) -> Path:
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, rows).round(4)
     y = (2 * x + 0.3 + rng.normal(0, 0.01, rows)).round(4)
+    if outlier is not None:  # off the line: its step blows the parameters up
+        x[-1], y[-1] = outlier, 0.0
     experiments = [["setting", "e"], ["model", model], ["flavour", "pytorch"], ["optimizer", "sgd"],
                    ["lr", 0.01], ["epochs", epochs]]
-    path = folder / f"{model}-{rows}x{epochs}.xlsx"
+    path = folder / f"{model}-{rows}x{epochs}{'-outlier' if outlier else ''}.xlsx"
     XlsxBackend.create(str(path), {"data": [["x", "y"]] + [[a, b] for a, b in zip(x.tolist(), y.tolist())],
                                    "experiments": experiments})
     return path
@@ -86,6 +90,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--models", default="linear,two_linear")
     ap.add_argument("--demo-epochs", type=int, default=20_000)
+    ap.add_argument("--outlier", type=float, default=1e6, help="0: no diverging run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -100,6 +105,12 @@ def main() -> None:
                 print(f"{model:<12}{name:<18}{r['peak_mb']:>10.0f}{r['seconds']:>10.2f}  {r['sampled']}")
             print(f"{'':<12}{'ratio new/old':<18}{got[False]['peak_mb'] / got[True]['peak_mb']:>10.2f}"
                   f"{got[False]['seconds'] / got[True]['seconds']:>10.2f}   target: peak <= 600 MB")
+        if args.outlier:  # a run that diverges after an epoch: recorded sampled, then again whole up to there
+            template = book(folder, args.rows, args.epochs, "linear", args.outlier)
+            got = {r: measure(template, r) for r in (True, False)}
+            print(f"linear, last row x = {args.outlier:g}, y = 0 (diverges at its step): record every line "
+                  f"{got[True]['peak_mb']:.0f} MB {got[True]['seconds']:.2f} s, record the plan "
+                  f"{got[False]['peak_mb']:.0f} MB {got[False]['seconds']:.2f} s; diverged: {got[False]['diverged']}")
         if args.demo_epochs:
             template = demo_book(folder, args.demo_epochs)
             got = {r: measure(template, r) for r in (True, False)}

@@ -33,16 +33,23 @@ REGRESSION = [
     ("batch", {"model": "linear", "flavour": "pytorch", "optimizer": "adam", "lr": 0.05, "epochs": 60,
                "batch_size": 7, "shuffle": "TRUE", "seed": 5}),
     ("two", {"model": "two_linear", "flavour": "pytorch", "optimizer": "momentum", "lr": 0.001, "epochs": 50}),
-    ("relu", {"model": "two_relu", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.001, "epochs": 30,
-              "init a": 1, "init b": -40, "init c": 1.5, "init d": 1}),
-    ("numeric", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.003, "epochs": 30,
+    ("relu", {"model": "two_relu", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.001, "epochs": 60,
+              "init a": 1, "init b": -40, "init c": 1.5, "init d": 1}),  # dead from the start
+    ("dies", {"model": "two_relu", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.02, "epochs": 60,
+              "init a": 1, "init b": -3, "init c": 1.5, "init d": 1}),  # dies during the run
+    ("alive", {"model": "two_relu", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.001, "epochs": 60,
+               "init a": 1, "init b": 5, "init c": 1, "init d": 1}),  # always on: acts as a line
+    ("numeric", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.003, "epochs": 60,
                  "gradient": "both"}),
     ("blowup", {"model": "linear", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.05, "epochs": 60}),
-    ("macro", {"model": "linear", "flavour": "graddesc", "optimizer": "adagrad", "lr": 0.5, "epochs": 30}),
+    ("macro", {"model": "linear", "flavour": "graddesc", "optimizer": "adagrad", "lr": 0.1, "epochs": 60}),
+    ("anneal", {"model": "linear", "flavour": "graddesc", "optimizer": "adagrad_ann", "lr": 2, "epochs": 60}),
+    ("eve", {"model": "linear", "flavour": "graddesc", "optimizer": "eve", "lr": 0.5, "epochs": 60}),
     ("carry", {"model": "linear", "flavour": "graddesc", "optimizer": "momentum", "lr": 0.001, "epochs": 80}),
 ]
 CLASSIFIER = [
     ("logit", {"model": "logistic", "flavour": "pytorch", "optimizer": "sgd", "lr": 0.5, "epochs": 60}),
+    ("hot", {"model": "logistic", "flavour": "pytorch", "optimizer": "sgd", "lr": 50, "epochs": 60}),  # saturates
 ]
 
 
@@ -68,8 +75,8 @@ def written(path: Path) -> dict[str, bytes]:
 
 
 def run_both(tmp_path: Path, template: Path, monkeypatch) -> tuple[dict, dict, list, set]:
-    """Both paths on copies of `template` (Reset, then Run), and the experiments the new path
-    recorded sampled."""
+    """Both paths on copies of `template` (Reset, then Run): their workbooks, the Reset's reports
+    and the experiments the new path recorded sampled."""
     import importlib
 
     train_module = importlib.import_module("sheetsync.engine.train")
@@ -84,14 +91,17 @@ def run_both(tmp_path: Path, template: Path, monkeypatch) -> tuple[dict, dict, l
         return result
 
     monkeypatch.setattr(train_module, "_train_sampled", spy)
+    monkeypatch.setattr(record, "PLAN_CHUNK_STEPS", 100)  # several kernel calls: reductions across them
+    first_reports = None
     for record_all in (True, False):
         path = tmp_path / f"{'all' if record_all else 'plan'}.xlsx"
         shutil.copy(template, path)
         monkeypatch.setattr(record, "RECORD_ALL", record_all)
         for action in ("reset", "run"):  # a Run continues from the saved state: epochs and steps go on
             report = runner.run(str(path), action=action)
+            first_reports = first_reports or report.experiments
         out[record_all] = written(path)
-    return out[True], out[False], report.experiments, sampled
+    return out[True], out[False], first_reports, sampled
 
 
 def same_parts(old: dict, new: dict) -> None:
@@ -102,6 +112,7 @@ def same_parts(old: dict, new: dict) -> None:
 
 @pytest.mark.parametrize("budget", [None, 30_000])
 def test_regression_runs_write_the_same_workbook(tmp_path, monkeypatch, budget):
+    """Every kind of run the brief names; the numeric gradients' gap sentence found in the loop."""
     if budget is not None:
         monkeypatch.setattr(budgets, "CELL_BUDGET", budget)
     template = book(tmp_path / "in.xlsx", REGRESSION, Y)
@@ -110,7 +121,12 @@ def test_regression_runs_write_the_same_workbook(tmp_path, monkeypatch, budget):
     sampled = {r.name: r.sampled for r in reports}
     assert any(r.diverged for r in reports)  # the diverging run is among them
     assert all(sampled.values()) if budget else not any(sampled.values())
-    assert recorded_sampled == ({"lin", "batch", "two", "carry"} if budget else set())
+    assert recorded_sampled == ({"lin", "batch", "two", "carry", "numeric", "macro", "anneal", "eve", "relu",
+                                 "dies", "alive"} if budget else set())
+    said = {r.name: " ".join(r.notes) for r in reports}
+    assert "dead from the start" in said["relu"] and "acted as the line" in said["alive"]
+    assert "died at epoch" in said["dies"]
+    assert any("Numeric against analytic gradients" in n for r in reports if r.name == "numeric" for n in r.notes)
 
 
 @pytest.mark.parametrize("budget", [None, 8_000])
@@ -122,8 +138,10 @@ def test_classifier_and_formula_mode_write_the_same_workbook(tmp_path, monkeypat
     template = book(tmp_path / "in.xlsx", experiments, LABEL)
     old, new, reports, recorded_sampled = run_both(tmp_path, template, monkeypatch)
     same_parts(old, new)
-    assert [r.sampled for r in reports] == ([True, True] if budget else [False, False])
-    assert recorded_sampled == ({"formulas"} if budget else set())  # a classifier is recorded whole
+    assert [r.sampled for r in reports] == ([True] * 3 if budget else [False] * 3)
+    assert recorded_sampled == ({"logit", "hot", "formulas"} if budget else set())
+    hot = " ".join(reports[1].notes)
+    assert "Saturated logits" in hot and "Log of 0 avoided" in hot  # the sentences found in the loop
 
 
 def test_runs_above_the_budget_record_a_fraction_of_their_lines(monkeypatch):
@@ -173,6 +191,8 @@ def test_complete_lines_are_the_lines_of_every_line(batch):
         got = getattr(lines, name)
         assert np.array_equal(got[everything], getattr(expected, name)), name
     assert np.array_equal(lines.prev_end < 0, expected.prev_end < 0)
+    assert np.array_equal(lines.prev_end >= 0, expected.prev_end >= 0)
+    assert np.array_equal(lines.last_of_prev_epoch < 0, expected.last_of_prev_epoch < 0)
     assert int(lines.epoch[np.int64(45)]) == int(expected.epoch[45]) and lines.row(7) == expected.row(7)
 
 
@@ -194,7 +214,8 @@ def test_held_bytes_is_what_a_sampled_run_holds():
     assert every > budgets.MEMORY_BUDGET  # what parsing refused
     held = record.held_bytes(linear, 1_000_000, 10, budgets.CELL_BUDGET)
     assert held == (1_000_000 * len(linear.step_columns()) + budgets.CELL_BUDGET) * 8 < budgets.MEMORY_BUDGET
-    relu = build_spec(Experiment(model="two_relu", flavour="pytorch", optimizer="sgd", epochs=10), 1_000_000, 1)
+    # ReLU units over two inputs: every data row decides whether a unit is on, so every line is kept
+    relu = build_spec(Experiment(model="mlp", flavour="pytorch", optimizer="sgd", epochs=10), 1_000_000, 2)
     assert record.held_bytes(relu, 1_000_000, 10, budgets.CELL_BUDGET) == 10_000_000 * len(relu.step_columns()) * 8
 
 
@@ -209,3 +230,63 @@ def test_a_sampled_result_pickles_with_the_lines_it_holds():
     copy.record_lines(result.step_lines[:3])  # held already
     with pytest.raises(ValueError):
         copy.record_lines([1])
+
+
+@pytest.mark.parametrize("lab", ["embeddings", "outputs"])
+def test_the_labs_write_the_same_workbook_above_a_lowered_budget(tmp_path, monkeypatch, lab):
+    """dot_product (the embeddings lab) and the outputs lab's classifiers and heads, recorded
+    whole or sampled as each allows, write what recording every line wrote."""
+    from sheetsync.demo import demo_runs, write_demo
+
+    monkeypatch.setattr(budgets, "CELL_BUDGET", 20_000)
+    template = write_demo(tmp_path / "in.xlsx", lab=lab)
+    out = {}
+    for record_all in (True, False):
+        path = tmp_path / f"{record_all}.xlsx"
+        shutil.copy(template, path)
+        monkeypatch.setattr(record, "RECORD_ALL", record_all)
+        for data_tab, experiments_tab in demo_runs(lab):
+            runner.run(str(path), data_tab=data_tab, experiments_tab=experiments_tab)
+        out[record_all] = written(path)
+    same_parts(out[True], out[False])
+
+
+@pytest.mark.parametrize("chunk", [40, 120, 100_000])
+def test_dead_units_found_in_the_loop_are_those_found_over_every_line(monkeypatch, chunk):
+    """Across kernel calls of `chunk` lines: the same sentences, whether a unit died in a call's
+    last batch, its first, or never lived."""
+    from sheetsync.engine import train as _  # noqa: F401
+
+    monkeypatch.setattr(record, "PLAN_CHUNK_STEPS", chunk)
+    for b in (-40.0, -3.0, -1.0, 0.5, 5.0):
+        for lr in (0.001, 0.004, 0.01, 0.02):
+            exp = Experiment(model="two_relu", flavour="pytorch", optimizer="sgd", lr=lr, epochs=30,
+                             init={"a": 1.0, "b": b, "c": 1.5, "d": 1.0})
+            sampled = train(exp, X, Y, plan=RecordPlan(1_000), find_safe_lr=False)
+            full = train(exp, X, Y, find_safe_lr=False)
+            assert sampled.sampled or full.diagnostics.divergence is not None
+            assert sampled.diagnostics.notes == full.diagnostics.notes, (b, lr)
+            assert sampled.diagnostics.dead == full.diagnostics.dead
+
+
+def test_a_unit_that_dies_on_a_kernel_calls_first_batch_is_found_there():
+    """record.Reductions across calls: alive at the last update of one call, dead from the first
+    of the next (and after every update of a call after that)."""
+    from sheetsync.engine.loop.spec import build_spec
+
+    spec = build_spec(Experiment(model="two_relu", flavour="pytorch", optimizer="sgd"), ROWS, 1)
+    cols = spec.step_columns()
+    reductions = record.Reductions(spec, cols, X[:, None])
+    alive_after = [True] * 40 + [False] * 80  # three calls of one 40-line epoch each
+    base = 0
+    for call in range(3):
+        lines = np.zeros((40, len(cols)))
+        lines[:, cols.index("step")] = np.arange(base, base + 40) + 1
+        on = np.array(alive_after[base:base + 40])
+        lines[:, cols.index("new a")] = 1.0
+        lines[:, cols.index("new b")] = np.where(on, 1.0, -100.0)  # a·x + b on a data row or on none
+        lines[:, cols.index("a")], lines[:, cols.index("b")] = 1.0, 1.0
+        reductions.take(lines, base)
+        base += 40
+    assert reductions.reduced()["death"]["u"] == (40, 40)  # the second call's first batch
+    assert set(reductions.named_rows()) == {0, 40}  # the first line (dead from the start?) and the death

@@ -453,6 +453,9 @@ def dead_units(result: "Result", X: np.ndarray) -> dict[str, DeadUnit]:
             continue
         if not len(steps):
             continue
+        if result.sampled:  # the loop found the batch after its last alive update (record.Reductions)
+            out.update(_dead_unit_sampled(result, unit, rows))
+            continue
         step_no = steps["step"]
         ends = np.flatnonzero(np.r_[step_no[1:] != step_no[:-1], True])
         alive_at = None
@@ -485,6 +488,28 @@ def dead_units(result: "Result", X: np.ndarray) -> dict[str, DeadUnit]:
     return out
 
 
+def _dead_unit_sampled(result: "Result", unit: Unit, rows: np.ndarray) -> dict[str, DeadUnit]:
+    """`dead_units`' answer for one unit of a run recorded sampled (it is dead at the end)."""
+    model = result.spec.model
+    steps = result.table("steps")
+    death = result.reduced["death"][unit.name]
+
+    def row(line: int) -> dict:
+        return steps.row(int(result.position([line])[0]))
+
+    if death is None:  # never alive after an update: was it before the first one?
+        first = {q: np.array([row(0)[q]]) for q in model.params}
+        if not (_pre_activation(unit, first, rows, model.inputs) > 0).any():
+            return {unit.name: DeadUnit(unit.name, unit.text(), unit.frozen, None, None, None, None)}
+        death = (result.reduced["first end"], 0)
+    line, first_line = death
+    s, f = row(line), row(first_line)
+    x = float(f[model.inputs[0]]) if len(model.inputs) == 1 else None
+    return {unit.name: DeadUnit(unit.name, unit.text(), unit.frozen, int(s["epoch"]), int(s["step"]),
+                                int(f["row"]), x, {q: float(s[q]) for q in unit.inputs_params},
+                                {q: float(s[f"new {q}"]) for q in unit.inputs_params})}
+
+
 def always_active(result: "Result", X: np.ndarray) -> bool:
     """Every ReLU unit was on for every data row at every step's parameters and at the end."""
     model = result.spec.model
@@ -492,6 +517,10 @@ def always_active(result: "Result", X: np.ndarray) -> bool:
     if not units or X.shape[1] != 1 or not result.rows("steps"):
         return False
     rows = _extreme_rows(X)
+    if result.sampled:  # every line's parameters were looked at in the loop (record.Reductions)
+        final = {q: np.array([result.params[q]]) for q in model.params}
+        return result.reduced["active"] and all(
+            bool((_pre_activation(u, final, rows, model.inputs) > 0).all()) for u in units)
     params = {q: np.r_[result.column("steps", q), result.params[q]] for q in model.params}
     return all(bool((_pre_activation(u, params, rows, model.inputs) > 0).all()) for u in units)
 
@@ -542,15 +571,23 @@ def gradient_gaps(result: "Result", upto: int | None = None) -> dict[str, GradGa
     h = exp.grad_step
     units = relu_units(model)
     for q in model.params:
-        est = steps[f"de/d{q} est"][:n]
-        ana = steps[f"de/d{q}"][:n]
-        with np.errstate(invalid="ignore"):
-            gaps = np.abs(est - ana)
-        if not np.isfinite(gaps).any():
-            continue
-        line = int(np.nanargmax(gaps))
-        gap = float(gaps[line])
-        s = steps.row(line)
+        if result.sampled:  # its lines were looked at in the loop (record.Reductions; never diverged)
+            line = result.reduced["gap"][q]
+            if line is None:
+                continue
+            s = steps.row(int(result.position([line])[0]))
+            with np.errstate(invalid="ignore"):
+                gap = float(np.abs(s[f"de/d{q} est"] - s[f"de/d{q}"]))
+        else:
+            est = steps[f"de/d{q} est"][:n]
+            ana = steps[f"de/d{q}"][:n]
+            with np.errstate(invalid="ignore"):
+                gaps = np.abs(est - ana)
+            if not np.isfinite(gaps).any():
+                continue
+            line = int(np.nanargmax(gaps))
+            gap = float(gaps[line])
+            s = steps.row(line)
         params = {p: np.array([float(s[p])]) for p in model.params}
         inputs = {i: np.array([float(s[i])]) for i in model.inputs}
         direction = {p: np.array([1.0 if p == q else 0.0]) for p in model.params}

@@ -17,52 +17,70 @@ SATURATED = 20.0  # |z| past this: p(1 - p) < 2.1e-9
 
 
 def notes(result, X: np.ndarray, Y: np.ndarray) -> list[str]:
-    """Sentences for result.diagnostics.notes (steps are read when the run kept them)."""
+    """Sentences for result.diagnostics.notes (steps are read when the run kept them; a run
+    recorded sampled found its lines in the loop: `result.reduced`)."""
     model = result.spec.model
     out: list[str] = []
-    steps = result.table("steps")
-    if len(steps):
-        out += _saturation(steps, model)
-        out += _log_zero(steps, model)
+    if result.sampled:
+        saturated, hits, log_zero = (result.reduced[k] for k in ("saturated", "saturated hits", "log zero"))
+        if saturated is not None:
+            out += _saturation(_line(result, saturated), model, hits / result.total_steps)
+        if log_zero is not None:
+            out += _log_zero(_line(result, log_zero))
+    elif result.rows("steps"):
+        steps = result.table("steps")
+        hit = np.flatnonzero(saturated_lines(steps, model))
+        if len(hit):
+            out += _saturation(steps.row(int(hit[0])), model, len(hit) / len(steps))
+        hit = np.flatnonzero(log_zero_lines(steps, model))
+        if len(hit):
+            out += _log_zero(steps.row(int(hit[0])))
     if result.confusion is not None:
         out += _never_predicted(result)
     return out
 
 
+def _line(result, line: int) -> dict:
+    return result.table("steps").row(int(result.position([line])[0]))
+
+
 def _logit_margin(steps, model) -> np.ndarray:
+    """|z| (sigmoid) or the lead of the largest logit (softmax), per line of `steps` (a mapping
+    column -> array)."""
     if model.head == "sigmoid":
         return np.abs(steps["z"])
     z = np.sort(np.column_stack([steps[f"z{k}"] for k in range(1, model.classes + 1)]), axis=1)
     return z[:, -1] - z[:, -2]
 
 
-def _saturation(steps, model) -> list[str]:
-    margin = _logit_margin(steps, model)
-    hit = np.flatnonzero(margin >= SATURATED)
-    if not len(hit):
-        return []
-    i = int(hit[0])
-    what = (f"|z| = {margin[i]:.4g}" if model.head == "sigmoid"
-            else f"the largest logit leads the next by {margin[i]:.4g}")
-    share = len(hit) / len(margin)
-    return [f"Saturated logits: from step {int(steps['step'][i])} (data row {int(steps['row'][i])}), "
+def saturated_lines(steps, model) -> np.ndarray:
+    return _logit_margin(steps, model) >= SATURATED
+
+
+def log_zero_lines(steps, model) -> np.ndarray:
+    """Lines where a probability rounded to exactly 0 or 1."""
+    cols = ["p"] if model.head == "sigmoid" else [f"p{k}" for k in range(1, model.classes + 1)]
+    p = np.column_stack([steps[c] for c in cols])
+    return ((p == 0.0) | (p == 1.0)).any(axis=1)
+
+
+def _saturation(s: dict, model, share: float) -> list[str]:
+    """The sentence for the first saturated line `s` (column -> value); `share` of lines saturated."""
+    margin = float(_logit_margin({c: np.array([v]) for c, v in s.items()}, model)[0])
+    what = (f"|z| = {margin:.4g}" if model.head == "sigmoid"
+            else f"the largest logit leads the next by {margin:.4g}")
+    return [f"Saturated logits: from step {int(s['step'])} (data row {int(s['row'])}), "
             f"{what}, so p is within 2e-9 of 0 or 1 and a gradient through the sigmoid/softmax is scaled by "
             f"p(1 - p) < 2e-9 (vanishing); {share:.0%} of the rows shown were saturated. A smaller lr, inputs "
             "on a smaller scale or weight decay keep the logits moderate."]
 
 
-def _log_zero(steps, model) -> list[str]:
-    cols = ["p"] if model.head == "sigmoid" else [f"p{k}" for k in range(1, model.classes + 1)]
-    p = np.column_stack([steps[c] for c in cols])
-    hit = np.flatnonzero(((p == 0.0) | (p == 1.0)).any(axis=1))
-    if not len(hit):
-        return []
-    i = int(hit[0])
-    return [f"Log of 0 avoided: at step {int(steps['step'][i])} (data row {int(steps['row'][i])}) a "
+def _log_zero(s: dict) -> list[str]:
+    return [f"Log of 0 avoided: at step {int(s['step'])} (data row {int(s['row'])}) a "
             "probability rounded to exactly 0 or 1, where the textbook -(y·log p + (1 - y)·log(1 - p)) needs "
             "log 0 (-∞, an error in a spreadsheet, and 0·log 0 is NaN); the loss is computed from the logits "
             "instead (as torch's binary_cross_entropy_with_logits and log_softmax do), so it stayed finite: "
-            f"{float(steps['loss'][i]):.6g}."]
+            f"{float(s['loss']):.6g}."]
 
 
 def _never_predicted(result) -> list[str]:

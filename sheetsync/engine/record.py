@@ -4,15 +4,18 @@ Above the cell budget the steps tab writes a sample of the lines (`sample_lines`
 line, the first and last of each epoch), and a run of a million rows by ten epochs would hold
 ten million lines to write 125,000 of them. With a `RecordPlan` (the runner passes one), `train`
 keeps only the lines the layout asks for and reduces what the diagnostics need over every line
-as the loop goes (the parameters' ranges, for the landscape). The layout asks for lines with
+as the loop goes. The layout asks for lines with
 `Result.record_lines`; a line that was not recorded is recorded by running the loop again from
 the same start (it is deterministic: the same bits come out), so what is written never depends
 on a guess.
 
-Only runs whose diagnostics read nothing but the per-epoch sums and the final parameters are
-recorded this way (`plannable`): no divergence (a diverged run is run again, recording every
-line), no ReLU units, classifier heads, numeric gradients, table models or workbook macros
-between epochs. The others record every line, as the Python API always does by default.
+What the diagnoses need over every line is gathered in the loop (`Reductions`): the
+parameters' ranges (the landscape), the largest numeric-against-analytic gaps (with the lines
+that hold them), a classifier's saturated and log-of-0 lines. Runs whose diagnoses read more
+record every line (`plannable` leaves them out): ReLU units (dead units) and table models;
+so does a run that diverges (it is run again recording every
+line up to the divergence: the explosion's story reads them). The Python API records every
+line unless asked.
 """
 
 from __future__ import annotations
@@ -69,8 +72,9 @@ def plannable(spec) -> bool:
     diagnostics and layout (module docstring); a divergence is found only by running it."""
     from .explain import relu_units
 
-    return not (spec.update.epoch_macro or spec.tables or spec.model.classifier or spec.has_estimates
-                or relu_units(spec.model))
+    # ReLU units: with one input two data rows decide whether a unit is on (explain._extreme_rows);
+    # with more, every data row at every update would be evaluated in the loop
+    return not (spec.tables or (relu_units(spec.model) and len(spec.model.inputs) != 1))
 
 
 def sampled(spec, n_rows: int, epochs: int, cell_budget: int) -> bool:
@@ -87,7 +91,7 @@ def held_bytes(spec, n_rows: int, epochs: int, cell_budget: int) -> int:
     (refused by `diverged_bytes` when that is over budgets.MEMORY_BUDGET)."""
     cols = len(spec.step_columns())
     lines = epochs * n_rows
-    if not sampled(spec, n_rows, epochs, cell_budget):
+    if RECORD_ALL or not sampled(spec, n_rows, epochs, cell_budget):
         return lines * cols * 8
     return (min(lines, max(n_rows, PLAN_CHUNK_STEPS)) * cols + cell_budget) * 8
 
@@ -152,8 +156,9 @@ class LineColumn:
 
     PIECE = 1 << 20
 
-    def __init__(self, n: int, at):
+    def __init__(self, n: int, at, negative: int | None = None):
         self.n, self.at = n, at  # at(lines: int64 array) -> values
+        self.negative = negative  # if known: lines [0, negative) hold the only values below 0
 
     def __len__(self) -> int:
         return self.n
@@ -167,6 +172,10 @@ class LineColumn:
         return self.at(np.asarray(key, dtype=np.int64))
 
     def _compare(self, op, other) -> np.ndarray:
+        if self.negative is not None and other == 0 and op in (np.less, np.greater_equal):
+            out = np.zeros(self.n, bool)
+            out[:self.negative] = True
+            return out if op is np.less else ~out
         out = np.empty(self.n, bool)
         for a in range(0, self.n, self.PIECE):
             out[a:a + self.PIECE] = op(self.at(np.arange(a, min(a + self.PIECE, self.n))), other)
@@ -208,8 +217,118 @@ class CompleteLines:
         def last_of_prev_epoch(lines):
             return np.where((lines % rows == 0) & (lines > 0), lines - 1, -1)
 
-        self.prev_end = LineColumn(n, prev_end)
+        self.prev_end = LineColumn(n, prev_end, negative=min(batch, rows, n))  # the Run's first batch
         self.last_of_prev_epoch = LineColumn(n, last_of_prev_epoch)
 
     def row(self, i: int) -> int:
         return self.first_row + i
+
+
+class Reductions:
+    """What the diagnoses of a run recorded sampled need over every line, gathered kernel call
+    by kernel call (`take`): each parameter's range (the landscape's axes), the line of each
+    parameter's largest numeric-against-analytic gap (explain.gradient_gaps), a classifier's
+    first saturated line, how many were, and its first log-of-0 line (explain_classify). The
+    lines named are kept whole (`rows`), so their sentences read them as recorded."""
+
+    def __init__(self, spec, columns: list[str], X: np.ndarray):
+        from .explain import _extreme_rows, relu_units
+
+        self.spec, self.columns = spec, columns
+        self.units = relu_units(spec.model)  # one input (plannable): two data rows decide each
+        self.extremes = _extreme_rows(X) if self.units else None
+        self.active = True  # every unit on for every data row at every line's parameters
+        # per unit: the batch after its last alive update, as (its last line, its first line);
+        # None while it was never alive after an update; "next" when the last alive update
+        # ended a kernel call (the next call's first batch is the one)
+        self.death: dict[str, object] = {u.name: None for u in self.units}
+        self.first_end: int | None = None  # the first batch's last line
+        self.params = spec.params
+        self.lo = np.full(len(self.params), np.inf)
+        self.hi = np.full(len(self.params), -np.inf)
+        self.gap: dict[str, tuple[float, int] | None] = {q: None for q in self.params} if spec.has_estimates else {}
+        self.gap_finite = {q: False for q in self.gap}
+        self.saturated: int | None = None
+        self.saturated_hits = 0
+        self.log_zero: int | None = None
+        self.rows: dict[int, np.ndarray] = {}  # line -> its row, for the lines named
+
+    def take(self, lines: np.ndarray, base: int) -> None:
+        """The kernel call's lines (epochs already counted across Runs), line `base` first."""
+        view = {c: lines[:, i] for i, c in enumerate(self.columns)}
+        if self.units:
+            self._take_units(lines, view, base)
+        at = [self.columns.index(q) for q in self.params]
+        self.lo = np.fmin(self.lo, lines[:, at].min(axis=0))
+        self.hi = np.fmax(self.hi, lines[:, at].max(axis=0))
+        for q in self.gap:
+            with np.errstate(invalid="ignore"):
+                gaps = np.abs(view[f"de/d{q} est"] - view[f"de/d{q}"])
+            self.gap_finite[q] |= bool(np.isfinite(gaps).any())
+            if (~np.isnan(gaps)).any():
+                i = int(np.nanargmax(gaps))  # the first of the largest, as over every line at once
+                if self.gap[q] is None or gaps[i] > self.gap[q][0]:
+                    self.gap[q] = (float(gaps[i]), base + i)
+                    self._keep(lines, base, i)
+        if self.spec.model.classifier:
+            from .explain_classify import log_zero_lines, saturated_lines
+
+            hit = np.flatnonzero(saturated_lines(view, self.spec.model))
+            self.saturated_hits += len(hit)
+            if self.saturated is None and len(hit):
+                self.saturated = base + int(hit[0])
+                self._keep(lines, base, int(hit[0]))
+            if self.log_zero is None:
+                hit = np.flatnonzero(log_zero_lines(view, self.spec.model))
+                if len(hit):
+                    self.log_zero = base + int(hit[0])
+                    self._keep(lines, base, int(hit[0]))
+
+    def _take_units(self, lines: np.ndarray, view: dict, base: int) -> None:
+        """explain.dead_units and always_active, over this call's lines."""
+        from .explain import _pre_activation
+
+        model = self.spec.model
+        step = view["step"]
+        ends = np.flatnonzero(np.r_[step[1:] != step[:-1], True])  # calls hold whole epochs
+        if base == 0:
+            self.first_end = int(ends[0])
+            self._keep(lines, 0, 0)
+            self._keep(lines, 0, int(ends[0]))
+        before = {q: view[q] for q in model.params}
+        new = {q: view[f"new {q}"][ends] for q in model.params}
+        for u in self.units:
+            if self.active:
+                self.active = bool((_pre_activation(u, before, self.extremes, model.inputs) > 0).all())
+            if self.death[u.name] == "next":
+                self.death[u.name] = (base + int(ends[0]), base)
+                self._keep(lines, base, int(ends[0]))
+            alive = np.flatnonzero((_pre_activation(u, new, self.extremes, model.inputs) > 0).any(axis=1))
+            if len(alive):
+                j = int(alive[-1])
+                if j + 1 < len(ends):
+                    self.death[u.name] = (base + int(ends[j + 1]), base + int(ends[j]) + 1)
+                    self._keep(lines, base, int(ends[j + 1]))
+                    self._keep(lines, base, int(ends[j]) + 1)
+                else:
+                    self.death[u.name] = "next"
+
+    def _keep(self, lines: np.ndarray, base: int, i: int) -> None:
+        self.rows[base + i] = lines[i].copy()
+
+    def reduced(self) -> dict:
+        """What `Result.reduced` holds (only the lines still named keep their rows)."""
+        death = {u: (d if isinstance(d, tuple) else None) for u, d in self.death.items()}
+        return {"gap": {q: (g[1] if g is not None and self.gap_finite[q] else None) for q, g in self.gap.items()},
+                "saturated": self.saturated, "saturated hits": self.saturated_hits, "log zero": self.log_zero,
+                "active": self.active, "death": death, "first end": self.first_end}
+
+    def named_rows(self) -> dict[int, np.ndarray]:
+        reduced = self.reduced()
+        named = {v for v in [*reduced["gap"].values(), reduced["saturated"], reduced["log zero"]] if v is not None}
+        if self.units:
+            named |= {0, self.first_end} | {line for d in reduced["death"].values() if d for line in d}
+        return {line: row for line, row in self.rows.items() if line in named}
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        return dict(zip(self.params, zip(self.lo.tolist(), self.hi.tolist())))

@@ -186,10 +186,12 @@ class Result:
     # A run recorded sampled (engine/record.py): `steps` holds some lines of the complete table,
     # `step_lines` the complete table's index of each (None: `steps` is complete), `counters`
     # the complete table's epoch, step and row numbers, `param_range` each parameter's (min, max)
-    # over every line, `more_lines(lines)` records more lines (the loop run again).
+    # over every line, `reduced` the lines diagnoses name, `more_lines(lines)` records more
+    # lines (the loop run again).
     step_lines: Any = None
     counters: Any = None
     param_range: dict[str, tuple[float, float]] | None = None
+    reduced: dict[str, Any] = field(default_factory=dict)  # what diagnoses found over every line (record.Reductions)
     more_lines: Callable[[np.ndarray], tuple[Columns, np.ndarray]] | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:  # pickling: work out what is still Lazy (closures)

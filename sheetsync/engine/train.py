@@ -116,59 +116,69 @@ def _train_sampled(job: Job, given: State | None, progress, find_safe_lr: bool) 
     n_rows = job.X.shape[0]
     n = experiment.epochs * n_rows
     cols = job.spec.step_columns()
-    param_cols = [cols.index(q) for q in job.spec.params]
 
     def run(wanted: np.ndarray, tell=None):
         """The loop from `start`: the final state, its chunks (epoch sums only), the `wanted`
-        lines as Columns, each parameter's range over every line; None if it diverged."""
+        lines and those the diagnoses name as Columns with their line numbers, and what the
+        diagnoses need over every line (record.Reductions); None if it diverged."""
         state, chunks, kept = start, [], []
-        lo = np.full(len(param_cols), np.inf)
-        hi = np.full(len(param_cols), -np.inf)
+        starts = {start.epoch + 1: start_values(job, start)}
+        reductions = record.Reductions(job.spec, cols, job.X)
         base, remaining = 0, experiment.epochs
         while remaining > 0:
-            k = max(1, min(remaining, record.PLAN_CHUNK_STEPS // max(1, n_rows)))
-            state, chunk = run_epochs(job, state, k, True)
+            if job.spec.update.epoch_macro:  # the workbook's macros between epochs, as `train` runs them
+                k, epoch = 1, state.epoch + 1
+                starts[epoch] = start_values(job, state)
+                state, chunk = graddesc.run_macro_epoch(job, state, True)
+                starts[epoch]["lr"] = chunk.lr
+            else:
+                k = max(1, min(remaining, record.PLAN_CHUNK_STEPS // max(1, n_rows)))
+                state, chunk = run_epochs(job, state, k, True)
             if chunk.diverged:
                 _check_diverged_size(job, base + chunk.diverged[0] + 1)
                 return None
             lines = chunk.lines
-            lo = np.fmin(lo, lines[:, param_cols].min(axis=0))
-            hi = np.fmax(hi, lines[:, param_cols].max(axis=0))
+            lines[:, 0] += state.epoch - k + 1  # epochs counted across Runs, 1-based
+            reductions.take(lines, base)
             a, b = np.searchsorted(wanted, [base, base + len(lines)])
-            part = lines[wanted[a:b] - base]  # a copy: the chunk's lines go now
-            part[:, 0] += state.epoch - k + 1  # epochs counted across Runs, 1-based
-            kept.append(part)
+            kept.append(lines[wanted[a:b] - base])  # a copy: the chunk's lines go now
             chunks.append(Chunk(lines[:0].copy(), chunk.epochs, chunk.lr, None))
             base += len(lines)
             del lines, chunk  # before the next call writes its own lines
             remaining -= k
             if tell:
                 tell(base, n)
-        table = np.concatenate(kept) if kept else np.empty((0, len(cols)))
+        named = {line: row for line, row in reductions.named_rows().items()
+                 if not np.isin(line, wanted)}  # a line named by a diagnosis, not written
+        at = np.r_[wanted, list(named)].astype(np.int64)
+        table = np.concatenate(kept + [np.array(list(named.values())).reshape(-1, len(cols))])
+        order = np.argsort(at, kind="stable")
+        table, at = table[order], at[order]
         columns = {c: table[:, i] for i, c in enumerate(cols)}
         for c in ("epoch", "step", "row"):
             columns[c] = columns[c].astype(np.int64)
-        return state, chunks, Columns(columns), dict(zip(job.spec.params, zip(lo.tolist(), hi.tolist())))
+        return state, chunks, Columns(columns), at, reductions, starts
 
     path = np.unique(np.linspace(0, n, min(n + 1, LANDSCAPE_PATH)).round().astype(np.int64))
     wanted = record.whole_batches(path[path < n], n_rows, job.spec.batch_size, n)
     done = run(wanted, progress)
     if done is None:
         return None
-    state, chunks, columns, ranges = done
+    state, chunks, columns, recorded, reductions, starts = done
     counters = Counters(n, n_rows, job.spec.batch_size, start.epoch, start.t, job.order)
-    if not all(np.array_equal(columns[c], getattr(counters, c)(wanted)) for c in ("epoch", "step", "row")):
+    if not all(np.array_equal(columns[c], getattr(counters, c)(recorded)) for c in ("epoch", "step", "row")):
         return None  # a structure the counters do not describe: record every line rather than guess
 
     def more(lines: np.ndarray) -> tuple[Columns, np.ndarray]:
         """The loop run again (the same bits), recording `lines` and the rest of their batches."""
-        lines = record.whole_batches(lines, n_rows, job.spec.batch_size, n)
-        return run(lines)[2], lines
+        _, _, columns, recorded, _, _ = run(record.whole_batches(lines, n_rows, job.spec.batch_size, n))
+        return columns, recorded
 
     result = build_result(job, state, chunks, keep_steps=False)
     result.steps = columns
-    result.step_lines, result.counters, result.param_range, result.more_lines = wanted, counters, ranges, more
-    result.starts = {start.epoch + 1: start_values(job, start)}
+    result.step_lines, result.counters, result.more_lines = recorded, counters, more
+    result.param_range, result.reduced = reductions.ranges(), reductions.reduced()
+    result.starts = starts
     result.start_origin = origin
     result.diagnostics.restarted = restarted
     diagnose(job, result, given, search=find_safe_lr)

@@ -70,7 +70,6 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     """The steps tab; with `formulas` (formula mode) every computed cell holds its formula, and
     `settings_block` (a Table right of the steps table) holds the settings they read."""
     exp = result.experiment
-    steps = result.steps
     div_index = _divergence_index(result)
     onset = result.diagnostics.onset
     keep = [i for i in (div_index, onset.line if onset else None) if i is not None]
@@ -80,7 +79,7 @@ def render_steps(result: Result, allowed_rows: int | None = None,
     else:
         rows, k = sample_lines(n, result.epoch_firsts(), allowed_rows, keep)
     result.record_lines(rows)  # a run recorded sampled records what it lacks
-    steps = result.steps
+    steps = result.steps  # read after: recording more replaces it
     at = result.position(rows)  # where those lines sit in result.steps
     tab = TabPlan(steps_tab_name(exp.name), kind="steps", frozen_rows=HEADER_ROW + 1,
                   row_heights={0: BAND_POINTS})

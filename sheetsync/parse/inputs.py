@@ -698,19 +698,23 @@ def _table_work(exp: Experiment, dataset: Dataset, n_params: int) -> int:
 def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cells: dict[str, dict[str, str]],
                     tab: str = EXPERIMENTS_TAB) -> list[Problem]:
     """Refuse, before training, a run whose recorded steps would not fit `budgets.MEMORY_BUDGET`:
-    train() holds every step line (lines × step columns × 8 bytes), all experiments together.
-    The problem names the `epochs` cell of the experiment holding the most."""
+    train() holds every step line (lines × step columns × 8 bytes), all experiments together,
+    except for a run recorded sampled (engine/record.py `held_bytes`: one kernel call's lines and
+    at most the cell budget's). The problem names the `epochs` cell of the experiment holding
+    the most."""
     from ..engine.labels import classes_of
     from ..engine.loop.spec import Spec
     from ..engine.models import build_model
     from ..engine.optimizers import build_update
+    from ..engine.record import held_bytes
 
     held: dict[str, int] = {}
     for exp in experiments:
         if exp.model == "dot_product":
             from ..engine.loop.spec import build_spec
 
-            held[exp.name] = exp.epochs * dataset.n_rows * len(build_spec(exp, dataset.n_rows, 2).step_columns()) * 8
+            held[exp.name] = held_bytes(build_spec(exp, dataset.n_rows, 2), dataset.n_rows, exp.epochs,
+                                        budgets.CELL_BUDGET)
             continue
         try:
             model = build_model(exp.model, dataset.x.shape[1], exp.hidden, exp.output,
@@ -718,7 +722,7 @@ def memory_problems(experiments: list[Experiment], dataset: Dataset, setting_cel
             spec = Spec(model, build_update(exp), exp.loss, exp.gradient, exp.grad_method, 0, False)
         except (ValueError, KeyError):
             continue  # reported by the settings checks
-        held[exp.name] = exp.epochs * dataset.n_rows * len(spec.step_columns()) * 8
+        held[exp.name] = held_bytes(spec, dataset.n_rows, exp.epochs, budgets.CELL_BUDGET)
     total = sum(held.values())
     if total <= budgets.MEMORY_BUDGET:
         return []

@@ -28,6 +28,15 @@ def book(tmp_path, epochs, rows=5000):
     return tmp_path / "book.xlsx"
 
 
+@pytest.fixture(autouse=True)
+def recorded_whole(monkeypatch):
+    """Runs recorded whole (a run over the cell budget is otherwise recorded sampled and holds
+    far less: tests/test_record_plan.py)."""
+    from sheetsync.engine import record
+
+    monkeypatch.setattr(record, "RECORD_ALL", True)
+
+
 def test_a_run_inside_the_compute_budget_that_would_exhaust_memory_is_refused(tmp_path):
     # 5,000 rows × 20,000 epochs: 100 million step lines, ~13 GB held; the compute budget allows it
     path = book(tmp_path, 20_000)
