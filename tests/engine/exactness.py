@@ -19,9 +19,11 @@ Run the tests that use these:  python -m pytest tests/engine/test_pytorch_exact.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Hashable, Sequence, TypeVar
 
 import numpy as np
+
+Case = TypeVar("Case")
 
 
 RTOL = 1e-12
@@ -62,3 +64,30 @@ def assert_trajectory_close(ours: np.ndarray, theirs: np.ndarray, names: Sequenc
     for col, name in enumerate(names):
         np.testing.assert_allclose(ours[:, col], theirs[:, col], rtol=RTOL, atol=float(atol[col]),
                                    err_msg=f"{label}: parameter {name}; {where}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Covers: a few cases of a product that between them meet everything the product checks.
+
+
+def greedy_cover(product: Sequence[Case], features: Callable[[Case], set[Hashable]],
+                 cost: Callable[[Case], float] = lambda case: 1.0) -> list[Case]:
+    """Cases of `product` that between them have every feature any case of it has: each pick
+    the one adding the most features not yet met per unit of `cost` (the first such, in order)."""
+    wanted = set().union(*(features(c) for c in product))
+    chosen, covered = [], set()
+    while covered != wanted:
+        best = max(product, key=lambda c: len(features(c) - covered) / cost(c))
+        chosen.append(best)
+        covered |= features(best)
+    return chosen
+
+
+def torch_family(hp: dict) -> str:
+    """The torch optimizer a configuration's settings run: its name, with SGD told apart as
+    plain, momentum and nesterov."""
+    if hp["optimizer"] not in ("sgd", "momentum", "nesterov"):
+        return hp["optimizer"]
+    if hp.get("nesterov") or hp["optimizer"] == "nesterov":
+        return "nesterov"
+    return "momentum" if "momentum" in hp or hp["optimizer"] == "momentum" else "sgd"
