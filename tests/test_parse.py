@@ -151,7 +151,7 @@ def test_a_huge_run_is_refused_at_once():
     assert "over the budget" in found["experiments!B2"]
     found = problems_of(snapshot(data, [["", "huge"], ["epochs", 1_000_000_000]]))
     assert "1 to 10,000,000" in found["experiments!B2"]
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10  # never attempted: a billion epochs would take hours
 
 
 def test_only_selects_experiments_and_names_a_missing_one():
