@@ -170,10 +170,7 @@ def test_run_log_at_its_cap_renders_only_this_runs_row_when_it_appends():
 # -- progress over every phase --------------------------------------------------------------------
 
 def test_progress_reports_each_phase_in_order_and_old_callbacks_hear_training_only():
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from memory_backend import MemoryBackend
     from sheetsync import run
     from sheetsync.demo import demo_tabs
@@ -234,10 +231,7 @@ def test_cli_progress_is_a_bar_per_phase_and_json_lines_with_json(monkeypatch):
 def test_formula_mode_over_the_cell_budget_builds_no_formulas(monkeypatch):
     """Steps that will be sampled whatever else is written get no formulas built (they would be
     thrown away): a note says values were written; under the budget formulas are written."""
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from memory_backend import MemoryBackend
     from sheetsync import budgets, run
     from sheetsync.demo import demo_tabs

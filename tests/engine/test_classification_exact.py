@@ -19,23 +19,18 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "reference")]
+from exactness import assert_trajectory_close, greedy_cover, sheetsync_trajectory
+from torch_classify import trajectory
 
-from exactness import assert_trajectory_close, greedy_cover, sheetsync_trajectory  # noqa: E402
-from torch_classify import trajectory  # noqa: E402
-
-from sheetsync import Experiment  # noqa: E402
-from sheetsync.engine import train  # noqa: E402
-from sheetsync.engine.models import build_model  # noqa: E402
+from sheetsync import Experiment
+from sheetsync.engine import train
+from sheetsync.engine.models import build_model
 
 MIN_STEPS = 300
 N_ROWS = 26

@@ -12,19 +12,17 @@ Run:  python -m pytest tests/engine/test_classification_fastai.py -q
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from exactness import assert_trajectory_close, sheetsync_trajectory
+
+from sheetsync import Experiment
+from sheetsync.engine import train
+
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "reference")]
-
-from exactness import assert_trajectory_close, sheetsync_trajectory  # noqa: E402
-
-from sheetsync import Experiment  # noqa: E402
-from sheetsync.engine import train  # noqa: E402
 
 REFERENCE = json.loads((HERE.parent / "reference" / "fastai_classify_reference.json").read_text())
 PROBLEMS = REFERENCE["problems"]

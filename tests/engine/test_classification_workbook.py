@@ -7,17 +7,14 @@ Run:  python -m pytest tests/engine/test_classification_workbook.py -q
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from workbooks import rows_of, sheet_names, write_book  # noqa: E402
+from workbooks import rows_of, sheet_names, write_book
 
-from sheetsync.errors import InputError  # noqa: E402
-from sheetsync.runner import run  # noqa: E402
+from sheetsync.errors import InputError
+from sheetsync.runner import run
 
 
 def points(k: int, n: int = 24, seed: int = 3):
