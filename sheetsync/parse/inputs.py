@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Callable
 
 import numpy as np
@@ -165,7 +166,7 @@ def _parse_data(snapshot: Snapshot, tab: str, problems: list[Problem],
     text_y: dict[str, list[Problem]] = {}
     for j, name in enumerate(order):
         col = columns[name]
-        cells = [row[col] if col < len(row) else None for row in rows[1:1 + n]]
+        cells = _column(rows, col, 1, 1 + n)
         if _all_plain_numbers(cells):  # the common case, without a check per cell
             values[:, j] = cells
             continue
@@ -310,10 +311,22 @@ def label_problems(experiments: list[Experiment], dataset: Dataset, tab: str = E
     return problems
 
 
+_PLAIN_NUMBERS = {int, float}  # not bool, not text: what a number cell reads as
+
+
 def _all_plain_numbers(cells: list) -> bool:
-    if not all(type(v) in (int, float) for v in cells):
+    if not set(map(type, cells)) <= _PLAIN_NUMBERS:  # map and set run in C: 100,000 cells in ~3 ms
         return False
     return bool(np.isfinite(np.asarray(cells, dtype=float)).all())
+
+
+def _column(rows: list[list], col: int, start: int, stop: int) -> list:
+    """Column `col` of rows[start:stop], None where a row is shorter (an itemgetter over the
+    rows when none is: a big data tab's column without a Python step per cell)."""
+    part = rows[start:stop]
+    if part and min(map(len, part)) > col:
+        return list(map(itemgetter(col), part))
+    return [row[col] if col < len(row) else None for row in part]
 
 
 def _cell_order(cell: str) -> tuple[int, str]:
@@ -378,6 +391,8 @@ def _first_blank(row: list) -> int:
 def _last_data_row(rows: list[list], cols) -> int:
     """0-based index of the last row before the first row empty in every data column."""
     cols = list(cols)
+    if any(set(map(type, _column(rows, c, 1, len(rows)))) <= _PLAIN_NUMBERS for c in cols):
+        return len(rows) - 1  # a column of numbers all the way down: no row is empty
     last = 0
     for r in range(1, len(rows)):
         row = rows[r]
