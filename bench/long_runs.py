@@ -26,22 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sheetsync import runner  # noqa: E402
-from sheetsync.demo import EXPERIMENTS, demo_tabs  # noqa: E402
+from sheetsync.demo import EXPERIMENTS  # noqa: E402
 from sheetsync.backends.xlsx import XlsxBackend  # noqa: E402
 from sheetsync.engine.result import Result  # noqa: E402
 from sheetsync.layout import map as layout_map  # noqa: E402
 from sheetsync.layout.runs import RUNS_HEADER, RunEntry, render_runs  # noqa: E402
+from yardstick import demo_book  # noqa: E402
 
-
-
-def demo_book(folder: Path, epochs: int) -> Path:
-    tabs = demo_tabs()
-    for row in tabs["experiments"]:
-        if row[0] == "epochs":
-            row[1:] = [epochs] * (len(row) - 1)
-    path = folder / f"demo-{epochs}.xlsx"
-    XlsxBackend.create(str(path), tabs)
-    return path
 
 
 def timed_run(path: Path) -> dict[str, float]:

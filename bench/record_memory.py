@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from yardstick import demo_book  # noqa: E402
+
 CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
@@ -69,19 +71,6 @@ def measure(template: Path, record_all: bool) -> dict:
         code = CHILD.format(root=str(ROOT), record_all=record_all, path=str(path))
         out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def demo_book(folder: Path, epochs: int) -> Path:
-    from sheetsync.backends.xlsx import XlsxBackend
-    from sheetsync.demo import demo_tabs
-
-    tabs = demo_tabs()
-    for row in tabs["experiments"]:
-        if row[0] == "epochs":
-            row[1:] = [epochs] * (len(row) - 1)
-    path = folder / f"demo-{epochs}.xlsx"
-    XlsxBackend.create(str(path), tabs)
-    return path
 
 
 def main() -> None:

@@ -26,3 +26,17 @@ def best_of(repeats: int, run):
 def compile_c(source: Path, library: Path, flags: tuple[str, ...] = C_FLAGS) -> ctypes.CDLL:
     subprocess.run(["cc", *flags, "-o", str(library), str(source), "-lm"], check=True)
     return ctypes.CDLL(str(library))
+
+
+def demo_book(folder: Path, epochs: int) -> Path:
+    """The demo workbook with every experiment at `epochs` epochs, written into `folder`."""
+    from sheetsync.backends.xlsx import XlsxBackend
+    from sheetsync.demo import demo_tabs
+
+    tabs = demo_tabs()
+    for row in tabs["experiments"]:
+        if row[0] == "epochs":
+            row[1:] = [epochs] * (len(row) - 1)
+    path = folder / f"demo-{epochs}.xlsx"
+    XlsxBackend.create(str(path), tabs)
+    return path
