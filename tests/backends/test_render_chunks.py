@@ -1,7 +1,9 @@
 """A table that shares some of its rows (a steps table beside its charts' data, a loose text) is
 written whole, a chunk of rows at a time, where nothing shares them, and cell by cell only in
-the chunks that are shared. The bytes must be those of writing the whole table cell by cell,
-as every such table was written before."""
+the chunks that are shared; tables side by side on exactly the same rows (an epochs history and
+its log10 loss) are written together a chunk at a time where nothing else shares those rows. The
+bytes must be those of writing the whole tables cell by cell, as every such table was written
+before."""
 
 from __future__ import annotations
 
@@ -26,10 +28,19 @@ def shared_plan(n: int) -> Plan:
                   texts=[Text(0, 0, "title"), Text(250, 7, "a note far down, beside the table")],
                   highlights=[Highlight(row=400, col=1, n_rows=2, n_cols=1, color="FFFF00")])
     alone = TabPlan("alone", tables=[Table([Column("x", x)], row=1, col=0)], texts=[Text(0, 0, "above")])
-    return Plan([tab, alone])
+    with np.errstate(all="ignore"):
+        log10 = np.log10(np.abs(x))
+    history = Table([Column("epoch", np.arange(1, n + 1), number_format="0"), Column("loss", x),
+                     Column("dead", ["a" if i % 7 == 0 else "" for i in range(n)])], row=2, col=0)
+    side = Table([Column("log10 loss", log10, number_format="0.00")], row=2, col=4)  # the same rows
+    far = Table([Column("more", -x)], row=2, col=6)  # a third on them, further right
+    epochs = TabPlan("epochs", tables=[side, history, far], frozen_rows=3,
+                     texts=[Text(0, 0, "title"), Text(min(200, n), 9, "a note beside the group")],
+                     highlights=[Highlight(row=60, col=4, n_rows=3, n_cols=1, color="FFFF00")])
+    return Plan([tab, alone, epochs])
 
 
-def cell_by_cell_where_shared_at_all(self, table):
+def cell_by_cell_where_shared_at_all(self, table, besides=()):
     """The rule before: a table sharing any row is written cell by cell in all of them."""
     spans = ORIGINAL(self, table)
     first, last = table.row, table.row + table.n_rows

@@ -253,13 +253,22 @@ class TabRenderer:
         if pieces:
             yield _row_xml(current, pieces, heights.get(current))
 
-    def _busy_rows(self, table) -> list[tuple[int, int]]:
-        """Spans of sheet rows (first, last) where something besides `table` has cells or the
-        row has a height: there the table's rows are assembled with the rest, cell by cell."""
+    def _busy_rows(self, table, besides=()) -> list[tuple[int, int]]:
+        """Spans of sheet rows (first, last) where something besides `table` (and the tables in
+        `besides`) has cells or the row has a height: there the table's rows are assembled with
+        the rest, cell by cell."""
         spans = [(r, r) for r in self.plan.row_heights]
-        spans += [(t.row, t.row + t.n_rows) for t in self.plan.tables if t is not table]
+        spans += [(t.row, t.row + t.n_rows) for t in self.plan.tables
+                  if t is not table and all(t is not b for b in besides)]
         spans += [(r, r) for r, c in self.overlays if not self._in_table(r, c)]
         return spans
+
+    def _side_by_side(self, table) -> list:
+        """The tables on exactly `table`'s rows, itself included, left to right (an epochs
+        history and its chart data): where nothing else shares those rows, their rows are
+        written together a chunk at a time by the leftmost (`_table_rows`)."""
+        return sorted((t for t in self.plan.tables if (t.row, t.n_rows) == (table.row, table.n_rows)),
+                      key=lambda t: t.col)
 
     def _loose_cells(self) -> Iterator[tuple[int, int, str]]:
         """Texts and highlighted cells outside every table."""
@@ -283,9 +292,14 @@ class TabRenderer:
         letters = [col_letter(table.col + j) for j in range(len(columns))]
         patches = self._table_patches(table)
         busy = self._busy_rows(table)
+        group = self._side_by_side(table)  # [table] when no other table shares its rows exactly
+        busy_but_group = self._busy_rows(table, besides=group)
 
         def alone(first: int, last: int) -> bool:
             return not any(a <= last and first <= b for a, b in busy)
+
+        def alone_but_group(first: int, last: int) -> bool:
+            return len(group) > 1 and not any(a <= last and first <= b for a, b in busy_but_group)
 
         header_style = self.header_styles[id(table)]
         header = [cell_xml(f"{letters[j]}{table.row + 1}", c.header, header_style)
@@ -298,14 +312,29 @@ class TabRenderer:
             yield table.row, table.col, "".join(header)
         framed = RowsRenderer(letters, columns, table.row + 2, framed=True)
         separate = RowsRenderer(letters, columns, table.row + 2, framed=False)
+        partners = [] if group[0] is not table else [self._renderer(t) for t in group[1:]]
         for i0 in range(0, table.n_rows, CHUNK_ROWS):
             chunk_patches = patches.pop(i0 // CHUNK_ROWS, {})
             i1 = min(table.n_rows, i0 + CHUNK_ROWS)
             if alone(table.row + 1 + i0, table.row + i1):
                 yield table.row + 1 + i0, -1, framed.framed(i0, i1, chunk_patches)
                 continue
+            if alone_but_group(table.row + 1 + i0, table.row + i1):
+                if partners:  # the leftmost writes the group's rows, each as _rows would assemble it
+                    parts = [separate.separate(i0, i1, chunk_patches)]
+                    parts += [r.separate(i0, i1, pp.get(i0 // CHUNK_ROWS, {})) for r, pp in partners]
+                    first = table.row + 2 + i0  # 1-based
+                    yield table.row + 1 + i0, -1, "".join(
+                        f'<row r="{first + k}">' + "".join(cells) + "</row>" for k, cells in enumerate(zip(*parts)))
+                continue  # the others' rows there are in the leftmost's
             for k, xml in enumerate(separate.separate(i0, i1, chunk_patches)):
                 yield table.row + 1 + i0 + k, table.col, xml
+
+    def _renderer(self, table) -> tuple["RowsRenderer", dict]:
+        """A table's row renderer (cells only) and its overlaid cells by chunk."""
+        columns = self.columns[self.plan.tables.index(table)]
+        letters = [col_letter(table.col + j) for j in range(len(columns))]
+        return RowsRenderer(letters, columns, table.row + 2, framed=False), self._table_patches(table)
 
     def _table_patches(self, table) -> dict[int, dict[tuple[int, int], str]]:
         """Overlaid cells inside `table`, rendered, grouped by chunk (-1: the header row)."""
