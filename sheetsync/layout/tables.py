@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from ..backends.base import Column
 from ..engine.result import Columns
 
@@ -83,14 +84,15 @@ def numeric_table(table: Columns) -> Columns:
 # -- typing cells read back (as pandas typed them: see the module's docstring) ------------------
 
 
-def _kind(v: Any) -> str:
-    if v is None:
+def _kind(t: type) -> str:
+    """What a cell of type `t` is, for typing a column (a cell's kind is its type's)."""
+    if t is type(None):
         return "blank"
-    if isinstance(v, (bool, np.bool_)):
+    if issubclass(t, (bool, np.bool_)):
         return "bool"
-    if isinstance(v, (int, np.integer)):
+    if issubclass(t, (int, np.integer)):
         return "int"
-    if isinstance(v, (float, np.floating)):
+    if issubclass(t, (float, np.floating)):
         return "float"
     return "other"
 
@@ -98,7 +100,7 @@ def _kind(v: Any) -> str:
 def column_of_cells(values: list) -> np.ndarray:
     """Cells as one column: whole numbers int64; numbers with fractions or blanks float64 (a
     blank NaN); booleans alone bool; anything else (text, blanks alone, mixtures) object."""
-    kinds = {_kind(v) for v in values}
+    kinds = {_kind(t) for t in set(map(type, values))}  # the types first: a history has thousands of cells
     if not kinds or "other" in kinds or kinds == {"blank"} or ("bool" in kinds and kinds != {"bool"}):
         return _objects(values)
     if kinds == {"bool"}:
@@ -108,7 +110,7 @@ def column_of_cells(values: list) -> np.ndarray:
             return np.array(values, dtype=np.int64)
         except OverflowError:  # beyond int64: kept as they are
             return _objects(values)
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return np.array(values, dtype=np.float64)  # numpy reads a blank (None) as NaN
 
 
 def _objects(values) -> np.ndarray:
@@ -137,7 +139,7 @@ def numeric(values: Any) -> np.ndarray:
     for v in values:
         if isinstance(v, str):
             v = _number_in(v)
-        kind = _kind(v)
+        kind = _kind(type(v))
         if kind in ("bool", "int"):
             out.append(int(v))
         elif kind == "float":
