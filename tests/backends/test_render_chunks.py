@@ -66,3 +66,15 @@ def test_shared_tables_write_the_bytes_they_wrote_cell_by_cell(tmp_path, monkeyp
     XlsxBackend(before).apply(shared_plan(n))
     assert worksheets(now) == worksheets(before)
 
+
+
+def test_a_number_cell_of_an_odd_row_is_cell_xml_of_it():
+    """Rows holding a NaN are written cell by cell through render._number_cell, which must give
+    cell_xml's bytes (repr for floats, blank for NaN and infinities) for every numpy number."""
+    values = [np.float64(v) for v in (0.0, -0.0, 1e-5, 1e16, 1.5, np.nan, np.inf, -np.inf, 5e-324,
+                                      1.7976931348623157e308, 0.1, 123456789.0)]
+    values += [np.float32(0.1), np.float32(np.nan), np.int64(-3), np.int32(7), np.uint8(255),
+               np.uint64(2**64 - 1), np.int64(-2**63)]
+    for style in (0, 3):
+        for v in values:
+            assert render._number_cell("B7", v, style) == render.cell_xml("B7", v, style), (v, style)

@@ -537,12 +537,24 @@ def odd_row(letters: list[str], columns: list[ColumnData], fields: list[list], k
     cells = []
     for j, data in enumerate(columns):
         if data.fast:
-            cells.append(cell_xml(letters[j] + rownum, data.values[index], data.style))
+            cells.append(_number_cell(letters[j] + rownum, data.values[index], data.style))
         else:
             cells.append(fields[j][k])
     for j, xml in patches:
         cells[j] = xml
     return "".join(cells)
+
+
+def _number_cell(ref: str, value: np.number, style: int) -> str:
+    """`cell_xml` of a fast column's number (a numpy float or integer), without its dispatch over
+    every kind of value: a float as repr, NaN and infinities blank."""
+    s = f' s="{style}"' if style else ""
+    if value.dtype.kind == "f":
+        x = float(value)
+        if not math.isfinite(x):
+            return f'<c r="{ref}"{s}></c>' if s else ""
+        return f'<c r="{ref}"{s}><v>{x!r}</v></c>'
+    return f'<c r="{ref}"{s}><v>{int(value)}</v></c>'
 
 
 # =============================================================================================
