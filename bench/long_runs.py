@@ -31,7 +31,7 @@ from sheetsync.backends.xlsx import XlsxBackend  # noqa: E402
 from sheetsync.engine.result import Result  # noqa: E402
 from sheetsync.layout import map as layout_map  # noqa: E402
 from sheetsync.layout.runs import RUNS_HEADER, RunEntry, render_runs  # noqa: E402
-from yardstick import demo_book  # noqa: E402
+from yardstick import best_of, demo_book  # noqa: E402
 
 
 
@@ -80,15 +80,6 @@ def old_render_runs_rows(previous: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
-def best(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=20_000)
@@ -113,7 +104,7 @@ def main() -> None:
     result = train(Experiment("basic", epochs=args.epochs), X, Y)
     sf = StepFormulas(result, lambda i, name: f"data!{'A' if name == 'x' else 'B'}{i + 2}",
                       {"lr": "experiments!B5"}, 4)
-    now = best(lambda: layout_map.render_map("basic", sf, "basic steps"), 3)
+    now = best_of(3, lambda: layout_map.render_map("basic", sf, "basic steps"))[0]
     line = f"map of one experiment at {args.epochs} epochs: {now * 1e3:.1f} ms"
     print(line)
 
@@ -121,8 +112,8 @@ def main() -> None:
     print("run log: previous rows   render_runs   old per-row loop")
     for rows in (0, 1_000, args.log_rows):
         frame = log_frame(rows)
-        now = best(lambda: render_runs([RUNS_HEADER] + frame.values.tolist(), entry))  # the tab as read
-        then = best(lambda: old_render_runs_rows(frame), 2)
+        now = best_of(5, lambda: render_runs([RUNS_HEADER] + frame.values.tolist(), entry))[0]  # the tab as read
+        then = best_of(2, lambda: old_render_runs_rows(frame))[0]
         print(f"  {rows:>6}              {now * 1e3:7.2f} ms   {then * 1e3:8.1f} ms")
 
 

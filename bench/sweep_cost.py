@@ -25,7 +25,6 @@ import argparse
 import ctypes
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from sheetsync import Experiment, sweep  # noqa: E402
-from yardstick import compile_c  # noqa: E402
+from yardstick import best_of, compile_c  # noqa: E402
 
 X = np.array([14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 21, 28, 20, 8,
               64, 99, 70, 27, 17, 8], dtype=np.float64)
@@ -57,16 +56,6 @@ def c_loop(lib, optimizer: int, lrs: np.ndarray, epochs: int) -> np.ndarray:
     ptr = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))  # noqa: E731
     lib.run(0, optimizer, len(lrs), len(X), epochs, ptr(X), ptr(Y), ptr(lrs), 0.9, 0.999, 1e-8, ptr(params))
     return params
-
-
-def best_of(n: int, fn):
-    fn()  # warm-up: the kernel compiles or loads from its cache once
-    best, out = float("inf"), None
-    for _ in range(n):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:

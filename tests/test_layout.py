@@ -10,7 +10,8 @@ from sheetsync.layout import ExperimentOutput, RunEntry, merge_history, render
 from sheetsync.layout.compare import render_compare
 from sheetsync.layout.epochs import fit_grid, predict, render_epochs
 from sheetsync.layout.state import SavedState, read_state, render_state
-from sheetsync.layout.steps import DEAD, DIVERGED, HEADER_ROW, render_steps, sample_rows
+from sheetsync.engine.record import epoch_starts, sample_lines
+from sheetsync.layout.steps import DEAD, DIVERGED, HEADER_ROW, render_steps
 from sheetsync.layout.tables import read_table
 
 x, y = np.array(X, float), np.array(Y, float)
@@ -56,9 +57,9 @@ def test_sampling_keeps_epoch_boundaries_and_labels_the_tab():
     assert cells[(0, 0)].splitlines()[1].startswith("SAMPLED:")
 
 
-def test_sample_rows_with_more_epochs_than_room_still_fits():
+def test_sample_lines_with_more_epochs_than_room_still_fits():
     epoch = np.repeat(np.arange(1, 10_001), 3)
-    rows, k = sample_rows(epoch, 1000)
+    rows, k = sample_lines(len(epoch), epoch_starts(epoch), 1000)
     assert len(rows) <= 1000 and k > 1 and rows[0] == 0 and rows[-1] == len(epoch) - 1
 
 

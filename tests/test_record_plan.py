@@ -15,8 +15,7 @@ import pytest
 
 from sheetsync import budgets, runner
 from sheetsync.engine import record, train
-from sheetsync.engine.record import RecordPlan, sample_lines
-from sheetsync.layout.steps import sample_rows
+from sheetsync.engine.record import RecordPlan, epoch_starts, sample_lines
 from sheetsync.settings import Experiment
 
 from workbooks import write_book
@@ -165,10 +164,10 @@ def test_a_diverging_run_is_recorded_whole():
     assert result.diagnostics.divergence is not None and not result.sampled
 
 
-def test_sample_lines_is_sample_rows_over_the_epoch_starts():
+def test_sample_lines_over_an_epoch_column_is_sample_lines_over_the_epoch_starts():
     epoch = np.repeat(np.arange(1, 8), 13)
     for allowed in (5, 20, 40, 91, 200):
-        rows, k = sample_rows(epoch, allowed, [17])
+        rows, k = sample_lines(len(epoch), epoch_starts(epoch), allowed, [17])
         lines, k2 = sample_lines(len(epoch), np.arange(0, len(epoch), 13), allowed, [17])
         assert np.array_equal(rows, lines) and k == k2
 

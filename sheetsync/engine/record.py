@@ -36,6 +36,13 @@ class RecordPlan:
     cell_budget: int
 
 
+def epoch_starts(epoch: np.ndarray) -> np.ndarray:
+    """The first line of each epoch of a table whose epoch column is `epoch`."""
+    if not len(epoch):
+        return np.zeros(0, np.int64)
+    return np.r_[0, np.flatnonzero(epoch[1:] != epoch[:-1]) + 1]
+
+
 def sample_lines(n: int, firsts: np.ndarray, allowed: int, keep=()) -> tuple[np.ndarray, int]:
     """Indices of the lines to write of a table of `n` lines whose epochs start at lines
     `firsts` (ascending, from 0) when at most `allowed` fit, and the stride k (1: all lines).

@@ -219,8 +219,9 @@ class Result:
         """The complete table's first line of each epoch."""
         if self.sampled:
             return self.counters.firsts()
-        epoch = self.column("steps", "epoch")
-        return np.r_[0, np.flatnonzero(epoch[1:] != epoch[:-1]) + 1] if len(epoch) else np.zeros(0, np.int64)
+        from .record import epoch_starts
+
+        return epoch_starts(self.column("steps", "epoch"))
 
     def record_lines(self, lines) -> None:
         """Make sure `steps` holds these lines of the complete table (a sampled run records the

@@ -35,7 +35,6 @@ from ..engine.program import Program, build_program
 from ..engine.reduction import render as render_sum, sum_tree
 from ..engine.result import Result
 from ..settings import SETTINGS
-from .tables import result_table
 
 # Columns the steps tab writes after those of the loop (layout.steps: the stability margin).
 STEPS_EXTRA_COLUMNS = ("margin",)
@@ -128,7 +127,7 @@ class StepFormulas:
         self.spec = result.spec  # the run's own structure (a softmax's K comes from its labels)
         self.program: Program = build_program(self.spec)
         # the loop's columns (a steps tab read back by `trace` also holds the tab's own extra ones)
-        self.columns = [c for c in result_table(result, "steps") if c not in STEPS_EXTRA_COLUMNS]
+        self.columns = [c for c in result.table("steps").columns if c not in STEPS_EXTRA_COLUMNS]
         self.letter = {c: col_letter(i) for i, c in enumerate(self.columns)}
         self.data_cells = data_cells  # (data row 0-based, input name) -> "data!B7"
         self.settings = setting_cells  # setting name -> "experiments!B5"

@@ -22,7 +22,6 @@ from .landscape import render_landscape
 from .runs import LogAsRead, RunEntry, render_runs
 from .state import SavedState, render_state
 from .steps import CHART_COLUMNS, render_steps, steps_cells
-from .tables import result_table
 
 if TYPE_CHECKING:  # the factors and similar tabs (dot_product) load only when drawn
     from .factors import EmbeddingView
@@ -152,7 +151,7 @@ def steps_allowances(results: list[Result], budget: int) -> list[int]:
     if total <= budget:
         return [r.total_steps for r in results]
     budget = max(budget, 0)
-    return [max(int(budget * size / total) // (len(list(result_table(r, "steps"))) + CHART_COLUMNS), 10)
+    return [max(int(budget * size / total) // (len(r.table("steps").columns) + CHART_COLUMNS), 10)
             for r, size in zip(results, sizes)]
 
 

@@ -59,12 +59,6 @@ def steps_cells(result: Result) -> int:
     return (result.total_steps + HEADER_ROW + 1) * (len(result.table("steps").columns) + CHART_COLUMNS)
 
 
-def sample_rows(epoch: np.ndarray, allowed: int, keep: list[int] = ()) -> tuple[np.ndarray, int]:
-    """`engine.record.sample_lines` for a table whose epoch column is `epoch`."""
-    firsts = np.r_[0, np.flatnonzero(epoch[1:] != epoch[:-1]) + 1]
-    return sample_lines(len(epoch), firsts, allowed, keep)
-
-
 def render_steps(result: Result, allowed_rows: int | None = None,
                  formulas: dict[str, list] | None = None, settings_block=None) -> TabPlan:
     """The steps tab; with `formulas` (formula mode) every computed cell holds its formula, and
