@@ -25,6 +25,7 @@ import sheetsync
 from sheetsync import cli, runner
 from sheetsync.engine import embeddings as engine_embeddings
 from sheetsync.labs import embeddings as E
+from workbooks import rows_of
 
 ROOT = Path(__file__).resolve().parent.parent
 REL = 1e-12
@@ -73,7 +74,7 @@ def test_the_dotprod_layout_is_jeremys_for_his_sizes():
 # --- the demo workbook
 
 def rows(book, tab):
-    return [list(r) for r in openpyxl.load_workbook(book, data_only=True, read_only=True)[tab].iter_rows(values_only=True)]
+    return rows_of(book, tab, read_only=True)
 
 
 @pytest.fixture(scope="module")

@@ -332,6 +332,7 @@ def test_data_rows_make_a_data_tab():
 # --- the lab workbook: `sheetsync demo --lab outputs`
 
 from sheetsync import cli  # noqa: E402
+from workbooks import rows_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +359,7 @@ def test_the_lab_writes_the_entropy_tabs_with_their_formulas_and_values(lab):
 
 
 def rows(book, tab):
-    return [list(r) for r in openpyxl.load_workbook(book, data_only=True, read_only=True)[tab].iter_rows(values_only=True)]
+    return rows_of(book, tab, read_only=True)
 
 
 def test_classifier_epochs_hold_accuracy_and_the_confusion_table_by_species(lab):

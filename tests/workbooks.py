@@ -26,8 +26,9 @@ def write_book(path: Path, tabs: dict[str, list[list]] | None = None, edit=None)
     return path
 
 
-def rows_of(path: Path, tab: str) -> list[list]:
-    wb = openpyxl.load_workbook(path, data_only=True)
+def rows_of(path: Path, tab: str, read_only: bool = False) -> list[list]:
+    """A tab's cached values, row by row (`read_only`: openpyxl's streaming reader, for big tabs)."""
+    wb = openpyxl.load_workbook(path, data_only=True, read_only=read_only)
     return [list(r) for r in wb[tab].iter_rows(values_only=True)]
 
 
