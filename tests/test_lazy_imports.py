@@ -1,7 +1,10 @@
 """A `sheetsync run` imports neither pandas nor openpyxl (issue 17: ~0.3 s of a fresh run's
 start-up went to them). Checked in a fresh process: every `import` statement a sheetsync module
 executes for them during a run is recorded, through the CLI, in values and formula mode, run
-and reset, with `--json`."""
+and reset, with `--json`.
+
+A run whose compiled loops are cached (any run after the first) imports no loop generator, no
+printer and no subprocess either (issue 17: ~15 ms of a fresh run's start-up)."""
 
 from __future__ import annotations
 
@@ -53,10 +56,47 @@ def run_imports(tmp_path_factory) -> dict:
     done = subprocess.run([sys.executable, "-c", CHILD, str(folder)], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stderr.strip().splitlines()[-1])
+    return {**json.loads(done.stderr.strip().splitlines()[-1]), "folder": str(folder)}
 
 
 def test_a_run_imports_neither_pandas_nor_openpyxl(run_imports):
     """Values, --json, formula mode and reset: no module of ours imports them, and nothing else
     did on our behalf."""
-    assert run_imports == {"importers": [], "loaded": []}
+    assert {k: run_imports[k] for k in ("importers", "loaded")} == {"importers": [], "loaded": []}
+
+
+# Modules a run whose compiled loops are already cached does without: the loop generator and its
+# printers (a library is found through the Spec's index file), the compiler's subprocess.
+DEFERRED = ("sheetsync.engine.loop.program", "sheetsync.engine.loop.c_printer",
+            "sheetsync.engine.loop.numba_printer", "subprocess", "shlex")
+
+WARM_CHILD = r"""
+import json, shutil, sys
+from sheetsync.cli import main
+book = sys.argv[1] + "/warm.xlsx"
+shutil.copy(sys.argv[1] + "/demo.xlsx", book)
+try:
+    main(["run", book])
+except SystemExit as e:
+    assert not e.code, e.code
+print(json.dumps(sorted(m for m in sys.argv[2].split(",") if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def test_a_run_with_its_loops_cached_imports_no_generator(run_imports, tmp_path_factory):
+    """The run above compiled the demo's loops into its cache; a fresh process running the demo
+    again loads them without importing the generator, the printers or subprocess."""
+    assert run_imports["importers"] == []  # the run above ran, and filled the cache
+    folder = Path(run_imports["folder"])
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SHEETSYNC_CACHE_DIR=str(folder / "kernels"), SHEETSYNC_KERNEL="c")
+    done = subprocess.run([sys.executable, "-c", WARM_CHILD, str(folder), ",".join(DEFERRED)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+    # ... and a process whose cache is empty does generate them (the check above can fail)
+    env["SHEETSYNC_CACHE_DIR"] = str(tmp_path_factory.mktemp("cold"))
+    done = subprocess.run([sys.executable, "-c", WARM_CHILD, str(folder), ",".join(DEFERRED)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {"sheetsync.engine.loop.program", "sheetsync.engine.loop.c_printer", "subprocess"} \
+        <= set(json.loads(done.stderr.strip().splitlines()[-1]))

@@ -99,3 +99,54 @@ def test_our_own_folder_from_an_older_version_is_tightened(cache):
     cache.chmod(0o755)  # only we could write it: its libraries are ours
     assert kernel_cache.cache_dir() == cache
     assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o700
+
+
+def _index_files(cache: Path) -> list[Path]:
+    return sorted(cache.glob("sheetsync_c_spec_*.key"))
+
+
+def test_a_cached_loop_is_found_through_its_index_without_generating_its_source(cache, monkeypatch):
+    """A fresh process finds the library of a loop it ran before by the Spec, the compiler and
+    the generator (an index file naming the library), so it neither imports nor runs the
+    generator; the library is still checked against its recorded hash."""
+    expected = train_once().params
+    [so] = cache.glob("sheetsync_c_*.so")
+    [index] = _index_files(cache)
+    assert so.name == f"sheetsync_c_{index.read_text()}.so"
+    from sheetsync.engine.loop import program
+
+    def no_generation(spec):
+        raise AssertionError("generated a loop the cache holds")
+
+    monkeypatch.setattr(program, "build", no_generation)
+    monkeypatch.setattr(backend, "_loaded", {})
+    assert train_once().params == expected
+
+
+@pytest.mark.parametrize("content", ["0123456789abcdef01234567", "not a key", ""])
+def test_an_index_naming_no_library_of_ours_falls_back_to_the_source(cache, monkeypatch, content):
+    expected = train_once().params
+    [so] = cache.glob("sheetsync_c_*.so")
+    [index] = _index_files(cache)
+    index.write_text(content)
+    monkeypatch.setattr(backend, "_loaded", {})
+    assert train_once().params == expected
+    assert so.name == f"sheetsync_c_{index.read_text()}.so"  # written again
+
+
+def test_the_index_follows_the_generators_code(cache, monkeypatch):
+    """The index is named by every engine module's size and modification time (Python's own
+    rule for its bytecode cache), so an edited generator, model or printer never reuses a
+    library built from older code."""
+    stamp = backend._generator_stamp()
+    engine = Path(backend.__file__).resolve().parents[1]
+    for path in (engine / "expr.py", engine / "models.py", engine / "loop" / "program.py",
+                 engine / "loop" / "c_printer.py", engine / "loop" / "cc.py"):
+        st = path.stat()
+        assert f"{path.parent.name}/{path.name} {st.st_size} {st.st_mtime_ns}" in stamp.splitlines()
+    train_once()
+    [index] = _index_files(cache)
+    monkeypatch.setattr(backend, "_stamp", [stamp + "\nloop/program.py edited"])
+    monkeypatch.setattr(backend, "_loaded", {})
+    train_once()
+    assert len(_index_files(cache)) == 2 and len(list(cache.glob("sheetsync_c_*.so"))) == 1

@@ -10,22 +10,25 @@ Two backends compile the same statement list (`program`) and give the same bits:
 
 ``SHEETSYNC_KERNEL=c`` or ``=numba`` forces a backend. A loop is looked up in this process by
 its Spec (`Spec.key`) before any source is generated, so a `train` on a structure already run
-costs a dictionary lookup here.
+costs a dictionary lookup here. Across processes, a C loop is found through an index file named
+by the Spec, the compiler and the generator's own code (`_index_path`), so a run whose loops are
+cached neither imports `program` and the printers nor generates their source (~15 ms of a
+fresh run); a miss generates it and looks the library up by the hash of its source, as before.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 
+from ... import __version__
 from ...errors import SheetsyncError
-from . import c_printer, cache, cc, numba_printer
-from .program import build
+from . import cache, cc
 from .spec import Spec
 
 _lock = threading.Lock()
@@ -85,6 +88,18 @@ def _load_c_kernel(spec: Spec):
         if forced:
             raise SheetsyncError("SHEETSYNC_KERNEL=c, but there is no C compiler")
         return None
+    index = _index_path(spec, argv)
+    known = _read_index(index)
+    if known is not None:
+        with _lock:
+            fn = cc.load_built(spec, known)
+        if fn is not None:
+            return fn
+    # A miss: the loop's source decides the library. Imported here, not above: a run whose
+    # loops are all in the cache never needs the generator (~10 ms of imports).
+    from . import c_printer
+    from .program import build
+
     source = c_printer.source(build(spec))
     key = cc.cache_key(source, argv)
     broken = "cc:" + cc.identity(argv)
@@ -92,7 +107,7 @@ def _load_c_kernel(spec: Spec):
         if (key in _failed_c or broken in _failed_c) and not forced:
             return None
         try:
-            return cc.load(spec, source, key, argv)
+            fn = cc.load(spec, source, key, argv)
         except cc.CompileError as e:
             if forced:
                 raise SheetsyncError(f"SHEETSYNC_KERNEL=c, but the training loop did not compile: {e}") from None
@@ -105,9 +120,53 @@ def _load_c_kernel(spec: Spec):
             else:
                 log.warning("the C training loop did not compile, using numba instead: %s", e)
             return None
+        if known != key:
+            try:
+                cache.write_atomic(index, key)
+            except OSError:  # the index only saves time
+                pass
+        return fn
+
+
+_stamp: list[str] = []
+
+
+def _generator_stamp() -> str:
+    """What names the code that generates a loop from its Spec: the size and modification time
+    of every module of the engine (the Spec's model, update and loss, the program, the printers,
+    the compiler's flags), the rule Python's own bytecode cache uses for a module's source."""
+    if not _stamp:
+        engine = Path(__file__).resolve().parent.parent
+        parts = [__version__]
+        for folder in (engine, engine / "loop"):
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if entry.name.endswith(".py"):
+                    st = entry.stat()
+                    parts.append(f"{folder.name}/{entry.name} {st.st_size} {st.st_mtime_ns}")
+        _stamp.append("\n".join(parts))
+    return _stamp[0]
+
+
+def _index_path(spec: Spec, argv: list[str]) -> Path:
+    """The index file that names the library compiled for `spec` by this compiler from this
+    generator (its content: the library's cache key, `cc.cache_key` of the source)."""
+    return cache.cache_dir() / f"sheetsync_c_spec_{cache.key(repr(spec.key), _generator_stamp(), cc.identity(argv))}.key"
+
+
+def _read_index(index: Path) -> str | None:
+    try:
+        key = index.read_text()
+    except OSError:
+        return None
+    return key if len(key) == 24 and all(ch in "0123456789abcdef" for ch in key) else None
 
 
 def _load_numba_kernel(spec: Spec):
+    import importlib.util
+
+    from . import numba_printer
+    from .program import build
+
     source = numba_printer.source(build(spec))
     key = cache.key(source)
     with _lock:

@@ -18,10 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-import shlex
 import shutil
-import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
@@ -49,7 +46,13 @@ class CompileError(Exception):
 
 def compiler() -> list[str] | None:
     """The C compiler command (env CC, else cc) if it is installed, else None."""
-    argv = shlex.split(os.environ.get("CC") or "cc")
+    command = os.environ.get("CC") or "cc"
+    if not any(ch.isspace() or ch in "\"'\\" for ch in command):
+        argv = [command]  # one word, as shlex would split it (not imported for that: every run asks)
+    else:
+        import shlex
+
+        argv = shlex.split(command)
     path = shutil.which(argv[0]) if argv else None
     return [path, *argv[1:]] if path else None
 
@@ -72,6 +75,8 @@ def cache_key(source: str, argv: list[str]) -> str:
 
 
 def build(source: str, so_path: Path, argv: list[str]) -> None:
+    import subprocess  # only a compile needs it, not a run whose loops are cached
+
     tag = f"{os.getpid()}.{threading.get_ident()}"
     c_tmp = so_path.with_name(f"{so_path.stem}.{tag}.tmp.c")
     so_tmp = so_path.with_name(f"{so_path.stem}.{tag}.tmp.so")
@@ -101,6 +106,8 @@ PROBE_C = "#include <math.h>\n#include <stdint.h>\nint probe(void) { return (int
 
 def compiler_works(argv: list[str]) -> bool:
     """Whether `argv` builds a trivial library (after a failure: the compiler's fault or the loop's?)."""
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         try:
             build(PROBE_C, Path(tmp) / "probe.so", argv)
@@ -124,6 +131,24 @@ def load(spec: Spec, source: str, key: str, argv: list[str]):
             lib = ctypes.CDLL(str(so_path))
         except OSError:
             raise CompileError(f"could not load {so_path}: {e}") from None
+    return _kernel(spec, lib)
+
+
+def load_built(spec: Spec, key: str):
+    """The kernel for `spec` from the library cached under `key` if sheetsync built it there
+    and it loads, else None (the caller generates the source and calls `load`). Called under
+    the loader's lock."""
+    so_path = cache.cache_dir() / f"sheetsync_c_{key}.so"
+    if not cache.written_by_us(so_path):
+        return None
+    try:
+        lib = ctypes.CDLL(str(so_path))
+    except OSError:
+        return None
+    return _kernel(spec, lib)
+
+
+def _kernel(spec: Spec, lib) -> NativeKernel:
     fn = lib.kernel
     fn.restype = ctypes.c_int
     pointer, integer = ctypes.c_void_p, ctypes.c_int64
