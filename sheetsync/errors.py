@@ -7,7 +7,6 @@ they were found in, so a message reads ``data!B7: expected a number, found 'abc'
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 
@@ -65,5 +64,7 @@ class BackendError(SheetsyncError):
 
 def closest(word: str, choices) -> str:
     """' (did you mean X?)' when a choice is close to `word`, else ''."""
+    import difflib  # only a bad name gets here: not imported by every command (~1 ms)
+
     match = difflib.get_close_matches(str(word).lower(), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""

@@ -20,7 +20,6 @@ because IEEE arithmetic is not associative and the workbook's numbers depend on 
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -238,6 +237,8 @@ def _fma(a: float, b: float, c: float) -> float:
         return a * b + c  # the product is already inf or NaN, exactly as fma sees it
     if not math.isfinite(c):
         return c
+    from fractions import Fraction  # here: fractions and decimal take ~1.5 ms to import, few runs get here
+
     exact = Fraction(a) * Fraction(b) + Fraction(c)
     if exact == 0:
         negative = math.copysign(1.0, a) * math.copysign(1.0, b) < 0 and math.copysign(1.0, c) < 0
