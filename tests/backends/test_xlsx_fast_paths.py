@@ -231,6 +231,9 @@ SHAPES = [
     '<row r="20"><c r="A20" t="inlineStr"><is><t></t></is></c><c r="B20" t="str"><v></v></c><c r="C20"><v/></c></row>',
     '<row r="21"><c r="A21"><v>1</v></c><c r="B21" s="1" s="2"/></row>',  # duplicate, in an empty cell
     '<row r="22"><c r="A22"><v>1</v></c><c r="B22" x:y="1"/></row>',  # undeclared prefix, ditto
+    # characters XML forbids that the scan's text class leaves to a whole-text check
+    '<row r="23"><c r="A23" t="inlineStr"><is><t>a\ufffeb</t></is></c></row>',
+    '<row r="24"><c r="A24"><v>1</v></c><c r="B24" t="str"><v>\uffff</v></c></row>',
 ]
 
 

@@ -34,8 +34,10 @@ _ATTR = rf'{_SPACE}+(?!r[ \t\r\n=])[A-Za-z_][\w.:-]*="[^"<]*"'
 # Any attribute (single quotes too), for the cells and rows handed to ElementTree one by one.
 _ANY_ATTR = rf"""{_SPACE}+[^\s=/>]+{_SPACE}*={_SPACE}*(?:"[^"<]*"|'[^'<]*')"""
 # Element text that reads back as it stands: no markup, entity, \r (turned into \n by a parser),
-# "]]>" or character XML forbids.
-_TEXT = "[^<&\\]\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+# "]]>" or character XML forbids. U+FFFE and U+FFFF, which XML forbids too, are not in this class
+# (with them the class costs 2.5 times as much to compile, in every row shape's expression):
+# a text holding either goes to ElementTree whole (`_decoded`).
+_TEXT = "[^<&\\]\r\x00-\x08\x0b\x0c\x0e-\x1f]"
 _SHEET_TOKENS = re.compile(
     rf'<row(?: r="([0-9]+)")?((?:{_ATTR})*)(/?>)'  # 1 r, 2 other attributes, 3 ">" or "/>"
     r"|(</row)[ \t\r\n]*>"  # 4
@@ -116,14 +118,14 @@ class SheetScan:
                 end = buf.find(b"</sheetData>", max(0, clean - 11))
                 if end >= 0:
                     raw = buf[:end]
-                    row = self._chunk(raw.decode("utf-8"), rows, row, raw=raw)
+                    row = self._chunk(_decoded(raw), rows, row, raw=raw)
                     tail = buf[end:]
                     break
                 if not chunk:
                     raise _Unrecognised("no </sheetData>")
                 cut = buf.rfind(b"</row>") + 6
                 raw = buf[:cut]
-                row = self._chunk(raw.decode("utf-8"), rows, row, raw=raw)
+                row = self._chunk(_decoded(raw), rows, row, raw=raw)
                 pending, size = [buf[cut:]], len(buf) - cut
                 clean = size
             else:
@@ -431,6 +433,15 @@ class SheetScan:
                 row[col] = value
         reader.held(held)
         return row
+
+
+def _decoded(raw: bytes) -> str:
+    """The text of whole rows, without U+FFFE or U+FFFF (which `_TEXT` does not exclude; an
+    ASCII text is known to hold neither without a search)."""
+    text = raw.decode("utf-8")
+    if "\ufffe" in text or "\uffff" in text:
+        raise _Unrecognised("a character XML forbids")
+    return text
 
 
 def _append_rows(run: list[tuple[str, ...]], rows: list[list[CellValue]],
