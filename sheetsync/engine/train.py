@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -21,10 +21,12 @@ from .loop.backend import run_kernel
 from .loop.run import (CHUNK_STEPS, Chunk, Job, as_data, current_lr, job_for, pack, prepare,  # noqa: F401
                        reset_state, run_epochs, signature, unpack)
 from .loop.spec import build_spec  # noqa: F401
-from .embeddings import Ids
 from .models import Model
 from .record import Counters, RecordPlan
 from .result import Columns, Diagnostics, Divergence, Lazy, Result, State
+
+if TYPE_CHECKING:
+    from .embeddings import Ids  # imported where table models use it: a run without one does without
 
 
 def train(experiment: Experiment, x, y, state: State | None = None, *, keep_steps: bool = True,

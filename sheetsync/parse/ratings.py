@@ -31,16 +31,19 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import budgets
 from ..a1 import A1Error, a1, parse_range
 from ..backends.base import Snapshot
-from ..engine.embeddings import Ids, param_names
 from ..errors import Problem
 from ..settings import Experiment
 from .cells import describe_non_number, is_blank, number_or_problem
+
+if TYPE_CHECKING:
+    from ..engine.embeddings import Ids
 
 # Row 1 headers of the long layout, normalised (lower case, without spaces and "_").
 USER_HEADERS = ("user", "userid")
@@ -122,6 +125,8 @@ def _finish(users: list[str], items: list[str], pairs: list[tuple[int, int]], y:
         problems.append(Problem(tab, f"{len(y):,} ratings; the limit is {budgets.MAX_DATA_ROWS:,}"))
     if problems:
         return None
+    from ..engine.embeddings import Ids  # rating data only: a run on other data does without it
+
     x = np.asarray(pairs, dtype=np.float64).reshape(len(pairs), 2)
     return x, np.asarray(y, dtype=np.float64), Ratings(Ids(tuple(users), tuple(items)), layout, cells, ucells, icells)
 
@@ -306,8 +311,10 @@ def factor_tabs(experiments: list[Experiment]) -> list[str]:
 def factor_init(exp: Experiment, ids: Ids, snapshot: Snapshot, where, problems: list[Problem]) -> Experiment:
     """`exp` with its factor ranges' values in `init` (an `init` cell of the experiment's own wins);
     problems at the range's cells (or at the setting's cell, `where(key)`, for the range itself)."""
+    from ..engine import embeddings  # rating data only
+
     users, items, f = len(ids.users), len(ids.items), exp.factors
-    names = param_names(ids, f, False)
+    names = embeddings.param_names(ids, f, False)
     init = {}
     for key, n_rows, n_cols, what, offset in (
             ("user_factors_from", users, f, f"{users} users (one per row) × {f} factors", 0),
@@ -353,15 +360,18 @@ def factor_init(exp: Experiment, ids: Ids, snapshot: Snapshot, where, problems: 
 def own_init(exp: Experiment, ids: Ids) -> dict[str, float]:
     """The experiment's `init` cells under the parameters' own names: setting names are read
     without case ('init uAnn_1' arrives as 'uann_1'), parameter names keep the ids' case."""
-    by_lower = {p.lower(): p for p in param_names(ids, exp.factors, exp.bias)}
+    from ..engine import embeddings  # rating data only
+
+    by_lower = {p.lower(): p for p in embeddings.param_names(ids, exp.factors, exp.bias)}
     return {by_lower.get(k.lower(), k): v for k, v in exp.init.items()}
 
 
 def init_problems(exp: Experiment, ids: Ids, where) -> list[Problem]:
     """`init` cells that name no parameter of the dot_product model."""
+    from ..engine import embeddings  # rating data only
     from ..errors import closest
 
-    params = param_names(ids, exp.factors, exp.bias)
+    params = embeddings.param_names(ids, exp.factors, exp.bias)
     known = {p.lower() for p in params}
     return [Problem(where(f"init {p}"), f"{exp.name}: the dot_product model has no parameter {p!r}; its "
                     f"parameters are {', '.join(params[:12])}, …{closest(p, params)}")

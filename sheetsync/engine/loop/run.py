@@ -6,18 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...errors import SettingError
 from ...settings import Experiment
-from .. import embeddings
-from ..embeddings import Ids
 from ..labels import classes_of, label_problems
 from ..models import default_init
 from ..result import State
 from .backend import run_kernel
 from .spec import Spec, build_spec
+
+if TYPE_CHECKING:
+    from ..embeddings import Ids
 
 # A kernel call covers at most this many row steps, so long runs report progress.
 CHUNK_STEPS = 2_000_000
@@ -42,6 +44,8 @@ class Job:
         """Every parameter, in P's order: the spec's, or every table entry of a table model."""
         if not self.spec.tables:
             return self.spec.params
+        from .. import embeddings  # table models only: not imported by a run without one (~1 ms)
+
         e = self.experiment
         return embeddings.param_names(self.ids, e.factors, e.bias)
 
@@ -88,6 +92,8 @@ def job_for(experiment: Experiment, X: np.ndarray, Y: np.ndarray, models: dict |
     if bad:
         raise SettingError("y", f"data row {bad[0][0] + 1}: {bad[0][1]}")
     if spec.tables:
+        from .. import embeddings  # table models only: not imported by a run without one (~1 ms)
+
         ids = embeddings.check_indices(X, ids)
         names = embeddings.param_names(ids, experiment.factors, experiment.bias)
         unknown = sorted(set(experiment.init) - set(names))
@@ -127,6 +133,8 @@ def reset_state(job: Job) -> State:
     """Parameters from `init` (or the documented defaults) and the optimizer's starting state."""
     e, params = job.experiment, job.param_names
     if job.spec.tables:
+        from .. import embeddings  # table models only: not imported by a run without one (~1 ms)
+
         start = embeddings.initial_params(job.ids, e)
     else:
         start = default_init(e.model, params, e.seed)
