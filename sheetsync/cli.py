@@ -61,26 +61,31 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Every command, as `build_parser` adds them (tests/test_cli.py holds the two to each other).
+COMMANDS = ("demo", "run", "reset", "push", "serve", "trace", "schedule", "scheduler")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; given a `command` of COMMANDS, with that command's parser
+    alone (each the same as in the whole one): `sheetsync run` builds one subparser, not all
+    of them (~2.5 ms of a fresh run). Help, or a misspelt command, needs them all."""
+
+    def wanted(name: str) -> bool:
+        return command is None or command == name or (command == "scheduler" and name == "schedule")
+
     parser = _Parser(prog="sheetsync", description="Turn a spreadsheet into a gradient-descent lab: "
                      "every SGD step a row, exact to the fast.ai workbook, PyTorch and fastai.",
                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="write the example workbook and run it (offline, seconds)")
-    demo.add_argument("path", nargs="?", default=None, help="where to write it (default: sheetsync-demo.xlsx)")
-    demo.add_argument("--force", action="store_true", help="replace an existing file at PATH")
-    demo.add_argument("--json", action="store_true", help="print a JSON report")
-    from .demo import LABS
-
-    demo.add_argument("--lab", choices=LABS, default=LABS[0],
-                      help="graddesc: the gradient-descent workbook (default); outputs: softmax, "
-                           "cross-entropy and focal loss (fast.ai's entropy sheets) and two trained classifiers; "
-                           "embeddings: collaborative filtering, fast.ai's collab_filter sheet trained step by step")
+    if wanted("demo"):
+        _add_demo(sub)
 
     for name, doc in (("run", "Run: continue every experiment from its saved state"),
                       ("reset", "Reset: start experiments again from their init values")):
+        if not wanted(name):
+            continue
         p = sub.add_parser(name, help=doc, description=doc)
         p.add_argument("target", help="a workbook path ending in .xlsx/.xlsm (or a Google Sheet URL/key)")
         p.add_argument("--experiment", "-e", action="append", metavar="NAME",
@@ -94,27 +99,44 @@ def build_parser() -> argparse.ArgumentParser:
         _force(p)
         _common(p)
 
-    push = sub.add_parser("push", help="turn an experiment file and a CSV into a workbook, then run it")
-    push.add_argument("experiment_file", help="TOML or YAML: one table of settings per experiment")
-    push.add_argument("--data", required=True, metavar="CSV", help="CSV with headers x,y or x1,x2,...,y")
-    push.add_argument("--to", required=True, dest="target", metavar="TARGET", help="workbook (new or existing)")
-    _force(push)
-    _common(push)
-    serve = sub.add_parser("serve", help="serve the HTTP API (local mode: the workbooks of a folder)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8750, help="port (default: 8750)")
-    serve.add_argument("--folder", help="folder of .xlsx workbooks to serve (default: the current folder)")
-    serve.add_argument("--token", help="the local token callers present (default: a new random one, printed)")
-    trace = sub.add_parser("trace", help="the precedents of a cell, down to the data and settings")
-    trace.add_argument("target", help="a workbook path or a Google Sheet URL/key")
-    trace.add_argument("cell", help="a cell of a steps or epochs tab, e.g. \"basic steps!M17\"")
-    trace.add_argument("--depth", type=int, default=None, help="levels to follow (default: to the inputs)")
-    trace.add_argument("--dependents", action="store_true", help="follow the cells that read it instead")
-    _common(trace)
-    from .schedule.cli import add_parsers
+    if wanted("push"):
+        push = sub.add_parser("push", help="turn an experiment file and a CSV into a workbook, then run it")
+        push.add_argument("experiment_file", help="TOML or YAML: one table of settings per experiment")
+        push.add_argument("--data", required=True, metavar="CSV", help="CSV with headers x,y or x1,x2,...,y")
+        push.add_argument("--to", required=True, dest="target", metavar="TARGET", help="workbook (new or existing)")
+        _force(push)
+        _common(push)
+    if wanted("serve"):
+        serve = sub.add_parser("serve", help="serve the HTTP API (local mode: the workbooks of a folder)")
+        serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+        serve.add_argument("--port", type=int, default=8750, help="port (default: 8750)")
+        serve.add_argument("--folder", help="folder of .xlsx workbooks to serve (default: the current folder)")
+        serve.add_argument("--token", help="the local token callers present (default: a new random one, printed)")
+    if wanted("trace"):
+        trace = sub.add_parser("trace", help="the precedents of a cell, down to the data and settings")
+        trace.add_argument("target", help="a workbook path or a Google Sheet URL/key")
+        trace.add_argument("cell", help="a cell of a steps or epochs tab, e.g. \"basic steps!M17\"")
+        trace.add_argument("--depth", type=int, default=None, help="levels to follow (default: to the inputs)")
+        trace.add_argument("--dependents", action="store_true", help="follow the cells that read it instead")
+        _common(trace)
+    if wanted("schedule"):
+        from .schedule.cli import add_parsers
 
-    add_parsers(sub)  # schedule add|list|remove|run-now, scheduler
+        add_parsers(sub)  # schedule add|list|remove|run-now, scheduler
     return parser
+
+
+def _add_demo(sub) -> None:
+    demo = sub.add_parser("demo", help="write the example workbook and run it (offline, seconds)")
+    demo.add_argument("path", nargs="?", default=None, help="where to write it (default: sheetsync-demo.xlsx)")
+    demo.add_argument("--force", action="store_true", help="replace an existing file at PATH")
+    demo.add_argument("--json", action="store_true", help="print a JSON report")
+    from .demo import LABS
+
+    demo.add_argument("--lab", choices=LABS, default=LABS[0],
+                      help="graddesc: the gradient-descent workbook (default); outputs: softmax, "
+                           "cross-entropy and focal loss (fast.ai's entropy sheets) and two trained classifiers; "
+                           "embeddings: collaborative filtering, fast.ai's collab_filter sheet trained step by step")
 
 
 def _force(p: argparse.ArgumentParser) -> None:
@@ -128,7 +150,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the command: the first word that is no option (the only global option, --debug, takes no value)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

@@ -52,6 +52,34 @@ def test_help_has_examples_and_exit_codes(capsys):
     assert "sheetsync push lab.toml --data data.csv --to book.xlsx" in out and "exit codes" in out
 
 
+def _commands(parser) -> dict:
+    [sub] = [a for a in parser._actions if a.dest == "command"]
+    return sub.choices
+
+
+def test_a_command_alone_gets_the_parser_it_gets_among_all(capsys):
+    """`main` builds only the named command's parser (start-up): the same parser, help and usage
+    as in the whole one, and COMMANDS names every command the whole parser has."""
+    whole = cli.build_parser()
+    assert tuple(_commands(whole)) == cli.COMMANDS
+    for command in cli.COMMANDS:
+        alone = cli.build_parser(command)
+        assert command in _commands(alone) and len(_commands(alone)) <= 2  # schedule comes with scheduler
+        assert alone.format_usage() == whole.format_usage()
+        assert _commands(alone)[command].format_help() == _commands(whole)[command].format_help()
+    with pytest.raises(SystemExit):
+        cli.main(["--debug", "run", "--help"])
+    assert capsys.readouterr().out == _commands(whole)["run"].format_help()
+
+
+def test_a_misspelt_command_is_told_every_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["rn", "book.xlsx"])
+    assert info.value.code == 64
+    err = capsys.readouterr().err
+    assert all(repr(c) in err for c in cli.COMMANDS)
+
+
 @pytest.mark.parametrize("argv", [[], ["run"], ["frobnicate"], ["push", "lab.toml"]])
 def test_usage_errors_exit_64(argv, capsys):
     try:
