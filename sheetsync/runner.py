@@ -42,6 +42,8 @@ ACTIONS = ("run", "reset")
 
 @dataclass
 class ExperimentReport:
+    """What a run did to one experiment (the CLI's lines, the JSON report's entries)."""
+
     name: str
     start: str  # "continued" | "reset" | "first run" | "reset: <why>"
     epochs_run: int
@@ -59,6 +61,8 @@ class ExperimentReport:
 
 @dataclass
 class RunReport:
+    """What a run did: its experiments, warnings and the tabs it wrote."""
+
     target: str
     action: str
     experiments: list[ExperimentReport]

@@ -210,6 +210,8 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
 
 @dataclass(frozen=True)
 class Setting:
+    """One experiment setting: its check, default and documentation."""
+
     name: str
     check: Callable[[Any], Any]
     default: Any  # a value, or a function (flavour, optimizer) -> value

@@ -47,6 +47,8 @@ CellValue = float | int | str | bool | None | CellError | DateCell | Uncomputed
 
 @dataclass
 class TabInfo:
+    """One tab's metadata, as read."""
+
     title: str
     index: int
     owned: bool  # carries sheetsync's mark (created by sheetsync)
@@ -166,6 +168,8 @@ class ColorScale:
 
 @dataclass
 class RangeRef:
+    """A block of cells on a tab, 0-based and half-open (a chart's data)."""
+
     tab: str
     row0: int
     col0: int
@@ -175,6 +179,8 @@ class RangeRef:
 
 @dataclass
 class Series:
+    """One series of a chart: its values (`y`) and, on a scatter chart, its own x values."""
+
     name: str
     y: RangeRef
     x: RangeRef | None = None  # None: the chart's shared domain
@@ -183,6 +189,8 @@ class Series:
 
 @dataclass
 class Chart:
+    """A line or scatter chart placed on a tab."""
+
     kind: str  # "line" or "scatter"
     title: str
     series: list[Series]

@@ -281,6 +281,8 @@ def onset_sentence(result: "Result", onset: Onset) -> str:
 
 @dataclass
 class SafeLr:
+    """The largest learning rate tried that trained (the safe-lr diagnostic)."""
+
     lr: float | None  # the largest lr tried that trained (None: none did)
     first_loss: float | None = None
     last_loss: float | None = None
@@ -375,6 +377,8 @@ def rising(epoch_losses: np.ndarray) -> tuple[int, int] | None:
 
 @dataclass
 class Unit:
+    """A ReLU unit of a model: its pre-activation and the parameters it gates."""
+
     name: str  # the pre-activation's cell, e.g. "u" or "u2"
     pre: Expr  # a·x + b, over inputs and parameters
     inputs_params: list[str]  # parameters inside the pre-activation (a, b)
@@ -417,6 +421,8 @@ def _extreme_rows(X: np.ndarray) -> np.ndarray:
 
 @dataclass
 class DeadUnit:
+    """A ReLU unit that stopped firing for every row, and when."""
+
     unit: str
     pre: str  # the unit's pre-activation in words, e.g. "a·x + b"
     params: list[str]  # the parameters that stopped moving
@@ -550,6 +556,8 @@ def as_line(model: Model, params: dict[str, float]) -> tuple[float, float] | Non
 
 @dataclass
 class GradGap:
+    """The largest gap between a numeric gradient estimate and the analytic gradient, and why."""
+
     param: str
     gap: float  # largest |estimate - analytic| over the steps considered
     line: int
@@ -644,6 +652,8 @@ LANDSCAPE_PATH = 500  # path points kept at most (evenly sampled beyond this)
 
 @dataclass
 class Landscape:
+    """The mean row loss over a grid of two parameters, the others held, with the steps' path."""
+
     p: str  # x axis
     q: str  # y axis
     xs: np.ndarray  # ascending

@@ -28,6 +28,8 @@ Number = float | int
 
 @dataclass(frozen=True, eq=False)
 class Expr:
+    """An expression over named cells: a symbol, a constant or an operation of OPS on its args."""
+
     op: str  # "sym", or a key of OPS
     args: tuple = ()
 

@@ -29,6 +29,8 @@ class Table:
 
 @dataclass(frozen=True)
 class Model:
+    """A model's per-row cells: its inputs, parameters, intermediates, prediction and gradients."""
+
     name: str
     inputs: list[str]  # "x" or "x1".."xk"
     params: list[str]

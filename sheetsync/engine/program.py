@@ -29,6 +29,8 @@ from .loop.spec import Spec, scaled_row_cells
 
 @dataclass(frozen=True)
 class Program:
+    """An experiment's step columns as formulas over the previous step, the data and the settings."""
+
     spec: Spec
     formulas: dict[str, Expr]  # computed step column -> expression over row:/prev:/g:/set: refs
     param_columns: list[str]  # parameters before the step: linked to the previous step's `new`

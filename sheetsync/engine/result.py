@@ -158,6 +158,8 @@ class _Field:
 
 @dataclass
 class Result:
+    """What `train` returns: the steps and epochs tables, the parameters, the state to continue from."""
+
     experiment: Experiment
     steps: "pd.DataFrame" = _Field(table=True)  # type: ignore[assignment]
     epochs: "pd.DataFrame" = _Field(table=True)  # type: ignore[assignment]

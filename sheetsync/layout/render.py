@@ -32,6 +32,8 @@ LANDSCAPE_SHARE = 0.1  # of the cells left after the epochs and small tabs, for 
 
 @dataclass
 class ExperimentOutput:
+    """What the layout writes for one experiment: its result, history and notes."""
+
     result: Result
     history: Columns  # all epochs so far, this run's included
     notes: list[str] = field(default_factory=list)  # plain-language diagnostics for the epochs tab

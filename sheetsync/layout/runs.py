@@ -31,6 +31,8 @@ MAX_MESSAGE_CHARS = 30_000  # a cell holds at most 32,767 characters
 
 @dataclass
 class RunEntry:
+    """One row of the run log."""
+
     action: str  # "run" | "reset" | "push"
     experiments: list[str]
     data_hash: str = ""

@@ -24,6 +24,8 @@ FIXED = ["experiment", "signature", "settings hash"]
 
 @dataclass
 class SavedState:
+    """An experiment's saved state as the state tab holds it."""
+
     experiment: str
     signature: dict
     settings_hash: str

@@ -83,6 +83,8 @@ class Dataset:
 
 @dataclass
 class Inputs:
+    """The data and the experiments read from a sheet."""
+
     dataset: Dataset
     experiments: list[Experiment]
     warnings: list[str] = field(default_factory=list)

@@ -68,6 +68,8 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML is wrapped in
 
 @dataclass
 class Rel:
+    """One relationship of a .rels part."""
+
     id: str
     type: str
     target: str  # part name without the leading '/', or the raw target when external
@@ -399,6 +401,8 @@ def free_rel_id(used: set[str]) -> str:
 
 @dataclass
 class SheetEntry:
+    """One <sheet/> of xl/workbook.xml."""
+
     name: str
     sheet_id: int
     rid: str
@@ -408,6 +412,8 @@ class SheetEntry:
 
 @dataclass
 class DefinedName:
+    """One <definedName/> of xl/workbook.xml."""
+
     name: str
     local: int | None  # sheet position, for sheet-local names
     xml: str

@@ -13,6 +13,8 @@ from . import ooxml
 
 @dataclass
 class NewPart:
+    """A part to add to the package: its name, content type and content."""
+
     name: str
     content_type: str | None  # None for .rels (covered by the Default entry)
     data: Callable[[], Iterable[str]] | bytes | str
