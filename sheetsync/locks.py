@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import functools
 import hashlib
-import logging
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -33,7 +32,6 @@ def default_lock_folder() -> str:
     return state_path("locks")
 
 
-log = logging.getLogger("sheetsync")
 NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}  # some network and FUSE file systems
 
 
@@ -86,8 +84,10 @@ class WorkbookLock:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     if not told:  # one line on stderr in the CLI (logging's last resort), a log line in servers
-                        log.warning("%s: waiting for another run of this workbook to finish",
-                                    os.path.basename(self.path))
+                        import logging  # here: a run that waits for nothing does without it (~2 ms with its imports)
+
+                        logging.getLogger("sheetsync").warning(
+                            "%s: waiting for another run of this workbook to finish", os.path.basename(self.path))
                         told = True
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 mine, now = os.fstat(fd), os.stat(self.path)

@@ -553,6 +553,34 @@ def test_blocks_deflated_apart_make_one_valid_member(monkeypatch, block, library
     assert stream_into_zip(iter([])) and zipfile.ZipFile(io.BytesIO(stream_into_zip(iter([])))).read("part.xml") == b""
 
 
+def test_a_small_part_of_several_segments_is_deflated_without_threads_to_the_same_bytes(monkeypatch):
+    """A part whose SEGMENTs end its blocks early, less than a STREAM_BLOCK in all (a demo's
+    tabs), is deflated in the writing thread: the bytes a pool makes of the same blocks."""
+    import concurrent.futures
+    import io
+
+    def segments():
+        for k in range(10):
+            yield from (f"<row r='{i}'><v>{k * i}</v></row>" for i in range(k * 20, k * 20 + 20))
+            yield zipstream.SEGMENT
+
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", 1000)  # more than a segment, less than them all
+    pooled = stream_into_zip(segments())
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", 1 << 21)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool started for a small part")
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", no_pool)
+    alone = stream_into_zip(segments())
+    assert alone == pooled
+    with zipfile.ZipFile(io.BytesIO(alone)) as z:
+        assert z.testzip() is None and z.read("part.xml") == "".join(segments()).encode()
+    monkeypatch.setattr(zipstream, "STREAM_BLOCK", 1000)
+    with pytest.raises(AssertionError, match="a pool started"):  # the check above can fail
+        stream_into_zip(segments())
+
+
 def test_a_failing_deflate_stops_the_rendering_and_its_error_is_raised(monkeypatch):
     import sys
 

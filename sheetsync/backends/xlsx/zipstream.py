@@ -15,7 +15,6 @@ import sys
 import threading
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Iterable, Iterator
 
 from ...errors import BackendError
@@ -154,7 +153,8 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
     next blocks instead of following it. A member whose compressor is not zlib (or a writer
     without one) is written plainly. At most DEFLATE_THREADS + 2 blocks are in flight.
     A `SEGMENT` among the chunks ends a block there, and the next one is not primed. A part of
-    one block (a demo's every part) is deflated in this thread: starting a pool would cost more
+    one block, or of a few with less than a STREAM_BLOCK of text in all (a demo's every part:
+    SEGMENTs end blocks early), is deflated in this thread: starting a pool would cost more
     than the deflate, and the bytes are the same.
     """
     compressor = getattr(w, "_compressor", None)
@@ -165,18 +165,26 @@ def write_streamed(w: BinaryIO, chunks: Iterable[str | bytes]) -> None:
     deflated = _Deflated(compressor)
     w._compressor = deflated
     blocks = _blocks(chunks)
-    first = next(blocks, None)
-    second = next(blocks, None) if first is not None else None
-    if second is None:  # one block (most parts): deflated here, the same bytes without a pool's threads
-        if first is not None:
-            deflated.ready.append(_deflate_block(first[0], b""))
-            w.write(first[0])
+    head, size = [], 0  # blocks read ahead: two at least, up to a whole STREAM_BLOCK of text
+    for block, fresh in blocks:
+        head.append((block, fresh))
+        size += len(block)
+        if size >= STREAM_BLOCK and len(head) > 1:
+            break
+    else:  # one block, or a few (ended by SEGMENTs) of less than a STREAM_BLOCK in all: deflated
+        previous = b""  # here, in the calls a pool makes (the same bytes), without starting its threads
+        for block, fresh in head:
+            deflated.ready.append(_deflate_block(block, b"" if fresh else previous[-WINDOW:]))
+            w.write(block)
+            previous = block
         return
+    from concurrent.futures import ThreadPoolExecutor  # here: a run of small tabs does without it
+
     pending: collections.deque = collections.deque()
     with _quick_gil_handover(), ThreadPoolExecutor(DEFLATE_THREADS, "sheetsync-deflate") as pool:
         try:
             previous = b""
-            for block, fresh in itertools.chain((first, second), blocks):
+            for block, fresh in itertools.chain(head, blocks):
                 primer = b"" if fresh else previous[-WINDOW:]
                 pending.append((block, pool.submit(_deflate_block, block, primer)))
                 previous = block

@@ -18,7 +18,6 @@ fresh run); a miss generates it and looks the library up by the hash of its sour
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
@@ -35,7 +34,6 @@ _lock = threading.Lock()
 _loaded: dict[tuple, object] = {}  # in-process kernels by (backend, Spec.key, environment)
 _failed_c: set[str] = set()  # C kernels (or "cc:" + compiler identity) that failed here: numba runs them
 _choice: dict[tuple, str] = {}  # backend() by the environment it read
-log = logging.getLogger(__name__)
 
 
 def _forced() -> str:
@@ -112,6 +110,9 @@ def _load_c_kernel(spec: Spec):
             if forced:
                 raise SheetsyncError(f"SHEETSYNC_KERNEL=c, but the training loop did not compile: {e}") from None
             _failed_c.add(key)
+            import logging  # here: a run whose loops compile does without it (~2 ms with its imports)
+
+            log = logging.getLogger(__name__)
             # A compiler that cannot build even a trivial library (headers missing, say) is not
             # tried again in this process; one that fails on one loop is, on the next.
             if not cc.compiler_works(argv):
