@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 Number = float | int
 
@@ -294,8 +294,7 @@ def _infix(sym_: str) -> Callable[[str, str], str]:
     return lambda a, b: f"({a} {sym_} {b})"
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(NamedTuple):  # immutable like a frozen dataclass, ~4x cheaper to define (start-up)
     """One operation in every form. The text forms take their operands already rendered; `value`
     takes floats and computes exactly what the Python and C forms compute (same operations,
     same order, same NaN and infinity choices); `array` is the same over numpy arrays (the

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..settings import HEAD_LOSSES
 from .expr import Expr, absolute, amax, const, exp, log, log_sigmoid, sigmoid, sign, sqrt, sym, total, where
@@ -86,8 +87,7 @@ def of(experiment) -> Loss:
                 None if alpha is None else float(alpha))
 
 
-@dataclass(frozen=True)
-class Share:
+class Share(NamedTuple):  # immutable like a frozen dataclass, ~4x cheaper to define (start-up)
     """A row's share of a batch mean: w = 1/k and k, as loop symbols."""
 
     w: Expr

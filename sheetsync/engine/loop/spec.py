@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from ...errors import SettingError
 from ...settings import Experiment
@@ -27,8 +28,7 @@ def ident(prefix: str, name: str) -> str:
     return prefix + re.sub(r"[^0-9a-zA-Z_]", lambda m: f"_{ord(m.group()):x}_", name)
 
 
-@dataclass(frozen=True)
-class Accumulator:
+class Accumulator(NamedTuple):  # immutable like a frozen dataclass, ~4x cheaper to define (start-up)
     """One per-epoch column the loop adds up as it goes (the epochs table and the macros read them).
 
     kind: "sum" adds `of` for every row; "nonzero" adds 1.0 for every row whose `of` is not 0;
