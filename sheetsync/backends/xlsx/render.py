@@ -313,22 +313,23 @@ class TabRenderer:
         framed = RowsRenderer(letters, columns, table.row + 2, framed=True)
         separate = RowsRenderer(letters, columns, table.row + 2, framed=False)
         partners = [] if group[0] is not table else [self._renderer(t) for t in group[1:]]
-        for i0 in range(0, table.n_rows, CHUNK_ROWS):
-            chunk_patches = patches.pop(i0 // CHUNK_ROWS, {})
-            i1 = min(table.n_rows, i0 + CHUNK_ROWS)
-            if alone(table.row + 1 + i0, table.row + i1):
-                yield table.row + 1 + i0, -1, framed.framed(i0, i1, chunk_patches)
-                continue
-            if alone_but_group(table.row + 1 + i0, table.row + i1):
-                if partners:  # the leftmost writes the group's rows, each as _rows would assemble it
-                    parts = [separate.separate(i0, i1, chunk_patches)]
-                    parts += [r.separate(i0, i1, pp.get(i0 // CHUNK_ROWS, {})) for r, pp in partners]
-                    first = table.row + 2 + i0  # 1-based
-                    yield table.row + 1 + i0, -1, "".join(
-                        f'<row r="{first + k}">' + "".join(cells) + "</row>" for k, cells in enumerate(zip(*parts)))
-                continue  # the others' rows there are in the leftmost's
-            for k, xml in enumerate(separate.separate(i0, i1, chunk_patches)):
-                yield table.row + 1 + i0 + k, table.col, xml
+        for c0 in range(0, table.n_rows, CHUNK_ROWS):
+            chunk = c0 // CHUNK_ROWS
+            for i0, i1 in _segments(c0, min(table.n_rows, c0 + CHUNK_ROWS), busy, table.row + 1):
+                own = _within(patches.get(chunk, {}), i0, i1)
+                if alone(table.row + 1 + i0, table.row + i1):
+                    yield table.row + 1 + i0, -1, framed.framed(i0, i1, own)
+                    continue
+                if alone_but_group(table.row + 1 + i0, table.row + i1):
+                    if partners:  # the leftmost writes the group's rows, each as _rows would assemble it
+                        parts = [separate.separate(i0, i1, own)]
+                        parts += [r.separate(i0, i1, _within(pp.get(chunk, {}), i0, i1)) for r, pp in partners]
+                        first = table.row + 2 + i0  # 1-based
+                        yield table.row + 1 + i0, -1, "".join(
+                            f'<row r="{first + k}">' + "".join(cells) + "</row>" for k, cells in enumerate(zip(*parts)))
+                    continue  # the others' rows there are in the leftmost's
+                for k, xml in enumerate(separate.separate(i0, i1, own)):
+                    yield table.row + 1 + i0 + k, table.col, xml
 
     def _renderer(self, table) -> tuple["RowsRenderer", dict]:
         """A table's row renderer (cells only) and its overlaid cells by chunk."""
@@ -355,6 +356,22 @@ class TabRenderer:
             xml = cell_xml(ref, value, o.style, formula) or f'<c r="{ref}" s="{o.style}"/>'
             patches.setdefault(-1 if i == -1 else i // CHUNK_ROWS, {})[(i, j)] = xml
         return patches
+
+
+def _segments(i0: int, i1: int, busy: list[tuple[int, int]], row0: int) -> list[tuple[int, int]]:
+    """Data rows i0..i1 of a table (data row i on sheet row row0 + i) cut where a busy span of
+    sheet rows (first, last) starts or ends: each piece is wholly inside or outside every span,
+    so only the rows something shares are assembled cell by cell (a steps table's diagnosis
+    sits beside its first dozen rows, not its first 4,096)."""
+    cuts = {i0, i1}
+    for a, b in busy:
+        cuts.update(c for c in (a - row0, b + 1 - row0) if i0 < c < i1)
+    cuts = sorted(cuts)
+    return list(zip(cuts, cuts[1:]))
+
+
+def _within(patches: dict[tuple[int, int], str], i0: int, i1: int) -> dict[tuple[int, int], str]:
+    return {key: xml for key, xml in patches.items() if i0 <= key[0] < i1}
 
 
 def check_tables_apart(plan: TabPlan) -> None:
@@ -420,9 +437,10 @@ class RowsRenderer:
     The fast path for big numeric tables: the numbers are written as text in C (`number_texts`),
     then a whole chunk is made by one %-format of a template repeated once per row, the row
     numbers and texts laid out by slice assignments: no Python work per cell or per row. Other
-    columns are rendered beforehand (`column_cells`) and slotted in whole. Rows holding a
-    NaN/infinity (written blank) or an overlaid cell are rendered apart (`odd_row`) and swapped
-    in. Tables of numbers only are rendered as bytes (no encoding afterwards), others as str.
+    columns are rendered beforehand (`column_cells`) and slotted in whole. A NaN or infinity is
+    written as an empty cell (its "null" text taken out of the chunk in one pass). Rows holding
+    an overlaid cell are rendered apart (`odd_row`) and swapped in. Tables of numbers only are
+    rendered as bytes (no encoding afterwards), others as str.
     """
 
     def __init__(self, letters: list[str], columns: list[ColumnData], first_row: int, framed: bool):
@@ -441,7 +459,7 @@ class RowsRenderer:
             return text
         rows = text.split(self._sep)[:-1]
         for k, cell_patches in odd.items():
-            cells = odd_row(self.letters, self.columns, fields, k, i0 + k, rownums[k], cell_patches)
+            cells = odd_row(self.letters, self.columns, fields, k, rownums[k], cell_patches)
             rows[k] = self._text(f'<row r="{rownums[k]}">{cells}</row>')
         return self._sep[:0].join(rows)
 
@@ -452,7 +470,7 @@ class RowsRenderer:
             text = text.decode("ascii")
         rows = text.split("\0")[:-1]
         for k, cell_patches in odd.items():
-            rows[k] = odd_row(self.letters, self.columns, fields, k, i0 + k, rownums[k], cell_patches)
+            rows[k] = odd_row(self.letters, self.columns, fields, k, rownums[k], cell_patches)
         return rows
 
     @property
@@ -468,19 +486,17 @@ class RowsRenderer:
         The text separates rows by NUL (which no cell holds: XML cannot) when `separate` or
         when some row is odd and must be swapped."""
         columns, n = self.columns, i1 - i0
-        rownums = [str(self.first_row + i) for i in range(i0, i1)]
+        rownums = list(map(str, range(self.first_row + i0, self.first_row + i1)))
         odd: dict[int, list[tuple[int, str]]] = {}
         for (i, j), xml in patches.items():
             odd.setdefault(i - i0, []).append((j, xml))
-        fields = []
+        fields, blanks = [], False
         for j, data in enumerate(columns):
             if not data.fast:
                 fields.append(column_cells(self.letters[j], rownums, data, i0, i1))
                 continue
             block = data.values[i0:i1]
-            if block.dtype.kind == "f":
-                for k in np.flatnonzero(~np.isfinite(block)).tolist():
-                    odd.setdefault(k, [])
+            blanks = blanks or block.dtype.kind == "f" and not np.isfinite(block).all()
             fields.append(number_texts(block, self.as_bytes))
         numbers = rownums
         if self.as_bytes:
@@ -496,7 +512,11 @@ class RowsRenderer:
                 at += 1
             args[at::w] = texts
             at += 1
-        return self._template(n, separate or bool(odd)) % tuple(args), odd, fields, rownums
+        text = self._template(n, separate or bool(odd)) % tuple(args)
+        if blanks:
+            null = self._text(_NULL_VALUE)
+            text = text.replace(null, null[:0])
+        return text, odd, fields, rownums
 
     def _template(self, n: int, separated: bool):
         key = (n, separated)
@@ -506,6 +526,7 @@ class RowsRenderer:
         return self._templates[key]
 
 
+_NULL_VALUE = "<v>null</v>"  # number_texts' NaN or infinity in a fast cell: taken out, the cell left empty
 _NUMBER_DTYPES = {np.dtype(t) for t in ("float64", "int8", "int16", "int32", "int64",
                                        "uint8", "uint16", "uint32", "uint64")}
 
@@ -530,31 +551,23 @@ def _style_attr(style: int) -> str:
     return f' s="{style}"' if style else ""
 
 
-def odd_row(letters: list[str], columns: list[ColumnData], fields: list[list], k: int, index: int,
-            rownum: str, patches: list[tuple[int, str]]) -> str:
-    """Data row `index` of a table (row k of its chunk, sheet row `rownum`) cell by cell:
-    numbers from the arrays, other cells as rendered in `fields`, overlaid cells from `patches`."""
+def odd_row(letters: list[str], columns: list[ColumnData], fields: list[list], k: int, rownum: str,
+            patches: list[tuple[int, str]]) -> str:
+    """Row k of a chunk (sheet row `rownum`) cell by cell, as the chunk's template writes it,
+    with the overlaid cells from `patches` in place of its own."""
     cells = []
     for j, data in enumerate(columns):
-        if data.fast:
-            cells.append(_number_cell(letters[j] + rownum, data.values[index], data.style))
-        else:
-            cells.append(fields[j][k])
+        text = fields[j][k]
+        if not data.fast:
+            cells.append(text)
+            continue
+        if type(text) is bytes:
+            text = text.decode("ascii")
+        value = "" if text == "null" else f"<v>{text}</v>"
+        cells.append(f'<c r="{letters[j]}{rownum}"{_style_attr(data.style)}>{value}</c>')
     for j, xml in patches:
         cells[j] = xml
     return "".join(cells)
-
-
-def _number_cell(ref: str, value: np.number, style: int) -> str:
-    """`cell_xml` of a fast column's number (a numpy float or integer), without its dispatch over
-    every kind of value: a float as repr, NaN and infinities blank."""
-    s = f' s="{style}"' if style else ""
-    if value.dtype.kind == "f":
-        x = float(value)
-        if not math.isfinite(x):
-            return f'<c r="{ref}"{s}></c>' if s else ""
-        return f'<c r="{ref}"{s}><v>{x!r}</v></c>'
-    return f'<c r="{ref}"{s}><v>{int(value)}</v></c>'
 
 
 # =============================================================================================
