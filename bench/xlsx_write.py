@@ -1,6 +1,7 @@
 """Benchmark: `XlsxBackend.apply` of a big numeric steps table, side by side in one run:
 
-- sheetsync now (this working tree),
+- sheetsync now (this working tree), and the same without its C row renderer (the %-format
+  path a machine without a C compiler takes),
 - sheetsync before the fast write path (the backend as of git commit BASELINE, loaded from git
   under another module name: floats written with repr through one str.format per row, rows
   merged one by one, compression in the same thread),
@@ -89,6 +90,21 @@ def openpyxl_write_only(folder: str, values: np.ndarray):
     return write
 
 
+def without_rowwrite(action):
+    """`action` with the C row renderer unavailable, as on a machine without a C compiler."""
+    from sheetsync.backends.xlsx import rowwrite
+
+    def run() -> None:
+        real = rowwrite._load
+        rowwrite._load = lambda: None
+        try:
+            action()
+        finally:
+            rowwrite._load = real
+
+    return run
+
+
 def thread_split(plan: Plan, folder: str) -> tuple[float, float]:
     """CPU seconds of the rendering thread and of the deflating threads in one apply: on free
     cores the apply takes about the larger of the rendering and half the deflating (two
@@ -128,6 +144,8 @@ def main() -> None:
     print(f"{rows:,} rows x {cols} columns = {rows * cols:,} numeric cells")
     with tempfile.TemporaryDirectory() as folder:
         now = timed("sheetsync XlsxBackend.apply (now)", apply_with(XlsxBackend, folder, "now.xlsx", plan))
+        no_c = timed("  the same without the C row renderer", without_rowwrite(apply_with(XlsxBackend, folder,
+                                                                                        "no-c.xlsx", plan)))
         old = timed(f"sheetsync apply before ({BASELINE})",
                     apply_with(before.XlsxBackend, folder, "before.xlsx", plan))
         theirs = timed("openpyxl write_only", openpyxl_write_only(folder, values), repeat=1)
@@ -137,6 +155,7 @@ def main() -> None:
     print("file size: " + ", ".join(f"{name} {mb:.1f} MB" for name, mb in sizes.items()))
     print(f"now, CPU: rendering thread {render:.3f} s, deflating threads {deflate:.3f} s in all")
     print(f"speed-up now vs before: {old[0] / now[0]:.1f}x wall, {old[1] / now[1]:.1f}x cpu")
+    print(f"speed-up of the C row renderer: {no_c[0] / now[0]:.2f}x wall, {no_c[1] / now[1]:.2f}x cpu")
     print(f"speed-up now vs openpyxl write_only: {theirs[0] / now[0]:.1f}x wall, {theirs[1] / now[1]:.1f}x cpu")
 
 

@@ -15,6 +15,7 @@ import pytest
 from sheetsync.backends.base import Column, Highlight, Plan, Table, TabPlan, Text
 from sheetsync.backends.xlsx import XlsxBackend, render
 
+from workbooks import rows_of
 from xlsx_builders import plain_workbook
 
 
@@ -67,14 +68,73 @@ def test_shared_tables_write_the_bytes_they_wrote_cell_by_cell(tmp_path, monkeyp
     assert worksheets(now) == worksheets(before)
 
 
+@pytest.mark.parametrize("style", ["General", "0.00"])
+def test_nan_and_infinities_are_empty_cells_and_every_number_reads_back_exactly(tmp_path, monkeypatch, style):
+    """A NaN or infinity is written as an empty cell, in a chunk written whole, in one written
+    cell by cell and in a row holding an overlaid cell; every other number reads back as the
+    same double (Excel's and LibreOffice's reader, openpyxl here, not ours)."""
+    monkeypatch.setattr(render, "CHUNK_ROWS", 7)
+    hard = [0.0, -0.0, 1e-5, 1e16, 1.5, np.nan, np.inf, -np.inf, 5e-324, 1.7976931348623157e308, 0.1,
+            123456789.0, -2.5e-300, np.nan]
+    x = np.array(hard * 3)
+    n = len(x)
+    table = Table([Column("i", np.arange(n), number_format="0"), Column("x", x, number_format=style)], row=1, col=0)
+    tab = TabPlan("t", tables=[table], texts=[Text(20, 3, "a note beside one chunk")],
+                  highlights=[Highlight(row=2 + 5, col=1, n_rows=2, n_cols=1, color="FFFF00")])  # x's NaN row
+    path = tmp_path / "b.xlsx"
+    plain_workbook(path)
+    XlsxBackend(path).apply(Plan([tab]))
+    rows = rows_of(path, "t")[2:2 + n]
+    for i, v in enumerate(x.tolist()):
+        got = rows[i][1] if len(rows[i]) > 1 else None
+        if np.isfinite(v):
+            assert got == v and np.signbit(got) == np.signbit(v), (i, v, got)
+        else:
+            assert got is None, (i, v, got)
+    assert all(b"null" not in xml for xml in worksheets(path).values())
 
-def test_a_number_cell_of_an_odd_row_is_cell_xml_of_it():
-    """Rows holding a NaN are written cell by cell through render._number_cell, which must give
-    cell_xml's bytes (repr for floats, blank for NaN and infinities) for every numpy number."""
-    values = [np.float64(v) for v in (0.0, -0.0, 1e-5, 1e16, 1.5, np.nan, np.inf, -np.inf, 5e-324,
-                                      1.7976931348623157e308, 0.1, 123456789.0)]
-    values += [np.float32(0.1), np.float32(np.nan), np.int64(-3), np.int32(7), np.uint8(255),
-               np.uint64(2**64 - 1), np.int64(-2**63)]
-    for style in (0, 3):
-        for v in values:
-            assert render._number_cell("B7", v, style) == render.cell_xml("B7", v, style), (v, style)
+
+def a_table(rng: np.random.Generator, n: int) -> list[render.ColumnData]:
+    """Columns of every kind the renderer meets: floats with NaN, infinities, -0.0 and the
+    extremes; integers; float32; texts (some blank, some not ASCII) rendered whole."""
+    hard = np.array([0.0, -0.0, 1e-5, 1e16, np.nan, np.inf, -np.inf, 5e-324, 1.7976931348623157e308, 0.1])
+    floats = rng.normal(size=n) * 10.0 ** rng.integers(-20, 20, size=n)
+    hit = rng.random(n) < 0.2
+    floats[hit] = rng.choice(hard, size=hit.sum())
+    texts = [rng.choice(["", "lr", "é α", " padded ", "<&>"]) for _ in range(n)]
+    with np.errstate(over="ignore"):
+        narrow = floats.astype(np.float32)
+    return [render.ColumnData(floats, None, 0, True),
+            render.ColumnData(rng.integers(-10**12, 10**12, size=n), None, 3, True),
+            render.ColumnData(texts, None, 2, False),
+            render.ColumnData(narrow, None, 5, True)]  # overflows to infinities
+
+
+@pytest.mark.parametrize("first_row", [1, 8, 95, 999_990])
+@pytest.mark.parametrize("with_text", [False, True])
+def test_the_c_row_renderer_writes_the_bytes_of_the_python_path(monkeypatch, first_row, with_text):
+    """rowwrite lays out a chunk as one %-format of the template did: framed or not, with
+    overlaid cells, row numbers gaining a digit inside the chunk, texts that are not ASCII."""
+    from sheetsync.backends.xlsx import rowwrite
+    from sheetsync.engine.loop import cc
+
+    assert cc.compiler() is None or rowwrite._load() is not None  # a machine with cc builds it
+    rng = np.random.default_rng(first_row)
+    columns = a_table(rng, 40)
+    if not with_text:
+        columns = [c for c in columns if c.fast]
+    letters = [render.col_letter(2 + j) for j in range(len(columns))]
+    patches = {(12, 1): '<c r="D20" s="9"><v>7</v></c>', (13, 0): '<c r="C21" s="9"/>'}
+
+    def outputs():
+        out = []
+        for framed in (True, False):
+            r = render.RowsRenderer(letters, columns, first_row, framed=framed)
+            for i0, i1 in ((0, 40), (5, 17), (12, 14), (39, 40)):
+                p = {k: v for k, v in patches.items() if i0 <= k[0] < i1}
+                out.append(r.framed(i0, i1, p) if framed else r.separate(i0, i1, p))
+        return out
+
+    with_c = outputs()
+    monkeypatch.setattr(rowwrite, "_load", lambda: None)
+    assert outputs() == with_c

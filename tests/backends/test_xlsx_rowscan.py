@@ -79,6 +79,19 @@ def test_rows_out_of_sequence_white_space_and_other_shapes(tmp_path, scanner_eve
     assert scanner_everywhere[0] == 40
 
 
+def test_a_header_row_is_placed_apart_and_the_rows_under_it_scanned(tmp_path, scanner_everywhere):
+    """A data tab's first chunk starts with its header (texts): the scanner cannot vouch for
+    that row, so it is read on its own and the scanner starts again after it."""
+    path = tmp_path / "book.xlsx"
+    base_workbook(path)
+    header = ('<row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c>'
+              '<c r="B1" t="inlineStr"><is><t>é y</t></is></c></row>')  # not ASCII: bytes and characters differ
+    texts = [[str(i), repr(i / 3)] for i in range(500)]
+    with_sheet_data(path, header + number_rows(texts, first=2))
+    assert read_both_ways(path) == [True]
+    assert scanner_everywhere == [0, len(texts)] * 2  # refused at the header, then every row after it
+
+
 def test_without_a_compiler_the_scan_reads_as_before(tmp_path, monkeypatch):
     monkeypatch.setattr(rowscan, "MIN_BYTES", 0)
     monkeypatch.setattr(rowscan, "_load", lambda: None)

@@ -31,6 +31,11 @@ from xml.etree import ElementTree as ET
 
 from ... import budgets
 from ...errors import BackendError
+
+try:  # Intel's ISA-L inflate: the same bytes as zlib's, about twice as fast
+    from isal import isal_zlib as inflate_lib
+except ImportError:  # a platform without isal's wheels
+    inflate_lib = zlib
 from .celltext import escape, quoteattr
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -144,9 +149,12 @@ class Package:
         if info.file_size > limit:
             raise self.too_big(name, info.file_size, limit)
         try:
-            return BoundedPart(self, name, self.zip.open(info), limit)
+            raw = self.zip.open(info)
         except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as e:
             raise self.corrupt(name, str(e)) from None
+        if info.compress_type == zipfile.ZIP_DEFLATED:  # zipfile checks the CRC and sizes as ever
+            raw._decompressor = inflate_lib.decompressobj(-15)
+        return BoundedPart(self, name, raw, limit)
 
     def corrupt(self, part: str, why: str) -> BackendError:
         return BackendError(f"{self.path}: the workbook is corrupt ({part}: {why})")
@@ -197,7 +205,7 @@ class BoundedPart:
     def read(self, n: int = -1) -> bytes:
         try:
             data = self.raw.read(n)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        except (zipfile.BadZipFile, zlib.error, inflate_lib.error, EOFError, OSError) as e:
             raise self.pkg.corrupt(self.name, f"the compressed data is damaged: {e}") from None
         self.count += len(data)
         self.pkg.inflated += len(data)

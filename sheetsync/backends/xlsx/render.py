@@ -13,7 +13,7 @@ import orjson
 
 from ...errors import BackendError
 from ..base import TabPlan, Text, col_letter
-from . import chart_xml, ooxml
+from . import chart_xml, ooxml, rowwrite
 from .celltext import escape, excel_escape, xml_text
 from .partnames import NewPart, PartNames
 from .zipstream import SEGMENT
@@ -313,22 +313,23 @@ class TabRenderer:
         framed = RowsRenderer(letters, columns, table.row + 2, framed=True)
         separate = RowsRenderer(letters, columns, table.row + 2, framed=False)
         partners = [] if group[0] is not table else [self._renderer(t) for t in group[1:]]
-        for i0 in range(0, table.n_rows, CHUNK_ROWS):
-            chunk_patches = patches.pop(i0 // CHUNK_ROWS, {})
-            i1 = min(table.n_rows, i0 + CHUNK_ROWS)
-            if alone(table.row + 1 + i0, table.row + i1):
-                yield table.row + 1 + i0, -1, framed.framed(i0, i1, chunk_patches)
-                continue
-            if alone_but_group(table.row + 1 + i0, table.row + i1):
-                if partners:  # the leftmost writes the group's rows, each as _rows would assemble it
-                    parts = [separate.separate(i0, i1, chunk_patches)]
-                    parts += [r.separate(i0, i1, pp.get(i0 // CHUNK_ROWS, {})) for r, pp in partners]
-                    first = table.row + 2 + i0  # 1-based
-                    yield table.row + 1 + i0, -1, "".join(
-                        f'<row r="{first + k}">' + "".join(cells) + "</row>" for k, cells in enumerate(zip(*parts)))
-                continue  # the others' rows there are in the leftmost's
-            for k, xml in enumerate(separate.separate(i0, i1, chunk_patches)):
-                yield table.row + 1 + i0 + k, table.col, xml
+        for c0 in range(0, table.n_rows, CHUNK_ROWS):
+            chunk = c0 // CHUNK_ROWS
+            for i0, i1 in _segments(c0, min(table.n_rows, c0 + CHUNK_ROWS), busy, table.row + 1):
+                own = _within(patches.get(chunk, {}), i0, i1)
+                if alone(table.row + 1 + i0, table.row + i1):
+                    yield table.row + 1 + i0, -1, framed.framed(i0, i1, own)
+                    continue
+                if alone_but_group(table.row + 1 + i0, table.row + i1):
+                    if partners:  # the leftmost writes the group's rows, each as _rows would assemble it
+                        parts = [separate.separate(i0, i1, own)]
+                        parts += [r.separate(i0, i1, _within(pp.get(chunk, {}), i0, i1)) for r, pp in partners]
+                        first = table.row + 2 + i0  # 1-based
+                        yield table.row + 1 + i0, -1, "".join(
+                            f'<row r="{first + k}">' + "".join(cells) + "</row>" for k, cells in enumerate(zip(*parts)))
+                    continue  # the others' rows there are in the leftmost's
+                for k, xml in enumerate(separate.separate(i0, i1, own)):
+                    yield table.row + 1 + i0 + k, table.col, xml
 
     def _renderer(self, table) -> tuple["RowsRenderer", dict]:
         """A table's row renderer (cells only) and its overlaid cells by chunk."""
@@ -355,6 +356,22 @@ class TabRenderer:
             xml = cell_xml(ref, value, o.style, formula) or f'<c r="{ref}" s="{o.style}"/>'
             patches.setdefault(-1 if i == -1 else i // CHUNK_ROWS, {})[(i, j)] = xml
         return patches
+
+
+def _segments(i0: int, i1: int, busy: list[tuple[int, int]], row0: int) -> list[tuple[int, int]]:
+    """Data rows i0..i1 of a table (data row i on sheet row row0 + i) cut where a busy span of
+    sheet rows (first, last) starts or ends: each piece is wholly inside or outside every span,
+    so only the rows something shares are assembled cell by cell (a steps table's diagnosis
+    sits beside its first dozen rows, not its first 4,096)."""
+    cuts = {i0, i1}
+    for a, b in busy:
+        cuts.update(c for c in (a - row0, b + 1 - row0) if i0 < c < i1)
+    cuts = sorted(cuts)
+    return list(zip(cuts, cuts[1:]))
+
+
+def _within(patches: dict[tuple[int, int], str], i0: int, i1: int) -> dict[tuple[int, int], str]:
+    return {key: xml for key, xml in patches.items() if i0 <= key[0] < i1}
 
 
 def check_tables_apart(plan: TabPlan) -> None:
@@ -417,42 +434,47 @@ def text_cells(letter: str, rownums: list[str], values: list[str], style: int) -
 class RowsRenderer:
     """The data rows of one table as XML, a chunk of rows at a time.
 
-    The fast path for big numeric tables: the numbers are written as text in C (`number_texts`),
-    then a whole chunk is made by one %-format of a template repeated once per row, the row
-    numbers and texts laid out by slice assignments: no Python work per cell or per row. Other
-    columns are rendered beforehand (`column_cells`) and slotted in whole. Rows holding a
-    NaN/infinity (written blank) or an overlaid cell are rendered apart (`odd_row`) and swapped
-    in. Tables of numbers only are rendered as bytes (no encoding afterwards), others as str.
+    The fast path for big numeric tables: each column's numbers are written as text in C by
+    orjson (`number_buffer`), other columns' cells are rendered beforehand (`column_cells`), and
+    the C row renderer (`rowwrite`) lays the texts into a row template, row after row: no Python
+    work per cell or per row. Without it (no C compiler), one %-format of the template repeated
+    once per row does it, with the same bytes. A NaN or infinity is written as an empty cell.
+    Rows holding an overlaid cell are rendered apart (`odd_row`) and swapped in. Tables of
+    numbers only are rendered as bytes (no encoding afterwards), others as str.
     """
 
     def __init__(self, letters: list[str], columns: list[ColumnData], first_row: int, framed: bool):
         self.letters, self.columns, self.first_row, self.framed_rows = letters, columns, first_row, framed
         self.as_bytes = all(c.fast for c in columns)
-        cells = "".join(f'<c r="{letter}%s"{_style_attr(c.style)}><v>%s</v></c>' if c.fast else "%s"
-                        for letter, c in zip(letters, columns))
-        self.row = f'<row r="%s">{cells}</row>' if framed else cells
+        slots = "".join(f'<c r="{letter}{rowwrite.ROW_NUMBER}"{_style_attr(c.style)}>{rowwrite.VALUE}</c>'
+                        if c.fast else rowwrite.CELL for letter, c in zip(letters, columns))
+        self.slots = f'<row r="{rowwrite.ROW_NUMBER}">{slots}</row>' if framed else slots  # one row, for C
+        self.row = (self.slots.replace(rowwrite.ROW_NUMBER, "%s").replace(rowwrite.CELL, "%s")
+                    .replace(rowwrite.VALUE, "<v>%s</v>"))  # the same, for %
         self.width = (1 if framed else 0) + sum(2 if c.fast else 1 for c in columns)
         self._templates: dict[tuple[int, bool], Any] = {}
 
     def framed(self, i0: int, i1: int, patches: dict[tuple[int, int], str]) -> str | bytes:
         """Rows i0..i1 as <row> elements, one text."""
-        text, odd, fields, rownums = self._render(i0, i1, patches, separate=False)
+        text, odd, cells = self._render(i0, i1, patches, separate=False)
         if not odd:
             return text
         rows = text.split(self._sep)[:-1]
         for k, cell_patches in odd.items():
-            cells = odd_row(self.letters, self.columns, fields, k, i0 + k, rownums[k], cell_patches)
-            rows[k] = self._text(f'<row r="{rownums[k]}">{cells}</row>')
+            rownum = self.first_row + i0 + k
+            row = odd_row(self.letters, self.columns, cells, k, i0 + k, str(rownum), cell_patches)
+            rows[k] = self._text(f'<row r="{rownum}">{row}</row>')
         return self._sep[:0].join(rows)
 
     def separate(self, i0: int, i1: int, patches: dict[tuple[int, int], str]) -> list[str]:
         """The cells of rows i0..i1, one string per row."""
-        text, odd, fields, rownums = self._render(i0, i1, patches, separate=True)
+        text, odd, cells = self._render(i0, i1, patches, separate=True)
         if self.as_bytes:
             text = text.decode("ascii")
         rows = text.split("\0")[:-1]
         for k, cell_patches in odd.items():
-            rows[k] = odd_row(self.letters, self.columns, fields, k, i0 + k, rownums[k], cell_patches)
+            rows[k] = odd_row(self.letters, self.columns, cells, k, i0 + k, str(self.first_row + i0 + k),
+                              cell_patches)
         return rows
 
     @property
@@ -463,40 +485,50 @@ class RowsRenderer:
         return text.encode("utf-8") if self.as_bytes else text
 
     def _render(self, i0: int, i1: int, patches: dict[tuple[int, int], str], separate: bool):
-        """(text of the chunk, {odd row: its patches}, the columns' texts or cells, row numbers).
+        """(text of the chunk, {odd row: its patches}, the cells of the columns not `fast`).
 
         The text separates rows by NUL (which no cell holds: XML cannot) when `separate` or
         when some row is odd and must be swapped."""
         columns, n = self.columns, i1 - i0
-        rownums = [str(self.first_row + i) for i in range(i0, i1)]
         odd: dict[int, list[tuple[int, str]]] = {}
         for (i, j), xml in patches.items():
             odd.setdefault(i - i0, []).append((j, xml))
-        fields = []
-        for j, data in enumerate(columns):
-            if not data.fast:
-                fields.append(column_cells(self.letters[j], rownums, data, i0, i1))
-                continue
-            block = data.values[i0:i1]
-            if block.dtype.kind == "f":
-                for k in np.flatnonzero(~np.isfinite(block)).tolist():
-                    odd.setdefault(k, [])
-            fields.append(number_texts(block, self.as_bytes))
-        numbers = rownums
-        if self.as_bytes:
-            numbers = number_texts(np.arange(self.first_row + i0, self.first_row + i1), True)
+        separated = separate or bool(odd)
+        rownums = None if self.as_bytes else list(map(str, range(self.first_row + i0, self.first_row + i1)))
+        cells = [None if data.fast else column_cells(self.letters[j], rownums, data, i0, i1)
+                 for j, data in enumerate(columns)]
+        numbers = [number_buffer(data.values[i0:i1]) if data.fast else None for data in columns]
+        text = rowwrite.rows(self.slots.encode("utf-8") + (b"\0" if separated else b""), self.first_row + i0, n,
+                             [b if c is None else "\0".join(c).encode("utf-8") for b, c in zip(numbers, cells)])
+        if text is None:  # no C compiler
+            text = self._formatted(i0, i1, numbers, cells, rownums, separated)
+        elif not self.as_bytes:
+            text = text.decode("utf-8")
+        return text, odd, cells
+
+    def _formatted(self, i0: int, i1: int, numbers: list, cells: list, rownums: list[str] | None, separated: bool):
+        """The chunk by one %-format of the row template repeated, the row numbers and texts laid
+        out by slice assignments; a NaN's "null" then taken out of the whole text at once."""
+        n = i1 - i0
+        texts = [c if b is None else b.split(b",") if self.as_bytes else b.decode("ascii").split(",")
+                 for b, c in zip(numbers, cells)]
+        rownums = number_texts(np.arange(self.first_row + i0, self.first_row + i1), True) if self.as_bytes else rownums
         args: list = [None] * (n * self.width)
         w, at = self.width, 0
         if self.framed_rows:
-            args[0::w] = numbers
+            args[0::w] = rownums
             at = 1
-        for data, texts in zip(columns, fields):
-            if data.fast:
-                args[at::w] = numbers
+        for b, column in zip(numbers, texts):
+            if b is not None:
+                args[at::w] = rownums
                 at += 1
-            args[at::w] = texts
+            args[at::w] = column
             at += 1
-        return self._template(n, separate or bool(odd)) % tuple(args), odd, fields, rownums
+        text = self._template(n, separated) % tuple(args)
+        if any(b is not None and b"null" in b for b in numbers):
+            null = self._text(_NULL_VALUE)
+            text = text.replace(null, null[:0])
+        return text
 
     def _template(self, n: int, separated: bool):
         key = (n, separated)
@@ -506,12 +538,14 @@ class RowsRenderer:
         return self._templates[key]
 
 
+_NULL_VALUE = "<v>null</v>"  # number_texts' NaN or infinity in a fast cell: taken out, the cell left empty
 _NUMBER_DTYPES = {np.dtype(t) for t in ("float64", "int8", "int16", "int32", "int64",
                                        "uint8", "uint16", "uint32", "uint64")}
 
 
-def number_texts(block: np.ndarray, as_bytes: bool = False) -> list[str] | list[bytes]:
-    """The numbers of a 1-D array as cell texts, NaN and infinities as "null" (written blank).
+def number_buffer(block: np.ndarray) -> bytes:
+    """The numbers of a 1-D array as cell texts, comma-separated; NaN and infinities as "null"
+    (written blank).
 
     orjson writes a float as the shortest text that reads back as the same double (as repr
     does, in another notation: 0.00001 for 1e-05, 1e16 for 1e+16, always with a "." or an
@@ -519,10 +553,17 @@ def number_texts(block: np.ndarray, as_bytes: bool = False) -> list[str] | list[
     ~20x faster than repr per float. Other float types are widened to float64 first (exact,
     the value `tolist` gives)."""
     if len(block) == 0:
-        return []
+        return b""
     if block.dtype not in _NUMBER_DTYPES:
         block = block.astype(np.float64 if block.dtype.kind == "f" else np.int64)
-    data = orjson.dumps(np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+    return orjson.dumps(np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+
+
+def number_texts(block: np.ndarray, as_bytes: bool = False) -> list[str] | list[bytes]:
+    """`number_buffer`'s texts one by one."""
+    if len(block) == 0:
+        return []
+    data = number_buffer(block)
     return data.split(b",") if as_bytes else data.decode("ascii").split(",")
 
 
@@ -530,31 +571,22 @@ def _style_attr(style: int) -> str:
     return f' s="{style}"' if style else ""
 
 
-def odd_row(letters: list[str], columns: list[ColumnData], fields: list[list], k: int, index: int,
-            rownum: str, patches: list[tuple[int, str]]) -> str:
-    """Data row `index` of a table (row k of its chunk, sheet row `rownum`) cell by cell:
-    numbers from the arrays, other cells as rendered in `fields`, overlaid cells from `patches`."""
-    cells = []
+def odd_row(letters: list[str], columns: list[ColumnData], cells: list, k: int, index: int, rownum: str,
+            patches: list[tuple[int, str]]) -> str:
+    """Data row `index` (row k of its chunk, sheet row `rownum`) cell by cell, as the chunk's
+    template writes it (`cells`: the rendered cells of the columns not `fast`), with the overlaid
+    cells from `patches` in place of its own."""
+    row = []
     for j, data in enumerate(columns):
-        if data.fast:
-            cells.append(_number_cell(letters[j] + rownum, data.values[index], data.style))
-        else:
-            cells.append(fields[j][k])
+        if not data.fast:
+            row.append(cells[j][k])
+            continue
+        text = number_texts(data.values[index:index + 1])[0]
+        value = "" if text == "null" else f"<v>{text}</v>"
+        row.append(f'<c r="{letters[j]}{rownum}"{_style_attr(data.style)}>{value}</c>')
     for j, xml in patches:
-        cells[j] = xml
-    return "".join(cells)
-
-
-def _number_cell(ref: str, value: np.number, style: int) -> str:
-    """`cell_xml` of a fast column's number (a numpy float or integer), without its dispatch over
-    every kind of value: a float as repr, NaN and infinities blank."""
-    s = f' s="{style}"' if style else ""
-    if value.dtype.kind == "f":
-        x = float(value)
-        if not math.isfinite(x):
-            return f'<c r="{ref}"{s}></c>' if s else ""
-        return f'<c r="{ref}"{s}><v>{x!r}</v></c>'
-    return f'<c r="{ref}"{s}><v>{int(value)}</v></c>'
+        row[j] = xml
+    return "".join(row)
 
 
 # =============================================================================================

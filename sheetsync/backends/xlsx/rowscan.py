@@ -11,19 +11,17 @@ as before, so whatever the scanner leaves (odd numbers, other rows, bad cells) g
 values and the same errors as ever (tests/backends/test_xlsx_rowscan.py).
 
 Only an optimisation, used for big chunks of text only (`MIN_BYTES`): it is compiled once by the
-system C compiler into sheetsync's kernel cache (`engine.loop.cc`, the same place and checks as
-the training loops); without a compiler, or if it fails to build, `number_rows` returns None.
+system C compiler into sheetsync's kernel cache (`sheetsync.native`); without a compiler, or if
+it fails to build, `number_rows` returns None.
 """
 
 from __future__ import annotations
 
 import ctypes
-import logging
-import threading
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from ... import native
 
 MIN_BYTES = 1 << 20  # a chunk of text worth the call (and, once per machine, the compile)
 ROW_NUMBER, DIGITS, NUMBER = "\x01", "\x02", "\x03"  # a template's slots (XML cannot hold these)
@@ -129,37 +127,18 @@ long number_rows(const char *s, long pos, long len, const char *tpl, long tpl_le
 }
 """
 
-_lock = threading.Lock()
-_function = None
-_unavailable = False
-
-
 def _load():
-    """The compiled scanner, building it into the kernel cache the first time; None when
-    there is no working C compiler."""
-    global _function, _unavailable
-    with _lock:
-        if _function is None and not _unavailable:
-            from ...engine.loop import cache, cc
-
-            argv = cc.compiler()
-            try:
-                if argv is None:
-                    raise cc.CompileError("no C compiler")
-                so_path = cache.cache_dir() / f"sheetsync_rowscan_{cc.cache_key(SOURCE, argv)}.so"
-                if not cache.written_by_us(so_path):
-                    cc.build(SOURCE, so_path, argv)
-                function = ctypes.CDLL(str(so_path)).number_rows
-            except (cc.CompileError, OSError) as e:
-                log.info("big number tabs are read without the C row scanner: %s", e)
-                _unavailable = True
-                return None
-            function.restype = ctypes.c_long
-            function.argtypes = [ctypes.c_char_p, ctypes.c_long, ctypes.c_long, ctypes.c_char_p, ctypes.c_long,
-                                 ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                                 ctypes.POINTER(ctypes.c_long)]
-            _function = function
-    return _function
+    """The compiled scanner (`sheetsync.native`: built into the kernel cache the first time);
+    None when there is no working C compiler."""
+    lib = native.library("rowscan", SOURCE)
+    if lib is None:
+        return None
+    function = lib.number_rows
+    function.restype = ctypes.c_long
+    function.argtypes = [ctypes.c_char_p, ctypes.c_long, ctypes.c_long, ctypes.c_char_p, ctypes.c_long,
+                         ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.POINTER(ctypes.c_long)]
+    return function
 
 
 def template(text: str) -> bytes | None:

@@ -228,13 +228,22 @@ class SheetScan:
         if shape is None:
             return self._tokens(text, rows, row)
         if raw is not None and shape.template and row is None and len(raw) >= rowscan.MIN_BYTES:
+            start = 0
             read = rowscan.number_rows(raw, 0, shape.template, len(rows) + 1, budgets.SHEET_ROWS - len(rows),
                                        len(shape.cells))
+            if read is not None and not read[0]:
+                # a first row of another shape (a header): placed on its own, then the scanner after it
+                start = raw.find(b"</row>") + 6
+                head = raw[:start].decode("utf-8")
+                row = self._chunk(head, rows, row, depth + 1)
+                text = text[len(head):]
+                read = None if row is not None else rowscan.number_rows(
+                    raw, start, shape.template, len(rows) + 1, budgets.SHEET_ROWS - len(rows), len(shape.cells))
             if read is not None and read[0]:
                 new, end = read
                 rows.extend(new)
                 self.reader.held(len(new) * len(shape.cells))
-                text = text[end:]  # the rows read are ASCII: as many characters as bytes
+                text = text[end - start:]  # the rows read are ASCII: as many characters as bytes
         matches = shape.pattern.findall(text)
         numbers = [m[0] for m in matches]  # "" where the text is not of the shape
         start = 0
