@@ -40,9 +40,9 @@ def _exit_now(code: int) -> None:
     module and array one by one (~25 ms after a small run, ~35 ms after a big one: a tenth of a
     fresh `sheetsync run` of the demo) and does nothing a finished command needs: the workbook
     is written, synced and renamed, its lock released, and the OS closes the rest."""
-    import logging
-
-    logging.shutdown()
+    logging = sys.modules.get("logging")
+    if logging is not None:  # not imported: nothing was logged, and a run need not import it to say so
+        logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

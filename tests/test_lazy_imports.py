@@ -68,11 +68,11 @@ def test_a_run_imports_neither_pandas_nor_openpyxl(run_imports):
 # Modules a run whose compiled loops are already cached does without: the loop generator and its
 # printers (a library is found through the Spec's index file), the compiler's subprocess; and
 # on the demo (no table model, no rating data, no bad name, no fma on the Python side) the
-# embeddings engine, fractions and difflib; and a deflate pool's concurrent.futures (its tabs are
-# small).
+# embeddings engine, fractions and difflib; a deflate pool's concurrent.futures (its tabs are
+# small); and logging (nothing is logged when nothing goes wrong).
 DEFERRED = ("sheetsync.engine.loop.program", "sheetsync.engine.loop.c_printer",
             "sheetsync.engine.loop.numba_printer", "subprocess", "shlex",
-            "sheetsync.engine.embeddings", "fractions", "difflib", "concurrent.futures")
+            "sheetsync.engine.embeddings", "fractions", "difflib", "concurrent.futures", "logging")
 
 WARM_CHILD = r"""
 import json, shutil, sys
