@@ -3,7 +3,7 @@ renderer): each compiled once by the system C compiler into sheetsync's kernel c
 same place, naming and checks as the loops (`engine.loop.cc`, `engine.loop.cache`).
 
 They are only optimisations: without a C compiler, or if one fails to build, `library` says so
-in the log once and returns None, and the caller takes its pure-Python path, which gives the
+in the log once and returns None (so does `function`), and the caller takes its pure-Python path, which gives the
 same result (each helper's tests compare the two).
 """
 
@@ -14,6 +14,17 @@ import threading
 
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL | None] = {}
+
+
+def function(name: str, source: str, symbol: str, restype, argtypes: list):
+    """The C function `symbol` of the helper `name` (its C `source`), typed for ctypes; None
+    when the helper cannot be built here."""
+    lib = library(name, source)
+    if lib is None:
+        return None
+    fn = getattr(lib, symbol)
+    fn.restype, fn.argtypes = restype, argtypes
+    return fn
 
 
 def library(name: str, source: str) -> ctypes.CDLL | None:

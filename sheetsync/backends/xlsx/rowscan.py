@@ -128,17 +128,11 @@ long number_rows(const char *s, long pos, long len, const char *tpl, long tpl_le
 """
 
 def _load():
-    """The compiled scanner (`sheetsync.native`: built into the kernel cache the first time);
-    None when there is no working C compiler."""
-    lib = native.library("rowscan", SOURCE)
-    if lib is None:
-        return None
-    function = lib.number_rows
-    function.restype = ctypes.c_long
-    function.argtypes = [ctypes.c_char_p, ctypes.c_long, ctypes.c_long, ctypes.c_char_p, ctypes.c_long,
-                         ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                         ctypes.POINTER(ctypes.c_long)]
-    return function
+    """The compiled scanner (`sheetsync.native`); None when there is no working C compiler."""
+    c_long, pointer = ctypes.c_long, ctypes.c_void_p
+    return native.function("rowscan", SOURCE, "number_rows", c_long,
+                           [ctypes.c_char_p, c_long, c_long, ctypes.c_char_p, c_long, c_long, c_long,
+                            pointer, pointer, pointer, ctypes.POINTER(c_long)])
 
 
 def template(text: str) -> bytes | None:

@@ -89,15 +89,10 @@ long render_rows(const char *tpl, long tpl_len, long first, long n, const char *
 
 
 def _load():
-    """The compiled renderer; None when there is no working C compiler."""
-    lib = native.library("rowwrite", SOURCE)
-    if lib is None:
-        return None
-    function = lib.render_rows
-    function.restype = ctypes.c_long
-    function.argtypes = [ctypes.c_char_p, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
-                         ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_long]
-    return function
+    """The compiled renderer (`sheetsync.native`); None when there is no working C compiler."""
+    c_long, pointer = ctypes.c_long, ctypes.c_void_p
+    return native.function("rowwrite", SOURCE, "render_rows", c_long,
+                           [ctypes.c_char_p, c_long, c_long, c_long, pointer, pointer, c_long, pointer, c_long])
 
 
 def rows(template: bytes, first: int, n: int, columns: list[bytes]) -> bytes | None:
