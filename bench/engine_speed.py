@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from sheetsync import Experiment  # noqa: E402
 from sheetsync.engine import sweep, train  # noqa: E402
+from yardstick import best_of, compile_c  # noqa: E402
 
 WORKBOOK_X = np.array([14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 21, 28, 20, 8,
                        64, 99, 70, 27, 17, 8], dtype=np.float64)
@@ -77,16 +78,6 @@ PROBLEMS = [Problem("linear", "sgd", 1e-4), Problem("linear", "adam", 0.1),
             Problem("two_relu", "sgd", 1e-5), Problem("two_relu", "adam", 0.01)]
 
 
-def best_of(repeats: int, run) -> tuple[float, object]:
-    """Fastest wall time of `repeats` calls, and the last call's value."""
-    best, value = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = run()
-        best = min(best, time.perf_counter() - start)
-    return best, value
-
-
 # ---------------------------------------------------------------------------------------------
 # (a) the torch.optim loop
 
@@ -117,10 +108,7 @@ def torch_loop(problem: Problem, lr: float, epochs: int) -> dict[str, float]:
 
 def build_c_loop(workdir: Path) -> ctypes.CDLL:
     """Compile bench/c_loop.c with the system cc, as the design asks, and load it."""
-    library = workdir / "c_loop.so"
-    command = ["cc", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(library), str(HERE / "c_loop.c"), "-lm"]
-    subprocess.run(command, check=True)
-    lib = ctypes.CDLL(str(library))
+    lib = compile_c(HERE / "c_loop.c", workdir / "c_loop.so")
     lib.run.restype = ctypes.c_int64
     double_p = ctypes.POINTER(ctypes.c_double)
     lib.run.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, double_p, double_p,
@@ -202,13 +190,13 @@ def measure(problem: Problem, lib: ctypes.CDLL, sizes: Sizes) -> dict:
     rows = len(WORKBOOK_X)
     sheetsync_single(problem, 1), sheetsync_sweep(problem, 1)  # warm-up: compile or load kernels
     torch_loop(problem, problem.lr, 1)  # warm-up: import torch, first autograd graph
-    t_single, p_single = best_of(sizes.repeats, lambda: sheetsync_single(problem, sizes.single_epochs))
-    t_sweep, p_sweep = best_of(sizes.repeats, lambda: sheetsync_sweep(problem, sizes.sweep_epochs))
+    t_single, p_single = best_of(sizes.repeats, lambda: sheetsync_single(problem, sizes.single_epochs), warm_up=False)
+    t_sweep, p_sweep = best_of(sizes.repeats, lambda: sheetsync_sweep(problem, sizes.sweep_epochs), warm_up=False)
     with KernelClock() as clock:
         sheetsync_sweep(problem, sizes.sweep_epochs)
-    t_torch, p_torch = best_of(1, lambda: torch_loop(problem, problem.lr, sizes.torch_epochs))
-    t_c1, c_single = best_of(sizes.repeats, lambda: c_loop(lib, problem, np.array([problem.lr]), sizes.single_epochs))
-    t_cs, c_sweep = best_of(sizes.repeats, lambda: c_loop(lib, problem, problem.sweep_lrs(), sizes.sweep_epochs))
+    t_torch, p_torch = best_of(1, lambda: torch_loop(problem, problem.lr, sizes.torch_epochs), warm_up=False)
+    t_c1, c_single = best_of(sizes.repeats, lambda: c_loop(lib, problem, np.array([problem.lr]), sizes.single_epochs), warm_up=False)
+    t_cs, c_sweep = best_of(sizes.repeats, lambda: c_loop(lib, problem, problem.sweep_lrs(), sizes.sweep_epochs), warm_up=False)
     same_steps = sheetsync_single(problem, sizes.torch_epochs)[0]
     return {
         "problem": problem.label,

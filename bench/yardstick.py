@@ -11,10 +11,11 @@ from pathlib import Path
 C_FLAGS = ("-O2", "-ffp-contract=off", "-shared", "-fPIC")  # no FP contraction: the same IEEE ops
 
 
-def best_of(repeats: int, run):
+def best_of(repeats: int, run, warm_up: bool = True):
     """(best wall time of `repeats` calls, the last call's result), after one warm-up call that
-    compiles or loads what the call needs."""
-    run()
+    compiles or loads what the call needs (unless `warm_up` is False: a slow call timed once)."""
+    if warm_up:
+        run()
     best, out = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()

@@ -146,7 +146,7 @@ def test_the_index_follows_the_generators_code(cache, monkeypatch):
         assert f"{path.parent.name}/{path.name} {st.st_size} {st.st_mtime_ns}" in stamp.splitlines()
     train_once()
     [index] = _index_files(cache)
-    monkeypatch.setattr(backend, "_stamp", [stamp + "\nloop/program.py edited"])
+    monkeypatch.setattr(backend, "_generator_stamp", lambda: stamp + "\nloop/program.py edited")
     monkeypatch.setattr(backend, "_loaded", {})
     train_once()
     assert len(_index_files(cache)) == 2 and len(list(cache.glob("sheetsync_c_*.so"))) == 1

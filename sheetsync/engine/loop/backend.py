@@ -18,6 +18,7 @@ fresh run); a miss generates it and looks the library up by the hash of its sour
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -129,23 +130,19 @@ def _load_c_kernel(spec: Spec):
         return fn
 
 
-_stamp: list[str] = []
-
-
+@functools.cache  # once a process: the code does not change under it
 def _generator_stamp() -> str:
     """What names the code that generates a loop from its Spec: the size and modification time
     of every module of the engine (the Spec's model, update and loss, the program, the printers,
     the compiler's flags), the rule Python's own bytecode cache uses for a module's source."""
-    if not _stamp:
-        engine = Path(__file__).resolve().parent.parent
-        parts = [__version__]
-        for folder in (engine, engine / "loop"):
-            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                if entry.name.endswith(".py"):
-                    st = entry.stat()
-                    parts.append(f"{folder.name}/{entry.name} {st.st_size} {st.st_mtime_ns}")
-        _stamp.append("\n".join(parts))
-    return _stamp[0]
+    engine = Path(__file__).resolve().parent.parent
+    parts = [__version__]
+    for folder in (engine, engine / "loop"):
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                parts.append(f"{folder.name}/{entry.name} {st.st_size} {st.st_mtime_ns}")
+    return "\n".join(parts)
 
 
 def _index_path(spec: Spec, argv: list[str]) -> Path:
@@ -159,7 +156,7 @@ def _read_index(index: Path) -> str | None:
         key = index.read_text()
     except OSError:
         return None
-    return key if len(key) == 24 and all(ch in "0123456789abcdef" for ch in key) else None
+    return key if len(key) == len(cache.key()) and all(ch in "0123456789abcdef" for ch in key) else None
 
 
 def _load_numba_kernel(spec: Spec):
